@@ -1,0 +1,315 @@
+//! The embedded `EventBus`: a durable, append-only log in one SQLite file.
+//!
+//! Every published event gets the next sequence number in a single log;
+//! topics are a column. Each consumer group keeps, per topic, the sequence
+//! number it has committed up to, in the same file, so a consumer that was
+//! stopped resumes where it left off and replays what it missed. One log
+//! order means one key's events are always delivered in publish order.
+//!
+//! It is meant for one process (`boxoffice up`): a group has one member
+//! there. Scaling a group out to several members is what the Kafka adapter
+//! is for. Subscribers are woken in-process the moment something is
+//! appended, and poll every 250 ms as a fallback.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use kernel::bus::{Delivery, EventBus, Outgoing, Subscription};
+use kernel::Envelope;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use tokio::sync::watch;
+
+const POLL: Duration = Duration::from_millis(250);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    event_key TEXT NOT NULL,
+    envelope TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS log_by_topic ON log (topic, seq);
+CREATE TABLE IF NOT EXISTS group_offsets (
+    group_name TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    committed_seq INTEGER NOT NULL,
+    PRIMARY KEY (group_name, topic)
+);";
+
+/// The embedded log. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct EmbeddedBus {
+    write: SqlitePool,
+    read: SqlitePool,
+    head: watch::Sender<i64>,
+}
+
+impl EmbeddedBus {
+    /// Opens (or creates) the log at `path`.
+    pub async fn open(path: &Path) -> anyhow::Result<EmbeddedBus> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        // One writer: appends and commits never race for SQLite's lock.
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("opening the event log {}", path.display()))?;
+        sqlx::raw_sql(SCHEMA).execute(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM log")
+            .fetch_one(&read)
+            .await?;
+        Ok(EmbeddedBus {
+            write,
+            read,
+            head: watch::Sender::new(head),
+        })
+    }
+
+    /// How many events the log holds (for tests and diagnostics).
+    pub async fn len(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM log")
+            .fetch_one(&self.read)
+            .await?)
+    }
+
+    pub async fn is_empty(&self) -> anyhow::Result<bool> {
+        Ok(self.len().await? == 0)
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+#[async_trait]
+impl EventBus for EmbeddedBus {
+    async fn publish(&self, events: &[Outgoing]) -> anyhow::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write.begin().await?;
+        let mut last = 0;
+        // Chunks keep each statement under SQLite's bound-parameter limit.
+        for chunk in events.chunks(200) {
+            let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO log (topic, event_key, envelope) ");
+            insert.push_values(chunk, |mut row, event| {
+                row.push_bind(&event.topic)
+                    .push_bind(event.envelope.key())
+                    .push_bind(serde_json::to_string(&event.envelope).unwrap_or_default());
+            });
+            insert.push(" RETURNING seq");
+            let seqs: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+            last = seqs.into_iter().max().unwrap_or(last);
+        }
+        tx.commit().await.context("appending to the event log")?;
+        self.head.send_if_modified(|head| {
+            let moved = last > *head;
+            *head = (*head).max(last);
+            moved
+        });
+        Ok(())
+    }
+
+    async fn subscribe(&self, group: &str, topics: &[&str]) -> anyhow::Result<Box<dyn Subscription>> {
+        anyhow::ensure!(!topics.is_empty(), "a subscription needs at least one topic");
+        let mut positions = HashMap::new();
+        for topic in topics {
+            let committed: Option<i64> = sqlx::query_scalar(
+                "SELECT committed_seq FROM group_offsets WHERE group_name = $1 AND topic = $2",
+            )
+            .bind(group)
+            .bind(topic)
+            .fetch_optional(&self.read)
+            .await?;
+            positions.insert((*topic).to_owned(), committed.unwrap_or(0));
+        }
+        Ok(Box::new(EmbeddedSubscription {
+            bus: self.clone(),
+            group: group.to_owned(),
+            positions,
+            head: self.head.subscribe(),
+        }))
+    }
+
+    async fn is_ready(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.read).await.is_ok()
+    }
+}
+
+struct EmbeddedSubscription {
+    bus: EmbeddedBus,
+    group: String,
+    /// Per topic, the last sequence number handed out.
+    positions: HashMap<String, i64>,
+    head: watch::Receiver<i64>,
+}
+
+impl EmbeddedSubscription {
+    async fn read(&self, max: usize) -> anyhow::Result<Vec<Delivery>> {
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT seq, topic, envelope FROM log WHERE ");
+        for (i, (topic, after)) in self.positions.iter().enumerate() {
+            if i > 0 {
+                query.push(" OR ");
+            }
+            query
+                .push("(topic = ")
+                .push_bind(topic)
+                .push(" AND seq > ")
+                .push_bind(*after)
+                .push(")");
+        }
+        query.push(" ORDER BY seq LIMIT ").push_bind(max as i64);
+        let rows = query.build().fetch_all(&self.bus.read).await?;
+        rows.into_iter()
+            .map(|row| {
+                let seq: i64 = row.try_get("seq")?;
+                let envelope: String = row.try_get("envelope")?;
+                let envelope: Envelope = serde_json::from_str(&envelope)
+                    .with_context(|| format!("log entry {seq} is not an envelope"))?;
+                Ok(Delivery {
+                    topic: row.try_get("topic")?,
+                    partition: 0,
+                    offset: seq,
+                    envelope,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Subscription for EmbeddedSubscription {
+    async fn next_batch(&mut self, max: usize) -> anyhow::Result<Vec<Delivery>> {
+        // Mark the head as seen before reading, so an append that lands
+        // between the read and the wait still wakes us.
+        self.head.borrow_and_update();
+        let mut batch = self.read(max).await?;
+        if batch.is_empty() {
+            let _ = tokio::time::timeout(POLL, self.head.changed()).await;
+            batch = self.read(max).await?;
+        }
+        for delivery in &batch {
+            self.positions.insert(delivery.topic.clone(), delivery.offset);
+        }
+        Ok(batch)
+    }
+
+    async fn commit(&mut self, handled: &[Delivery]) -> anyhow::Result<()> {
+        let mut last: HashMap<&str, i64> = HashMap::new();
+        for delivery in handled {
+            let entry = last.entry(delivery.topic.as_str()).or_default();
+            *entry = (*entry).max(delivery.offset);
+        }
+        let mut tx = self.bus.write.begin().await?;
+        for (topic, seq) in last {
+            sqlx::query(
+                "INSERT INTO group_offsets (group_name, topic, committed_seq) VALUES ($1, $2, $3)
+                 ON CONFLICT (group_name, topic) DO UPDATE SET committed_seq = MAX(committed_seq, excluded.committed_seq)",
+            )
+            .bind(&self.group)
+            .bind(topic)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await.context("committing the group's position")?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(topic: &str, key: &str, n: u32) -> Outgoing {
+        Outgoing {
+            topic: topic.to_owned(),
+            envelope: Envelope::new("/test", "test.happened", 1, key, key, serde_json::json!({ "n": n })),
+        }
+    }
+
+    fn numbers(batch: &[Delivery]) -> Vec<u64> {
+        batch.iter().map(|d| d.envelope.data["n"].as_u64().unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_group_receives_its_topics_in_publish_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = EmbeddedBus::open(&dir.path().join("bus.db")).await.unwrap();
+        bus.publish(&[event("a", "k1", 1), event("b", "k2", 2), event("a", "k1", 3)])
+            .await
+            .unwrap();
+        let mut only_a = bus.subscribe("g", &["a"]).await.unwrap();
+        assert_eq!(numbers(&only_a.next_batch(10).await.unwrap()), vec![1, 3]);
+        let mut both = bus.subscribe("h", &["a", "b"]).await.unwrap();
+        assert_eq!(numbers(&both.next_batch(10).await.unwrap()), vec![1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_group_resumes_after_its_last_commit_once_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bus.db");
+        {
+            let bus = EmbeddedBus::open(&path).await.unwrap();
+            bus.publish(&[event("a", "k", 1), event("a", "k", 2), event("a", "k", 3)])
+                .await
+                .unwrap();
+            let mut sub = bus.subscribe("g", &["a"]).await.unwrap();
+            let batch = sub.next_batch(2).await.unwrap();
+            assert_eq!(numbers(&batch), vec![1, 2]);
+            sub.commit(&batch[..1]).await.unwrap();
+            bus.close().await;
+        }
+        // Reopened: event 2 was handed out but never committed, so it comes again.
+        let bus = EmbeddedBus::open(&path).await.unwrap();
+        bus.publish(&[event("a", "k", 4)]).await.unwrap();
+        let mut sub = bus.subscribe("g", &["a"]).await.unwrap();
+        assert_eq!(numbers(&sub.next_batch(10).await.unwrap()), vec![2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_subscriber_is_woken_by_a_publish() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = EmbeddedBus::open(&dir.path().join("bus.db")).await.unwrap();
+        let mut sub = bus.subscribe("g", &["a"]).await.unwrap();
+        let publisher = bus.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            publisher.publish(&[event("a", "k", 7)]).await.unwrap();
+        });
+        let started = std::time::Instant::now();
+        let mut got = Vec::new();
+        while got.is_empty() && started.elapsed() < Duration::from_secs(5) {
+            got = sub.next_batch(10).await.unwrap();
+        }
+        assert_eq!(numbers(&got), vec![7]);
+    }
+
+    #[tokio::test]
+    async fn commits_never_move_a_group_backwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = EmbeddedBus::open(&dir.path().join("bus.db")).await.unwrap();
+        bus.publish(&[event("a", "k", 1), event("a", "k", 2)]).await.unwrap();
+        let mut sub = bus.subscribe("g", &["a"]).await.unwrap();
+        let batch = sub.next_batch(10).await.unwrap();
+        sub.commit(&batch[1..]).await.unwrap();
+        sub.commit(&batch[..1]).await.unwrap();
+        let mut again = bus.subscribe("g", &["a"]).await.unwrap();
+        bus.publish(&[event("a", "k", 3)]).await.unwrap();
+        assert_eq!(numbers(&again.next_batch(10).await.unwrap()), vec![3]);
+    }
+}

@@ -1,0 +1,111 @@
+//! The public integration events of boxoffice: the wire contract between
+//! bounded contexts. Every context may publish or consume only these types.
+//!
+//! Each event has a stable CloudEvents `type` (e.g.
+//! `boxoffice.reservation.placed`) and a schema version; its payload is the
+//! variant's fields in camelCase JSON. Changing a payload incompatibly means
+//! a new schema version, never an in-place edit: contract tests pin the
+//! current shapes (see `tests/`).
+//!
+//! # Layout
+//! - [`catalog`]: listings and inventory (tickets held, rejected, released).
+//! - [`reservation`]: the reservation lifecycle.
+//! - [`IntegrationEvent`]: turning events into envelopes and back.
+
+pub mod catalog;
+pub mod reservation;
+
+use kernel::bus::Outgoing;
+use kernel::Envelope;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Topics, one per producing context.
+pub mod topics {
+    pub const CATALOG: &str = "boxoffice.catalog";
+    pub const RESERVATION: &str = "boxoffice.reservation";
+}
+
+/// Every payload is at schema version 1 today.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// An event family published by one context to one topic.
+///
+/// The enums are serialised adjacently tagged (`{"type": ..., "data": ...}`)
+/// so the tag becomes the CloudEvents `type` and the content its `data`.
+pub trait IntegrationEvent: Serialize + DeserializeOwned + Sized {
+    /// The topic this family is published to.
+    const TOPIC: &'static str;
+    /// The CloudEvents `source` of this family.
+    const SOURCE: &'static str;
+    /// Every `type` of this family, so consumers can tell "not mine" from "broken".
+    const TYPES: &'static [&'static str];
+
+    /// The aggregate this event is about (the partitioning key).
+    fn subject(&self) -> String;
+    /// The saga this event belongs to.
+    fn correlation(&self) -> String;
+
+    /// Wraps the event in a fresh envelope.
+    fn to_envelope(&self) -> Envelope {
+        let tagged = serde_json::to_value(self).expect("integration events always serialise");
+        let event_type = tagged["type"].as_str().unwrap_or_default().to_owned();
+        let data = tagged.get("data").cloned().unwrap_or(serde_json::Value::Null);
+        Envelope::new(
+            Self::SOURCE,
+            &event_type,
+            SCHEMA_VERSION,
+            self.subject(),
+            self.correlation(),
+            data,
+        )
+    }
+
+    /// Wraps the event for publication, caused by `cause` when there is one.
+    fn outgoing(&self, cause: Option<&Envelope>) -> Outgoing {
+        let mut envelope = self.to_envelope();
+        if let Some(cause) = cause {
+            envelope = envelope.caused_by(cause);
+            // The correlation of a reservation event is its own reservation;
+            // keep the one the event names rather than the cause's.
+            envelope.correlationid = self.correlation();
+        }
+        Outgoing {
+            topic: Self::TOPIC.to_owned(),
+            envelope,
+        }
+    }
+
+    /// Reads an envelope of this family. `Ok(None)` means the type is not one
+    /// of this family's (another producer's event on a shared topic); an
+    /// error means the type is ours but the payload breaks the contract.
+    fn from_envelope(envelope: &Envelope) -> Result<Option<Self>, ContractError> {
+        if !Self::TYPES.contains(&envelope.event_type.as_str()) {
+            return Ok(None);
+        }
+        if envelope.schemaversion != SCHEMA_VERSION {
+            return Err(ContractError::UnsupportedVersion {
+                event_type: envelope.event_type.clone(),
+                version: envelope.schemaversion,
+            });
+        }
+        let tagged = serde_json::json!({"type": envelope.event_type, "data": envelope.data});
+        serde_json::from_value(tagged)
+            .map(Some)
+            .map_err(|source| ContractError::Malformed {
+                event_type: envelope.event_type.clone(),
+                source,
+            })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContractError {
+    #[error("{event_type} has schema version {version}, this build reads {SCHEMA_VERSION}")]
+    UnsupportedVersion { event_type: String, version: u32 },
+    #[error("{event_type} payload does not match its schema: {source}")]
+    Malformed {
+        event_type: String,
+        source: serde_json::Error,
+    },
+}

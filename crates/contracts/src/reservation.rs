@@ -1,0 +1,94 @@
+//! Events of the reservation context: the lifecycle of one booking.
+//! Every event is keyed and correlated by its reservation id.
+
+use kernel::ids::{ListingId, ReservationId, UserId};
+use kernel::Money;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::catalog::ListingKind;
+use crate::{topics, IntegrationEvent};
+
+/// How the customer pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentMethod {
+    Card,
+    Points,
+}
+
+/// The facts about a booking that downstream contexts need, repeated on
+/// each event so that consumers never have to ask the reservation service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Booking {
+    pub reservation_id: ReservationId,
+    pub user_id: UserId,
+    pub listing_id: ListingId,
+    pub listing_title: String,
+    pub listing_kind: ListingKind,
+    pub quantity: u32,
+    pub amount: Money,
+    pub payment_method: PaymentMethod,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum ReservationEvent {
+    #[serde(rename = "boxoffice.reservation.placed", rename_all = "camelCase")]
+    ReservationPlaced {
+        booking: Booking,
+        #[serde(with = "time::serde::rfc3339")]
+        placed_at: OffsetDateTime,
+    },
+    #[serde(rename = "boxoffice.reservation.confirmed", rename_all = "camelCase")]
+    ReservationConfirmed {
+        booking: Booking,
+        #[serde(with = "time::serde::rfc3339")]
+        confirmed_at: OffsetDateTime,
+    },
+    #[serde(rename = "boxoffice.reservation.rejected", rename_all = "camelCase")]
+    ReservationRejected {
+        booking: Booking,
+        reason: String,
+        #[serde(with = "time::serde::rfc3339")]
+        rejected_at: OffsetDateTime,
+    },
+    /// The customer cancelled a confirmed booking: inventory goes back.
+    #[serde(rename = "boxoffice.reservation.cancelled", rename_all = "camelCase")]
+    ReservationCancelled {
+        booking: Booking,
+        #[serde(with = "time::serde::rfc3339")]
+        cancelled_at: OffsetDateTime,
+    },
+}
+
+impl ReservationEvent {
+    pub fn booking(&self) -> &Booking {
+        match self {
+            ReservationEvent::ReservationPlaced { booking, .. }
+            | ReservationEvent::ReservationConfirmed { booking, .. }
+            | ReservationEvent::ReservationRejected { booking, .. }
+            | ReservationEvent::ReservationCancelled { booking, .. } => booking,
+        }
+    }
+}
+
+impl IntegrationEvent for ReservationEvent {
+    const TOPIC: &'static str = topics::RESERVATION;
+    const SOURCE: &'static str = "/boxoffice/reservation";
+    const TYPES: &'static [&'static str] = &[
+        "boxoffice.reservation.placed",
+        "boxoffice.reservation.confirmed",
+        "boxoffice.reservation.rejected",
+        "boxoffice.reservation.cancelled",
+    ];
+
+    fn subject(&self) -> String {
+        self.booking().reservation_id.to_string()
+    }
+
+    fn correlation(&self) -> String {
+        self.booking().reservation_id.to_string()
+    }
+}

@@ -1,0 +1,79 @@
+//! Money as integer minor units. Prices in boxoffice are whole amounts of
+//! the smallest currency unit (won have none, cents would be the unit for
+//! dollars), so arithmetic is exact.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A non-negative amount in minor units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Money(i64);
+
+/// The largest amount boxoffice accepts anywhere (one trillion units):
+/// far above any real price, far below where `i64` arithmetic could overflow.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("amount must not be negative (got {0})")]
+    Negative(i64),
+    #[error("amount must be at most {MAX_AMOUNT} (got {0})")]
+    TooLarge(i64),
+}
+
+impl Money {
+    pub const ZERO: Money = Money(0);
+
+    pub fn parse(amount: i64) -> Result<Self, MoneyError> {
+        if amount < 0 {
+            Err(MoneyError::Negative(amount))
+        } else if amount > MAX_AMOUNT {
+            Err(MoneyError::TooLarge(amount))
+        } else {
+            Ok(Money(amount))
+        }
+    }
+
+    pub fn minor_units(self) -> i64 {
+        self.0
+    }
+
+    /// The price of `count` items, or `None` when it would exceed [`MAX_AMOUNT`].
+    pub fn times(self, count: u32) -> Option<Money> {
+        self.0
+            .checked_mul(i64::from(count))
+            .filter(|total| *total <= MAX_AMOUNT)
+            .map(Money)
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negative_amounts_are_refused() {
+        assert_eq!(Money::parse(-1), Err(MoneyError::Negative(-1)));
+    }
+
+    #[test]
+    fn amounts_above_the_ceiling_are_refused() {
+        assert!(Money::parse(MAX_AMOUNT + 1).is_err());
+        assert!(Money::parse(MAX_AMOUNT).is_ok());
+    }
+
+    #[test]
+    fn multiplying_past_the_ceiling_is_none() {
+        let price = Money::parse(MAX_AMOUNT / 2).unwrap();
+        assert_eq!(price.times(2), Some(Money(MAX_AMOUNT)));
+        assert_eq!(price.times(3), None);
+    }
+}

@@ -1,0 +1,137 @@
+//! A service assembled from its router, its readiness check and its
+//! background workers (consumers, the outbox relay), served until shutdown.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use kernel::shutdown::Shutdown;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use crate::http::{metrics_router, problem_response, MAX_BODY_BYTES};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type Worker = Box<dyn FnOnce(Shutdown) -> BoxFuture<anyhow::Result<()>> + Send>;
+type Readiness = Arc<dyn Fn() -> BoxFuture<Result<(), String>> + Send + Sync>;
+
+pub struct App {
+    name: &'static str,
+    router: Router,
+    readiness: Readiness,
+    workers: Vec<(String, Worker)>,
+}
+
+impl App {
+    pub fn new(name: &'static str, router: Router) -> App {
+        App {
+            name,
+            router,
+            readiness: Arc::new(|| Box::pin(async { Ok(()) })),
+            workers: Vec::new(),
+        }
+    }
+
+    /// What `/health/ready` checks: `Err` names what is not ready.
+    pub fn readiness<F, Fut>(mut self, check: F) -> App
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.readiness = Arc::new(move || Box::pin(check()));
+        self
+    }
+
+    /// A background task that runs while the service runs and is told to
+    /// finish on shutdown.
+    pub fn worker<F, Fut>(mut self, name: impl Into<String>, work: F) -> App
+    where
+        F: FnOnce(Shutdown) -> Fut + Send + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        self.workers
+            .push((name.into(), Box::new(move |shutdown| Box::pin(work(shutdown)))));
+        self
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The full router: the service's routes plus health and metrics, with
+    /// request ids, body limits and request metrics.
+    pub fn router(&self) -> Router {
+        let readiness = self.readiness.clone();
+        let service = self.name;
+        let ready = move || {
+            let readiness = readiness.clone();
+            async move {
+                match readiness().await {
+                    Ok(()) => (StatusCode::OK, "ready").into_response(),
+                    Err(why) => problem_response(StatusCode::SERVICE_UNAVAILABLE, "not-ready", &why),
+                }
+            }
+        };
+        self.router
+            .clone()
+            .route("/health/live", get(|| async { "live" }))
+            .route("/health/ready", get(ready))
+            .merge(metrics_router())
+            .layer(middleware::from_fn(move |req, next| record(service, req, next)))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+    }
+
+    /// Serves on `listener` and runs the workers until `shutdown` fires,
+    /// then lets in-flight requests and batches finish.
+    pub async fn serve(self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+        let router = self.router();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (name, work) in self.workers {
+            let shutdown = shutdown.clone();
+            let service = self.name;
+            tasks.spawn(async move {
+                if let Err(error) = work(shutdown).await {
+                    tracing::error!(service, worker = %name, error = format!("{error:#}"), "worker stopped with an error");
+                }
+            });
+        }
+        let mut stop = shutdown.clone();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.wait().await })
+            .await?;
+        // Workers finish their batch; do not wait forever on a stuck one.
+        let drained = tokio::time::timeout(Duration::from_secs(10), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(service = self.name, "workers did not stop within 10s");
+        }
+        Ok(())
+    }
+}
+
+async fn record(service: &'static str, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("boxoffice_http_request_duration_seconds",
+        "service" => service, "route" => route, "method" => method, "status" => status)
+    .record(started.elapsed().as_secs_f64());
+    response
+}

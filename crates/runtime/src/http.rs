@@ -1,0 +1,299 @@
+//! HTTP plumbing shared by the services: problem+json errors (RFC 9457),
+//! the caller's identity as the gateway passes it, JSON bodies whose
+//! rejections name the problem, and the operational routes.
+
+use std::sync::OnceLock;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use kernel::ids::UserId;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+/// Headers in which the gateway passes the authenticated caller. The
+/// gateway strips them from every incoming request, so only it can set them.
+pub const USER_ID_HEADER: &str = "x-boxoffice-user-id";
+pub const USERNAME_HEADER: &str = "x-boxoffice-username";
+pub const ROLE_HEADER: &str = "x-boxoffice-role";
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Largest request body any service accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// An error answered as `application/problem+json`. Client mistakes carry a
+/// precise detail; server faults are logged with their cause chain and
+/// answered opaquely.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{detail}")]
+    Unavailable { detail: String, retry_after_secs: u32 },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn slug(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad-request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not-found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge(_) => "payload-too-large",
+            ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
+            ApiError::Unprocessable(_) => "unprocessable",
+            ApiError::TooManyRequests(_) => "rate-limited",
+            ApiError::Unavailable { .. } => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// The problem document (RFC 9457).
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let detail = match &self {
+            ApiError::Internal(error) => {
+                tracing::error!(error = format!("{error:#}"), "request failed");
+                "an internal error occurred; it has been logged".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response = problem_response(status, self.slug(), &detail);
+        if let ApiError::Unavailable {
+            retry_after_secs, ..
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}
+
+/// A problem+json response.
+pub fn problem_response(status: StatusCode, slug: &str, detail: &str) -> Response {
+    let problem = Problem {
+        problem_type: format!("/problems/{slug}"),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail: detail.to_owned(),
+    };
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// A JSON request body; its rejections become precise problems.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Body<T>(pub T);
+
+impl<S, T> FromRequest<S> for Body<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(error) => {
+            ApiError::BadRequest(format!("the body does not match the expected shape: {}", error.body_text().trim_start_matches("Failed to deserialize the JSON body into the target type: ")))
+        }
+        JsonRejection::JsonSyntaxError(error) => {
+            ApiError::BadRequest(format!("the body is not valid JSON: {}", error.body_text().trim_start_matches("Failed to parse the request body as JSON: ")))
+        }
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
+            "the body must be JSON, sent with content-type: application/json".to_owned(),
+        ),
+        JsonRejection::BytesRejection(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge(format!("the body is larger than {MAX_BODY_BYTES} bytes"))
+        }
+        other => ApiError::BadRequest(other.body_text()),
+    }
+}
+
+/// Who is calling, as established by the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: UserId,
+    pub username: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Customer,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Role> {
+        match value {
+            "customer" => Some(Role::Customer),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Refuses callers that are not admins.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("this action needs the admin role".to_owned()))
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let missing = || ApiError::Unauthorized("authentication is required".to_owned());
+        let user_id = header(USER_ID_HEADER)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(missing)?;
+        let role = header(ROLE_HEADER).and_then(Role::parse).ok_or_else(missing)?;
+        let username = header(USERNAME_HEADER).unwrap_or_default().to_owned();
+        Ok(Caller {
+            user_id,
+            username,
+            role,
+        })
+    }
+}
+
+/// RFC 3339 text, the one timestamp format in storage and on the wire.
+pub fn timestamp(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Parses what [`timestamp`] wrote.
+pub fn parse_timestamp(text: &str) -> anyhow::Result<OffsetDateTime> {
+    Ok(OffsetDateTime::parse(
+        text,
+        &time::format_description::well_known::Rfc3339,
+    )?)
+}
+
+/// The process-wide Prometheus recorder (one per process, shared by every
+/// service that runs in it; series carry a `service` label).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ])
+                .expect("static buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (e.g. by a test
+            // harness); metrics then go there and this handle renders empty.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// `/metrics` in Prometheus text format.
+pub fn metrics_router() -> Router {
+    let handle = metrics_handle();
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let handle = handle.clone();
+            async move {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    handle.render(),
+                )
+            }
+        }),
+    )
+}

@@ -1,0 +1,29 @@
+//! The adapter toolkit every boxoffice service is assembled from.
+//!
+//! Services keep their domain pure and write only their own adapters; the
+//! plumbing that would otherwise be copied into each of them lives here,
+//! written once:
+//!
+//! # Layout
+//! - [`store`]: one SQL layer over SQLite (embedded) and PostgreSQL
+//!   (distributed), with embedded migrations and single-writer SQLite pools.
+//! - [`outbox`]: events appended in the state change's transaction, and the
+//!   relay that publishes them to the [`kernel::bus::EventBus`].
+//! - [`inbox`]: processed-event ids, so at-least-once delivery has
+//!   exactly-once effects.
+//! - [`consumer`]: the one generic consumer loop (batching, commit after the
+//!   transaction, retries, dead letters).
+//! - [`http`]: problem+json errors, the caller's identity, JSON bodies with
+//!   precise rejections, health and metrics routes.
+//! - [`app`]: a service assembled from a router and background workers,
+//!   served until shutdown.
+
+pub mod app;
+pub mod consumer;
+pub mod http;
+pub mod inbox;
+pub mod outbox;
+pub mod store;
+
+pub use app::App;
+pub use store::Store;

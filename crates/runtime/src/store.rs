@@ -1,0 +1,210 @@
+//! One SQL layer for SQLite and PostgreSQL, through `sqlx::Any`.
+//!
+//! SQL in boxoffice is written once, in the dialect both engines share:
+//! `$1` placeholders, `INSERT .. ON CONFLICT`, `RETURNING`, integers and
+//! text (timestamps are RFC 3339 text). Only migrations differ per engine.
+//!
+//! SQLite allows one writer at a time; rather than let connections race for
+//! the lock and fail with `SQLITE_BUSY`, writes go through a pool of exactly
+//! one connection and reads through a separate pool (WAL lets them proceed
+//! while the writer works). On PostgreSQL both are the same pool.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+use tokio::sync::Notify;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A migration script in both dialects.
+#[derive(Debug, Clone, Copy)]
+pub struct MigrationScript {
+    pub version: i64,
+    pub description: &'static str,
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+/// A service's database: a write pool, a read pool, and a signal that new
+/// outbox rows were committed (so the relay publishes without polling delay).
+#[derive(Clone, Debug)]
+pub struct Store {
+    write: AnyPool,
+    read: AnyPool,
+    backend: Backend,
+    outbox_written: Arc<Notify>,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path` or `postgres://…`) and runs the
+    /// messaging tables' migrations followed by the service's own.
+    pub async fn connect(url: &str, migrations: &[MigrationScript]) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!("unsupported database url {url:?}: expected sqlite:// or postgres://");
+        };
+        let options = AnyConnectOptions::from_str(url)
+            .with_context(|| format!("parsing database url {}", redact(url)))?;
+        let store = match backend {
+            Backend::Sqlite => {
+                let write = sqlite_pool(1).connect_with(options.clone()).await?;
+                // WAL is a property of the file; setting it once is enough.
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&write)
+                    .await
+                    .context("switching SQLite to WAL")?;
+                let read = sqlite_pool(4).connect_with(options).await?;
+                Store {
+                    write,
+                    read,
+                    backend,
+                    outbox_written: Arc::default(),
+                }
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("connecting to {}", redact(url)))?;
+                Store {
+                    write: pool.clone(),
+                    read: pool,
+                    backend,
+                    outbox_written: Arc::default(),
+                }
+            }
+        };
+        store.migrate(migrations).await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self, scripts: &[MigrationScript]) -> anyhow::Result<()> {
+        let migrations: Vec<Migration> = crate::outbox::MESSAGING_MIGRATIONS
+            .iter()
+            .chain(scripts)
+            .map(|script| {
+                let sql = match self.backend {
+                    Backend::Sqlite => script.sqlite,
+                    Backend::Postgres => script.postgres,
+                };
+                Migration::new(
+                    script.version,
+                    Cow::Borrowed(script.description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )
+            })
+            .collect();
+        let migrator = Migrator {
+            migrations: Cow::Owned(migrations),
+            ..Migrator::DEFAULT
+        };
+        migrator
+            .run(&self.write)
+            .await
+            .context("running migrations")?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool for reads that need no transaction.
+    pub fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> anyhow::Result<Transaction<'static, Any>> {
+        Ok(self.write.begin().await.context("starting a transaction")?)
+    }
+
+    /// Commits a transaction that may have appended outbox rows, and wakes
+    /// the relay.
+    pub async fn commit(&self, tx: Transaction<'static, Any>) -> anyhow::Result<()> {
+        tx.commit().await.context("committing")?;
+        self.outbox_written.notify_one();
+        Ok(())
+    }
+
+    pub(crate) fn outbox_signal(&self) -> Arc<Notify> {
+        self.outbox_written.clone()
+    }
+
+    /// Whether the database answers (for readiness).
+    pub async fn is_ready(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.read).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+fn sqlite_pool(size: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(size)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                // NORMAL is durable in WAL mode across application crashes;
+                // only an OS crash can lose the last commits.
+                conn.execute(
+                    "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+}
+
+/// The url without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}://{}:***@{}", &url[..scheme], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A SQLite url for a file in `dir`, created if missing.
+pub fn sqlite_url(dir: &std::path::Path, name: &str) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join(format!("{name}.db")).display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/catalog"),
+            "postgres://app:***@db:5432/catalog"
+        );
+        assert_eq!(redact("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+}
