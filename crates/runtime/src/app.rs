@@ -135,3 +135,14 @@ async fn record(service: &'static str, req: Request, next: Next) -> Response {
     .record(started.elapsed().as_secs_f64());
     response
 }
+
+/// The usual readiness of a service: its database and the bus answer.
+pub async fn check_ready(store: &crate::Store, bus: &dyn kernel::bus::EventBus) -> Result<(), String> {
+    if !store.is_ready().await {
+        return Err("the database does not answer".to_owned());
+    }
+    if !bus.is_ready().await {
+        return Err("the event bus does not answer".to_owned());
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! Asks catalog about a listing the replica has not heard of yet (a listing
+//! booked the moment after it was registered, before its event arrived).
+
+use std::time::Duration;
+
+use contracts::catalog::ListingKind;
+use kernel::ids::ListingId;
+use kernel::Money;
+use serde::Deserialize;
+
+use crate::domain::ListingSnapshot;
+
+#[derive(Clone, Debug)]
+pub struct CatalogClient {
+    http: reqwest::Client,
+    base_url: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error("catalog is unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListingView {
+    id: ListingId,
+    kind: ListingKind,
+    title: String,
+    price: i64,
+}
+
+impl CatalogClient {
+    pub fn new(base_url: &str) -> CatalogClient {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("a plain HTTP client always builds");
+        CatalogClient {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// `Ok(None)` when catalog says there is no such listing.
+    pub async fn listing(&self, id: ListingId) -> Result<Option<ListingSnapshot>, LookupError> {
+        let unavailable = |e: reqwest::Error| LookupError::Unavailable(e.to_string());
+        let response = self
+            .http
+            .get(format!("{}/listings/{id}", self.base_url))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(LookupError::Unavailable(format!("status {}", response.status())));
+        }
+        let view: ListingView = response.json().await.map_err(unavailable)?;
+        let price = Money::parse(view.price).map_err(|e| LookupError::Unavailable(e.to_string()))?;
+        Ok(Some(ListingSnapshot {
+            id: view.id,
+            kind: view.kind,
+            title: view.title,
+            price,
+        }))
+    }
+}

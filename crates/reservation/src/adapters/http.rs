@@ -1,0 +1,194 @@
+//! Customer REST routes for reservations.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use contracts::reservation::PaymentMethod;
+use kernel::ids::{ListingId, ReservationId};
+use runtime::http::{timestamp, ApiError, Body, Caller};
+use serde::{Deserialize, Serialize};
+
+use crate::adapters::sql::payment_method_str;
+use crate::app::{AppError, PlaceReservation, Reservations};
+use crate::domain::{Quantity, Reservation, ReservationError};
+
+/// Most reservations one listing call returns.
+const LIST_LIMIT: i64 = 1_000;
+/// Longest accepted `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+pub fn router(reservations: Reservations) -> Router {
+    Router::new()
+        .route("/reservations", post(place).get(list))
+        .route("/reservations/{id}", get(find))
+        .route("/reservations/{id}/cancel", post(cancel))
+        .with_state(reservations)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PlaceRequest {
+    listing_id: String,
+    quantity: Option<i64>,
+    seats: Option<Vec<String>>,
+    payment_method: Option<PaymentMethod>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservationView {
+    id: String,
+    listing_id: String,
+    title: String,
+    user_id: String,
+    quantity: u32,
+    seats: Vec<String>,
+    amount: i64,
+    payment_method: &'static str,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    cancel_requested: bool,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<&Reservation> for ReservationView {
+    fn from(r: &Reservation) -> Self {
+        ReservationView {
+            id: r.id.to_string(),
+            listing_id: r.listing.id.to_string(),
+            title: r.listing.title.clone(),
+            user_id: r.user_id.to_string(),
+            quantity: r.quantity.get(),
+            seats: Vec::new(),
+            amount: r.amount.minor_units(),
+            payment_method: payment_method_str(r.payment_method),
+            status: r.status.as_str(),
+            reason: r.reason.clone(),
+            cancel_requested: r.cancel_requested,
+            created_at: timestamp(r.created_at),
+            updated_at: timestamp(r.updated_at),
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
+        match error {
+            AppError::Domain(e) => match e {
+                ReservationError::QuantityOutOfRange(_) | ReservationError::AmountTooLarge { .. } => {
+                    ApiError::Unprocessable(e.to_string())
+                }
+                ReservationError::NotFound => ApiError::NotFound("no such reservation".to_owned()),
+                ReservationError::AlreadyPlaced
+                | ReservationError::AlreadyCancelled
+                | ReservationError::NotCancellable(_) => ApiError::Conflict(e.to_string()),
+            },
+            AppError::UnknownListing(id) => ApiError::Unprocessable(format!("no listing with id {id}")),
+            AppError::Lookup(e) => ApiError::Unavailable {
+                detail: format!("{e}; try again shortly"),
+                retry_after_secs: 1,
+            },
+            AppError::Infrastructure(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+async fn place(
+    State(reservations): State<Reservations>,
+    caller: Caller,
+    headers: HeaderMap,
+    Body(request): Body<PlaceRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let listing_id: ListingId = request
+        .listing_id
+        .parse()
+        .map_err(|_| ApiError::Unprocessable(format!("no listing with id {:?}", request.listing_id)))?;
+    let quantity = Quantity::parse(request.quantity.unwrap_or(1))
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    if request.seats.is_some_and(|seats| !seats.is_empty()) {
+        return Err(ApiError::Unprocessable(
+            "this listing sells tickets by quantity; seats cannot be chosen".to_owned(),
+        ));
+    }
+    let payment_method = request.payment_method.unwrap_or(PaymentMethod::Card);
+    if payment_method == PaymentMethod::Points {
+        return Err(ApiError::Unprocessable(
+            "points can pay for bike rentals only; pay for shows by card".to_owned(),
+        ));
+    }
+    let idempotency_key = idempotency_key(&headers)?;
+    let reservation = reservations
+        .place(PlaceReservation {
+            user_id: caller.user_id,
+            listing_id,
+            quantity,
+            payment_method,
+            idempotency_key,
+        })
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/reservations/{}", reservation.id))],
+        Json(ReservationView::from(&reservation)),
+    ))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+            ))
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+async fn list(
+    State(reservations): State<Reservations>,
+    caller: Caller,
+) -> Result<Json<Vec<ReservationView>>, ApiError> {
+    let owner = (!caller.is_admin()).then_some(caller.user_id);
+    let list = reservations.list(owner, LIST_LIMIT).await?;
+    Ok(Json(list.iter().map(ReservationView::from).collect()))
+}
+
+/// Parses an id from the path; an id that cannot exist is simply not found.
+fn reservation_id(id: &str) -> Result<ReservationId, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::NotFound(format!("no reservation with id {id:?}")))
+}
+
+async fn find(
+    State(reservations): State<Reservations>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ReservationView>, ApiError> {
+    let reservation = reservations
+        .find(reservation_id(&id)?)
+        .await?
+        .filter(|r| caller.is_admin() || r.user_id == caller.user_id)
+        .ok_or_else(|| ApiError::NotFound(format!("no reservation with id {id:?}")))?;
+    Ok(Json(ReservationView::from(&reservation)))
+}
+
+async fn cancel(
+    State(reservations): State<Reservations>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let reservation = reservations
+        .cancel(reservation_id(&id)?, caller.user_id, caller.is_admin())
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(ReservationView::from(&reservation))))
+}

@@ -1,0 +1,265 @@
+//! Reservations and the listing replica in the reservation service's own
+//! database. The aggregate is stored as its current state with a version;
+//! every change is written together with its events (outbox) in one
+//! transaction.
+
+use anyhow::Context;
+use contracts::reservation::PaymentMethod;
+use kernel::ids::{ListingId, ReservationId, UserId};
+use kernel::Money;
+use runtime::http::{parse_timestamp, timestamp};
+use runtime::store::{Backend, MigrationScript};
+use runtime::Store;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::domain::{ListingSnapshot, Quantity, Reservation, Status};
+
+const SCHEMA: &str = "
+CREATE TABLE reservations (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    listing_id TEXT NOT NULL,
+    listing_title TEXT NOT NULL,
+    listing_kind TEXT NOT NULL,
+    price BIGINT NOT NULL,
+    quantity BIGINT NOT NULL,
+    amount BIGINT NOT NULL,
+    payment_method TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    cancel_requested BIGINT NOT NULL,
+    idempotency_key TEXT,
+    version BIGINT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (user_id, idempotency_key)
+);
+CREATE INDEX reservations_by_user ON reservations (user_id, created_at);
+CREATE TABLE listing_replica (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    title TEXT NOT NULL,
+    price BIGINT NOT NULL
+);";
+
+pub const MIGRATIONS: &[MigrationScript] = &[MigrationScript {
+    version: 100,
+    description: "reservation: reservations and the listing replica",
+    sqlite: SCHEMA,
+    postgres: SCHEMA,
+}];
+
+const COLUMNS: &str = "id, user_id, listing_id, listing_title, listing_kind, price, quantity, amount, \
+    payment_method, status, reason, cancel_requested, version, created_at, updated_at";
+
+/// A stored reservation and the version it was read at.
+pub type Versioned = (Reservation, i64);
+
+#[derive(Clone, Debug)]
+pub struct ReservationStore {
+    store: Store,
+}
+
+impl ReservationStore {
+    pub fn new(store: Store) -> ReservationStore {
+        ReservationStore { store }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Loads a reservation for change, locking it on PostgreSQL (SQLite has
+    /// a single writer already).
+    pub async fn load(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: ReservationId,
+    ) -> anyhow::Result<Option<Versioned>> {
+        let lock = match self.store.backend() {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM reservations WHERE id = $1{lock}"))
+            .bind(id.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.map(|row| Ok((from_row(&row)?, row.try_get("version")?)))
+            .transpose()
+    }
+
+    pub async fn insert(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        r: &Reservation,
+        idempotency_key: Option<&str>,
+    ) -> anyhow::Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO reservations ({COLUMNS}, idempotency_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15)"
+        ))
+        .bind(r.id.to_string())
+        .bind(r.user_id.to_string())
+        .bind(r.listing.id.to_string())
+        .bind(&r.listing.title)
+        .bind(r.listing.kind.as_str())
+        .bind(r.listing.price.minor_units())
+        .bind(i64::from(r.quantity.get()))
+        .bind(r.amount.minor_units())
+        .bind(payment_method_str(r.payment_method))
+        .bind(r.status.as_str())
+        .bind(r.reason.clone())
+        .bind(i64::from(r.cancel_requested))
+        .bind(timestamp(r.created_at))
+        .bind(timestamp(r.updated_at))
+        .bind(idempotency_key.map(str::to_owned))
+        .execute(&mut **tx)
+        .await
+        .context("storing a reservation")?;
+        Ok(())
+    }
+
+    /// Writes the new state if nobody changed it since `version`.
+    pub async fn update(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        r: &Reservation,
+        version: i64,
+    ) -> anyhow::Result<()> {
+        let updated = sqlx::query(
+            "UPDATE reservations SET status = $1, reason = $2, cancel_requested = $3, updated_at = $4,
+                 version = version + 1
+             WHERE id = $5 AND version = $6",
+        )
+        .bind(r.status.as_str())
+        .bind(r.reason.clone())
+        .bind(i64::from(r.cancel_requested))
+        .bind(timestamp(r.updated_at))
+        .bind(r.id.to_string())
+        .bind(version)
+        .execute(&mut **tx)
+        .await?;
+        anyhow::ensure!(
+            updated.rows_affected() == 1,
+            "reservation {} changed concurrently",
+            r.id
+        );
+        Ok(())
+    }
+
+    pub async fn find(&self, id: ReservationId) -> anyhow::Result<Option<Reservation>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM reservations WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(self.store.reader())
+            .await?;
+        row.map(|row| from_row(&row)).transpose()
+    }
+
+    pub async fn find_by_idempotency_key(
+        &self,
+        user: UserId,
+        key: &str,
+    ) -> anyhow::Result<Option<Reservation>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM reservations WHERE user_id = $1 AND idempotency_key = $2"
+        ))
+        .bind(user.to_string())
+        .bind(key)
+        .fetch_optional(self.store.reader())
+        .await?;
+        row.map(|row| from_row(&row)).transpose()
+    }
+
+    /// A user's reservations (all of them for `None`), newest first.
+    pub async fn list(&self, user: Option<UserId>, limit: i64) -> anyhow::Result<Vec<Reservation>> {
+        let rows = match user {
+            Some(user) => {
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM reservations WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+                ))
+                .bind(user.to_string())
+                .bind(limit)
+                .fetch_all(self.store.reader())
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM reservations ORDER BY created_at DESC, id DESC LIMIT $1"
+                ))
+                .bind(limit)
+                .fetch_all(self.store.reader())
+                .await?
+            }
+        };
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn listing(&self, id: ListingId) -> anyhow::Result<Option<ListingSnapshot>> {
+        let row = sqlx::query("SELECT id, kind, title, price FROM listing_replica WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(self.store.reader())
+            .await?;
+        row.map(|row| {
+            let id: String = row.try_get("id")?;
+            let kind: String = row.try_get("kind")?;
+            Ok(ListingSnapshot {
+                id: id.parse()?,
+                kind: serde_json::from_value(serde_json::Value::String(kind))?,
+                title: row.try_get("title")?,
+                price: Money::parse(row.try_get("price")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records (or refreshes) a listing in the replica.
+    pub async fn remember_listing(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        listing: &ListingSnapshot,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO listing_replica (id, kind, title, price) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, title = excluded.title, price = excluded.price",
+        )
+        .bind(listing.id.to_string())
+        .bind(listing.kind.as_str())
+        .bind(&listing.title)
+        .bind(listing.price.minor_units())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+pub fn payment_method_str(method: PaymentMethod) -> &'static str {
+    match method {
+        PaymentMethod::Card => "card",
+        PaymentMethod::Points => "points",
+    }
+}
+
+fn from_row(row: &AnyRow) -> anyhow::Result<Reservation> {
+    let text = |name: &str| -> anyhow::Result<String> { Ok(row.try_get::<String, _>(name)?) };
+    let number = |name: &str| -> anyhow::Result<i64> { Ok(row.try_get::<i64, _>(name)?) };
+    let status = text("status")?;
+    Ok(Reservation {
+        id: text("id")?.parse()?,
+        user_id: text("user_id")?.parse()?,
+        listing: ListingSnapshot {
+            id: text("listing_id")?.parse()?,
+            kind: serde_json::from_value(serde_json::Value::String(text("listing_kind")?))?,
+            title: text("listing_title")?,
+            price: Money::parse(number("price")?)?,
+        },
+        quantity: Quantity::parse(number("quantity")?)?,
+        amount: Money::parse(number("amount")?)?,
+        payment_method: serde_json::from_value(serde_json::Value::String(text("payment_method")?))?,
+        status: Status::parse(&status).with_context(|| format!("unknown status {status:?}"))?,
+        reason: row.try_get("reason")?,
+        cancel_requested: number("cancel_requested")? != 0,
+        created_at: parse_timestamp(&text("created_at")?)?,
+        updated_at: parse_timestamp(&text("updated_at")?)?,
+    })
+}

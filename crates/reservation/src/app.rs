@@ -1,0 +1,216 @@
+//! Use cases of the reservation context: place, cancel, look up, and the
+//! saga steps driven by catalog's answers. Each change runs in one
+//! transaction: load, decide, apply, store, and append the resulting
+//! integration events to the outbox.
+
+use contracts::reservation::{Booking, PaymentMethod, ReservationEvent};
+use contracts::IntegrationEvent;
+use kernel::bus::Outgoing;
+use kernel::ids::{ListingId, ReservationId, UserId};
+use kernel::Envelope;
+use runtime::outbox;
+use sqlx::{Any, Transaction};
+
+use crate::adapters::catalog_client::{CatalogClient, LookupError};
+use crate::adapters::sql::ReservationStore;
+use crate::domain::{self, Command, Event, ListingSnapshot, Quantity, Reservation, ReservationError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Domain(#[from] ReservationError),
+    #[error("no listing with id {0}")]
+    UnknownListing(ListingId),
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    #[error(transparent)]
+    Infrastructure(#[from] anyhow::Error),
+}
+
+/// A request to book, already parsed into domain types.
+#[derive(Debug, Clone)]
+pub struct PlaceReservation {
+    pub user_id: UserId,
+    pub listing_id: ListingId,
+    pub quantity: Quantity,
+    pub payment_method: PaymentMethod,
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Reservations {
+    store: ReservationStore,
+    catalog: CatalogClient,
+}
+
+impl Reservations {
+    pub fn new(store: ReservationStore, catalog: CatalogClient) -> Reservations {
+        Reservations { store, catalog }
+    }
+
+    /// Places a pending reservation. With an idempotency key, a repeat of
+    /// the same request returns the reservation the first one created.
+    pub async fn place(&self, request: PlaceReservation) -> Result<Reservation, AppError> {
+        if let Some(key) = &request.idempotency_key {
+            if let Some(existing) = self.store.find_by_idempotency_key(request.user_id, key).await? {
+                return Ok(existing);
+            }
+        }
+        let listing = self.listing(request.listing_id).await?;
+        let events = domain::decide(
+            None,
+            Command::Place {
+                id: ReservationId::new(),
+                user_id: request.user_id,
+                listing,
+                quantity: request.quantity,
+                payment_method: request.payment_method,
+                at: kernel::now(),
+            },
+        )?;
+        let reservation = fold(None, &events).expect("placing yields a reservation");
+        let mut tx = self.store.store().begin().await?;
+        let stored = self
+            .store
+            .insert(&mut tx, &reservation, request.idempotency_key.as_deref())
+            .await;
+        if let Err(error) = stored {
+            // Two identical requests raced: the other one won; answer with its result.
+            if let Some(key) = &request.idempotency_key {
+                drop(tx);
+                if let Some(existing) = self.store.find_by_idempotency_key(request.user_id, key).await? {
+                    return Ok(existing);
+                }
+            }
+            return Err(error.into());
+        }
+        outbox::append(&mut tx, &integration_events(&reservation, &events, None)).await?;
+        self.store.store().commit(tx).await?;
+        Ok(reservation)
+    }
+
+    /// The listing from the replica, or from catalog when the replica has
+    /// not heard of it yet (remembered for next time).
+    async fn listing(&self, id: ListingId) -> Result<ListingSnapshot, AppError> {
+        if let Some(listing) = self.store.listing(id).await? {
+            return Ok(listing);
+        }
+        let listing = self.catalog.listing(id).await?.ok_or(AppError::UnknownListing(id))?;
+        let mut tx = self.store.store().begin().await?;
+        self.store.remember_listing(&mut tx, &listing).await?;
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        Ok(listing)
+    }
+
+    /// Cancels on behalf of `caller` (admins may cancel anyone's).
+    pub async fn cancel(&self, id: ReservationId, caller: UserId, admin: bool) -> Result<Reservation, AppError> {
+        let mut tx = self.store.store().begin().await?;
+        let owned = self
+            .store
+            .load(&mut tx, id)
+            .await?
+            .filter(|(r, _)| admin || r.user_id == caller)
+            .map(|(r, _)| r.id);
+        if owned.is_none() {
+            return Err(ReservationError::NotFound.into());
+        }
+        let reservation = self.execute(&mut tx, id, Command::Cancel { at: kernel::now() }, None).await?;
+        self.store.store().commit(tx).await?;
+        Ok(reservation)
+    }
+
+    /// Applies a saga step inside the consumer's transaction.
+    pub async fn on_catalog_answer(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: ReservationId,
+        command: Command,
+        cause: &Envelope,
+    ) -> anyhow::Result<()> {
+        match self.execute(tx, id, command, Some(cause)).await {
+            Ok(_) => Ok(()),
+            // An answer about a reservation this service never stored cannot
+            // be acted on; say so and move on rather than block the stream.
+            Err(AppError::Domain(ReservationError::NotFound)) => {
+                tracing::warn!(reservation = %id, event = %cause.id, "catalog answered about an unknown reservation");
+                Ok(())
+            }
+            Err(error) => Err(anyhow::anyhow!(error)),
+        }
+    }
+
+    async fn execute(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: ReservationId,
+        command: Command,
+        cause: Option<&Envelope>,
+    ) -> Result<Reservation, AppError> {
+        let Some((current, version)) = self.store.load(tx, id).await? else {
+            return Err(ReservationError::NotFound.into());
+        };
+        let events = domain::decide(Some(&current), command)?;
+        if events.is_empty() {
+            return Ok(current);
+        }
+        let next = fold(Some(current), &events).expect("an existing reservation stays");
+        self.store.update(tx, &next, version).await?;
+        outbox::append(tx, &integration_events(&next, &events, cause)).await?;
+        Ok(next)
+    }
+
+    pub async fn find(&self, id: ReservationId) -> anyhow::Result<Option<Reservation>> {
+        self.store.find(id).await
+    }
+
+    pub async fn list(&self, user: Option<UserId>, limit: i64) -> anyhow::Result<Vec<Reservation>> {
+        self.store.list(user, limit).await
+    }
+
+    pub(crate) fn store(&self) -> &ReservationStore {
+        &self.store
+    }
+}
+
+fn fold(state: Option<Reservation>, events: &[Event]) -> Option<Reservation> {
+    events.iter().fold(state, domain::apply)
+}
+
+/// The public events for domain events; internal ones (a cancel waiting for
+/// catalog) publish nothing.
+fn integration_events(r: &Reservation, events: &[Event], cause: Option<&Envelope>) -> Vec<Outgoing> {
+    let booking = Booking {
+        reservation_id: r.id,
+        user_id: r.user_id,
+        listing_id: r.listing.id,
+        listing_title: r.listing.title.clone(),
+        listing_kind: r.listing.kind,
+        quantity: r.quantity.get(),
+        amount: r.amount,
+        payment_method: r.payment_method,
+    };
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Placed(placed) => Some(ReservationEvent::ReservationPlaced {
+                booking: booking.clone(),
+                placed_at: placed.created_at,
+            }),
+            Event::Confirmed { at } => Some(ReservationEvent::ReservationConfirmed {
+                booking: booking.clone(),
+                confirmed_at: *at,
+            }),
+            Event::Rejected { reason, at } => Some(ReservationEvent::ReservationRejected {
+                booking: booking.clone(),
+                reason: reason.clone(),
+                rejected_at: *at,
+            }),
+            Event::Cancelled { at } => Some(ReservationEvent::ReservationCancelled {
+                booking: booking.clone(),
+                cancelled_at: *at,
+            }),
+            Event::CancellationRequested { .. } => None,
+        })
+        .map(|event| event.outgoing(cause))
+        .collect()
+}
