@@ -1,1 +1,78 @@
-//! placeholder
+//! The edge of boxoffice: one entry point for the API and the web UI.
+//!
+//! It authenticates callers (signup, tokens, JWT validation), decides who
+//! may call what ([`access`]), routes by path prefix to the service that
+//! owns the path ([`proxy`]), passes the caller's identity downstream in
+//! headers it strips from every incoming request (so no client can speak
+//! for another), and adds `x-request-id` to every request.
+//!
+//! # Layout
+//! - [`access`]: the access policy, pure.
+//! - [`identity`]: users, password hashes and tokens (its own database).
+//! - [`proxy`]: the route table and request forwarding.
+
+pub mod access;
+pub mod identity;
+pub mod proxy;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::header;
+use axum::routing::{get, post};
+use axum::Router;
+use runtime::{App, Store};
+
+pub use identity::MIGRATIONS;
+pub use proxy::Route;
+
+const INDEX_HTML: &str = include_str!("../../../web/index.html");
+const OPENAPI_JSON: &str = include_str!("../../../web/openapi.json");
+
+/// How the gateway is configured.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    /// Key for signing tokens (HS256). Keep it secret; at least 32 bytes.
+    pub jwt_secret: String,
+    pub token_ttl: Duration,
+    /// The admin's password: the `admin` user is created or updated with it.
+    pub admin_password: String,
+    /// Path prefix → service base URL.
+    pub routes: Vec<Route>,
+}
+
+pub async fn build(settings: Settings) -> anyhow::Result<App> {
+    anyhow::ensure!(
+        settings.jwt_secret.len() >= 32,
+        "the token signing secret must be at least 32 bytes"
+    );
+    let store = Store::connect(&settings.database_url, MIGRATIONS).await?;
+    let users = identity::Users::new(store.clone());
+    users.ensure_admin(&settings.admin_password).await?;
+    let tokens = identity::Tokens::new(settings.jwt_secret.as_bytes(), settings.token_ttl);
+    let routes = Arc::new(proxy::RouteTable::new(settings.routes)?);
+    let upstream = proxy::Upstream::new(routes.clone(), tokens.clone());
+    let auth = Router::new()
+        .route("/auth/signup", post(identity::signup))
+        .route("/auth/token", post(identity::token))
+        .with_state(identity::AuthState { users, tokens });
+    let router = Router::new()
+        .route("/", get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX_HTML) }))
+        .route(
+            "/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON) }),
+        )
+        .merge(auth)
+        .fallback(proxy::forward)
+        .with_state(upstream.clone());
+    Ok(App::new("gateway", router).readiness(move || {
+        let (store, upstream) = (store.clone(), upstream.clone());
+        async move {
+            if !store.is_ready().await {
+                return Err("the identity database does not answer".to_owned());
+            }
+            upstream.check_ready().await
+        }
+    }))
+}

@@ -1,1 +1,58 @@
-//! placeholder
+//! The my-page context: read models for customers, built from events alone
+//! (it never reads another service's database).
+//!
+//! # Layout
+//! - [`projection`]: how each reservation event changes a customer's list (pure).
+//! - `store`: the materialised view in the service's own database.
+//! - `http`: `GET /mypage/reservations`.
+
+pub mod projection;
+mod http;
+mod store;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use contracts::reservation::ReservationEvent;
+use contracts::{topics, IntegrationEvent};
+use kernel::bus::EventBus;
+use kernel::Envelope;
+use runtime::consumer::{Consumer, EventHandler};
+use runtime::{App, Store};
+use sqlx::{Any, Transaction};
+
+pub use store::MIGRATIONS;
+
+pub async fn build(database_url: &str, bus: Arc<dyn EventBus>) -> anyhow::Result<App> {
+    let store = Store::connect(database_url, MIGRATIONS).await?;
+    let view = store::MyReservations::new(store.clone());
+    let consumer = Consumer {
+        group: "mypage.projection".to_owned(),
+        topics: vec![topics::RESERVATION],
+        store: store.clone(),
+        bus: bus.clone(),
+        handler: Arc::new(Projector { view: view.clone() }),
+    };
+    let (ready_store, ready_bus) = (store.clone(), bus.clone());
+    Ok(App::new("mypage", http::router(view))
+        .readiness(move || {
+            let (store, bus) = (ready_store.clone(), ready_bus.clone());
+            async move { runtime::app::check_ready(&store, bus.as_ref()).await }
+        })
+        .worker("mypage-projection", move |shutdown| consumer.run(shutdown)))
+}
+
+struct Projector {
+    view: store::MyReservations,
+}
+
+#[async_trait]
+impl EventHandler for Projector {
+    async fn handle(&self, tx: &mut Transaction<'static, Any>, event: &Envelope) -> anyhow::Result<()> {
+        let Some(reservation_event) = ReservationEvent::from_envelope(event)? else {
+            return Ok(());
+        };
+        let row = projection::project(&reservation_event);
+        self.view.upsert(tx, &row).await
+    }
+}

@@ -1,0 +1,119 @@
+//! Typed configuration. Layers, later wins: built-in defaults, then a TOML
+//! file (`--config` or `BOXOFFICE_CONFIG`, `boxoffice.toml` if present),
+//! then environment variables `BOXOFFICE_<FIELD>` (e.g. `BOXOFFICE_PORT`,
+//! `BOXOFFICE_DATA_DIR`, `BOXOFFICE_ADMIN_PASSWORD`). Nested fields use a
+//! double underscore: `BOXOFFICE_URLS__CATALOG`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address the gateway (or a served service) binds.
+    pub host: String,
+    /// Port of the gateway in `up`, of the service in `serve`.
+    pub port: u16,
+    /// Where SQLite files, the event log and generated secrets live.
+    pub data_dir: PathBuf,
+    /// The admin's password; generated on first start when absent.
+    pub admin_password: Option<String>,
+    /// Key that signs access tokens; generated and kept in the data dir when absent.
+    pub jwt_secret: Option<String>,
+    /// How long an access token is valid.
+    pub token_ttl_secs: u64,
+    /// `text` or `json` log lines.
+    pub log_format: String,
+    /// Database of a served service (`serve`); SQLite in the data dir when absent.
+    pub database_url: Option<String>,
+    /// Where the other services answer, for `serve` (the gateway's routes,
+    /// reservation's catalog lookups).
+    pub urls: ServiceUrls,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceUrls {
+    pub catalog: String,
+    pub reservation: String,
+    pub notification: String,
+    pub mypage: String,
+}
+
+impl Default for ServiceUrls {
+    fn default() -> Self {
+        ServiceUrls {
+            catalog: "http://127.0.0.1:8081".into(),
+            reservation: "http://127.0.0.1:8082".into(),
+            notification: "http://127.0.0.1:8083".into(),
+            mypage: "http://127.0.0.1:8084".into(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: "127.0.0.1".into(),
+            port: 8088,
+            data_dir: PathBuf::from("./data"),
+            admin_password: None,
+            jwt_secret: None,
+            token_ttl_secs: 3600,
+            log_format: "text".into(),
+            database_url: None,
+            urls: ServiceUrls::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the layers; `file` overrides the default file name.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("BOXOFFICE_CONFIG").map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from("boxoffice.toml")).filter(|p| p.exists()));
+        if let Some(file) = &file {
+            anyhow::ensure!(file.exists(), "config file {} does not exist", file.display());
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed("BOXOFFICE_").split("__").ignore(&["config"]));
+        figment.extract().context("reading configuration")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_run_the_gateway_on_8088_with_data_in_dot_data() {
+        figment::Jail::expect_with(|_| {
+            let config = Config::load(None).unwrap();
+            assert_eq!(config.port, 8088);
+            assert_eq!(config.data_dir, PathBuf::from("./data"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_file_overrides_defaults_and_the_environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("boxoffice.toml", "port = 9000\ntoken_ttl_secs = 60\n[urls]\ncatalog = \"http://c:1\"")?;
+            jail.set_env("BOXOFFICE_PORT", "9100");
+            jail.set_env("BOXOFFICE_URLS__MYPAGE", "http://m:4");
+            let config = Config::load(None).unwrap();
+            assert_eq!(config.port, 9100);
+            assert_eq!(config.token_ttl_secs, 60);
+            assert_eq!(config.urls.catalog, "http://c:1");
+            assert_eq!(config.urls.mypage, "http://m:4");
+            Ok(())
+        });
+    }
+}

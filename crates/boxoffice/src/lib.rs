@@ -1,0 +1,18 @@
+//! The boxoffice binary's library: configuration and the ways to run.
+//!
+//! This is the only crate that decides which adapters run: the embedded
+//! log or Kafka, SQLite files or PostgreSQL. Services receive ports
+//! (`EventBus`, database urls, peer urls) and never know which.
+//!
+//! # Layout
+//! - [`config`]: typed configuration, layered defaults → file → `BOXOFFICE_*` env.
+//! - [`platform`]: `up` — every service in one process, each on its own
+//!   loopback port behind the gateway, as it will run distributed.
+//! - [`secrets`]: the admin password and token key kept in the data dir.
+
+pub mod config;
+pub mod platform;
+pub mod secrets;
+
+pub use config::Config;
+pub use platform::{Platform, ServiceName};

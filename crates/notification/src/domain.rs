@@ -1,0 +1,148 @@
+//! What customers are told, and when. Pure.
+
+use contracts::reservation::ReservationEvent;
+use kernel::ids::{NotificationId, ReservationId, UserId};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Reserved,
+    Rejected,
+    Cancelled,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Reserved => "reserved",
+            MessageKind::Rejected => "rejected",
+            MessageKind::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: NotificationId,
+    pub user_id: UserId,
+    pub reservation_id: ReservationId,
+    pub kind: MessageKind,
+    pub text: String,
+    pub at: OffsetDateTime,
+}
+
+/// The message for an event, if the customer should hear about it. A
+/// booking only placed is not news yet: its outcome is.
+pub fn message_for(event: &ReservationEvent) -> Option<Message> {
+    let booking = event.booking();
+    let tickets = match booking.quantity {
+        1 => "1 ticket".to_owned(),
+        n => format!("{n} tickets"),
+    };
+    let (kind, text, at) = match event {
+        ReservationEvent::ReservationPlaced { .. } => return None,
+        ReservationEvent::ReservationConfirmed { confirmed_at, .. } => (
+            MessageKind::Reserved,
+            format!(
+                "Your reservation of {tickets} for {} is confirmed (amount {}).",
+                booking.listing_title, booking.amount
+            ),
+            *confirmed_at,
+        ),
+        ReservationEvent::ReservationRejected {
+            reason, rejected_at, ..
+        } => (
+            MessageKind::Rejected,
+            format!(
+                "Your reservation of {tickets} for {} was cancelled automatically: {reason}.",
+                booking.listing_title
+            ),
+            *rejected_at,
+        ),
+        ReservationEvent::ReservationCancelled { cancelled_at, .. } => (
+            MessageKind::Cancelled,
+            format!(
+                "Your reservation of {tickets} for {} is cancelled.",
+                booking.listing_title
+            ),
+            *cancelled_at,
+        ),
+    };
+    Some(Message {
+        id: NotificationId::new(),
+        user_id: booking.user_id,
+        reservation_id: booking.reservation_id,
+        kind,
+        text,
+        at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contracts::catalog::ListingKind;
+    use contracts::reservation::{Booking, PaymentMethod};
+    use kernel::ids::ListingId;
+    use kernel::Money;
+
+    fn booking(quantity: u32) -> Booking {
+        Booking {
+            reservation_id: ReservationId::new(),
+            user_id: UserId::new(),
+            listing_id: ListingId::new(),
+            listing_title: "LALALand".into(),
+            listing_kind: ListingKind::Movie,
+            quantity,
+            amount: Money::parse(450_000).unwrap(),
+            payment_method: PaymentMethod::Card,
+        }
+    }
+
+    fn at() -> OffsetDateTime {
+        time::macros::datetime!(2026-11-21 10:00 UTC)
+    }
+
+    #[test]
+    fn a_placed_booking_sends_nothing_yet() {
+        let event = ReservationEvent::ReservationPlaced {
+            booking: booking(45),
+            placed_at: at(),
+        };
+        assert_eq!(message_for(&event), None);
+    }
+
+    #[test]
+    fn a_confirmed_booking_is_announced_as_reserved() {
+        let event = ReservationEvent::ReservationConfirmed {
+            booking: booking(45),
+            confirmed_at: at(),
+        };
+        let message = message_for(&event).unwrap();
+        assert_eq!(message.kind, MessageKind::Reserved);
+        assert!(message.text.contains("45 tickets for LALALand is confirmed"));
+    }
+
+    #[test]
+    fn a_rejected_booking_says_why() {
+        let event = ReservationEvent::ReservationRejected {
+            booking: booking(57),
+            reason: "sold out: 57 tickets requested, 55 remaining".into(),
+            rejected_at: at(),
+        };
+        let message = message_for(&event).unwrap();
+        assert_eq!(message.kind, MessageKind::Rejected);
+        assert!(message.text.contains("55 remaining"));
+    }
+
+    #[test]
+    fn a_cancelled_booking_is_announced() {
+        let event = ReservationEvent::ReservationCancelled {
+            booking: booking(1),
+            cancelled_at: at(),
+        };
+        let message = message_for(&event).unwrap();
+        assert_eq!(message.kind, MessageKind::Cancelled);
+        assert!(message.text.contains("1 ticket for LALALand is cancelled"));
+    }
+}
