@@ -80,7 +80,11 @@ impl Config {
             .or_else(|| std::env::var_os("BOXOFFICE_CONFIG").map(PathBuf::from))
             .or_else(|| Some(PathBuf::from("boxoffice.toml")).filter(|p| p.exists()));
         if let Some(file) = &file {
-            anyhow::ensure!(file.exists(), "config file {} does not exist", file.display());
+            anyhow::ensure!(
+                file.exists(),
+                "config file {} does not exist",
+                file.display()
+            );
             figment = figment.merge(Toml::file(file));
         }
         figment = figment.merge(Env::prefixed("BOXOFFICE_").split("__").ignore(&["config"]));
@@ -89,6 +93,8 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment's test jail fixes the closure's error type; its size is not ours to choose.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -105,7 +111,10 @@ mod tests {
     #[test]
     fn a_file_overrides_defaults_and_the_environment_overrides_the_file() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("boxoffice.toml", "port = 9000\ntoken_ttl_secs = 60\n[urls]\ncatalog = \"http://c:1\"")?;
+            jail.create_file(
+                "boxoffice.toml",
+                "port = 9000\ntoken_ttl_secs = 60\n[urls]\ncatalog = \"http://c:1\"",
+            )?;
             jail.set_env("BOXOFFICE_PORT", "9100");
             jail.set_env("BOXOFFICE_URLS__MYPAGE", "http://m:4");
             let config = Config::load(None).unwrap();

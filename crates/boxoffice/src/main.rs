@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "boxoffice", version, about = "A reservation platform: movie tickets, seats, bike rentals")]
+#[command(
+    name = "boxoffice",
+    version,
+    about = "A reservation platform: movie tickets, seats, bike rentals"
+)]
 struct Cli {
     /// Configuration file (TOML); `BOXOFFICE_*` environment variables override it.
     #[arg(long, global = true, env = "BOXOFFICE_CONFIG")]
@@ -73,7 +77,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn init_tracing(format: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if format == "json" {
         builder.json().init();

@@ -109,7 +109,12 @@ impl Platform {
         let admin = secrets::resolve(config.admin_password.as_deref(), dir, "admin-password")?;
         let apps = vec![
             catalog::build(&sqlite_url(dir, "catalog"), shared_bus.clone()).await?,
-            reservation::build(&sqlite_url(dir, "reservation"), &urls.catalog, shared_bus.clone()).await?,
+            reservation::build(
+                &sqlite_url(dir, "reservation"),
+                &urls.catalog,
+                shared_bus.clone(),
+            )
+            .await?,
             notification::build(
                 &sqlite_url(dir, "notification"),
                 shared_bus.clone(),
@@ -159,7 +164,11 @@ impl Platform {
     }
 }
 
-async fn serve(app: App, listener: TcpListener, shutdown: kernel::shutdown::Shutdown) -> anyhow::Result<()> {
+async fn serve(
+    app: App,
+    listener: TcpListener,
+    shutdown: kernel::shutdown::Shutdown,
+) -> anyhow::Result<()> {
     let name = app.name();
     let addr = listener.local_addr()?;
     tracing::info!(service = name, %addr, "serving");
@@ -168,7 +177,12 @@ async fn serve(app: App, listener: TcpListener, shutdown: kernel::shutdown::Shut
         .with_context(|| format!("{name} stopped with an error"))
 }
 
-fn gateway_settings(config: &Config, dir: &Path, urls: &ServiceUrls, admin_password: &str) -> anyhow::Result<gateway::Settings> {
+fn gateway_settings(
+    config: &Config,
+    dir: &Path,
+    urls: &ServiceUrls,
+    admin_password: &str,
+) -> anyhow::Result<gateway::Settings> {
     let jwt = secrets::resolve(config.jwt_secret.as_deref(), dir, "jwt-secret")?;
     Ok(gateway::Settings {
         database_url: sqlite_url(dir, "identity"),
@@ -185,22 +199,39 @@ fn gateway_settings(config: &Config, dir: &Path, urls: &ServiceUrls, admin_passw
 pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<()> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir)?;
-    let database_url = config
-        .database_url
-        .clone()
-        .unwrap_or_else(|| sqlite_url(dir, if service == ServiceName::Gateway { "identity" } else { service.as_str() }));
+    let database_url = config.database_url.clone().unwrap_or_else(|| {
+        sqlite_url(
+            dir,
+            if service == ServiceName::Gateway {
+                "identity"
+            } else {
+                service.as_str()
+            },
+        )
+    });
     let bus: Arc<dyn EventBus> = Arc::new(EmbeddedBus::open(&dir.join("bus.db")).await?);
     let app = match service {
         ServiceName::Catalog => catalog::build(&database_url, bus).await?,
-        ServiceName::Reservation => reservation::build(&database_url, &config.urls.catalog, bus).await?,
+        ServiceName::Reservation => {
+            reservation::build(&database_url, &config.urls.catalog, bus).await?
+        }
         ServiceName::Notification => {
-            notification::build(&database_url, bus, Arc::new(notification::channel::LogChannel)).await?
+            notification::build(
+                &database_url,
+                bus,
+                Arc::new(notification::channel::LogChannel),
+            )
+            .await?
         }
         ServiceName::Mypage => mypage::build(&database_url, bus).await?,
         ServiceName::Gateway => {
             let admin = secrets::resolve(config.admin_password.as_deref(), dir, "admin-password")?;
             if admin.generated {
-                println!("admin password (shown once, kept in {}): {}", dir.join("admin-password").display(), admin.value);
+                println!(
+                    "admin password (shown once, kept in {}): {}",
+                    dir.join("admin-password").display(),
+                    admin.value
+                );
             }
             let mut settings = gateway_settings(config, dir, &config.urls, &admin.value)?;
             settings.database_url = database_url;
@@ -220,7 +251,12 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir)?;
-    let url = |name: &str| config.database_url.clone().unwrap_or_else(|| sqlite_url(dir, name));
+    let url = |name: &str| {
+        config
+            .database_url
+            .clone()
+            .unwrap_or_else(|| sqlite_url(dir, name))
+    };
     let sets = [
         ("catalog", catalog::MIGRATIONS),
         ("reservation", reservation::MIGRATIONS),

@@ -36,7 +36,11 @@ pub fn resolve(configured: Option<&str>, dir: &Path, name: &str) -> anyhow::Resu
         }
     }
     // Two v4 UUIDs: 244 random bits from the OS generator.
-    let value = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let value = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     write_private(&path, &value)?;
     Ok(Secret {
         value,

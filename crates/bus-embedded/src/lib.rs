@@ -105,7 +105,8 @@ impl EventBus for EmbeddedBus {
         let mut last = 0;
         // Chunks keep each statement under SQLite's bound-parameter limit.
         for chunk in events.chunks(200) {
-            let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO log (topic, event_key, envelope) ");
+            let mut insert =
+                QueryBuilder::<Sqlite>::new("INSERT INTO log (topic, event_key, envelope) ");
             insert.push_values(chunk, |mut row, event| {
                 row.push_bind(&event.topic)
                     .push_bind(event.envelope.key())
@@ -124,8 +125,15 @@ impl EventBus for EmbeddedBus {
         Ok(())
     }
 
-    async fn subscribe(&self, group: &str, topics: &[&str]) -> anyhow::Result<Box<dyn Subscription>> {
-        anyhow::ensure!(!topics.is_empty(), "a subscription needs at least one topic");
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[&str],
+    ) -> anyhow::Result<Box<dyn Subscription>> {
+        anyhow::ensure!(
+            !topics.is_empty(),
+            "a subscription needs at least one topic"
+        );
         let mut positions = HashMap::new();
         for topic in topics {
             let committed: Option<i64> = sqlx::query_scalar(
@@ -203,7 +211,8 @@ impl Subscription for EmbeddedSubscription {
             batch = self.read(max).await?;
         }
         for delivery in &batch {
-            self.positions.insert(delivery.topic.clone(), delivery.offset);
+            self.positions
+                .insert(delivery.topic.clone(), delivery.offset);
         }
         Ok(batch)
     }
@@ -226,7 +235,9 @@ impl Subscription for EmbeddedSubscription {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await.context("committing the group's position")?;
+        tx.commit()
+            .await
+            .context("committing the group's position")?;
         Ok(())
     }
 }
@@ -238,21 +249,35 @@ mod tests {
     fn event(topic: &str, key: &str, n: u32) -> Outgoing {
         Outgoing {
             topic: topic.to_owned(),
-            envelope: Envelope::new("/test", "test.happened", 1, key, key, serde_json::json!({ "n": n })),
+            envelope: Envelope::new(
+                "/test",
+                "test.happened",
+                1,
+                key,
+                key,
+                serde_json::json!({ "n": n }),
+            ),
         }
     }
 
     fn numbers(batch: &[Delivery]) -> Vec<u64> {
-        batch.iter().map(|d| d.envelope.data["n"].as_u64().unwrap()).collect()
+        batch
+            .iter()
+            .map(|d| d.envelope.data["n"].as_u64().unwrap())
+            .collect()
     }
 
     #[tokio::test]
     async fn a_group_receives_its_topics_in_publish_order() {
         let dir = tempfile::tempdir().unwrap();
         let bus = EmbeddedBus::open(&dir.path().join("bus.db")).await.unwrap();
-        bus.publish(&[event("a", "k1", 1), event("b", "k2", 2), event("a", "k1", 3)])
-            .await
-            .unwrap();
+        bus.publish(&[
+            event("a", "k1", 1),
+            event("b", "k2", 2),
+            event("a", "k1", 3),
+        ])
+        .await
+        .unwrap();
         let mut only_a = bus.subscribe("g", &["a"]).await.unwrap();
         assert_eq!(numbers(&only_a.next_batch(10).await.unwrap()), vec![1, 3]);
         let mut both = bus.subscribe("h", &["a", "b"]).await.unwrap();
@@ -303,7 +328,9 @@ mod tests {
     async fn commits_never_move_a_group_backwards() {
         let dir = tempfile::tempdir().unwrap();
         let bus = EmbeddedBus::open(&dir.path().join("bus.db")).await.unwrap();
-        bus.publish(&[event("a", "k", 1), event("a", "k", 2)]).await.unwrap();
+        bus.publish(&[event("a", "k", 1), event("a", "k", 2)])
+            .await
+            .unwrap();
         let mut sub = bus.subscribe("g", &["a"]).await.unwrap();
         let batch = sub.next_batch(10).await.unwrap();
         sub.commit(&batch[1..]).await.unwrap();

@@ -162,8 +162,14 @@ mod tests {
 
     #[test]
     fn a_quota_must_be_positive_and_bounded() {
-        assert_eq!(NewListing::parse(movie(0)), Err(ListingError::TicketsOutOfRange(0)));
-        assert_eq!(NewListing::parse(movie(-3)), Err(ListingError::TicketsOutOfRange(-3)));
+        assert_eq!(
+            NewListing::parse(movie(0)),
+            Err(ListingError::TicketsOutOfRange(0))
+        );
+        assert_eq!(
+            NewListing::parse(movie(-3)),
+            Err(ListingError::TicketsOutOfRange(-3))
+        );
         assert!(NewListing::parse(movie(i64::from(MAX_TICKETS) + 1)).is_err());
     }
 
@@ -174,14 +180,20 @@ mod tests {
         assert_eq!(NewListing::parse(draft), Err(ListingError::EmptyTitle));
         let mut draft = movie(10);
         draft.price = -1;
-        assert!(matches!(NewListing::parse(draft), Err(ListingError::Price(_))));
+        assert!(matches!(
+            NewListing::parse(draft),
+            Err(ListingError::Price(_))
+        ));
     }
 
     #[test]
     fn kinds_not_yet_on_sale_are_named() {
         let mut draft = movie(10);
         draft.kind = Some(ListingKind::Bike);
-        assert_eq!(NewListing::parse(draft), Err(ListingError::UnsupportedKind("bike")));
+        assert_eq!(
+            NewListing::parse(draft),
+            Err(ListingError::UnsupportedKind("bike"))
+        );
     }
 
     #[test]

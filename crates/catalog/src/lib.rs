@@ -12,8 +12,8 @@
 //!   with an optimistic guard so a quota can never go below zero.
 //! - `adapters::policy`: the inventory policy reacting to reservation events.
 
-pub mod domain;
 mod adapters;
+pub mod domain;
 
 use std::sync::Arc;
 
@@ -45,5 +45,7 @@ pub async fn build(database_url: &str, bus: Arc<dyn EventBus>) -> anyhow::Result
             async move { runtime::app::check_ready(&store, bus.as_ref()).await }
         })
         .worker("inventory-policy", move |shutdown| consumer.run(shutdown))
-        .worker("outbox-relay", move |shutdown| runtime::outbox::relay(relay_store, bus, shutdown)))
+        .worker("outbox-relay", move |shutdown| {
+            runtime::outbox::relay(relay_store, bus, shutdown)
+        }))
 }

@@ -39,7 +39,10 @@ pub enum CapacityKind {
 #[serde(tag = "code", rename_all = "camelCase")]
 pub enum InventoryRejection {
     #[serde(rename_all = "camelCase")]
-    SoldOut { requested: u32, remaining: u32 },
+    SoldOut {
+        requested: u32,
+        remaining: u32,
+    },
     UnknownListing,
 }
 
@@ -61,7 +64,10 @@ impl std::fmt::Display for InventoryRejection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum CatalogEvent {
-    #[serde(rename = "boxoffice.catalog.listing-registered", rename_all = "camelCase")]
+    #[serde(
+        rename = "boxoffice.catalog.listing-registered",
+        rename_all = "camelCase"
+    )]
     ListingRegistered {
         listing_id: ListingId,
         kind: ListingKind,
@@ -72,20 +78,29 @@ pub enum CatalogEvent {
         #[serde(with = "time::serde::rfc3339")]
         registered_at: OffsetDateTime,
     },
-    #[serde(rename = "boxoffice.catalog.tickets-reserved", rename_all = "camelCase")]
+    #[serde(
+        rename = "boxoffice.catalog.tickets-reserved",
+        rename_all = "camelCase"
+    )]
     TicketsReserved {
         reservation_id: ReservationId,
         listing_id: ListingId,
         quantity: u32,
         available: u32,
     },
-    #[serde(rename = "boxoffice.catalog.inventory-rejected", rename_all = "camelCase")]
+    #[serde(
+        rename = "boxoffice.catalog.inventory-rejected",
+        rename_all = "camelCase"
+    )]
     InventoryRejected {
         reservation_id: ReservationId,
         listing_id: ListingId,
         reason: InventoryRejection,
     },
-    #[serde(rename = "boxoffice.catalog.inventory-released", rename_all = "camelCase")]
+    #[serde(
+        rename = "boxoffice.catalog.inventory-released",
+        rename_all = "camelCase"
+    )]
     InventoryReleased {
         reservation_id: ReservationId,
         listing_id: ListingId,

@@ -50,7 +50,10 @@ pub trait IntegrationEvent: Serialize + DeserializeOwned + Sized {
     fn to_envelope(&self) -> Envelope {
         let tagged = serde_json::to_value(self).expect("integration events always serialise");
         let event_type = tagged["type"].as_str().unwrap_or_default().to_owned();
-        let data = tagged.get("data").cloned().unwrap_or(serde_json::Value::Null);
+        let data = tagged
+            .get("data")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
         Envelope::new(
             Self::SOURCE,
             &event_type,

@@ -48,7 +48,9 @@ impl Username {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
         if !(3..=32).contains(&name.len()) || !valid_chars {
-            return Err("username must be 3 to 32 characters of a-z, 0-9, '.', '_' or '-'".to_owned());
+            return Err(
+                "username must be 3 to 32 characters of a-z, 0-9, '.', '_' or '-'".to_owned(),
+            );
         }
         Ok(Username(name))
     }
@@ -107,7 +109,12 @@ impl Users {
     }
 
     /// `Ok(None)` when the username is taken.
-    pub async fn create(&self, username: &Username, password: &str, role: Role) -> anyhow::Result<Option<User>> {
+    pub async fn create(
+        &self,
+        username: &Username,
+        password: &str,
+        role: Role,
+    ) -> anyhow::Result<Option<User>> {
         let user = User {
             id: UserId::new(),
             username: username.as_str().to_owned(),
@@ -131,10 +138,11 @@ impl Users {
     }
 
     pub async fn find(&self, username: &str) -> anyhow::Result<Option<User>> {
-        let row = sqlx::query("SELECT id, username, password_hash, role FROM users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(self.store.reader())
-            .await?;
+        let row =
+            sqlx::query("SELECT id, username, password_hash, role FROM users WHERE username = $1")
+                .bind(username)
+                .fetch_optional(self.store.reader())
+                .await?;
         row.map(|row| {
             let id: String = row.try_get("id")?;
             let role: String = row.try_get("role")?;
@@ -149,7 +157,11 @@ impl Users {
     }
 
     /// The user if the password is theirs.
-    pub async fn authenticate(&self, username: &str, password: &str) -> anyhow::Result<Option<User>> {
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> anyhow::Result<Option<User>> {
         let Ok(username) = Username::parse(username) else {
             return Ok(None);
         };
@@ -176,7 +188,11 @@ async fn hash(password: String) -> anyhow::Result<String> {
 async fn verify(password: String, stored: String) -> bool {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&stored)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await
@@ -204,7 +220,9 @@ pub struct Tokens {
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokens").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("Tokens")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -231,17 +249,22 @@ impl Tokens {
             iat: now,
             exp: now + self.ttl.as_secs(),
         };
-        Ok(jsonwebtoken::encode(&Header::default(), &claims, &self.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &Header::default(),
+            &claims,
+            &self.encoding,
+        )?)
     }
 
     /// The caller a token stands for, or why it is refused.
     pub fn verify(&self, token: &str) -> Result<Caller, String> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
-            match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired; sign in again".to_owned(),
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    "the token has expired; sign in again".to_owned()
+                }
                 _ => "the token is invalid".to_owned(),
-            }
-        })?;
+            })?;
         let user_id = data
             .claims
             .sub

@@ -58,7 +58,15 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         .route("/auth/token", post(identity::token))
         .with_state(identity::AuthState { users, tokens });
     let router = Router::new()
-        .route("/", get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX_HTML) }))
+        .route(
+            "/",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    INDEX_HTML,
+                )
+            }),
+        )
         .route(
             "/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON) }),

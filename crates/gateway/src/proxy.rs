@@ -7,7 +7,9 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use runtime::http::{ApiError, Caller, MAX_BODY_BYTES, ROLE_HEADER, USERNAME_HEADER, USER_ID_HEADER};
+use runtime::http::{
+    ApiError, Caller, MAX_BODY_BYTES, ROLE_HEADER, USERNAME_HEADER, USER_ID_HEADER,
+};
 
 use crate::access::{self, Access};
 use crate::identity::Tokens;
@@ -28,7 +30,11 @@ pub struct RouteTable {
 impl RouteTable {
     pub fn new(mut routes: Vec<Route>) -> anyhow::Result<RouteTable> {
         for route in &mut routes {
-            anyhow::ensure!(route.prefix.starts_with('/'), "route prefix {:?} must start with '/'", route.prefix);
+            anyhow::ensure!(
+                route.prefix.starts_with('/'),
+                "route prefix {:?} must start with '/'",
+                route.prefix
+            );
             anyhow::ensure!(
                 route.upstream.starts_with("http://") || route.upstream.starts_with("https://"),
                 "upstream {:?} must be an http(s) url",
@@ -36,14 +42,15 @@ impl RouteTable {
             );
             route.upstream = route.upstream.trim_end_matches('/').to_owned();
         }
-        routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
         Ok(RouteTable { routes })
     }
 
     /// The route for a path; a prefix matches whole path segments only.
     pub fn route(&self, path: &str) -> Option<&Route> {
         self.routes.iter().find(|route| {
-            path == route.prefix || path.starts_with(&format!("{}/", route.prefix.trim_end_matches('/')))
+            path == route.prefix
+                || path.starts_with(&format!("{}/", route.prefix.trim_end_matches('/')))
         })
     }
 
@@ -84,7 +91,11 @@ impl Upstream {
             .pool_max_idle_per_host(256)
             .build()
             .expect("a plain HTTP client always builds");
-        Upstream { routes, tokens, http }
+        Upstream {
+            routes,
+            tokens,
+            http,
+        }
     }
 
     /// Ready when every service behind the gateway says it is.
@@ -113,9 +124,19 @@ impl Upstream {
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".to_owned()))?;
-        self.tokens.verify(token.trim()).map(Some).map_err(ApiError::Unauthorized)
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "the Authorization header must be 'Bearer <token>'".to_owned(),
+                )
+            })?;
+        self.tokens
+            .verify(token.trim())
+            .map(Some)
+            .map_err(ApiError::Unauthorized)
     }
 }
 
@@ -135,11 +156,14 @@ async fn forward_checked(upstream: Upstream, request: Request) -> Result<Respons
         (Access::Public, _) => {}
         (_, None) => {
             return Err(ApiError::Unauthorized(
-                "authentication is required: send Authorization: Bearer <token> (POST /auth/token)".to_owned(),
+                "authentication is required: send Authorization: Bearer <token> (POST /auth/token)"
+                    .to_owned(),
             ))
         }
         (Access::Admin, Some(caller)) if !caller.is_admin() => {
-            return Err(ApiError::Forbidden("this action needs the admin role".to_owned()))
+            return Err(ApiError::Forbidden(
+                "this action needs the admin role".to_owned(),
+            ))
         }
         _ => {}
     }
@@ -153,7 +177,9 @@ async fn forward_checked(upstream: Upstream, request: Request) -> Result<Respons
     };
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| ApiError::PayloadTooLarge(format!("the body is larger than {MAX_BODY_BYTES} bytes")))?;
+        .map_err(|_| {
+            ApiError::PayloadTooLarge(format!("the body is larger than {MAX_BODY_BYTES} bytes"))
+        })?;
 
     let mut headers = HeaderMap::with_capacity(parts.headers.len() + 3);
     for (name, value) in &parts.headers {
@@ -194,10 +220,13 @@ async fn forward_checked(upstream: Upstream, request: Request) -> Result<Respons
             response_headers.append(name.clone(), value.clone());
         }
     }
-    let bytes = answer.bytes().await.map_err(|error| ApiError::Unavailable {
-        detail: format!("the service's answer was cut off: {error}"),
-        retry_after_secs: 1,
-    })?;
+    let bytes = answer
+        .bytes()
+        .await
+        .map_err(|error| ApiError::Unavailable {
+            detail: format!("the service's answer was cut off: {error}"),
+            retry_after_secs: 1,
+        })?;
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
     *response.headers_mut() = response_headers;
@@ -210,9 +239,18 @@ mod tests {
 
     fn table() -> RouteTable {
         RouteTable::new(vec![
-            Route { prefix: "/listings".into(), upstream: "http://catalog:1/".into() },
-            Route { prefix: "/reservations".into(), upstream: "http://reservation:2".into() },
-            Route { prefix: "/mypage".into(), upstream: "http://mypage:3".into() },
+            Route {
+                prefix: "/listings".into(),
+                upstream: "http://catalog:1/".into(),
+            },
+            Route {
+                prefix: "/reservations".into(),
+                upstream: "http://reservation:2".into(),
+            },
+            Route {
+                prefix: "/mypage".into(),
+                upstream: "http://mypage:3".into(),
+            },
         ])
         .unwrap()
     }
@@ -220,10 +258,22 @@ mod tests {
     #[test]
     fn paths_go_to_the_service_that_owns_their_prefix() {
         let table = table();
-        assert_eq!(table.route("/listings").unwrap().upstream, "http://catalog:1");
-        assert_eq!(table.route("/listings/abc/seats").unwrap().upstream, "http://catalog:1");
-        assert_eq!(table.route("/reservations/x/cancel").unwrap().upstream, "http://reservation:2");
-        assert_eq!(table.route("/mypage/reservations").unwrap().upstream, "http://mypage:3");
+        assert_eq!(
+            table.route("/listings").unwrap().upstream,
+            "http://catalog:1"
+        );
+        assert_eq!(
+            table.route("/listings/abc/seats").unwrap().upstream,
+            "http://catalog:1"
+        );
+        assert_eq!(
+            table.route("/reservations/x/cancel").unwrap().upstream,
+            "http://reservation:2"
+        );
+        assert_eq!(
+            table.route("/mypage/reservations").unwrap().upstream,
+            "http://mypage:3"
+        );
     }
 
     #[test]
@@ -235,7 +285,15 @@ mod tests {
 
     #[test]
     fn a_route_needs_an_absolute_prefix_and_an_http_upstream() {
-        assert!(RouteTable::new(vec![Route { prefix: "listings".into(), upstream: "http://a".into() }]).is_err());
-        assert!(RouteTable::new(vec![Route { prefix: "/a".into(), upstream: "ftp://a".into() }]).is_err());
+        assert!(RouteTable::new(vec![Route {
+            prefix: "listings".into(),
+            upstream: "http://a".into()
+        }])
+        .is_err());
+        assert!(RouteTable::new(vec![Route {
+            prefix: "/a".into(),
+            upstream: "ftp://a".into()
+        }])
+        .is_err());
     }
 }

@@ -100,8 +100,15 @@ mod tests {
     #[test]
     fn a_caused_event_carries_the_cause_and_its_correlation() {
         let cause = Envelope::new("/a", "a.happened", 1, "k", "corr-7", serde_json::json!({}));
-        let effect = Envelope::new("/b", "b.happened", 1, "k2", "ignored", serde_json::json!({}))
-            .caused_by(&cause);
+        let effect = Envelope::new(
+            "/b",
+            "b.happened",
+            1,
+            "k2",
+            "ignored",
+            serde_json::json!({}),
+        )
+        .caused_by(&cause);
         assert_eq!(effect.causationid, Some(cause.id));
         assert_eq!(effect.correlationid, "corr-7");
     }

@@ -19,5 +19,8 @@ async fn list(
     State(view): State<MyReservations>,
     caller: Caller,
 ) -> Result<Json<Vec<MyReservationView>>, ApiError> {
-    Ok(Json(view.for_user(&caller.user_id.to_string(), LIST_LIMIT).await?))
+    Ok(Json(
+        view.for_user(&caller.user_id.to_string(), LIST_LIMIT)
+            .await?,
+    ))
 }

@@ -6,8 +6,8 @@
 //! - `store`: the materialised view in the service's own database.
 //! - `http`: `GET /mypage/reservations`.
 
-pub mod projection;
 mod http;
+pub mod projection;
 mod store;
 
 use std::sync::Arc;
@@ -48,7 +48,11 @@ struct Projector {
 
 #[async_trait]
 impl EventHandler for Projector {
-    async fn handle(&self, tx: &mut Transaction<'static, Any>, event: &Envelope) -> anyhow::Result<()> {
+    async fn handle(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        event: &Envelope,
+    ) -> anyhow::Result<()> {
         let Some(reservation_event) = ReservationEvent::from_envelope(event)? else {
             return Ok(());
         };

@@ -52,13 +52,35 @@ mod tests {
         let at = time::macros::datetime!(2026-11-21 10:00 UTC);
         let b = booking();
         let cases = [
-            (ReservationEvent::ReservationPlaced { booking: b.clone(), placed_at: at }, "pending"),
-            (ReservationEvent::ReservationConfirmed { booking: b.clone(), confirmed_at: at }, "confirmed"),
             (
-                ReservationEvent::ReservationRejected { booking: b.clone(), reason: "sold out".into(), rejected_at: at },
+                ReservationEvent::ReservationPlaced {
+                    booking: b.clone(),
+                    placed_at: at,
+                },
+                "pending",
+            ),
+            (
+                ReservationEvent::ReservationConfirmed {
+                    booking: b.clone(),
+                    confirmed_at: at,
+                },
+                "confirmed",
+            ),
+            (
+                ReservationEvent::ReservationRejected {
+                    booking: b.clone(),
+                    reason: "sold out".into(),
+                    rejected_at: at,
+                },
                 "rejected",
             ),
-            (ReservationEvent::ReservationCancelled { booking: b.clone(), cancelled_at: at }, "cancelled"),
+            (
+                ReservationEvent::ReservationCancelled {
+                    booking: b.clone(),
+                    cancelled_at: at,
+                },
+                "cancelled",
+            ),
         ];
         for (event, status) in cases {
             let row = project(&event);

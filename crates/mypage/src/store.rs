@@ -54,7 +54,11 @@ impl MyReservations {
         MyReservations { store }
     }
 
-    pub async fn upsert(&self, tx: &mut Transaction<'static, Any>, row: &MyReservationRow) -> anyhow::Result<()> {
+    pub async fn upsert(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        row: &MyReservationRow,
+    ) -> anyhow::Result<()> {
         let Booking {
             reservation_id,
             user_id,

@@ -50,7 +50,9 @@ pub fn message_for(event: &ReservationEvent) -> Option<Message> {
             *confirmed_at,
         ),
         ReservationEvent::ReservationRejected {
-            reason, rejected_at, ..
+            reason,
+            rejected_at,
+            ..
         } => (
             MessageKind::Rejected,
             format!(
@@ -120,7 +122,9 @@ mod tests {
         };
         let message = message_for(&event).unwrap();
         assert_eq!(message.kind, MessageKind::Reserved);
-        assert!(message.text.contains("45 tickets for LALALand is confirmed"));
+        assert!(message
+            .text
+            .contains("45 tickets for LALALand is confirmed"));
     }
 
     #[test]

@@ -50,7 +50,9 @@ pub async fn build(
             let (store, bus) = (ready_store.clone(), ready_bus.clone());
             async move { runtime::app::check_ready(&store, bus.as_ref()).await }
         })
-        .worker("notification-policy", move |shutdown| consumer.run(shutdown)))
+        .worker("notification-policy", move |shutdown| {
+            consumer.run(shutdown)
+        }))
 }
 
 /// Reservation outcomes become messages: sent through the channel, then
@@ -62,7 +64,11 @@ struct NotificationPolicy {
 
 #[async_trait]
 impl EventHandler for NotificationPolicy {
-    async fn handle(&self, tx: &mut Transaction<'static, Any>, event: &Envelope) -> anyhow::Result<()> {
+    async fn handle(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        event: &Envelope,
+    ) -> anyhow::Result<()> {
         let Some(reservation_event) = ReservationEvent::from_envelope(event)? else {
             return Ok(());
         };

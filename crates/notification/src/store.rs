@@ -71,7 +71,11 @@ impl Notifications {
     }
 
     /// A user's notifications (everyone's for `None`), newest first.
-    pub async fn list(&self, user: Option<String>, limit: i64) -> anyhow::Result<Vec<NotificationView>> {
+    pub async fn list(
+        &self,
+        user: Option<String>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<NotificationView>> {
         const COLUMNS: &str = "id, reservation_id, kind, message, channel, sent_at";
         let rows = match user {
             Some(user) => sqlx::query(&format!(

@@ -13,7 +13,9 @@ use sqlx::{Any, Transaction};
 
 use crate::adapters::catalog_client::{CatalogClient, LookupError};
 use crate::adapters::sql::ReservationStore;
-use crate::domain::{self, Command, Event, ListingSnapshot, Quantity, Reservation, ReservationError};
+use crate::domain::{
+    self, Command, Event, ListingSnapshot, Quantity, Reservation, ReservationError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -52,7 +54,11 @@ impl Reservations {
     /// the same request returns the reservation the first one created.
     pub async fn place(&self, request: PlaceReservation) -> Result<Reservation, AppError> {
         if let Some(key) = &request.idempotency_key {
-            if let Some(existing) = self.store.find_by_idempotency_key(request.user_id, key).await? {
+            if let Some(existing) = self
+                .store
+                .find_by_idempotency_key(request.user_id, key)
+                .await?
+            {
                 return Ok(existing);
             }
         }
@@ -78,7 +84,11 @@ impl Reservations {
             // Two identical requests raced: the other one won; answer with its result.
             if let Some(key) = &request.idempotency_key {
                 drop(tx);
-                if let Some(existing) = self.store.find_by_idempotency_key(request.user_id, key).await? {
+                if let Some(existing) = self
+                    .store
+                    .find_by_idempotency_key(request.user_id, key)
+                    .await?
+                {
                     return Ok(existing);
                 }
             }
@@ -95,7 +105,11 @@ impl Reservations {
         if let Some(listing) = self.store.listing(id).await? {
             return Ok(listing);
         }
-        let listing = self.catalog.listing(id).await?.ok_or(AppError::UnknownListing(id))?;
+        let listing = self
+            .catalog
+            .listing(id)
+            .await?
+            .ok_or(AppError::UnknownListing(id))?;
         let mut tx = self.store.store().begin().await?;
         self.store.remember_listing(&mut tx, &listing).await?;
         tx.commit().await.map_err(anyhow::Error::from)?;
@@ -103,7 +117,12 @@ impl Reservations {
     }
 
     /// Cancels on behalf of `caller` (admins may cancel anyone's).
-    pub async fn cancel(&self, id: ReservationId, caller: UserId, admin: bool) -> Result<Reservation, AppError> {
+    pub async fn cancel(
+        &self,
+        id: ReservationId,
+        caller: UserId,
+        admin: bool,
+    ) -> Result<Reservation, AppError> {
         let mut tx = self.store.store().begin().await?;
         let owned = self
             .store
@@ -114,7 +133,9 @@ impl Reservations {
         if owned.is_none() {
             return Err(ReservationError::NotFound.into());
         }
-        let reservation = self.execute(&mut tx, id, Command::Cancel { at: kernel::now() }, None).await?;
+        let reservation = self
+            .execute(&mut tx, id, Command::Cancel { at: kernel::now() }, None)
+            .await?;
         self.store.store().commit(tx).await?;
         Ok(reservation)
     }
@@ -178,7 +199,11 @@ fn fold(state: Option<Reservation>, events: &[Event]) -> Option<Reservation> {
 
 /// The public events for domain events; internal ones (a cancel waiting for
 /// catalog) publish nothing.
-fn integration_events(r: &Reservation, events: &[Event], cause: Option<&Envelope>) -> Vec<Outgoing> {
+fn integration_events(
+    r: &Reservation,
+    events: &[Event],
+    cause: Option<&Envelope>,
+) -> Vec<Outgoing> {
     let booking = Booking {
         reservation_id: r.id,
         user_id: r.user_id,

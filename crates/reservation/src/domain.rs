@@ -102,10 +102,17 @@ pub enum Command {
         at: OffsetDateTime,
     },
     /// Catalog held the tickets.
-    ConfirmHold { at: OffsetDateTime },
+    ConfirmHold {
+        at: OffsetDateTime,
+    },
     /// Catalog could not hold the tickets.
-    RejectHold { reason: String, at: OffsetDateTime },
-    Cancel { at: OffsetDateTime },
+    RejectHold {
+        reason: String,
+        at: OffsetDateTime,
+    },
+    Cancel {
+        at: OffsetDateTime,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +143,10 @@ pub enum ReservationError {
 /// Decides what happens when `command` meets the reservation's current state.
 /// Saga answers that arrive twice or late decide nothing, so redelivered
 /// events are harmless even without the inbox.
-pub fn decide(state: Option<&Reservation>, command: Command) -> Result<Vec<Event>, ReservationError> {
+pub fn decide(
+    state: Option<&Reservation>,
+    command: Command,
+) -> Result<Vec<Event>, ReservationError> {
     match (state, command) {
         (
             None,
@@ -149,13 +159,14 @@ pub fn decide(state: Option<&Reservation>, command: Command) -> Result<Vec<Event
                 at,
             },
         ) => {
-            let amount = listing
-                .price
-                .times(quantity.get())
-                .ok_or(ReservationError::AmountTooLarge {
-                    quantity: quantity.get(),
-                    price: listing.price,
-                })?;
+            let amount =
+                listing
+                    .price
+                    .times(quantity.get())
+                    .ok_or(ReservationError::AmountTooLarge {
+                        quantity: quantity.get(),
+                        price: listing.price,
+                    })?;
             Ok(vec![Event::Placed(Reservation {
                 id,
                 user_id,
@@ -266,7 +277,10 @@ mod tests {
     }
 
     impl Scenario {
-        fn when(self, command: Command) -> (Option<Reservation>, Result<Vec<Event>, ReservationError>) {
+        fn when(
+            self,
+            command: Command,
+        ) -> (Option<Reservation>, Result<Vec<Event>, ReservationError>) {
             let result = decide(self.state.as_ref(), command);
             let mut state = self.state;
             if let Ok(events) = &result {
@@ -290,8 +304,14 @@ mod tests {
 
     #[test]
     fn a_quantity_of_zero_negative_or_absurd_is_refused() {
-        assert_eq!(Quantity::parse(0), Err(ReservationError::QuantityOutOfRange(0)));
-        assert_eq!(Quantity::parse(-4), Err(ReservationError::QuantityOutOfRange(-4)));
+        assert_eq!(
+            Quantity::parse(0),
+            Err(ReservationError::QuantityOutOfRange(0))
+        );
+        assert_eq!(
+            Quantity::parse(-4),
+            Err(ReservationError::QuantityOutOfRange(-4))
+        );
         assert!(Quantity::parse(1_001).is_err());
         assert!(Quantity::parse(i64::MAX).is_err());
         assert_eq!(Quantity::parse(1_000).unwrap().get(), 1_000);
@@ -335,20 +355,21 @@ mod tests {
 
     #[test]
     fn a_repeated_saga_answer_decides_nothing() {
-        let (_, events) =
-            given(vec![place(1), Command::ConfirmHold { at: at() }]).when(Command::ConfirmHold { at: at() });
+        let (_, events) = given(vec![place(1), Command::ConfirmHold { at: at() }])
+            .when(Command::ConfirmHold { at: at() });
         assert_eq!(events.unwrap(), vec![]);
-        let (_, events) = given(vec![place(1), Command::ConfirmHold { at: at() }]).when(Command::RejectHold {
-            reason: "late".into(),
-            at: at(),
-        });
+        let (_, events) =
+            given(vec![place(1), Command::ConfirmHold { at: at() }]).when(Command::RejectHold {
+                reason: "late".into(),
+                at: at(),
+            });
         assert_eq!(events.unwrap(), vec![]);
     }
 
     #[test]
     fn a_confirmed_reservation_can_be_cancelled() {
-        let (state, events) =
-            given(vec![place(45), Command::ConfirmHold { at: at() }]).when(Command::Cancel { at: at() });
+        let (state, events) = given(vec![place(45), Command::ConfirmHold { at: at() }])
+            .when(Command::Cancel { at: at() });
         assert_eq!(events.unwrap(), vec![Event::Cancelled { at: at() }]);
         assert_eq!(state.unwrap().status, Status::Cancelled);
     }
@@ -374,7 +395,10 @@ mod tests {
             },
         ])
         .when(Command::Cancel { at: at() });
-        assert_eq!(result, Err(ReservationError::NotCancellable("sold out".into())));
+        assert_eq!(
+            result,
+            Err(ReservationError::NotCancellable("sold out".into()))
+        );
     }
 
     #[test]
@@ -387,10 +411,11 @@ mod tests {
 
     #[test]
     fn a_cancel_while_pending_ends_as_rejected_when_catalog_refuses() {
-        let (state, _) = given(vec![place(3), Command::Cancel { at: at() }]).when(Command::RejectHold {
-            reason: "sold out".into(),
-            at: at(),
-        });
+        let (state, _) =
+            given(vec![place(3), Command::Cancel { at: at() }]).when(Command::RejectHold {
+                reason: "sold out".into(),
+                at: at(),
+            });
         assert_eq!(state.unwrap().status, Status::Rejected);
     }
 
@@ -413,6 +438,9 @@ mod tests {
     #[test]
     fn a_reservation_cannot_be_placed_twice() {
         let (state, _) = given(vec![place(1)]).when(Command::ConfirmHold { at: at() });
-        assert_eq!(decide(state.as_ref(), place(1)), Err(ReservationError::AlreadyPlaced));
+        assert_eq!(
+            decide(state.as_ref(), place(1)),
+            Err(ReservationError::AlreadyPlaced)
+        );
     }
 }

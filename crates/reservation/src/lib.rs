@@ -12,9 +12,9 @@
 //! - `app`: use cases, one transaction each.
 //! - `adapters`: REST, SQL, the catalog client, the saga policy.
 
+mod adapters;
 pub mod app;
 pub mod domain;
-mod adapters;
 
 use std::sync::Arc;
 
@@ -27,7 +27,11 @@ pub use adapters::sql::MIGRATIONS;
 
 /// Builds the reservation service. `catalog_url` is where catalog's REST
 /// API answers (for listings the replica has not seen yet).
-pub async fn build(database_url: &str, catalog_url: &str, bus: Arc<dyn EventBus>) -> anyhow::Result<App> {
+pub async fn build(
+    database_url: &str,
+    catalog_url: &str,
+    bus: Arc<dyn EventBus>,
+) -> anyhow::Result<App> {
     let store = Store::connect(database_url, MIGRATIONS).await?;
     let reservations = app::Reservations::new(
         adapters::sql::ReservationStore::new(store.clone()),
@@ -48,5 +52,7 @@ pub async fn build(database_url: &str, catalog_url: &str, bus: Arc<dyn EventBus>
             async move { runtime::app::check_ready(&store, bus.as_ref()).await }
         })
         .worker("saga-policy", move |shutdown| consumer.run(shutdown))
-        .worker("outbox-relay", move |shutdown| runtime::outbox::relay(relay_store, bus, shutdown)))
+        .worker("outbox-relay", move |shutdown| {
+            runtime::outbox::relay(relay_store, bus, shutdown)
+        }))
 }

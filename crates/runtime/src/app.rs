@@ -56,8 +56,10 @@ impl App {
         F: FnOnce(Shutdown) -> Fut + Send + 'static,
         Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        self.workers
-            .push((name.into(), Box::new(move |shutdown| Box::pin(work(shutdown)))));
+        self.workers.push((
+            name.into(),
+            Box::new(move |shutdown| Box::pin(work(shutdown))),
+        ));
         self
     }
 
@@ -75,7 +77,9 @@ impl App {
             async move {
                 match readiness().await {
                     Ok(()) => (StatusCode::OK, "ready").into_response(),
-                    Err(why) => problem_response(StatusCode::SERVICE_UNAVAILABLE, "not-ready", &why),
+                    Err(why) => {
+                        problem_response(StatusCode::SERVICE_UNAVAILABLE, "not-ready", &why)
+                    }
                 }
             }
         };
@@ -84,7 +88,9 @@ impl App {
             .route("/health/live", get(|| async { "live" }))
             .route("/health/ready", get(ready))
             .merge(metrics_router())
-            .layer(middleware::from_fn(move |req, next| record(service, req, next)))
+            .layer(middleware::from_fn(move |req, next| {
+                record(service, req, next)
+            }))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -137,7 +143,10 @@ async fn record(service: &'static str, req: Request, next: Next) -> Response {
 }
 
 /// The usual readiness of a service: its database and the bus answer.
-pub async fn check_ready(store: &crate::Store, bus: &dyn kernel::bus::EventBus) -> Result<(), String> {
+pub async fn check_ready(
+    store: &crate::Store,
+    bus: &dyn kernel::bus::EventBus,
+) -> Result<(), String> {
     if !store.is_ready().await {
         return Err("the database does not answer".to_owned());
     }

@@ -29,7 +29,11 @@ pub trait EventHandler: Send + Sync + 'static {
     /// Applies one event inside `tx`. Follow-up events go to the outbox in
     /// the same transaction. Events the handler does not care about are
     /// simply ignored (`Ok`). An error rolls the transaction back.
-    async fn handle(&self, tx: &mut Transaction<'static, Any>, event: &Envelope) -> anyhow::Result<()>;
+    async fn handle(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        event: &Envelope,
+    ) -> anyhow::Result<()>;
 }
 
 /// A named consumer group reading some topics into one handler.
@@ -113,7 +117,10 @@ impl Consumer {
                     metrics::counter!("boxoffice_events_dead_lettered_total", "consumer" => self.group.clone()).increment(1);
                     // Keep trying to park it: losing it silently is not an option.
                     while let Err(park_error) = self.dead_letter(delivery, &error).await {
-                        tracing::error!(error = format!("{park_error:#}"), "could not dead-letter; retrying");
+                        tracing::error!(
+                            error = format!("{park_error:#}"),
+                            "could not dead-letter; retrying"
+                        );
                         tokio::time::sleep(backoff(6)).await;
                     }
                     return;

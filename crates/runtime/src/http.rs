@@ -51,7 +51,10 @@ pub enum ApiError {
     #[error("{0}")]
     TooManyRequests(String),
     #[error("{detail}")]
-    Unavailable { detail: String, retry_after_secs: u32 },
+    Unavailable {
+        detail: String,
+        retry_after_secs: u32,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -164,12 +167,18 @@ where
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::JsonDataError(error) => {
-            ApiError::BadRequest(format!("the body does not match the expected shape: {}", error.body_text().trim_start_matches("Failed to deserialize the JSON body into the target type: ")))
-        }
-        JsonRejection::JsonSyntaxError(error) => {
-            ApiError::BadRequest(format!("the body is not valid JSON: {}", error.body_text().trim_start_matches("Failed to parse the request body as JSON: ")))
-        }
+        JsonRejection::JsonDataError(error) => ApiError::BadRequest(format!(
+            "the body does not match the expected shape: {}",
+            error
+                .body_text()
+                .trim_start_matches("Failed to deserialize the JSON body into the target type: ")
+        )),
+        JsonRejection::JsonSyntaxError(error) => ApiError::BadRequest(format!(
+            "the body is not valid JSON: {}",
+            error
+                .body_text()
+                .trim_start_matches("Failed to parse the request body as JSON: ")
+        )),
         JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
             "the body must be JSON, sent with content-type: application/json".to_owned(),
         ),
@@ -222,7 +231,9 @@ impl Caller {
         if self.is_admin() {
             Ok(())
         } else {
-            Err(ApiError::Forbidden("this action needs the admin role".to_owned()))
+            Err(ApiError::Forbidden(
+                "this action needs the admin role".to_owned(),
+            ))
         }
     }
 }
@@ -236,7 +247,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
         let user_id = header(USER_ID_HEADER)
             .and_then(|v| v.parse().ok())
             .ok_or_else(missing)?;
-        let role = header(ROLE_HEADER).and_then(Role::parse).ok_or_else(missing)?;
+        let role = header(ROLE_HEADER)
+            .and_then(Role::parse)
+            .ok_or_else(missing)?;
         let username = header(USERNAME_HEADER).unwrap_or_default().to_owned();
         Ok(Caller {
             user_id,

@@ -81,7 +81,11 @@ pub async fn append(tx: &mut Transaction<'static, Any>, events: &[Outgoing]) -> 
 const RELAY_BATCH: i64 = 512;
 
 /// Publishes outbox rows in order until shutdown, then drains what is left.
-pub async fn relay(store: Store, bus: Arc<dyn EventBus>, mut shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn relay(
+    store: Store,
+    bus: Arc<dyn EventBus>,
+    mut shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let signal = store.outbox_signal();
     let mut failures = 0u32;
     loop {
@@ -101,7 +105,11 @@ pub async fn relay(store: Store, bus: Arc<dyn EventBus>, mut shutdown: Shutdown)
             Ok(_) => failures = 0,
             Err(error) => {
                 failures += 1;
-                tracing::warn!(error = format!("{error:#}"), failures, "outbox relay failed; retrying");
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    failures,
+                    "outbox relay failed; retrying"
+                );
                 if shutdown.is_fired() && failures > 3 {
                     return Err(error.context("outbox not drained at shutdown"));
                 }
@@ -121,7 +129,9 @@ async fn relay_once(store: &Store, bus: &dyn EventBus) -> anyhow::Result<usize> 
                 return Ok(0);
             };
             let events: Vec<Outgoing> = rows.into_iter().map(|(_, e)| e).collect();
-            bus.publish(&events).await.context("publishing outbox rows")?;
+            bus.publish(&events)
+                .await
+                .context("publishing outbox rows")?;
             let mut tx = store.begin().await?;
             sqlx::query("DELETE FROM outbox WHERE seq <= $1")
                 .bind(last)
@@ -146,7 +156,9 @@ async fn relay_once(store: &Store, bus: &dyn EventBus) -> anyhow::Result<usize> 
                 return Ok(0);
             };
             let events: Vec<Outgoing> = rows.into_iter().map(|(_, e)| e).collect();
-            bus.publish(&events).await.context("publishing outbox rows")?;
+            bus.publish(&events)
+                .await
+                .context("publishing outbox rows")?;
             sqlx::query("DELETE FROM outbox WHERE seq <= $1")
                 .bind(last)
                 .execute(&mut *tx)

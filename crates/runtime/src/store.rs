@@ -134,7 +134,7 @@ impl Store {
 
     /// Starts a write transaction.
     pub async fn begin(&self) -> anyhow::Result<Transaction<'static, Any>> {
-        Ok(self.write.begin().await.context("starting a transaction")?)
+        self.write.begin().await.context("starting a transaction")
     }
 
     /// Commits a transaction that may have appended outbox rows, and wakes
@@ -192,7 +192,10 @@ pub fn redact(url: &str) -> String {
 
 /// A SQLite url for a file in `dir`, created if missing.
 pub fn sqlite_url(dir: &std::path::Path, name: &str) -> String {
-    format!("sqlite://{}?mode=rwc", dir.join(format!("{name}.db")).display())
+    format!(
+        "sqlite://{}?mode=rwc",
+        dir.join(format!("{name}.db")).display()
+    )
 }
 
 #[cfg(test)]

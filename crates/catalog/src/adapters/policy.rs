@@ -22,13 +22,19 @@ impl InventoryPolicy {
 
 #[async_trait]
 impl EventHandler for InventoryPolicy {
-    async fn handle(&self, tx: &mut Transaction<'static, Any>, event: &Envelope) -> anyhow::Result<()> {
+    async fn handle(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        event: &Envelope,
+    ) -> anyhow::Result<()> {
         match ReservationEvent::from_envelope(event)? {
             Some(ReservationEvent::ReservationPlaced { booking, .. }) => {
                 self.listings.hold(tx, &booking, event).await
             }
             Some(ReservationEvent::ReservationCancelled { booking, .. }) => {
-                self.listings.release(tx, booking.reservation_id, event).await
+                self.listings
+                    .release(tx, booking.reservation_id, event)
+                    .await
             }
             // Confirmations and rejections change no inventory.
             Some(ReservationEvent::ReservationConfirmed { .. })

@@ -127,9 +127,11 @@ impl Listings {
                 .await?
             }
             None => {
-                sqlx::query(&format!("SELECT {COLUMNS} FROM listings ORDER BY created_at, id"))
-                    .fetch_all(self.store.reader())
-                    .await?
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM listings ORDER BY created_at, id"
+                ))
+                .fetch_all(self.store.reader())
+                .await?
             }
         };
         rows.iter().map(from_row).collect()
@@ -144,17 +146,23 @@ impl Listings {
         booking: &Booking,
         cause: &Envelope,
     ) -> anyhow::Result<()> {
-        if self.hold_status(tx, booking.reservation_id).await?.is_some() {
+        if self
+            .hold_status(tx, booking.reservation_id)
+            .await?
+            .is_some()
+        {
             return Ok(());
         }
         let lock = match self.store.backend() {
             Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",
         };
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM listings WHERE id = $1{lock}"))
-            .bind(booking.listing_id.to_string())
-            .fetch_optional(&mut **tx)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM listings WHERE id = $1{lock}"
+        ))
+        .bind(booking.listing_id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
         let Some(listing) = row.map(|row| from_row(&row)).transpose()? else {
             let event = CatalogEvent::InventoryRejected {
                 reservation_id: booking.reservation_id,
@@ -212,11 +220,13 @@ impl Listings {
         let listing = from_row(&row)?;
         let after = listing.quota.release(quantity);
         self.set_available(tx, &listing, after).await?;
-        sqlx::query("UPDATE holds SET status = 'released', updated_at = $1 WHERE reservation_id = $2")
-            .bind(timestamp(kernel::now()))
-            .bind(reservation.to_string())
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "UPDATE holds SET status = 'released', updated_at = $1 WHERE reservation_id = $2",
+        )
+        .bind(timestamp(kernel::now()))
+        .bind(reservation.to_string())
+        .execute(&mut **tx)
+        .await?;
         let event = CatalogEvent::InventoryReleased {
             reservation_id: reservation,
             listing_id,
@@ -231,14 +241,19 @@ impl Listings {
         tx: &mut Transaction<'static, Any>,
         reservation: ReservationId,
     ) -> anyhow::Result<Option<(ListingId, u32, String)>> {
-        let row = sqlx::query("SELECT listing_id, quantity, status FROM holds WHERE reservation_id = $1")
-            .bind(reservation.to_string())
-            .fetch_optional(&mut **tx)
-            .await?;
+        let row =
+            sqlx::query("SELECT listing_id, quantity, status FROM holds WHERE reservation_id = $1")
+                .bind(reservation.to_string())
+                .fetch_optional(&mut **tx)
+                .await?;
         row.map(|row| {
             let listing: String = row.try_get("listing_id")?;
             let quantity: i64 = row.try_get("quantity")?;
-            Ok((listing.parse()?, u32::try_from(quantity)?, row.try_get("status")?))
+            Ok((
+                listing.parse()?,
+                u32::try_from(quantity)?,
+                row.try_get("status")?,
+            ))
         })
         .transpose()
     }
@@ -252,12 +267,13 @@ impl Listings {
         listing: &ListingRecord,
         after: Quota,
     ) -> anyhow::Result<()> {
-        let updated = sqlx::query("UPDATE listings SET available = $1 WHERE id = $2 AND available = $3")
-            .bind(i64::from(after.available()))
-            .bind(listing.id.to_string())
-            .bind(i64::from(listing.quota.available()))
-            .execute(&mut **tx)
-            .await?;
+        let updated =
+            sqlx::query("UPDATE listings SET available = $1 WHERE id = $2 AND available = $3")
+                .bind(i64::from(after.available()))
+                .bind(listing.id.to_string())
+                .bind(i64::from(listing.quota.available()))
+                .execute(&mut **tx)
+                .await?;
         anyhow::ensure!(
             updated.rows_affected() == 1,
             "availability of listing {} changed concurrently",

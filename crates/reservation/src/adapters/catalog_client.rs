@@ -56,10 +56,14 @@ impl CatalogClient {
             return Ok(None);
         }
         if !response.status().is_success() {
-            return Err(LookupError::Unavailable(format!("status {}", response.status())));
+            return Err(LookupError::Unavailable(format!(
+                "status {}",
+                response.status()
+            )));
         }
         let view: ListingView = response.json().await.map_err(unavailable)?;
-        let price = Money::parse(view.price).map_err(|e| LookupError::Unavailable(e.to_string()))?;
+        let price =
+            Money::parse(view.price).map_err(|e| LookupError::Unavailable(e.to_string()))?;
         Ok(Some(ListingSnapshot {
             id: view.id,
             kind: view.kind,

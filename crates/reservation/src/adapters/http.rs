@@ -79,15 +79,16 @@ impl From<AppError> for ApiError {
     fn from(error: AppError) -> Self {
         match error {
             AppError::Domain(e) => match e {
-                ReservationError::QuantityOutOfRange(_) | ReservationError::AmountTooLarge { .. } => {
-                    ApiError::Unprocessable(e.to_string())
-                }
+                ReservationError::QuantityOutOfRange(_)
+                | ReservationError::AmountTooLarge { .. } => ApiError::Unprocessable(e.to_string()),
                 ReservationError::NotFound => ApiError::NotFound("no such reservation".to_owned()),
                 ReservationError::AlreadyPlaced
                 | ReservationError::AlreadyCancelled
                 | ReservationError::NotCancellable(_) => ApiError::Conflict(e.to_string()),
             },
-            AppError::UnknownListing(id) => ApiError::Unprocessable(format!("no listing with id {id}")),
+            AppError::UnknownListing(id) => {
+                ApiError::Unprocessable(format!("no listing with id {id}"))
+            }
             AppError::Lookup(e) => ApiError::Unavailable {
                 detail: format!("{e}; try again shortly"),
                 retry_after_secs: 1,
@@ -103,10 +104,9 @@ async fn place(
     headers: HeaderMap,
     Body(request): Body<PlaceRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let listing_id: ListingId = request
-        .listing_id
-        .parse()
-        .map_err(|_| ApiError::Unprocessable(format!("no listing with id {:?}", request.listing_id)))?;
+    let listing_id: ListingId = request.listing_id.parse().map_err(|_| {
+        ApiError::Unprocessable(format!("no listing with id {:?}", request.listing_id))
+    })?;
     let quantity = Quantity::parse(request.quantity.unwrap_or(1))
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     if request.seats.is_some_and(|seats| !seats.is_empty()) {
@@ -132,7 +132,10 @@ async fn place(
         .await?;
     Ok((
         StatusCode::ACCEPTED,
-        [(header::LOCATION, format!("/reservations/{}", reservation.id))],
+        [(
+            header::LOCATION,
+            format!("/reservations/{}", reservation.id),
+        )],
         Json(ReservationView::from(&reservation)),
     ))
 }
@@ -190,5 +193,8 @@ async fn cancel(
     let reservation = reservations
         .cancel(reservation_id(&id)?, caller.user_id, caller.is_admin())
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(ReservationView::from(&reservation))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ReservationView::from(&reservation)),
+    ))
 }

@@ -23,7 +23,11 @@ impl SagaPolicy {
 
 #[async_trait]
 impl EventHandler for SagaPolicy {
-    async fn handle(&self, tx: &mut Transaction<'static, Any>, event: &Envelope) -> anyhow::Result<()> {
+    async fn handle(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        event: &Envelope,
+    ) -> anyhow::Result<()> {
         let Some(catalog_event) = CatalogEvent::from_envelope(event)? else {
             return Ok(());
         };
@@ -43,7 +47,10 @@ impl EventHandler for SagaPolicy {
                     title,
                     price,
                 };
-                self.reservations.store().remember_listing(tx, &listing).await
+                self.reservations
+                    .store()
+                    .remember_listing(tx, &listing)
+                    .await
             }
             CatalogEvent::TicketsReserved { reservation_id, .. } => {
                 self.reservations

@@ -50,7 +50,8 @@ pub const MIGRATIONS: &[MigrationScript] = &[MigrationScript {
     postgres: SCHEMA,
 }];
 
-const COLUMNS: &str = "id, user_id, listing_id, listing_title, listing_kind, price, quantity, amount, \
+const COLUMNS: &str =
+    "id, user_id, listing_id, listing_title, listing_kind, price, quantity, amount, \
     payment_method, status, reason, cancel_requested, version, created_at, updated_at";
 
 /// A stored reservation and the version it was read at.
@@ -81,10 +82,12 @@ impl ReservationStore {
             Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",
         };
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM reservations WHERE id = $1{lock}"))
-            .bind(id.to_string())
-            .fetch_optional(&mut **tx)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM reservations WHERE id = $1{lock}"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
         row.map(|row| Ok((from_row(&row)?, row.try_get("version")?)))
             .transpose()
     }

@@ -1,0 +1,8 @@
+//! End-to-end scenarios through the gateway only, each on its own platform
+//! in a temporary data dir on a free port.
+
+mod bad_input;
+mod contention;
+mod helpers;
+mod restart;
+mod s0_movie_tickets;
