@@ -1,1 +1,352 @@
-fn main() {}
+//! Booking load against a boxoffice platform, through the gateway only.
+//!
+//! It starts `boxoffice up` (release build) on a temporary data dir, signs
+//! up one customer per client, registers a movie with a large quota, and
+//! lets every client book one ticket at a time for the given duration.
+//! Meanwhile a separate probe customer books one ticket at a time and
+//! watches each booking until it is confirmed and until it shows on its my
+//! page, so those latencies are measured under the load. At the end it
+//! waits for the saga to settle, audits the inventory (sold + available =
+//! capacity, sold = accepted) and reads the platform's peak RSS.
+//!
+//! ```sh
+//! cargo build --release -p boxoffice -p bench
+//! ./target/release/bench --clients 64 --seconds 20
+//! ```
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+struct Args {
+    /// Concurrent booking clients.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// How long the clients book.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// The boxoffice binary to start.
+    #[arg(long, default_value = "target/release/boxoffice")]
+    binary: PathBuf,
+    /// Port for the gateway.
+    #[arg(long, default_value_t = 18188)]
+    port: u16,
+}
+
+const ADMIN_PASSWORD: &str = "bench-admin-password";
+const CAPACITY: u64 = 1_000_000;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let data = std::env::temp_dir().join(format!("boxoffice-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let mut platform = tokio::process::Command::new(&args.binary)
+        .args(["up", "--port", &args.port.to_string(), "--data-dir"])
+        .arg(&data)
+        .env("BOXOFFICE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| {
+            format!(
+                "starting {} (build it with cargo build --release)",
+                args.binary.display()
+            )
+        })?;
+    let pid = platform.id().context("the platform has a pid")?;
+    let base = format!("http://127.0.0.1:{}", args.port);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients * 2)
+        .build()?;
+    let result = run(&args, &http, &base, pid).await;
+    platform.kill().await.ok();
+    let _ = std::fs::remove_dir_all(&data);
+    result
+}
+
+async fn run(args: &Args, http: &reqwest::Client, base: &str, pid: u32) -> anyhow::Result<()> {
+    wait_ready(http, base).await?;
+    let admin = token(http, base, "admin", ADMIN_PASSWORD).await?;
+    let movie = post(
+        http,
+        base,
+        "/listings",
+        Some(&admin),
+        json!({
+            "kind": "movie", "title": "Benchmark Night", "price": 10000, "tickets": CAPACITY
+        }),
+    )
+    .await?;
+    let movie = movie["id"].as_str().context("listing id")?.to_owned();
+    let mut tokens = Vec::new();
+    for n in 0..=args.clients {
+        let name = format!("bench{n}");
+        post(
+            http,
+            base,
+            "/auth/signup",
+            None,
+            json!({"username": name, "password": "bench-password"}),
+        )
+        .await?;
+        tokens.push(token(http, base, &name, "bench-password").await?);
+    }
+    let probe_token = tokens.pop().expect("one token per client plus the probe");
+    let rss_idle = rss_kib(pid, "VmRSS");
+
+    println!(
+        "boxoffice booking benchmark: {} clients for {} s, embedded mode, {} cores",
+        args.clients,
+        args.seconds,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for token in tokens {
+        let (http, base, movie, stop) =
+            (http.clone(), base.to_owned(), movie.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let mut accept = Histogram::<u64>::new(3).expect("histogram");
+            let mut errors = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                match book(&http, &base, &token, &movie).await {
+                    Ok(_) => accept.record(t.elapsed().as_micros() as u64).ok(),
+                    Err(_) => {
+                        errors += 1;
+                        None
+                    }
+                };
+            }
+            (accept, errors)
+        }));
+    }
+    let probe = {
+        let (http, base, movie, stop) =
+            (http.clone(), base.to_owned(), movie.clone(), stop.clone());
+        tokio::spawn(async move { probe(&http, &base, &probe_token, &movie, &stop).await })
+    };
+    let mut rss_peak_sampled = 0;
+    while started.elapsed() < Duration::from_secs(args.seconds) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        rss_peak_sampled = rss_peak_sampled.max(rss_kib(pid, "VmRSS"));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut accept = Histogram::<u64>::new(3)?;
+    let mut errors = 0;
+    for client in clients {
+        let (h, e) = client.await?;
+        accept.add(h)?;
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let (confirm, mypage, probed) = probe.await??;
+
+    // Let the saga settle, then audit the inventory.
+    let accepted = accept.len() + probed;
+    let settle_started = Instant::now();
+    let available = loop {
+        let listing = get(http, base, &format!("/listings/{movie}"), None).await?;
+        let available = listing["capacity"]["available"]
+            .as_u64()
+            .context("available")?;
+        if CAPACITY - available >= accepted || settle_started.elapsed() > Duration::from_secs(120) {
+            break available;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let sold = CAPACITY - available;
+    let rss_peak = rss_kib(pid, "VmHWM");
+
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "accepted bookings      {accepted} in {elapsed:.1} s = {:.0}/s ({errors} errors)",
+        accept.len() as f64 / elapsed
+    );
+    println!(
+        "accept latency         p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
+        ms(&accept, 0.5),
+        ms(&accept, 0.99),
+        accept.max() as f64 / 1000.0
+    );
+    println!(
+        "until confirmed        p50 {:.1} ms   p99 {:.1} ms   (probe, {} bookings under load)",
+        ms(&confirm, 0.5),
+        ms(&confirm, 0.99),
+        confirm.len()
+    );
+    println!(
+        "until on my page       p50 {:.1} ms   p99 {:.1} ms",
+        ms(&mypage, 0.5),
+        ms(&mypage, 0.99)
+    );
+    println!(
+        "settled after load     {:.1} s",
+        settle_started.elapsed().as_secs_f64()
+    );
+    println!(
+        "platform RSS           idle {} MiB, peak sampled {} MiB, high-water mark {} MiB",
+        rss_idle / 1024,
+        rss_peak_sampled / 1024,
+        rss_peak / 1024
+    );
+    let ok = sold + available == CAPACITY && sold == accepted;
+    println!("audit                  sold {sold} + available {available} = {} (capacity {CAPACITY}); accepted {accepted}: {}", sold + available, if ok { "OK" } else { "MISMATCH" });
+    if !ok {
+        bail!("inventory audit failed");
+    }
+    Ok(())
+}
+
+/// Books one ticket at a time and watches each booking to the end.
+async fn probe(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    movie: &str,
+    stop: &AtomicBool,
+) -> anyhow::Result<(Histogram<u64>, Histogram<u64>, u64)> {
+    let mut confirm = Histogram::<u64>::new(3)?;
+    let mut mypage = Histogram::<u64>::new(3)?;
+    let mut booked = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let t = Instant::now();
+        let id = book(http, base, token, movie).await?;
+        booked += 1;
+        loop {
+            let r = get(http, base, &format!("/reservations/{id}"), Some(token)).await?;
+            if r["status"] == "confirmed" {
+                confirm.record(t.elapsed().as_micros() as u64)?;
+                break;
+            }
+            anyhow::ensure!(
+                r["status"] == "pending",
+                "probe booking ended {}",
+                r["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        loop {
+            let rows = get(http, base, "/mypage/reservations", Some(token)).await?;
+            let shown = rows.as_array().is_some_and(|rows| {
+                rows.iter()
+                    .any(|r| r["reservationId"] == id.as_str() && r["status"] == "confirmed")
+            });
+            if shown {
+                mypage.record(t.elapsed().as_micros() as u64)?;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok((confirm, mypage, booked))
+}
+
+async fn book(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    movie: &str,
+) -> anyhow::Result<String> {
+    let answer = post(
+        http,
+        base,
+        "/reservations",
+        Some(token),
+        json!({"listingId": movie, "quantity": 1}),
+    )
+    .await?;
+    Ok(answer["id"].as_str().context("reservation id")?.to_owned())
+}
+
+async fn token(
+    http: &reqwest::Client,
+    base: &str,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    let answer = post(
+        http,
+        base,
+        "/auth/token",
+        None,
+        json!({"username": username, "password": password}),
+    )
+    .await?;
+    Ok(answer["accessToken"].as_str().context("token")?.to_owned())
+}
+
+async fn post(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let mut request = http.post(format!("{base}{path}")).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    anyhow::ensure!(status.is_success(), "POST {path}: {status} {body}");
+    Ok(body)
+}
+
+async fn get(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+) -> anyhow::Result<Value> {
+    let mut request = http.get(format!("{base}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    anyhow::ensure!(status.is_success(), "GET {path}: {status} {body}");
+    Ok(body)
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(response) = http.get(format!("{base}/health/ready")).send().await {
+            if response.status().is_success() {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the platform did not become ready within 30 s")
+}
+
+/// A memory figure of a process from /proc (KiB), 0 where unavailable.
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
