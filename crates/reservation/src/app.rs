@@ -10,6 +10,7 @@ use kernel::ids::{ListingId, ReservationId, UserId};
 use kernel::Envelope;
 use runtime::outbox;
 use sqlx::{Any, Transaction};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::adapters::catalog_client::{CatalogClient, LookupError};
 use crate::adapters::sql::ReservationStore;
@@ -43,11 +44,18 @@ pub struct PlaceReservation {
 pub struct Reservations {
     store: ReservationStore,
     catalog: CatalogClient,
+    placements: Placements,
 }
 
 impl Reservations {
+    /// Needs a Tokio runtime: it starts the task that stores new bookings.
     pub fn new(store: ReservationStore, catalog: CatalogClient) -> Reservations {
-        Reservations { store, catalog }
+        let placements = Placements::start(store.clone());
+        Reservations {
+            store,
+            catalog,
+            placements,
+        }
     }
 
     /// Places a pending reservation. With an idempotency key, a repeat of
@@ -75,27 +83,27 @@ impl Reservations {
             },
         )?;
         let reservation = fold(None, &events).expect("placing yields a reservation");
-        let mut tx = self.store.store().begin().await?;
+        let outgoing = integration_events(&reservation, &events, None);
         let stored = self
-            .store
-            .insert(&mut tx, &reservation, request.idempotency_key.as_deref())
-            .await;
-        if let Err(error) = stored {
-            // Two identical requests raced: the other one won; answer with its result.
-            if let Some(key) = &request.idempotency_key {
-                drop(tx);
-                if let Some(existing) = self
-                    .store
-                    .find_by_idempotency_key(request.user_id, key)
-                    .await?
-                {
-                    return Ok(existing);
-                }
-            }
-            return Err(error.into());
+            .placements
+            .store(
+                reservation.clone(),
+                outgoing,
+                request.idempotency_key.clone(),
+            )
+            .await?;
+        if !stored {
+            // The same key was used before (or by a request racing this one):
+            // answer with what that request created.
+            let key = request.idempotency_key.as_deref().unwrap_or_default();
+            return self
+                .store
+                .find_by_idempotency_key(request.user_id, key)
+                .await?
+                .ok_or_else(|| {
+                    anyhow::anyhow!("idempotency key {key:?} conflicts but finds nothing").into()
+                });
         }
-        outbox::append(&mut tx, &integration_events(&reservation, &events, None)).await?;
-        self.store.store().commit(tx).await?;
         Ok(reservation)
     }
 
@@ -238,4 +246,96 @@ fn integration_events(
         })
         .map(|event| event.outgoing(cause))
         .collect()
+}
+
+/// New bookings, stored many to a transaction (group commit).
+///
+/// SQLite has one writer; a transaction per booking made every booking pay
+/// for BEGIN and COMMIT round trips while the others queued for the
+/// connection. One task takes whatever bookings are waiting, stores them
+/// and their events in one transaction, and answers each. A booking is
+/// still only answered once its transaction has committed.
+#[derive(Clone, Debug)]
+struct Placements {
+    queue: mpsc::Sender<Placement>,
+}
+
+#[derive(Debug)]
+struct Placement {
+    reservation: Reservation,
+    outgoing: Vec<Outgoing>,
+    idempotency_key: Option<String>,
+    stored: oneshot::Sender<Result<bool, String>>,
+}
+
+/// Most bookings in one transaction.
+const PLACEMENT_BATCH: usize = 256;
+
+impl Placements {
+    fn start(store: ReservationStore) -> Placements {
+        let (queue, mut waiting) = mpsc::channel::<Placement>(4 * PLACEMENT_BATCH);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(PLACEMENT_BATCH);
+            while waiting.recv_many(&mut batch, PLACEMENT_BATCH).await > 0 {
+                match store_batch(&store, &batch).await {
+                    Ok(stored) => {
+                        for (placement, stored) in batch.drain(..).zip(stored) {
+                            let _ = placement.stored.send(Ok(stored));
+                        }
+                    }
+                    Err(error) => {
+                        let error = format!("{error:#}");
+                        for placement in batch.drain(..) {
+                            let _ = placement.stored.send(Err(error.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Placements { queue }
+    }
+
+    /// Stores the booking with its events; `false` when its idempotency key
+    /// was already used.
+    async fn store(
+        &self,
+        reservation: Reservation,
+        outgoing: Vec<Outgoing>,
+        idempotency_key: Option<String>,
+    ) -> anyhow::Result<bool> {
+        let (stored, answer) = oneshot::channel();
+        self.queue
+            .send(Placement {
+                reservation,
+                outgoing,
+                idempotency_key,
+                stored,
+            })
+            .await
+            .map_err(|_| anyhow::anyhow!("the booking writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("the booking writer has stopped"))?
+            .map_err(|error| anyhow::anyhow!(error).context("storing bookings"))
+    }
+}
+
+async fn store_batch(store: &ReservationStore, batch: &[Placement]) -> anyhow::Result<Vec<bool>> {
+    let mut tx = store.store().begin().await?;
+    let mut stored = Vec::with_capacity(batch.len());
+    for placement in batch {
+        let inserted = store
+            .insert(
+                &mut tx,
+                &placement.reservation,
+                placement.idempotency_key.as_deref(),
+            )
+            .await?;
+        if inserted {
+            outbox::append(&mut tx, &placement.outgoing).await?;
+        }
+        stored.push(inserted);
+    }
+    store.store().commit(tx).await?;
+    Ok(stored)
 }

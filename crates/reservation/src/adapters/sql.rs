@@ -97,10 +97,13 @@ impl ReservationStore {
         tx: &mut Transaction<'static, Any>,
         r: &Reservation,
         idempotency_key: Option<&str>,
-    ) -> anyhow::Result<()> {
-        sqlx::query(&format!(
+    ) -> anyhow::Result<bool> {
+        // A repeated idempotency key is not an error (that would abort a
+        // PostgreSQL transaction shared with other bookings): it stores nothing.
+        let inserted = sqlx::query(&format!(
             "INSERT INTO reservations ({COLUMNS}, idempotency_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15)
+             ON CONFLICT (user_id, idempotency_key) DO NOTHING"
         ))
         .bind(r.id.to_string())
         .bind(r.user_id.to_string())
@@ -120,7 +123,7 @@ impl ReservationStore {
         .execute(&mut **tx)
         .await
         .context("storing a reservation")?;
-        Ok(())
+        Ok(inserted.rows_affected() == 1)
     }
 
     /// Writes the new state if nobody changed it since `version`.
