@@ -36,14 +36,9 @@ pub async fn build(database_url: &str, bus: Arc<dyn EventBus>) -> anyhow::Result
         bus: bus.clone(),
         handler: Arc::new(adapters::policy::InventoryPolicy::new(listings)),
     };
-    let ready_store = store.clone();
-    let ready_bus = bus.clone();
     let relay_store = store.clone();
     Ok(App::new("catalog", router)
-        .readiness(move || {
-            let (store, bus) = (ready_store.clone(), ready_bus.clone());
-            async move { runtime::app::check_ready(&store, bus.as_ref()).await }
-        })
+        .ready_when_reachable(store.clone(), bus.clone())
         .worker("inventory-policy", move |shutdown| consumer.run(shutdown))
         .worker("outbox-relay", move |shutdown| {
             runtime::outbox::relay(relay_store, bus, shutdown)

@@ -33,12 +33,8 @@ pub async fn build(database_url: &str, bus: Arc<dyn EventBus>) -> anyhow::Result
         bus: bus.clone(),
         handler: Arc::new(Projector { view: view.clone() }),
     };
-    let (ready_store, ready_bus) = (store.clone(), bus.clone());
     Ok(App::new("mypage", http::router(view))
-        .readiness(move || {
-            let (store, bus) = (ready_store.clone(), ready_bus.clone());
-            async move { runtime::app::check_ready(&store, bus.as_ref()).await }
-        })
+        .ready_when_reachable(store.clone(), bus.clone())
         .worker("mypage-projection", move |shutdown| consumer.run(shutdown)))
 }
 

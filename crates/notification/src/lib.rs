@@ -44,12 +44,8 @@ pub async fn build(
             channel,
         }),
     };
-    let (ready_store, ready_bus) = (store.clone(), bus.clone());
     Ok(App::new("notification", http::router(notifications))
-        .readiness(move || {
-            let (store, bus) = (ready_store.clone(), ready_bus.clone());
-            async move { runtime::app::check_ready(&store, bus.as_ref()).await }
-        })
+        .ready_when_reachable(store.clone(), bus.clone())
         .worker("notification-policy", move |shutdown| {
             consumer.run(shutdown)
         }))

@@ -45,12 +45,9 @@ pub async fn build(
         bus: bus.clone(),
         handler: Arc::new(adapters::policy::SagaPolicy::new(reservations)),
     };
-    let (ready_store, ready_bus, relay_store) = (store.clone(), bus.clone(), store);
+    let relay_store = store.clone();
     Ok(App::new("reservation", router)
-        .readiness(move || {
-            let (store, bus) = (ready_store.clone(), ready_bus.clone());
-            async move { runtime::app::check_ready(&store, bus.as_ref()).await }
-        })
+        .ready_when_reachable(store.clone(), bus.clone())
         .worker("saga-policy", move |shutdown| consumer.run(shutdown))
         .worker("outbox-relay", move |shutdown| {
             runtime::outbox::relay(relay_store, bus, shutdown)

@@ -49,6 +49,18 @@ impl App {
         self
     }
 
+    /// The usual readiness: the service's database and the bus answer.
+    pub fn ready_when_reachable(
+        self,
+        store: crate::Store,
+        bus: std::sync::Arc<dyn kernel::bus::EventBus>,
+    ) -> App {
+        self.readiness(move || {
+            let (store, bus) = (store.clone(), bus.clone());
+            async move { check_ready(&store, bus.as_ref()).await }
+        })
+    }
+
     /// A background task that runs while the service runs and is told to
     /// finish on shutdown.
     pub fn worker<F, Fut>(mut self, name: impl Into<String>, work: F) -> App
