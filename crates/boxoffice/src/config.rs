@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use runtime::store::sqlite_url;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,11 +29,49 @@ pub struct Config {
     pub token_ttl_secs: u64,
     /// `text` or `json` log lines.
     pub log_format: String,
-    /// Database of a served service (`serve`); SQLite in the data dir when absent.
+    /// Where services keep their data. Absent: a SQLite file per service in
+    /// the data dir. A `postgres://` url containing `{service}` gives every
+    /// service its own database (`…/boxoffice_{service}`); without the
+    /// placeholder the url serves one process (`serve`) only.
     pub database_url: Option<String>,
+    /// The event bus: `embedded` (a log in the data dir, one machine) or
+    /// `kafka` (any Kafka-protocol broker, see `[kafka]`).
+    pub bus: BusKind,
+    pub kafka: KafkaConfig,
     /// Where the other services answer, for `serve` (the gateway's routes,
     /// reservation's catalog lookups).
     pub urls: ServiceUrls,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    Embedded,
+    Kafka,
+}
+
+/// The Kafka bus (`BOXOFFICE_KAFKA__BOOTSTRAP_SERVERS` and so on).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    /// Partitions of the topics boxoffice creates: the most replicas of one
+    /// consumer group that can share the work.
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// How long a silent consumer keeps its partitions before they move.
+    pub session_timeout_ms: u32,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            partitions: 4,
+            replication_factor: 1,
+            session_timeout_ms: 6000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +105,8 @@ impl Default for Config {
             token_ttl_secs: 3600,
             log_format: "text".into(),
             database_url: None,
+            bus: BusKind::Embedded,
+            kafka: KafkaConfig::default(),
             urls: ServiceUrls::default(),
         }
     }
@@ -89,6 +130,23 @@ impl Config {
         }
         figment = figment.merge(Env::prefixed("BOXOFFICE_").split("__").ignore(&["config"]));
         figment.extract().context("reading configuration")
+    }
+
+    /// The database of the service that keeps its data under `name`
+    /// (`catalog`, …, `identity` for the gateway).
+    pub fn database_for(&self, name: &str) -> String {
+        match &self.database_url {
+            Some(url) => url.replace("{service}", name),
+            None => sqlite_url(&self.data_dir, name),
+        }
+    }
+
+    /// Whether one configuration can hold every service's data: each needs
+    /// its own database, since their tables share names.
+    pub fn separates_databases(&self) -> bool {
+        self.database_url
+            .as_deref()
+            .is_none_or(|url| url.contains("{service}"))
     }
 }
 
@@ -122,6 +180,50 @@ mod tests {
             assert_eq!(config.token_ttl_secs, 60);
             assert_eq!(config.urls.catalog, "http://c:1");
             assert_eq!(config.urls.mypage, "http://m:4");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_environment_selects_kafka_and_a_database_per_service() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BOXOFFICE_BUS", "kafka");
+            jail.set_env("BOXOFFICE_KAFKA__BOOTSTRAP_SERVERS", "k1:9092,k2:9092");
+            jail.set_env("BOXOFFICE_KAFKA__PARTITIONS", "8");
+            jail.set_env(
+                "BOXOFFICE_DATABASE_URL",
+                "postgres://app@db:5432/boxoffice_{service}",
+            );
+            let config = Config::load(None).unwrap();
+            assert_eq!(config.bus, BusKind::Kafka);
+            assert_eq!(config.kafka.bootstrap_servers, "k1:9092,k2:9092");
+            assert_eq!(config.kafka.partitions, 8);
+            assert_eq!(config.kafka.session_timeout_ms, 6000);
+            assert_eq!(
+                config.database_for("catalog"),
+                "postgres://app@db:5432/boxoffice_catalog"
+            );
+            assert!(config.separates_databases());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn one_database_url_without_the_placeholder_serves_one_process() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BOXOFFICE_DATABASE_URL", "postgres://db/catalog");
+            let config = Config::load(None).unwrap();
+            assert_eq!(config.database_for("catalog"), "postgres://db/catalog");
+            assert!(!config.separates_databases());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_bus_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BOXOFFICE_BUS", "carrier-pigeon");
+            assert!(Config::load(None).is_err());
             Ok(())
         });
     }

@@ -42,8 +42,8 @@ enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
-    /// Create or upgrade the databases, then exit.
-    Migrate,
+    /// Create or upgrade the databases (of one service, or all), then exit.
+    Migrate { service: Option<ServiceName> },
 }
 
 #[tokio::main]
@@ -77,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
             config.port = port.unwrap_or(config.port);
             platform::serve_one(&config, service).await
         }
-        Command::Migrate => platform::migrate(&config).await,
+        Command::Migrate { service } => platform::migrate(&config, service).await,
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! In `up` each service still listens on its own loopback port and the
 //! gateway reaches it over HTTP, exactly as in distributed mode, so there
-//! is one code path; only the adapters differ (the embedded log instead of
-//! Kafka, SQLite files instead of PostgreSQL).
+//! is one code path; only the adapters differ, and configuration picks
+//! them: the embedded log or Kafka (`bus`), SQLite files or PostgreSQL
+//! (`database_url`).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -16,12 +17,11 @@ use bus_embedded::EmbeddedBus;
 use gateway::Route;
 use kernel::bus::EventBus;
 use kernel::shutdown::{self, ShutdownTrigger};
-use runtime::store::sqlite_url;
 use runtime::App;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::config::{Config, ServiceUrls};
+use crate::config::{BusKind, Config, ServiceUrls};
 use crate::secrets;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -51,6 +51,14 @@ impl ServiceName {
             ServiceName::Gateway => "gateway",
         }
     }
+
+    /// The name its data goes by: the gateway keeps the identities.
+    pub fn database_name(self) -> &'static str {
+        match self {
+            ServiceName::Gateway => "identity",
+            other => other.as_str(),
+        }
+    }
 }
 
 /// The gateway's routes: which service owns which path prefix.
@@ -75,7 +83,31 @@ pub struct Platform {
     pub generated_admin_password: Option<String>,
     trigger: ShutdownTrigger,
     tasks: JoinSet<anyhow::Result<()>>,
-    bus: EmbeddedBus,
+    embedded: Option<EmbeddedBus>,
+}
+
+/// The configured bus; the embedded log lives in the data dir.
+async fn connect_bus(
+    config: &Config,
+    client: &str,
+) -> anyhow::Result<(Arc<dyn EventBus>, Option<EmbeddedBus>)> {
+    match config.bus {
+        BusKind::Embedded => {
+            let bus = EmbeddedBus::open(&config.data_dir.join("bus.db")).await?;
+            Ok((Arc::new(bus.clone()), Some(bus)))
+        }
+        BusKind::Kafka => {
+            let settings = bus_kafka::KafkaSettings {
+                bootstrap_servers: config.kafka.bootstrap_servers.clone(),
+                partitions: config.kafka.partitions,
+                replication_factor: config.kafka.replication_factor,
+                session_timeout_ms: config.kafka.session_timeout_ms,
+                client_id: format!("boxoffice-{client}"),
+            };
+            let bus = bus_kafka::KafkaBus::connect(settings, contracts::topics::ALL).await?;
+            Ok((Arc::new(bus), None))
+        }
+    }
 }
 
 impl Platform {
@@ -84,8 +116,11 @@ impl Platform {
     pub async fn start(config: &Config) -> anyhow::Result<Platform> {
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let bus = EmbeddedBus::open(&dir.join("bus.db")).await?;
-        let shared_bus: Arc<dyn EventBus> = Arc::new(bus.clone());
+        anyhow::ensure!(
+            config.separates_databases(),
+            "`up` runs every service: database_url needs a {{service}} placeholder so each gets its own database"
+        );
+        let (shared_bus, embedded) = connect_bus(config, "up").await?;
 
         // Every service gets a free loopback port; the gateway gets the public one.
         let mut listeners = Vec::new();
@@ -108,20 +143,20 @@ impl Platform {
 
         let admin = secrets::resolve(config.admin_password.as_deref(), dir, "admin-password")?;
         let apps = vec![
-            catalog::build(&sqlite_url(dir, "catalog"), shared_bus.clone()).await?,
+            catalog::build(&config.database_for("catalog"), shared_bus.clone()).await?,
             reservation::build(
-                &sqlite_url(dir, "reservation"),
+                &config.database_for("reservation"),
                 &urls.catalog,
                 shared_bus.clone(),
             )
             .await?,
             notification::build(
-                &sqlite_url(dir, "notification"),
+                &config.database_for("notification"),
                 shared_bus.clone(),
                 Arc::new(notification::channel::LogChannel),
             )
             .await?,
-            mypage::build(&sqlite_url(dir, "mypage"), shared_bus.clone()).await?,
+            mypage::build(&config.database_for("mypage"), shared_bus.clone()).await?,
             gateway::build(gateway_settings(config, dir, &urls, &admin.value)?).await?,
         ];
         listeners.push(gateway_listener);
@@ -140,7 +175,7 @@ impl Platform {
             generated_admin_password: admin.generated.then_some(admin.value),
             trigger,
             tasks,
-            bus,
+            embedded,
         })
     }
 
@@ -154,13 +189,15 @@ impl Platform {
                 first_error.get_or_insert(error);
             }
         }
-        self.bus.close().await;
+        if let Some(bus) = &self.embedded {
+            bus.close().await;
+        }
         first_error.map_or(Ok(()), Err)
     }
 
-    /// The embedded event log (tests look at it).
-    pub fn bus(&self) -> &EmbeddedBus {
-        &self.bus
+    /// The embedded event log, when that is the bus (tests look at it).
+    pub fn embedded_bus(&self) -> Option<&EmbeddedBus> {
+        self.embedded.as_ref()
     }
 }
 
@@ -185,7 +222,7 @@ fn gateway_settings(
 ) -> anyhow::Result<gateway::Settings> {
     let jwt = secrets::resolve(config.jwt_secret.as_deref(), dir, "jwt-secret")?;
     Ok(gateway::Settings {
-        database_url: sqlite_url(dir, "identity"),
+        database_url: config.database_for("identity"),
         jwt_secret: jwt.value,
         token_ttl: Duration::from_secs(config.token_ttl_secs),
         admin_password: admin_password.to_owned(),
@@ -193,37 +230,28 @@ fn gateway_settings(
     })
 }
 
-/// Runs one service in this process (`boxoffice serve <service>`), with its
-/// database from `database_url` (SQLite in the data dir by default) and the
-/// event log shared through the data dir.
+/// Runs one service in this process (`boxoffice serve <service>`), with the
+/// configured database and bus.
 pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<()> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir)?;
-    let database_url = config.database_url.clone().unwrap_or_else(|| {
-        sqlite_url(
-            dir,
-            if service == ServiceName::Gateway {
-                "identity"
-            } else {
-                service.as_str()
-            },
-        )
-    });
-    let bus: Arc<dyn EventBus> = Arc::new(EmbeddedBus::open(&dir.join("bus.db")).await?);
+    let database_url = config.database_for(service.database_name());
+    // The gateway publishes nothing and consumes nothing.
+    let bus = || connect_bus(config, service.as_str());
     let app = match service {
-        ServiceName::Catalog => catalog::build(&database_url, bus).await?,
+        ServiceName::Catalog => catalog::build(&database_url, bus().await?.0).await?,
         ServiceName::Reservation => {
-            reservation::build(&database_url, &config.urls.catalog, bus).await?
+            reservation::build(&database_url, &config.urls.catalog, bus().await?.0).await?
         }
         ServiceName::Notification => {
             notification::build(
                 &database_url,
-                bus,
+                bus().await?.0,
                 Arc::new(notification::channel::LogChannel),
             )
             .await?
         }
-        ServiceName::Mypage => mypage::build(&database_url, bus).await?,
+        ServiceName::Mypage => mypage::build(&database_url, bus().await?.0).await?,
         ServiceName::Gateway => {
             let admin = secrets::resolve(config.admin_password.as_deref(), dir, "admin-password")?;
             if admin.generated {
@@ -233,9 +261,7 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
                     admin.value
                 );
             }
-            let mut settings = gateway_settings(config, dir, &config.urls, &admin.value)?;
-            settings.database_url = database_url;
-            gateway::build(settings).await?
+            gateway::build(gateway_settings(config, dir, &config.urls, &admin.value)?).await?
         }
     };
     let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
@@ -247,27 +273,32 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
     serve(app, listener, shutdown).await
 }
 
-/// Creates or upgrades every service's database, then exits.
-pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let dir = &config.data_dir;
-    std::fs::create_dir_all(dir)?;
-    let url = |name: &str| {
-        config
-            .database_url
-            .clone()
-            .unwrap_or_else(|| sqlite_url(dir, name))
-    };
-    let sets = [
-        ("catalog", catalog::MIGRATIONS),
-        ("reservation", reservation::MIGRATIONS),
-        ("notification", notification::MIGRATIONS),
-        ("mypage", mypage::MIGRATIONS),
-        ("identity", gateway::MIGRATIONS),
-    ];
-    for (name, migrations) in sets {
-        let store = runtime::Store::connect(&url(name), migrations).await?;
+/// Creates or upgrades the databases of `only` (or of every service), then exits.
+pub async fn migrate(config: &Config, only: Option<ServiceName>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    anyhow::ensure!(
+        only.is_some() || config.separates_databases(),
+        "database_url has no {{service}} placeholder: name the service to migrate (`boxoffice migrate <service>`)"
+    );
+    for service in ServiceName::ALL {
+        if only.is_some_and(|only| only != service) {
+            continue;
+        }
+        let migrations = match service {
+            ServiceName::Catalog => catalog::MIGRATIONS,
+            ServiceName::Reservation => reservation::MIGRATIONS,
+            ServiceName::Notification => notification::MIGRATIONS,
+            ServiceName::Mypage => mypage::MIGRATIONS,
+            ServiceName::Gateway => gateway::MIGRATIONS,
+        };
+        let url = config.database_for(service.database_name());
+        let store = runtime::Store::connect(&url, migrations).await?;
         store.close().await;
-        println!("{name}: migrated");
+        println!(
+            "{}: migrated ({})",
+            service.as_str(),
+            runtime::store::redact(&url)
+        );
     }
     Ok(())
 }

@@ -24,6 +24,8 @@ use serde::Serialize;
 pub mod topics {
     pub const CATALOG: &str = "boxoffice.catalog";
     pub const RESERVATION: &str = "boxoffice.reservation";
+    /// Every topic; a distributed deployment creates them at start.
+    pub const ALL: &[&str] = &[CATALOG, RESERVATION];
 }
 
 /// Every payload is at schema version 1 today.

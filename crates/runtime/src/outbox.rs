@@ -125,18 +125,15 @@ async fn relay_once(store: &Store, bus: &dyn EventBus) -> anyhow::Result<usize> 
         // One writer per SQLite file: read, publish, then delete what went out.
         Backend::Sqlite => {
             let rows = pending(store.reader(), RELAY_BATCH).await?;
-            let Some(last) = rows.last().map(|(seq, _)| *seq) else {
+            if rows.is_empty() {
                 return Ok(0);
-            };
-            let events: Vec<Outgoing> = rows.into_iter().map(|(_, e)| e).collect();
+            }
+            let (seqs, events): (Vec<i64>, Vec<Outgoing>) = rows.into_iter().unzip();
             bus.publish(&events)
                 .await
                 .context("publishing outbox rows")?;
             let mut tx = store.begin().await?;
-            sqlx::query("DELETE FROM outbox WHERE seq <= $1")
-                .bind(last)
-                .execute(&mut *tx)
-                .await?;
+            remove(&mut tx, &seqs).await?;
             tx.commit().await?;
             Ok(events.len())
         }
@@ -152,21 +149,42 @@ async fn relay_once(store: &Store, bus: &dyn EventBus) -> anyhow::Result<usize> 
                 return Ok(0);
             }
             let rows = pending(&mut *tx, RELAY_BATCH).await?;
-            let Some(last) = rows.last().map(|(seq, _)| *seq) else {
+            if rows.is_empty() {
                 return Ok(0);
-            };
-            let events: Vec<Outgoing> = rows.into_iter().map(|(_, e)| e).collect();
+            }
+            let (seqs, events): (Vec<i64>, Vec<Outgoing>) = rows.into_iter().unzip();
             bus.publish(&events)
                 .await
                 .context("publishing outbox rows")?;
-            sqlx::query("DELETE FROM outbox WHERE seq <= $1")
-                .bind(last)
-                .execute(&mut *tx)
-                .await?;
+            remove(&mut tx, &seqs).await?;
             tx.commit().await?;
             Ok(events.len())
         }
     }
+}
+
+/// Deletes exactly the rows that were published. Not `seq <= last`: on
+/// PostgreSQL a transaction that took a lower `seq` may commit after the
+/// read, and a range delete would drop its event unpublished.
+async fn remove(tx: &mut Transaction<'static, Any>, seqs: &[i64]) -> anyhow::Result<()> {
+    for chunk in seqs.chunks(500) {
+        // `$n` placeholders written out: both engines read them, whereas the
+        // query builder would emit `?` for `Any`, which PostgreSQL rejects.
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "DELETE FROM outbox WHERE seq IN ({})",
+            placeholders.join(", ")
+        );
+        let mut delete = sqlx::query(&sql);
+        for seq in chunk {
+            delete = delete.bind(*seq);
+        }
+        delete
+            .execute(&mut **tx)
+            .await
+            .context("removing published outbox rows")?;
+    }
+    Ok(())
 }
 
 async fn pending<'e, E>(executor: E, limit: i64) -> anyhow::Result<Vec<(i64, Outgoing)>>

@@ -76,6 +76,7 @@ impl Store {
                 }
             }
             Backend::Postgres => {
+                create_database_if_missing(url).await?;
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
@@ -157,6 +158,27 @@ impl Store {
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
+    }
+}
+
+/// A service owns its database: on first start it creates it, so a new
+/// deployment needs only a PostgreSQL role allowed to create databases.
+async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
+    use sqlx::migrate::MigrateDatabase;
+    let exists = sqlx::Postgres::database_exists(url)
+        .await
+        .with_context(|| format!("connecting to {}", redact(url)))?;
+    if exists {
+        return Ok(());
+    }
+    match sqlx::Postgres::create_database(url).await {
+        Ok(()) => {
+            tracing::info!(database = %redact(url), "database created");
+            Ok(())
+        }
+        // Another replica created it a moment ago.
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("42P04") => Ok(()),
+        Err(error) => Err(error).with_context(|| format!("creating the database {}", redact(url))),
     }
 }
 

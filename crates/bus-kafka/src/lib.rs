@@ -1,0 +1,430 @@
+//! The Kafka `EventBus`: any Kafka-protocol broker, through librdkafka
+//! (the `rdkafka` crate, built from its bundled sources).
+//!
+//! - Producing: one idempotent producer per process (`acks=all`, retries
+//!   without duplicates or reordering), records keyed by the envelope's
+//!   subject with the Java client's partitioner (`murmur2_random`), so one
+//!   aggregate's events land on one partition in order, whichever language
+//!   produced them. Attributes travel as CloudEvents headers (binary mode).
+//! - Consuming: one consumer per subscription in a Kafka consumer group,
+//!   auto-commit off; positions are committed only after the consumer loop
+//!   has committed the batch's database transaction (see
+//!   `runtime::consumer`). A crash re-delivers; inboxes make that harmless.
+//! - Topics: one per producing context, created at start when missing, with
+//!   a configurable partition count (partitions bound how many replicas of
+//!   a consumer group share the work).
+
+mod binary_mode;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use futures::FutureExt;
+use kernel::bus::{Delivery, EventBus, Outgoing, Subscription};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+pub use binary_mode::{decode, encode, Record};
+
+/// How long `next_batch` waits for a first event before returning empty.
+const POLL: Duration = Duration::from_millis(250);
+/// How long a publish may take before it fails (the relay then retries).
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the broker is and how topics and groups behave.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `host:port[,host:port…]`.
+    pub bootstrap_servers: String,
+    /// Partitions of topics this process creates.
+    pub partitions: i32,
+    /// Replication factor of topics this process creates.
+    pub replication_factor: i32,
+    /// How long a silent group member keeps its partitions.
+    pub session_timeout_ms: u32,
+    /// Names this process in broker logs and metrics.
+    pub client_id: String,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        KafkaSettings {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            partitions: 4,
+            replication_factor: 1,
+            session_timeout_ms: 6000,
+            client_id: "boxoffice".into(),
+        }
+    }
+}
+
+/// A connection to the broker. Cheap to clone.
+#[derive(Clone)]
+pub struct KafkaBus {
+    settings: Arc<KafkaSettings>,
+    producer: FutureProducer,
+    admin: Arc<AdminClient<DefaultClientContext>>,
+    created: Arc<Mutex<HashSet<String>>>,
+}
+
+impl std::fmt::Debug for KafkaBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaBus")
+            .field("bootstrap_servers", &self.settings.bootstrap_servers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaBus {
+    /// Connects and makes sure `topics` exist.
+    pub async fn connect(settings: KafkaSettings, topics: &[&str]) -> anyhow::Result<KafkaBus> {
+        let producer: FutureProducer = base_config(&settings)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // Same key, same partition as the Java client would choose.
+            .set("partitioner", "murmur2_random")
+            // Latency over batching: the outbox relay already sends batches.
+            .set("linger.ms", "1")
+            .set(
+                "message.timeout.ms",
+                DELIVERY_TIMEOUT.as_millis().to_string(),
+            )
+            .create()
+            .context("creating the Kafka producer")?;
+        let admin: AdminClient<DefaultClientContext> = base_config(&settings)
+            .create()
+            .context("creating the Kafka admin client")?;
+        let bus = KafkaBus {
+            settings: Arc::new(settings),
+            producer,
+            admin: Arc::new(admin),
+            created: Arc::default(),
+        };
+        bus.ensure_topics(topics).await?;
+        Ok(bus)
+    }
+
+    /// Creates the topics that do not exist yet (once per process).
+    pub async fn ensure_topics(&self, topics: &[&str]) -> anyhow::Result<()> {
+        let missing: Vec<&str> = {
+            let created = self.created.lock().expect("topic set poisoned");
+            topics
+                .iter()
+                .copied()
+                .filter(|t| !created.contains(*t))
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let new_topics: Vec<NewTopic> = missing
+            .iter()
+            .map(|name| {
+                NewTopic::new(
+                    name,
+                    self.settings.partitions,
+                    TopicReplication::Fixed(self.settings.replication_factor),
+                )
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = self
+            .admin
+            .create_topics(&new_topics, &options)
+            .await
+            .with_context(|| {
+                format!(
+                    "creating topics on {} (is the broker up?)",
+                    self.settings.bootstrap_servers
+                )
+            })?;
+        for result in results {
+            match result {
+                Ok(name) => {
+                    tracing::info!(topic = %name, partitions = self.settings.partitions, "topic created")
+                }
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => anyhow::bail!("creating topic {name}: {code}"),
+            }
+        }
+        self.created
+            .lock()
+            .expect("topic set poisoned")
+            .extend(missing.iter().map(|t| (*t).to_owned()));
+        Ok(())
+    }
+
+    /// Partitions of `topic`, as the broker reports them.
+    pub async fn partition_count(&self, topic: &str) -> anyhow::Result<usize> {
+        let producer = self.producer.clone();
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let metadata = producer
+                .client()
+                .fetch_metadata(Some(&topic), Duration::from_secs(5))?;
+            Ok(metadata
+                .topics()
+                .first()
+                .map(|t| t.partitions().len())
+                .unwrap_or(0))
+        })
+        .await?
+    }
+}
+
+fn base_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.bootstrap_servers)
+        .set("client.id", &settings.client_id)
+        // Hand librdkafka's own log lines to `tracing`.
+        .set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
+    config
+}
+
+#[async_trait]
+impl EventBus for KafkaBus {
+    async fn publish(&self, events: &[Outgoing]) -> anyhow::Result<()> {
+        // Enqueue strictly in order (the idempotent producer keeps that order
+        // per partition), then wait for every acknowledgement.
+        let mut acks = Vec::with_capacity(events.len());
+        for event in events {
+            let record = encode(&event.envelope)?;
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (key, value) in &record.headers {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value.as_bytes()),
+                });
+            }
+            let mut pending = FutureRecord::to(&event.topic)
+                .key(event.envelope.key())
+                .payload(&record.value)
+                .headers(headers);
+            loop {
+                match self.producer.send_result(pending) {
+                    Ok(ack) => break acks.push(ack),
+                    // The local queue is full: let it drain, then retry this
+                    // record before any later one.
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        pending = back;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((error, _)) => return Err(error).context("enqueueing an event"),
+                }
+            }
+        }
+        for (ack, event) in futures::future::join_all(acks)
+            .await
+            .into_iter()
+            .zip(events)
+        {
+            match ack {
+                Ok(Ok(_)) => {}
+                Ok(Err((error, _))) => {
+                    return Err(error).with_context(|| format!("publishing to {}", event.topic))
+                }
+                Err(_) => anyhow::bail!("the producer dropped a delivery report"),
+            }
+        }
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[&str],
+    ) -> anyhow::Result<Box<dyn Subscription>> {
+        anyhow::ensure!(
+            !topics.is_empty(),
+            "a subscription needs at least one topic"
+        );
+        self.ensure_topics(topics).await?;
+        let consumer: StreamConsumer = base_config(&self.settings)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set(
+                "session.timeout.ms",
+                self.settings.session_timeout_ms.to_string(),
+            )
+            .set(
+                "heartbeat.interval.ms",
+                (self.settings.session_timeout_ms / 3).max(100).to_string(),
+            )
+            // Wake up soon when the topic is quiet, so new events are seen fast.
+            .set("fetch.wait.max.ms", "50")
+            .create()
+            .context("creating a Kafka consumer")?;
+        consumer
+            .subscribe(topics)
+            .with_context(|| format!("subscribing {group} to {topics:?}"))?;
+        Ok(Box::new(KafkaSubscription {
+            group: group.to_owned(),
+            consumer: Arc::new(consumer),
+            committed: BTreeMap::new(),
+            skipped: BTreeMap::new(),
+        }))
+    }
+
+    async fn is_ready(&self) -> bool {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, Duration::from_secs(2))
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false)
+    }
+}
+
+struct KafkaSubscription {
+    group: String,
+    consumer: Arc<StreamConsumer>,
+    /// Next offset to read, per (topic, partition), as last committed.
+    committed: BTreeMap<(String, i32), i64>,
+    /// Records skipped as unreadable since the last commit.
+    skipped: BTreeMap<(String, i32), i64>,
+}
+
+impl KafkaSubscription {
+    fn delivery(&self, message: &rdkafka::message::BorrowedMessage<'_>) -> Option<Delivery> {
+        let headers = message
+            .headers()
+            .map(|headers| headers.iter().map(|h| (h.key, h.value)).collect::<Vec<_>>());
+        match decode(headers.unwrap_or_default(), message.payload()) {
+            Ok(envelope) => Some(Delivery {
+                topic: message.topic().to_owned(),
+                partition: message.partition(),
+                offset: message.offset(),
+                envelope,
+            }),
+            Err(error) => {
+                // Not ours to handle, and retrying cannot fix it: say so
+                // loudly and move past it, or it would block its partition.
+                tracing::error!(
+                    group = %self.group,
+                    topic = message.topic(),
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    error = format!("{error:#}"),
+                    "skipping a record that is not a boxoffice CloudEvent"
+                );
+                metrics::counter!("boxoffice_bus_malformed_records_total", "consumer" => self.group.clone())
+                    .increment(1);
+                None
+            }
+        }
+    }
+}
+
+fn offsets(next: &BTreeMap<(String, i32), i64>) -> anyhow::Result<TopicPartitionList> {
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        list.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+    }
+    Ok(list)
+}
+
+#[async_trait]
+impl Subscription for KafkaSubscription {
+    async fn next_batch(&mut self, max: usize) -> anyhow::Result<Vec<Delivery>> {
+        let mut batch = Vec::new();
+        let mut skipped = Vec::new();
+        let first = match tokio::time::timeout(POLL, self.consumer.recv()).await {
+            Err(_) => return Ok(batch),
+            Ok(message) => message.context("reading from Kafka")?,
+        };
+        let mut take =
+            |message: &rdkafka::message::BorrowedMessage<'_>| match self.delivery(message) {
+                Some(delivery) => batch.push(delivery),
+                None => skipped.push((
+                    message.topic().to_owned(),
+                    message.partition(),
+                    message.offset(),
+                )),
+            };
+        take(&first);
+        drop(first);
+        // Whatever librdkafka has already fetched joins the batch, without waiting.
+        for _ in 1..max {
+            match self.consumer.recv().now_or_never() {
+                Some(Ok(message)) => take(&message),
+                Some(Err(error)) => {
+                    tracing::warn!(group = %self.group, error = %error, "Kafka read error");
+                    break;
+                }
+                None => break,
+            }
+        }
+        for (topic, partition, offset) in skipped {
+            let next = self.skipped.entry((topic, partition)).or_insert(0);
+            *next = (*next).max(offset + 1);
+        }
+        Ok(batch)
+    }
+
+    async fn commit(&mut self, handled: &[Delivery]) -> anyhow::Result<()> {
+        // Only the partitions this batch touched: committing every partition
+        // ever seen could move back one that a rebalance gave to another member.
+        let mut touched = std::mem::take(&mut self.skipped);
+        for delivery in handled {
+            let next = touched
+                .entry((delivery.topic.clone(), delivery.partition))
+                .or_insert(0);
+            *next = (*next).max(delivery.offset + 1);
+        }
+        if touched.is_empty() {
+            return Ok(());
+        }
+        for (partition, next) in &touched {
+            let committed = self.committed.entry(partition.clone()).or_insert(0);
+            *committed = (*committed).max(*next);
+        }
+        // Asynchronous: a lost commit only re-delivers what the inbox has
+        // already seen. `close` commits synchronously.
+        self.consumer
+            .commit(&offsets(&touched)?, CommitMode::Async)
+            .context("committing Kafka offsets")?;
+        Ok(())
+    }
+
+    async fn close(self: Box<Self>) -> anyhow::Result<()> {
+        // What this member still owns, at the positions it handled.
+        let owned = self.consumer.assignment().unwrap_or_default();
+        let mine: BTreeMap<(String, i32), i64> = self
+            .committed
+            .into_iter()
+            .filter(|((topic, partition), _)| owned.find_partition(topic, *partition).is_some())
+            .collect();
+        let list = offsets(&mine)?;
+        let consumer = self.consumer;
+        let group = self.group;
+        // Commit and leave the group (a blocking handshake) off the runtime.
+        tokio::task::spawn_blocking(move || {
+            if list.count() > 0 {
+                if let Err(error) = consumer.commit(&list, CommitMode::Sync) {
+                    tracing::warn!(group = %group, error = %error, "final offset commit failed; the inbox absorbs the re-delivery");
+                }
+            }
+            consumer.unsubscribe();
+            // Dropping the last handle closes the consumer: it leaves the
+            // group so its partitions move at once, not after a session timeout.
+            drop(consumer);
+        })
+        .await?;
+        Ok(())
+    }
+}
