@@ -61,6 +61,8 @@ pub struct KafkaConfig {
     pub replication_factor: i32,
     /// How long a silent consumer keeps its partitions before they move.
     pub session_timeout_ms: u32,
+    /// Prefix of every topic and consumer group, for sharing a cluster.
+    pub namespace: Option<String>,
 }
 
 impl Default for KafkaConfig {
@@ -70,6 +72,7 @@ impl Default for KafkaConfig {
             partitions: 4,
             replication_factor: 1,
             session_timeout_ms: 6000,
+            namespace: None,
         }
     }
 }

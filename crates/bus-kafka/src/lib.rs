@@ -25,9 +25,12 @@ use async_trait::async_trait;
 use futures::FutureExt;
 use kernel::bus::{Delivery, EventBus, Outgoing, Subscription};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -53,6 +56,9 @@ pub struct KafkaSettings {
     pub session_timeout_ms: u32,
     /// Names this process in broker logs and metrics.
     pub client_id: String,
+    /// Prefixes every topic and consumer group (`<namespace>.boxoffice.catalog`),
+    /// so several deployments can share one cluster without seeing each other.
+    pub namespace: Option<String>,
 }
 
 impl Default for KafkaSettings {
@@ -63,6 +69,7 @@ impl Default for KafkaSettings {
             replication_factor: 1,
             session_timeout_ms: 6000,
             client_id: "boxoffice".into(),
+            namespace: None,
         }
     }
 }
@@ -126,7 +133,11 @@ impl KafkaBus {
         if missing.is_empty() {
             return Ok(());
         }
-        let new_topics: Vec<NewTopic> = missing
+        let qualified: Vec<String> = missing
+            .iter()
+            .map(|name| self.settings.qualified(name))
+            .collect();
+        let new_topics: Vec<NewTopic> = qualified
             .iter()
             .map(|name| {
                 NewTopic::new(
@@ -166,7 +177,7 @@ impl KafkaBus {
     /// Partitions of `topic`, as the broker reports them.
     pub async fn partition_count(&self, topic: &str) -> anyhow::Result<usize> {
         let producer = self.producer.clone();
-        let topic = topic.to_owned();
+        let topic = self.settings.qualified(topic);
         tokio::task::spawn_blocking(move || {
             let metadata = producer
                 .client()
@@ -178,6 +189,25 @@ impl KafkaBus {
                 .unwrap_or(0))
         })
         .await?
+    }
+}
+
+impl KafkaSettings {
+    /// The broker's name for a topic or group.
+    fn qualified(&self, name: &str) -> String {
+        match &self.namespace {
+            Some(namespace) => format!("{namespace}.{name}"),
+            None => name.to_owned(),
+        }
+    }
+
+    /// The name boxoffice knows a broker topic by.
+    fn unqualified<'a>(&self, name: &'a str) -> &'a str {
+        self.namespace
+            .as_deref()
+            .and_then(|namespace| name.strip_prefix(namespace))
+            .and_then(|rest| rest.strip_prefix('.'))
+            .unwrap_or(name)
     }
 }
 
@@ -197,7 +227,11 @@ impl EventBus for KafkaBus {
         // Enqueue strictly in order (the idempotent producer keeps that order
         // per partition), then wait for every acknowledgement.
         let mut acks = Vec::with_capacity(events.len());
-        for event in events {
+        let topics: Vec<String> = events
+            .iter()
+            .map(|event| self.settings.qualified(&event.topic))
+            .collect();
+        for (event, topic) in events.iter().zip(&topics) {
             let record = encode(&event.envelope)?;
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
             for (key, value) in &record.headers {
@@ -206,7 +240,7 @@ impl EventBus for KafkaBus {
                     value: Some(value.as_bytes()),
                 });
             }
-            let mut pending = FutureRecord::to(&event.topic)
+            let mut pending = FutureRecord::to(topic)
                 .key(event.envelope.key())
                 .payload(&record.value)
                 .headers(headers);
@@ -249,8 +283,10 @@ impl EventBus for KafkaBus {
             "a subscription needs at least one topic"
         );
         self.ensure_topics(topics).await?;
-        let consumer: StreamConsumer = base_config(&self.settings)
-            .set("group.id", group)
+        let qualified: Vec<String> = topics.iter().map(|t| self.settings.qualified(t)).collect();
+        let qualified: Vec<&str> = qualified.iter().map(String::as_str).collect();
+        let consumer: StreamConsumer<GroupMember> = base_config(&self.settings)
+            .set("group.id", self.settings.qualified(group))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
@@ -264,12 +300,15 @@ impl EventBus for KafkaBus {
             )
             // Wake up soon when the topic is quiet, so new events are seen fast.
             .set("fetch.wait.max.ms", "50")
-            .create()
+            .create_with_context(GroupMember {
+                group: group.to_owned(),
+            })
             .context("creating a Kafka consumer")?;
         consumer
-            .subscribe(topics)
-            .with_context(|| format!("subscribing {group} to {topics:?}"))?;
+            .subscribe(&qualified)
+            .with_context(|| format!("subscribing {group} to {qualified:?}"))?;
         Ok(Box::new(KafkaSubscription {
+            settings: self.settings.clone(),
             group: group.to_owned(),
             consumer: Arc::new(consumer),
             committed: BTreeMap::new(),
@@ -290,10 +329,49 @@ impl EventBus for KafkaBus {
     }
 }
 
-struct KafkaSubscription {
+/// Says in the log which partitions this member owns as the group
+/// rebalances: the first thing to look at when work is not shared.
+struct GroupMember {
     group: String,
-    consumer: Arc<StreamConsumer>,
-    /// Next offset to read, per (topic, partition), as last committed.
+}
+
+impl ClientContext for GroupMember {}
+
+impl ConsumerContext for GroupMember {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let describe = |list: &TopicPartitionList| {
+            list.elements()
+                .iter()
+                .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match rebalance {
+            Rebalance::Assign(list) => {
+                tracing::info!(group = %self.group, partitions = %describe(list), count = list.count(), "partitions assigned")
+            }
+            Rebalance::Revoke(list) => {
+                tracing::info!(group = %self.group, partitions = %describe(list), "partitions revoked")
+            }
+            Rebalance::Error(error) => {
+                tracing::warn!(group = %self.group, error = %error, "rebalance failed")
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
+        if let Err(error) = result {
+            // The inbox absorbs what a lost commit re-delivers.
+            tracing::debug!(group = %self.group, error = %error, "offset commit failed");
+        }
+    }
+}
+
+struct KafkaSubscription {
+    settings: Arc<KafkaSettings>,
+    group: String,
+    consumer: Arc<StreamConsumer<GroupMember>>,
+    /// Next offset to read, per (broker topic, partition), as last committed.
     committed: BTreeMap<(String, i32), i64>,
     /// Records skipped as unreadable since the last commit.
     skipped: BTreeMap<(String, i32), i64>,
@@ -306,7 +384,7 @@ impl KafkaSubscription {
             .map(|headers| headers.iter().map(|h| (h.key, h.value)).collect::<Vec<_>>());
         match decode(headers.unwrap_or_default(), message.payload()) {
             Ok(envelope) => Some(Delivery {
-                topic: message.topic().to_owned(),
+                topic: self.settings.unqualified(message.topic()).to_owned(),
                 partition: message.partition(),
                 offset: message.offset(),
                 envelope,
@@ -382,7 +460,7 @@ impl Subscription for KafkaSubscription {
         let mut touched = std::mem::take(&mut self.skipped);
         for delivery in handled {
             let next = touched
-                .entry((delivery.topic.clone(), delivery.partition))
+                .entry((self.settings.qualified(&delivery.topic), delivery.partition))
                 .or_insert(0);
             *next = (*next).max(delivery.offset + 1);
         }

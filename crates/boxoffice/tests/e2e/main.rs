@@ -1,6 +1,9 @@
 //! End-to-end scenarios through the gateway only, each on its own platform
 //! in a temporary data dir on a free port.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod bad_input;
 mod contention;
 mod helpers;

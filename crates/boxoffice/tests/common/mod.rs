@@ -1,0 +1,5 @@
+//! Shared by the end-to-end test binaries; each uses a part of it.
+#![allow(dead_code)]
+
+pub mod gateway;
+pub mod scenarios;

@@ -1,0 +1,334 @@
+//! A distributed deployment for a test: every service is its own
+//! `boxoffice serve` OS process, on a real Kafka-protocol broker and a real
+//! PostgreSQL server, reached only through the gateway.
+//!
+//! Each deployment has its own namespace: its Kafka topics and consumer
+//! groups are prefixed with it and its databases are named after it, so
+//! deployments never see each other's data. Deployments run one at a time
+//! (each is half a dozen processes on a small machine, and one test
+//! restarts PostgreSQL).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sqlx::Connection;
+use tokio::process::{Child, Command};
+use tokio::sync::{Mutex, MutexGuard};
+
+use crate::common::gateway::{Gateway, ADMIN_PASSWORD};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+/// The servers the tests run against, from the environment.
+#[derive(Clone, Debug)]
+pub struct Servers {
+    /// `BOXOFFICE_TEST_KAFKA`: bootstrap servers, `127.0.0.1:9092`.
+    pub kafka: String,
+    /// `BOXOFFICE_TEST_POSTGRES`: a server and a role that may create
+    /// databases, `postgres://postgres@127.0.0.1:5432`.
+    pub postgres: String,
+    /// `BOXOFFICE_TEST_POSTGRES_RESTART`: a shell command that restarts
+    /// that PostgreSQL server (for the restart test).
+    pub restart_postgres: Option<String>,
+}
+
+impl Servers {
+    /// The servers, or `None` (and a message saying how to provide them).
+    pub fn from_env(test: &str) -> Option<Servers> {
+        let kafka = std::env::var("BOXOFFICE_TEST_KAFKA").ok();
+        let postgres = std::env::var("BOXOFFICE_TEST_POSTGRES").ok();
+        match (kafka, postgres) {
+            (Some(kafka), Some(postgres)) => Some(Servers {
+                kafka,
+                postgres: server_url(&postgres),
+                restart_postgres: std::env::var("BOXOFFICE_TEST_POSTGRES_RESTART").ok(),
+            }),
+            _ => {
+                eprintln!(
+                    "skipped {test}: set BOXOFFICE_TEST_KAFKA and BOXOFFICE_TEST_POSTGRES \
+                     to run it against a broker and PostgreSQL (docs/operations.md)"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// `postgres://user@host:port[/db][?…]` without the database part.
+fn server_url(url: &str) -> String {
+    let url = url.trim_end_matches('/');
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('/') {
+            Some((authority, _)) => format!("{scheme}://{authority}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// The services a deployment runs, in start order.
+pub const SERVICES: [&str; 5] = [
+    "catalog",
+    "reservation",
+    "notification",
+    "mypage",
+    "gateway",
+];
+
+pub struct Deployment {
+    pub servers: Servers,
+    /// Prefix of topics, groups and databases.
+    pub namespace: String,
+    pub dir: tempfile::TempDir,
+    /// Port of each service (replicas get their own ports).
+    ports: BTreeMap<String, u16>,
+    /// Running instances by name (`notification`, `notification-2`, …).
+    running: BTreeMap<String, Child>,
+    /// How many times each instance was started (log files are per start).
+    starts: BTreeMap<String, u32>,
+    pub gateway: Gateway,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Deployment {
+    /// Starts every service and waits until each is ready.
+    pub async fn start(servers: Servers) -> Deployment {
+        let turn = ONE_AT_A_TIME.lock().await;
+        let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let mut ports = BTreeMap::new();
+        for service in SERVICES {
+            ports.insert(service.to_owned(), free_port());
+        }
+        let gateway = Gateway::new(format!("http://127.0.0.1:{}", ports["gateway"]));
+        let mut deployment = Deployment {
+            servers,
+            namespace,
+            dir: tempfile::tempdir().expect("a temp dir"),
+            ports,
+            running: BTreeMap::new(),
+            starts: BTreeMap::new(),
+            gateway,
+            _turn: turn,
+        };
+        deployment.start_all().await;
+        deployment
+    }
+
+    /// Starts every service that is not running, and waits for all.
+    pub async fn start_all(&mut self) {
+        for service in SERVICES {
+            if !self.running.contains_key(service) {
+                self.spawn(service, service).await;
+            }
+        }
+        for service in SERVICES {
+            self.wait_ready(service).await;
+        }
+    }
+
+    /// Starts an instance `name` of `service` (a replica when the name is
+    /// new) without waiting for it.
+    pub async fn spawn(&mut self, name: &str, service: &str) {
+        let port = *self.ports.entry(name.to_owned()).or_insert_with(free_port);
+        let start = {
+            let count = self.starts.entry(name.to_owned()).or_insert(0);
+            *count += 1;
+            *count
+        };
+        let log_path = self.log_path(name, start);
+        let log = std::fs::File::create(&log_path).expect("a log file");
+        let url = |service: &str| format!("http://127.0.0.1:{}", self.ports[service]);
+        let child = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
+            .args(["serve", service, "--port", &port.to_string()])
+            .env("BOXOFFICE_BUS", "kafka")
+            .env("BOXOFFICE_KAFKA__BOOTSTRAP_SERVERS", &self.servers.kafka)
+            .env("BOXOFFICE_KAFKA__NAMESPACE", &self.namespace)
+            .env("BOXOFFICE_KAFKA__PARTITIONS", "4")
+            .env(
+                "BOXOFFICE_DATABASE_URL",
+                format!("{}/{}_{{service}}", self.servers.postgres, self.namespace),
+            )
+            .env("BOXOFFICE_DATA_DIR", self.dir.path())
+            .env("BOXOFFICE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env(
+                "BOXOFFICE_JWT_SECRET",
+                "distributed-test-signing-key-0123456789",
+            )
+            .env("BOXOFFICE_URLS__CATALOG", url("catalog"))
+            .env("BOXOFFICE_URLS__RESERVATION", url("reservation"))
+            .env("BOXOFFICE_URLS__NOTIFICATION", url("notification"))
+            .env("BOXOFFICE_URLS__MYPAGE", url("mypage"))
+            .env("BOXOFFICE_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("a log handle"))
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the boxoffice binary starts");
+        self.running.insert(name.to_owned(), child);
+    }
+
+    /// Waits until instance `name` answers ready (bounded), or fails with its log.
+    pub async fn wait_ready(&mut self, name: &str) {
+        let url = format!("http://127.0.0.1:{}/health/ready", self.ports[name]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(response) = self.gateway.http.get(&url).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            let exited = self
+                .running
+                .get_mut(name)
+                .and_then(|child| child.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                panic!(
+                    "{name} exited with {status} before it was ready:\n{}",
+                    self.log_tail(name)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} not ready within 60 s:\n{}",
+                self.log_tail(name)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `kill -9`: no shutdown, no final commits.
+    pub async fn kill(&mut self, name: &str) {
+        let mut child = self.running.remove(name).expect("a running instance");
+        child.kill().await.expect("kill -9");
+    }
+
+    /// SIGTERM, as Kubernetes stops a pod; waits for a clean exit.
+    pub async fn stop(&mut self, name: &str) {
+        let mut child = self.running.remove(name).expect("a running instance");
+        if let Some(pid) = child.id() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+        }
+        match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
+            Ok(Ok(status)) => assert!(
+                status.success(),
+                "{name} stopped with {status}:\n{}",
+                self.log_tail(name)
+            ),
+            _ => {
+                let _ = child.kill().await;
+                panic!("{name} did not stop within 30 s of SIGTERM");
+            }
+        }
+    }
+
+    /// Stops every instance gracefully, gateway first.
+    pub async fn stop_all(&mut self) {
+        let mut names: Vec<String> = self.running.keys().cloned().collect();
+        names.sort_by_key(|name| !name.starts_with("gateway"));
+        for name in names {
+            self.stop(&name).await;
+        }
+    }
+
+    fn log_path(&self, name: &str, start: u32) -> PathBuf {
+        self.dir.path().join(format!("{name}.{start}.log"))
+    }
+
+    /// Every JSON log line instance `name` wrote, over all its starts.
+    pub fn log_lines(&self, name: &str) -> Vec<Value> {
+        let starts = self.starts.get(name).copied().unwrap_or(0);
+        (1..=starts)
+            .flat_map(|start| {
+                std::fs::read_to_string(self.log_path(name, start))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// The reservation ids of the messages instance `name` sent, one per send.
+    pub fn sent_by(&self, name: &str) -> Vec<String> {
+        self.log_lines(name)
+            .into_iter()
+            .filter(|line| line["target"] == "boxoffice::notification")
+            .filter_map(|line| line["fields"]["reservation"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    fn log_tail(&self, name: &str) -> String {
+        let starts = self.starts.get(name).copied().unwrap_or(1);
+        let text = std::fs::read_to_string(self.log_path(name, starts)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Restarts PostgreSQL with the configured command, if there is one.
+    pub async fn restart_postgres(&self) -> bool {
+        let Some(command) = &self.servers.restart_postgres else {
+            eprintln!("BOXOFFICE_TEST_POSTGRES_RESTART is not set: PostgreSQL keeps running");
+            return false;
+        };
+        let status = Command::new("sh")
+            .args(["-c", command])
+            .status()
+            .await
+            .expect("the restart command runs");
+        assert!(status.success(), "restarting PostgreSQL failed: {status}");
+        // Until it accepts connections again.
+        let url = format!("{}/postgres", self.servers.postgres);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while sqlx::PgConnection::connect(&url).await.is_err() {
+            assert!(Instant::now() < deadline, "PostgreSQL did not come back");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        true
+    }
+
+    /// Stops everything and drops the deployment's databases.
+    pub async fn tear_down(mut self) {
+        self.stop_all().await;
+        let url = format!("{}/postgres", self.servers.postgres);
+        if let Ok(mut admin) = sqlx::PgConnection::connect(&url).await {
+            for database in [
+                "catalog",
+                "reservation",
+                "notification",
+                "mypage",
+                "identity",
+            ] {
+                let sql = format!(
+                    "DROP DATABASE IF EXISTS \"{}_{database}\" WITH (FORCE)",
+                    self.namespace
+                );
+                let _ = sqlx::query(&sql).execute(&mut admin).await;
+            }
+        }
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for name in self.starts.keys() {
+                eprintln!("---- last lines of {name} ----\n{}", self.log_tail(name));
+            }
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free port")
+}
