@@ -103,6 +103,7 @@ async fn connect_bus(
                 replication_factor: config.kafka.replication_factor,
                 session_timeout_ms: config.kafka.session_timeout_ms,
                 client_id: format!("boxoffice-{client}"),
+                fetch_wait_max_ms: config.kafka.fetch_wait_max_ms,
                 namespace: config.kafka.namespace.clone(),
             };
             let bus = bus_kafka::KafkaBus::connect(settings, contracts::topics::ALL).await?;

@@ -40,6 +40,8 @@ pub use binary_mode::{decode, encode, Record};
 
 /// How long `next_batch` waits for a first event before returning empty.
 const POLL: Duration = Duration::from_millis(250);
+/// How long `close` waits for the final commit and the group leave.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a publish may take before it fails (the relay then retries).
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -56,6 +58,10 @@ pub struct KafkaSettings {
     pub session_timeout_ms: u32,
     /// Names this process in broker logs and metrics.
     pub client_id: String,
+    /// Longest a fetch waits at the broker for new records. Brokers that
+    /// answer as soon as records arrive make this only an idle-poll period;
+    /// brokers that wait it out (tansu) add it to every hop's latency.
+    pub fetch_wait_max_ms: u32,
     /// Prefixes every topic and consumer group (`<namespace>.boxoffice.catalog`),
     /// so several deployments can share one cluster without seeing each other.
     pub namespace: Option<String>,
@@ -69,6 +75,7 @@ impl Default for KafkaSettings {
             replication_factor: 1,
             session_timeout_ms: 6000,
             client_id: "boxoffice".into(),
+            fetch_wait_max_ms: 10,
             namespace: None,
         }
     }
@@ -216,6 +223,7 @@ fn base_config(settings: &KafkaSettings) -> ClientConfig {
     config
         .set("bootstrap.servers", &settings.bootstrap_servers)
         .set("client.id", &settings.client_id)
+        .set("enable.metrics.push", "false")
         // Hand librdkafka's own log lines to `tracing`.
         .set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
     config
@@ -298,8 +306,10 @@ impl EventBus for KafkaBus {
                 "heartbeat.interval.ms",
                 (self.settings.session_timeout_ms / 3).max(100).to_string(),
             )
-            // Wake up soon when the topic is quiet, so new events are seen fast.
-            .set("fetch.wait.max.ms", "50")
+            .set(
+                "fetch.wait.max.ms",
+                self.settings.fetch_wait_max_ms.to_string(),
+            )
             .create_with_context(GroupMember {
                 group: group.to_owned(),
             })
@@ -490,19 +500,27 @@ impl Subscription for KafkaSubscription {
         let list = offsets(&mine)?;
         let consumer = self.consumer;
         let group = self.group;
-        // Commit and leave the group (a blocking handshake) off the runtime.
-        tokio::task::spawn_blocking(move || {
+        let (closed, wait_closed) = tokio::sync::oneshot::channel();
+        // Commit, leave the group (so partitions move at once, not after a
+        // session timeout) and close. These block, so they run on their own
+        // thread; librdkafka's final teardown can hang on some brokers (a
+        // known rdkafka issue), so it is given a bound rather than trusted.
+        std::thread::spawn(move || {
             if list.count() > 0 {
                 if let Err(error) = consumer.commit(&list, CommitMode::Sync) {
                     tracing::warn!(group = %group, error = %error, "final offset commit failed; the inbox absorbs the re-delivery");
                 }
             }
             consumer.unsubscribe();
-            // Dropping the last handle closes the consumer: it leaves the
-            // group so its partitions move at once, not after a session timeout.
+            let _ = closed.send(());
             drop(consumer);
-        })
-        .await?;
+        });
+        if tokio::time::timeout(CLOSE_TIMEOUT, wait_closed)
+            .await
+            .is_err()
+        {
+            tracing::warn!("leaving the consumer group took over {CLOSE_TIMEOUT:?}; the broker will expire this member");
+        }
         Ok(())
     }
 }
