@@ -9,9 +9,20 @@
 //! waits for the saga to settle, audits the inventory (sold + available =
 //! capacity, sold = accepted) and reads the platform's peak RSS.
 //!
+//! With `--distributed` it starts one `boxoffice serve` process per service
+//! instead, on Kafka and PostgreSQL (`--kafka`, `--postgres`, or the
+//! `BOXOFFICE_TEST_KAFKA` / `BOXOFFICE_TEST_POSTGRES` variables the tests
+//! use), and reports every process's memory.
+//!
+//! In both modes it also reads the propagation lag of the my-page
+//! projection (from the producer's commit to the projection's commit) from
+//! the `boxoffice_event_lag_seconds` histogram the services export.
+//!
 //! ```sh
 //! cargo build --release -p boxoffice -p bench
 //! ./target/release/bench --clients 64 --seconds 20
+//! ./target/release/bench --clients 64 --seconds 20 --distributed \
+//!     --kafka 127.0.0.1:9092 --postgres postgres://postgres@127.0.0.1:5432
 //! ```
 
 use std::path::PathBuf;
@@ -36,9 +47,122 @@ struct Args {
     /// The boxoffice binary to start.
     #[arg(long, default_value = "target/release/boxoffice")]
     binary: PathBuf,
-    /// Port for the gateway.
+    /// Port for the gateway (services take the four ports below it).
     #[arg(long, default_value_t = 18188)]
     port: u16,
+    /// One process per service on Kafka and PostgreSQL.
+    #[arg(long)]
+    distributed: bool,
+    /// Kafka bootstrap servers (distributed).
+    #[arg(long, env = "BOXOFFICE_TEST_KAFKA")]
+    kafka: Option<String>,
+    /// A PostgreSQL server and a role that may create databases (distributed).
+    #[arg(long, env = "BOXOFFICE_TEST_POSTGRES")]
+    postgres: Option<String>,
+}
+
+/// The processes under test, by name.
+struct Deployment {
+    processes: Vec<(&'static str, tokio::process::Child)>,
+    /// Where the my-page projection's metrics are.
+    mypage_metrics: String,
+    mode: &'static str,
+}
+
+impl Deployment {
+    fn start(args: &Args, data: &std::path::Path) -> anyhow::Result<Deployment> {
+        let spawn = |name: &'static str, command_args: Vec<String>, env: &[(String, String)]| {
+            tokio::process::Command::new(&args.binary)
+                .args(command_args)
+                .envs(env.iter().cloned())
+                .env("BOXOFFICE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+                .env("BOXOFFICE_DATA_DIR", data)
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .map(|child| (name, child))
+                .with_context(|| {
+                    format!(
+                        "starting {} (build it with cargo build --release)",
+                        args.binary.display()
+                    )
+                })
+        };
+        if !args.distributed {
+            let up = vec!["up".into(), "--port".into(), args.port.to_string()];
+            return Ok(Deployment {
+                processes: vec![spawn("boxoffice up", up, &[])?],
+                mypage_metrics: format!("http://127.0.0.1:{}/metrics", args.port),
+                mode: "embedded mode, one process",
+            });
+        }
+        let kafka = args
+            .kafka
+            .clone()
+            .context("--kafka (or BOXOFFICE_TEST_KAFKA)")?;
+        let postgres = args
+            .postgres
+            .clone()
+            .context("--postgres (or BOXOFFICE_TEST_POSTGRES)")?;
+        let namespace = format!("bench{}", std::process::id());
+        let services = ["catalog", "reservation", "notification", "mypage"];
+        let port_of = |i: usize| args.port - 4 + i as u16;
+        let mut env = vec![
+            ("BOXOFFICE_BUS".to_owned(), "kafka".to_owned()),
+            ("BOXOFFICE_KAFKA__BOOTSTRAP_SERVERS".to_owned(), kafka),
+            ("BOXOFFICE_KAFKA__NAMESPACE".to_owned(), namespace.clone()),
+            (
+                "BOXOFFICE_DATABASE_URL".to_owned(),
+                format!("{}/{namespace}_{{service}}", postgres.trim_end_matches('/')),
+            ),
+            (
+                "BOXOFFICE_JWT_SECRET".to_owned(),
+                "benchmark-token-signing-secret-0123456789".to_owned(),
+            ),
+        ];
+        for (i, service) in services.iter().enumerate() {
+            env.push((
+                format!("BOXOFFICE_URLS__{}", service.to_uppercase()),
+                format!("http://127.0.0.1:{}", port_of(i)),
+            ));
+        }
+        let mut processes = Vec::new();
+        for (i, service) in services.iter().enumerate() {
+            let serve = vec![
+                "serve".into(),
+                (*service).into(),
+                "--port".into(),
+                port_of(i).to_string(),
+            ];
+            processes.push(spawn(service, serve, &env)?);
+        }
+        let serve = vec![
+            "serve".into(),
+            "gateway".into(),
+            "--port".into(),
+            args.port.to_string(),
+        ];
+        processes.push(spawn("gateway", serve, &env)?);
+        Ok(Deployment {
+            processes,
+            mypage_metrics: format!("http://127.0.0.1:{}/metrics", port_of(3)),
+            mode: "distributed mode, a process per service on Kafka and PostgreSQL",
+        })
+    }
+
+    fn pids(&self) -> Vec<(&'static str, u32)> {
+        self.processes
+            .iter()
+            .filter_map(|(name, child)| child.id().map(|pid| (*name, pid)))
+            .collect()
+    }
+
+    async fn stop(mut self) {
+        for (_, child) in &mut self.processes {
+            child.kill().await.ok();
+        }
+    }
 }
 
 const ADMIN_PASSWORD: &str = "bench-admin-password";
@@ -49,32 +173,26 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let data = std::env::temp_dir().join(format!("boxoffice-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let mut platform = tokio::process::Command::new(&args.binary)
-        .args(["up", "--port", &args.port.to_string(), "--data-dir"])
-        .arg(&data)
-        .env("BOXOFFICE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| {
-            format!(
-                "starting {} (build it with cargo build --release)",
-                args.binary.display()
-            )
-        })?;
-    let pid = platform.id().context("the platform has a pid")?;
+    let deployment = Deployment::start(&args, &data)?;
     let base = format!("http://127.0.0.1:{}", args.port);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients * 2)
         .build()?;
-    let result = run(&args, &http, &base, pid).await;
-    platform.kill().await.ok();
+    let result = run(&args, &http, &base, &deployment).await;
+    deployment.stop().await;
     let _ = std::fs::remove_dir_all(&data);
     result
 }
 
-async fn run(args: &Args, http: &reqwest::Client, base: &str, pid: u32) -> anyhow::Result<()> {
+async fn run(
+    args: &Args,
+    http: &reqwest::Client,
+    base: &str,
+    deployment: &Deployment,
+) -> anyhow::Result<()> {
+    let pids = deployment.pids();
+    let total_rss =
+        |field: &str| -> Vec<u64> { pids.iter().map(|(_, pid)| rss_kib(*pid, field)).collect() };
     wait_ready(http, base).await?;
     let admin = token(http, base, "admin", ADMIN_PASSWORD).await?;
     let movie = post(
@@ -102,12 +220,13 @@ async fn run(args: &Args, http: &reqwest::Client, base: &str, pid: u32) -> anyho
         tokens.push(token(http, base, &name, "bench-password").await?);
     }
     let probe_token = tokens.pop().expect("one token per client plus the probe");
-    let rss_idle = rss_kib(pid, "VmRSS");
+    let rss_idle = total_rss("VmRSS");
 
     println!(
-        "boxoffice booking benchmark: {} clients for {} s, embedded mode, {} cores",
+        "boxoffice booking benchmark: {} clients for {} s, {}, {} cores",
         args.clients,
         args.seconds,
+        deployment.mode,
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
@@ -139,10 +258,12 @@ async fn run(args: &Args, http: &reqwest::Client, base: &str, pid: u32) -> anyho
             (http.clone(), base.to_owned(), movie.clone(), stop.clone());
         tokio::spawn(async move { probe(&http, &base, &probe_token, &movie, &stop).await })
     };
-    let mut rss_peak_sampled = 0;
+    let mut rss_peak_sampled = vec![0; pids.len()];
     while started.elapsed() < Duration::from_secs(args.seconds) {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        rss_peak_sampled = rss_peak_sampled.max(rss_kib(pid, "VmRSS"));
+        for (peak, now) in rss_peak_sampled.iter_mut().zip(total_rss("VmRSS")) {
+            *peak = (*peak).max(now);
+        }
     }
     stop.store(true, Ordering::Relaxed);
     let mut accept = Histogram::<u64>::new(3)?;
@@ -169,7 +290,8 @@ async fn run(args: &Args, http: &reqwest::Client, base: &str, pid: u32) -> anyho
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let sold = CAPACITY - available;
-    let rss_peak = rss_kib(pid, "VmHWM");
+    let rss_peak = total_rss("VmHWM");
+    let lag = lag_quantiles(http, &deployment.mypage_metrics, "mypage.projection").await;
 
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     println!(
@@ -197,12 +319,31 @@ async fn run(args: &Args, http: &reqwest::Client, base: &str, pid: u32) -> anyho
         "settled after load     {:.1} s",
         settle_started.elapsed().as_secs_f64()
     );
-    println!(
-        "platform RSS           idle {} MiB, peak sampled {} MiB, high-water mark {} MiB",
-        rss_idle / 1024,
-        rss_peak_sampled / 1024,
-        rss_peak / 1024
-    );
+    match lag {
+        Ok((p50, p99, count)) => println!(
+            "propagation to my page p50 {:.1} ms   p99 {:.1} ms   (producer commit -> projection commit, {count} events, from histogram buckets)",
+            p50 * 1000.0,
+            p99 * 1000.0
+        ),
+        Err(error) => println!("propagation to my page unavailable: {error:#}"),
+    }
+    let mib = |kib: u64| kib / 1024;
+    for (i, (name, _)) in pids.iter().enumerate() {
+        println!(
+            "RSS {name:<18} idle {} MiB, peak sampled {} MiB, high-water mark {} MiB",
+            mib(rss_idle[i]),
+            mib(rss_peak_sampled[i]),
+            mib(rss_peak[i])
+        );
+    }
+    if pids.len() > 1 {
+        println!(
+            "RSS all processes      idle {} MiB, peak sampled {} MiB, high-water marks {} MiB",
+            mib(rss_idle.iter().sum()),
+            mib(rss_peak_sampled.iter().sum()),
+            mib(rss_peak.iter().sum())
+        );
+    }
     let ok = sold + available == CAPACITY && sold == accepted;
     println!("audit                  sold {sold} + available {available} = {} (capacity {CAPACITY}); accepted {accepted}: {}", sold + available, if ok { "OK" } else { "MISMATCH" });
     if !ok {
@@ -325,8 +466,55 @@ async fn get(
     Ok(body)
 }
 
+/// p50 and p99 of `boxoffice_event_lag_seconds` for one consumer, by linear
+/// interpolation within the histogram's buckets (as PromQL's
+/// `histogram_quantile` does), and how many events it counted.
+async fn lag_quantiles(
+    http: &reqwest::Client,
+    metrics_url: &str,
+    consumer: &str,
+) -> anyhow::Result<(f64, f64, u64)> {
+    let text = http.get(metrics_url).send().await?.text().await?;
+    let label = format!("consumer=\"{consumer}\"");
+    let mut buckets: Vec<(f64, u64)> = text
+        .lines()
+        .filter(|line| {
+            line.starts_with("boxoffice_event_lag_seconds_bucket") && line.contains(&label)
+        })
+        .filter_map(|line| {
+            let le = line.split("le=\"").nth(1)?.split('"').next()?;
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            let count = line.rsplit(' ').next()?.parse::<f64>().ok()? as u64;
+            Some((bound, count))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last().map(|b| b.1).unwrap_or(0);
+    anyhow::ensure!(total > 0, "no lag samples for {consumer} at {metrics_url}");
+    let quantile = |q: f64| {
+        let rank = q * total as f64;
+        let mut lower = (0.0, 0u64);
+        for &(bound, count) in &buckets {
+            if count as f64 >= rank {
+                if bound.is_infinite() {
+                    return lower.0;
+                }
+                let within = (rank - lower.1 as f64) / (count - lower.1).max(1) as f64;
+                return lower.0 + (bound - lower.0) * within;
+            }
+            lower = (bound, count);
+        }
+        lower.0
+    };
+    Ok((quantile(0.5), quantile(0.99), total))
+}
+
 async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Ok(response) = http.get(format!("{base}/health/ready")).send().await {
             if response.status().is_success() {
@@ -335,7 +523,7 @@ async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    bail!("the platform did not become ready within 30 s")
+    bail!("the platform did not become ready within 60 s")
 }
 
 /// A memory figure of a process from /proc (KiB), 0 where unavailable.

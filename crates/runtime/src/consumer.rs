@@ -85,7 +85,7 @@ impl Consumer {
 
     async fn apply(&self, batch: &[Delivery]) -> anyhow::Result<()> {
         let mut tx = self.store.begin().await?;
-        let mut applied = 0u64;
+        let mut applied = Vec::with_capacity(batch.len());
         for delivery in batch {
             let event = &delivery.envelope;
             if inbox::record_first(&mut tx, &self.group, event.id).await? {
@@ -93,12 +93,21 @@ impl Consumer {
                     .handle(&mut tx, event)
                     .await
                     .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
-                applied += 1;
+                applied.push(event.time);
             }
         }
         self.store.commit(tx).await?;
         metrics::counter!("boxoffice_events_handled_total", "consumer" => self.group.clone())
-            .increment(applied);
+            .increment(applied.len() as u64);
+        // From the producer's transaction to this consumer's commit: how far
+        // behind the read side is, the number to watch in an eventually
+        // consistent system.
+        let now = time::OffsetDateTime::now_utc();
+        let lag =
+            metrics::histogram!("boxoffice_event_lag_seconds", "consumer" => self.group.clone());
+        for created in applied {
+            lag.record((now - created).as_seconds_f64().max(0.0));
+        }
         Ok(())
     }
 
