@@ -64,8 +64,8 @@ struct Args {
 /// The processes under test, by name.
 struct Deployment {
     processes: Vec<(&'static str, tokio::process::Child)>,
-    /// Where the my-page projection's metrics are.
-    mypage_metrics: String,
+    /// Each consumer group and where its metrics are.
+    consumers: Vec<(&'static str, String)>,
     mode: &'static str,
 }
 
@@ -93,7 +93,10 @@ impl Deployment {
             let up = vec!["up".into(), "--port".into(), args.port.to_string()];
             return Ok(Deployment {
                 processes: vec![spawn("boxoffice up", up, &[])?],
-                mypage_metrics: format!("http://127.0.0.1:{}/metrics", args.port),
+                consumers: CONSUMERS
+                    .iter()
+                    .map(|(group, _)| (*group, format!("http://127.0.0.1:{}/metrics", args.port)))
+                    .collect(),
                 mode: "embedded mode, one process",
             });
         }
@@ -146,7 +149,13 @@ impl Deployment {
         processes.push(spawn("gateway", serve, &env)?);
         Ok(Deployment {
             processes,
-            mypage_metrics: format!("http://127.0.0.1:{}/metrics", port_of(3)),
+            consumers: CONSUMERS
+                .iter()
+                .map(|(group, service)| {
+                    let i = services.iter().position(|s| s == service).unwrap_or(0);
+                    (*group, format!("http://127.0.0.1:{}/metrics", port_of(i)))
+                })
+                .collect(),
             mode: "distributed mode, a process per service on Kafka and PostgreSQL",
         })
     }
@@ -166,6 +175,13 @@ impl Deployment {
 }
 
 const ADMIN_PASSWORD: &str = "bench-admin-password";
+/// Every consumer group, in saga order, and the service it runs in.
+const CONSUMERS: [(&str, &str); 4] = [
+    ("catalog.inventory", "catalog"),
+    ("reservation.saga", "reservation"),
+    ("mypage.projection", "mypage"),
+    ("notification.sender", "notification"),
+];
 const CAPACITY: u64 = 1_000_000;
 
 #[tokio::main]
@@ -291,7 +307,10 @@ async fn run(
     };
     let sold = CAPACITY - available;
     let rss_peak = total_rss("VmHWM");
-    let lag = lag_quantiles(http, &deployment.mypage_metrics, "mypage.projection").await;
+    let mut lags = Vec::new();
+    for (group, url) in &deployment.consumers {
+        lags.push((*group, lag_quantiles(http, url, group).await));
+    }
 
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     println!(
@@ -319,13 +338,16 @@ async fn run(
         "settled after load     {:.1} s",
         settle_started.elapsed().as_secs_f64()
     );
-    match lag {
-        Ok((p50, p99, count)) => println!(
-            "propagation to my page p50 {:.1} ms   p99 {:.1} ms   (producer commit -> projection commit, {count} events, from histogram buckets)",
-            p50 * 1000.0,
-            p99 * 1000.0
-        ),
-        Err(error) => println!("propagation to my page unavailable: {error:#}"),
+    println!("event lag, producer commit -> consumer commit (from histogram buckets):");
+    for (group, lag) in lags {
+        match lag {
+            Ok((p50, p99, count)) => println!(
+                "  {group:<20} p50 {:.1} ms   p99 {:.1} ms   ({count} events)",
+                p50 * 1000.0,
+                p99 * 1000.0
+            ),
+            Err(error) => println!("  {group:<20} unavailable: {error:#}"),
+        }
     }
     let mib = |kib: u64| kib / 1024;
     for (i, (name, _)) in pids.iter().enumerate() {
