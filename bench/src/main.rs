@@ -64,6 +64,8 @@ struct Args {
 /// The processes under test, by name.
 struct Deployment {
     processes: Vec<(&'static str, tokio::process::Child)>,
+    /// PostgreSQL server and database prefix to drop afterwards (distributed).
+    databases: Option<(String, String)>,
     /// Each consumer group and where its metrics are.
     consumers: Vec<(&'static str, String)>,
     mode: &'static str,
@@ -98,6 +100,7 @@ impl Deployment {
                     .map(|(group, _)| (*group, format!("http://127.0.0.1:{}/metrics", args.port)))
                     .collect(),
                 mode: "embedded mode, one process",
+                databases: None,
             });
         }
         let kafka = args
@@ -157,6 +160,7 @@ impl Deployment {
                 })
                 .collect(),
             mode: "distributed mode, a process per service on Kafka and PostgreSQL",
+            databases: Some((postgres.trim_end_matches('/').to_owned(), namespace)),
         })
     }
 
@@ -170,6 +174,23 @@ impl Deployment {
     async fn stop(mut self) {
         for (_, child) in &mut self.processes {
             child.kill().await.ok();
+        }
+        if let Some((server, namespace)) = &self.databases {
+            use sqlx::Connection;
+            if let Ok(mut admin) = sqlx::PgConnection::connect(&format!("{server}/postgres")).await
+            {
+                for name in [
+                    "catalog",
+                    "reservation",
+                    "notification",
+                    "mypage",
+                    "identity",
+                ] {
+                    let drop =
+                        format!("DROP DATABASE IF EXISTS \"{namespace}_{name}\" WITH (FORCE)");
+                    let _ = sqlx::query(&drop).execute(&mut admin).await;
+                }
+            }
         }
     }
 }

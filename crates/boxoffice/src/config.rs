@@ -61,6 +61,9 @@ pub struct KafkaConfig {
     pub replication_factor: i32,
     /// How long a silent consumer keeps its partitions before they move.
     pub session_timeout_ms: u32,
+    /// Members of each consumer group a process runs (they split the
+    /// partitions, so database round trips overlap).
+    pub consumers_per_group: usize,
     /// Longest a consumer's fetch waits at the broker for new records.
     pub fetch_wait_max_ms: u32,
     /// Prefix of every topic and consumer group, for sharing a cluster.
@@ -74,6 +77,7 @@ impl Default for KafkaConfig {
             partitions: 4,
             replication_factor: 1,
             session_timeout_ms: 6000,
+            consumers_per_group: 1,
             fetch_wait_max_ms: 10,
             namespace: None,
         }

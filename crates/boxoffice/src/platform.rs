@@ -103,6 +103,7 @@ async fn connect_bus(
                 replication_factor: config.kafka.replication_factor,
                 session_timeout_ms: config.kafka.session_timeout_ms,
                 client_id: format!("boxoffice-{client}"),
+                consumers_per_group: config.kafka.consumers_per_group,
                 fetch_wait_max_ms: config.kafka.fetch_wait_max_ms,
                 namespace: config.kafka.namespace.clone(),
             };

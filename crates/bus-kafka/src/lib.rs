@@ -58,6 +58,9 @@ pub struct KafkaSettings {
     pub session_timeout_ms: u32,
     /// Names this process in broker logs and metrics.
     pub client_id: String,
+    /// Members of each consumer group per process (see
+    /// `EventBus::members_per_group`).
+    pub consumers_per_group: usize,
     /// Longest a fetch waits at the broker for new records. Brokers that
     /// answer as soon as records arrive make this only an idle-poll period;
     /// brokers that wait it out (tansu) add it to every hop's latency.
@@ -75,6 +78,7 @@ impl Default for KafkaSettings {
             replication_factor: 1,
             session_timeout_ms: 6000,
             client_id: "boxoffice".into(),
+            consumers_per_group: 1,
             fetch_wait_max_ms: 10,
             namespace: None,
         }
@@ -324,6 +328,10 @@ impl EventBus for KafkaBus {
             committed: BTreeMap::new(),
             skipped: BTreeMap::new(),
         }))
+    }
+
+    fn members_per_group(&self) -> usize {
+        self.settings.consumers_per_group
     }
 
     async fn is_ready(&self) -> bool {

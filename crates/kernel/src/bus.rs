@@ -44,6 +44,14 @@ pub trait EventBus: Send + Sync + 'static {
 
     /// Whether the bus can be reached now (for readiness probes).
     async fn is_ready(&self) -> bool;
+
+    /// How many members of each consumer group one process runs. Members
+    /// split a group's partitions, so their database round trips overlap;
+    /// one key's events still go to one member, in order. A bus that does
+    /// not split work between members says 1.
+    fn members_per_group(&self) -> usize {
+        1
+    }
 }
 
 #[async_trait]

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use async_trait::async_trait;
 use kernel::bus::{Delivery, EventBus, Subscription};
+use kernel::ids::EventId;
 use kernel::shutdown::Shutdown;
 use kernel::Envelope;
 use sqlx::{Any, Transaction};
@@ -46,14 +47,35 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// Consumes until shutdown; the batch in hand is finished first.
-    pub async fn run(self, mut shutdown: Shutdown) -> anyhow::Result<()> {
+    /// Consumes until shutdown, with as many group members as the bus asks
+    /// for; each finishes the batch in hand first.
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let members = self.bus.members_per_group().max(1);
+        let consumer = Arc::new(self);
+        let mut running = tokio::task::JoinSet::new();
+        for member in 0..members {
+            running.spawn(consumer.clone().run_member(member, shutdown.clone()));
+        }
+        let mut first_error = None;
+        while let Some(joined) = running.join_next().await {
+            if let Err(error) = joined.map_err(anyhow::Error::from).and_then(|r| r) {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn run_member(
+        self: Arc<Self>,
+        member: usize,
+        mut shutdown: Shutdown,
+    ) -> anyhow::Result<()> {
         let mut subscription = self
             .bus
             .subscribe(&self.group, &self.topics)
             .await
             .with_context(|| format!("subscribing {}", self.group))?;
-        tracing::info!(group = %self.group, topics = ?self.topics, "consumer started");
+        tracing::info!(group = %self.group, member, topics = ?self.topics, "consumer started");
         while !shutdown.is_fired() {
             let batch = tokio::select! {
                 batch = subscription.next_batch(BATCH) => batch,
@@ -79,16 +101,20 @@ impl Consumer {
             self.commit_position(subscription.as_mut(), &batch).await;
         }
         subscription.close().await?;
-        tracing::info!(group = %self.group, "consumer stopped");
+        tracing::info!(group = %self.group, member, "consumer stopped");
         Ok(())
     }
 
     async fn apply(&self, batch: &[Delivery]) -> anyhow::Result<()> {
         let mut tx = self.store.begin().await?;
         let mut applied = Vec::with_capacity(batch.len());
+        let ids: Vec<EventId> = batch.iter().map(|d| d.envelope.id).collect();
+        // One statement for the batch's inbox rows rather than one per event.
+        let mut fresh = inbox::record_new(&mut tx, &self.group, &ids).await?;
         for delivery in batch {
             let event = &delivery.envelope;
-            if inbox::record_first(&mut tx, &self.group, event.id).await? {
+            // `remove`: an event delivered twice in one batch applies once.
+            if fresh.remove(&event.id) {
                 self.handler
                     .handle(&mut tx, event)
                     .await

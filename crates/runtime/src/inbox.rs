@@ -2,9 +2,11 @@
 //! same transaction as the effect, so a redelivered event is recognised and
 //! skipped, and an effect is never applied twice.
 
+use std::collections::HashSet;
+
 use anyhow::Context;
 use kernel::ids::EventId;
-use sqlx::{Any, Transaction};
+use sqlx::{Any, Row, Transaction};
 
 /// Records `event` as processed by `consumer`. Returns `false` when it had
 /// been processed before (the caller must then not apply it again).
@@ -24,4 +26,74 @@ pub async fn record_first(
     .await
     .context("recording in the inbox")?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Records a batch of events as processed by `consumer` in one statement,
+/// and returns those that were not processed before (only those may be
+/// applied). An event that appears twice in the batch is returned once.
+pub async fn record_new(
+    tx: &mut Transaction<'static, Any>,
+    consumer: &str,
+    events: &[EventId],
+) -> anyhow::Result<HashSet<EventId>> {
+    if events.is_empty() {
+        return Ok(HashSet::new());
+    }
+    // `$n` written out: the query builder would emit `?` for `Any`.
+    let rows: Vec<String> = (0..events.len())
+        .map(|i| format!("($1, ${}, $2)", i + 3))
+        .collect();
+    let sql = format!(
+        "INSERT INTO inbox (consumer, event_id, processed_at) VALUES {}
+         ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id",
+        rows.join(", ")
+    );
+    let mut insert = sqlx::query(&sql)
+        .bind(consumer)
+        .bind(crate::http::timestamp(kernel::now()));
+    for event in events {
+        insert = insert.bind(event.to_string());
+    }
+    let inserted = insert
+        .fetch_all(&mut **tx)
+        .await
+        .context("recording a batch in the inbox")?;
+    inserted
+        .iter()
+        .map(|row| {
+            let id: String = row.try_get("event_id")?;
+            id.parse().context("an event id in the inbox")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{sqlite_url, Store};
+
+    #[tokio::test]
+    async fn a_batch_applies_each_new_event_once_and_nothing_seen_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&sqlite_url(dir.path(), "inbox"), &[])
+            .await
+            .unwrap();
+        let (a, b, c) = (EventId::new(), EventId::new(), EventId::new());
+
+        let mut tx = store.begin().await.unwrap();
+        let fresh = record_new(&mut tx, "projection", &[a, b, a]).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(fresh, HashSet::from([a, b]));
+
+        let mut tx = store.begin().await.unwrap();
+        let fresh = record_new(&mut tx, "projection", &[a, c]).await.unwrap();
+        assert_eq!(fresh, HashSet::from([c]));
+        // Another consumer has its own inbox.
+        let other = record_new(&mut tx, "sender", &[a]).await.unwrap();
+        assert_eq!(other, HashSet::from([a]));
+        // And a rolled-back batch leaves no trace.
+        tx.rollback().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        assert!(record_first(&mut tx, "projection", c).await.unwrap());
+    }
 }
