@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use bus_kafka::KafkaSettings;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use runtime::store::sqlite_url;
@@ -37,7 +38,8 @@ pub struct Config {
     /// The event bus: `embedded` (a log in the data dir, one machine) or
     /// `kafka` (any Kafka-protocol broker, see `[kafka]`).
     pub bus: BusKind,
-    pub kafka: KafkaConfig,
+    /// The Kafka bus (`BOXOFFICE_KAFKA__BOOTSTRAP_SERVERS` and so on).
+    pub kafka: KafkaSettings,
     /// Where the other services answer, for `serve` (the gateway's routes,
     /// reservation's catalog lookups).
     pub urls: ServiceUrls,
@@ -48,40 +50,6 @@ pub struct Config {
 pub enum BusKind {
     Embedded,
     Kafka,
-}
-
-/// The Kafka bus (`BOXOFFICE_KAFKA__BOOTSTRAP_SERVERS` and so on).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct KafkaConfig {
-    pub bootstrap_servers: String,
-    /// Partitions of the topics boxoffice creates: the most replicas of one
-    /// consumer group that can share the work.
-    pub partitions: i32,
-    pub replication_factor: i32,
-    /// How long a silent consumer keeps its partitions before they move.
-    pub session_timeout_ms: u32,
-    /// Members of each consumer group a process runs (they split the
-    /// partitions, so database round trips overlap).
-    pub consumers_per_group: usize,
-    /// Longest a consumer's fetch waits at the broker for new records.
-    pub fetch_wait_max_ms: u32,
-    /// Prefix of every topic and consumer group, for sharing a cluster.
-    pub namespace: Option<String>,
-}
-
-impl Default for KafkaConfig {
-    fn default() -> Self {
-        KafkaConfig {
-            bootstrap_servers: "127.0.0.1:9092".into(),
-            partitions: 4,
-            replication_factor: 1,
-            session_timeout_ms: 6000,
-            consumers_per_group: 1,
-            fetch_wait_max_ms: 10,
-            namespace: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,7 +84,7 @@ impl Default for Config {
             log_format: "text".into(),
             database_url: None,
             bus: BusKind::Embedded,
-            kafka: KafkaConfig::default(),
+            kafka: KafkaSettings::default(),
             urls: ServiceUrls::default(),
         }
     }

@@ -98,14 +98,8 @@ async fn connect_bus(
         }
         BusKind::Kafka => {
             let settings = bus_kafka::KafkaSettings {
-                bootstrap_servers: config.kafka.bootstrap_servers.clone(),
-                partitions: config.kafka.partitions,
-                replication_factor: config.kafka.replication_factor,
-                session_timeout_ms: config.kafka.session_timeout_ms,
                 client_id: format!("boxoffice-{client}"),
-                consumers_per_group: config.kafka.consumers_per_group,
-                fetch_wait_max_ms: config.kafka.fetch_wait_max_ms,
-                namespace: config.kafka.namespace.clone(),
+                ..config.kafka.clone()
             };
             let bus = bus_kafka::KafkaBus::connect(settings, contracts::topics::ALL).await?;
             Ok((Arc::new(bus), None))
@@ -196,11 +190,6 @@ impl Platform {
             bus.close().await;
         }
         first_error.map_or(Ok(()), Err)
-    }
-
-    /// The embedded event log, when that is the bus (tests look at it).
-    pub fn embedded_bus(&self) -> Option<&EmbeddedBus> {
-        self.embedded.as_ref()
     }
 }
 

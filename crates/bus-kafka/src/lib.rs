@@ -45,8 +45,10 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a publish may take before it fails (the relay then retries).
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Where the broker is and how topics and groups behave.
-#[derive(Debug, Clone)]
+/// Where the broker is and how topics and groups behave. It is also the
+/// `[kafka]` section of boxoffice's configuration.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct KafkaSettings {
     /// `host:port[,host:port…]`.
     pub bootstrap_servers: String,
@@ -56,7 +58,9 @@ pub struct KafkaSettings {
     pub replication_factor: i32,
     /// How long a silent group member keeps its partitions.
     pub session_timeout_ms: u32,
-    /// Names this process in broker logs and metrics.
+    /// Names this process in broker logs and metrics (set per service,
+    /// not configured).
+    #[serde(skip)]
     pub client_id: String,
     /// Members of each consumer group per process (see
     /// `EventBus::members_per_group`).
@@ -530,5 +534,30 @@ impl Subscription for KafkaSubscription {
             tracing::warn!("leaving the consumer group took over {CLOSE_TIMEOUT:?}; the broker will expire this member");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_namespace_prefixes_broker_names_and_is_stripped_on_the_way_back() {
+        let shared = KafkaSettings {
+            namespace: Some("staging".into()),
+            ..KafkaSettings::default()
+        };
+        assert_eq!(
+            shared.qualified("boxoffice.catalog"),
+            "staging.boxoffice.catalog"
+        );
+        assert_eq!(
+            shared.unqualified("staging.boxoffice.catalog"),
+            "boxoffice.catalog"
+        );
+        // A topic outside the namespace keeps its name.
+        assert_eq!(shared.unqualified("stagingx.other"), "stagingx.other");
+        let alone = KafkaSettings::default();
+        assert_eq!(alone.qualified("boxoffice.catalog"), "boxoffice.catalog");
     }
 }
