@@ -93,7 +93,9 @@ async fn connect_bus(
 ) -> anyhow::Result<(Arc<dyn EventBus>, Option<EmbeddedBus>)> {
     match config.bus {
         BusKind::Embedded => {
-            let bus = EmbeddedBus::open(&config.data_dir.join("bus.db")).await?;
+            let path = config.data_dir.join("bus.db");
+            runtime::store::keep_private(&path)?;
+            let bus = EmbeddedBus::open(&path).await?;
             Ok((Arc::new(bus.clone()), Some(bus)))
         }
         BusKind::Kafka => {
@@ -112,7 +114,7 @@ impl Platform {
     /// gateway binds `config.host:config.port` (port 0 picks a free one).
     pub async fn start(config: &Config) -> anyhow::Result<Platform> {
         let dir = &config.data_dir;
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        create_private_dir(dir)?;
         anyhow::ensure!(
             config.separates_databases(),
             "`up` runs every service: database_url needs a {{service}} placeholder so each gets its own database"
@@ -226,7 +228,7 @@ fn gateway_settings(
 /// configured database and bus.
 pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<()> {
     let dir = &config.data_dir;
-    std::fs::create_dir_all(dir)?;
+    create_private_dir(dir)?;
     let database_url = config.database_for(service.database_name());
     // The gateway publishes nothing and consumes nothing.
     let bus = || connect_bus(config, service.as_str());
@@ -267,7 +269,7 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
 
 /// Creates or upgrades the databases of `only` (or of every service), then exits.
 pub async fn migrate(config: &Config, only: Option<ServiceName>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    create_private_dir(&config.data_dir)?;
     anyhow::ensure!(
         only.is_some() || config.separates_databases(),
         "database_url has no {{service}} placeholder: name the service to migrate (`boxoffice migrate <service>`)"
@@ -291,6 +293,20 @@ pub async fn migrate(config: &Config, only: Option<ServiceName>) -> anyhow::Resu
             service.as_str(),
             runtime::store::redact(&url)
         );
+    }
+    Ok(())
+}
+
+/// The data dir holds password hashes, secrets and bookings: its owner
+/// alone may enter it (0700), whether it is new or was made by an older
+/// version with the default mode.
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private", dir.display()))?;
     }
     Ok(())
 }

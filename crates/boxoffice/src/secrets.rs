@@ -24,6 +24,8 @@ pub fn resolve(configured: Option<&str>, dir: &Path, name: &str) -> anyhow::Resu
     }
     let path = dir.join(name);
     if path.exists() {
+        // Kept by an older version, perhaps with the default mode.
+        runtime::store::keep_private(&path)?;
         let value = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?
             .trim()

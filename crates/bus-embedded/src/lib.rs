@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use kernel::bus::{Delivery, EventBus, Outgoing, Subscription};
+use kernel::bus::{Batch, Delivery, EventBus, Malformed, Outgoing, PublishError, Subscription};
 use kernel::Envelope;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
@@ -97,32 +97,11 @@ impl EmbeddedBus {
 
 #[async_trait]
 impl EventBus for EmbeddedBus {
-    async fn publish(&self, events: &[Outgoing]) -> anyhow::Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.write.begin().await?;
-        let mut last = 0;
-        // Chunks keep each statement under SQLite's bound-parameter limit.
-        for chunk in events.chunks(200) {
-            let mut insert =
-                QueryBuilder::<Sqlite>::new("INSERT INTO log (topic, event_key, envelope) ");
-            insert.push_values(chunk, |mut row, event| {
-                row.push_bind(&event.topic)
-                    .push_bind(event.envelope.key())
-                    .push_bind(serde_json::to_string(&event.envelope).unwrap_or_default());
-            });
-            insert.push(" RETURNING seq");
-            let seqs: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
-            last = seqs.into_iter().max().unwrap_or(last);
-        }
-        tx.commit().await.context("appending to the event log")?;
-        self.head.send_if_modified(|head| {
-            let moved = last > *head;
-            *head = (*head).max(last);
-            moved
-        });
-        Ok(())
+    async fn publish(&self, events: &[Outgoing]) -> Result<(), PublishError> {
+        // One transaction: all of them are appended, or none.
+        self.append(events)
+            .await
+            .map_err(|error| PublishError::nothing(events.len(), error))
     }
 
     async fn subscribe(
@@ -158,6 +137,36 @@ impl EventBus for EmbeddedBus {
     }
 }
 
+impl EmbeddedBus {
+    async fn append(&self, events: &[Outgoing]) -> anyhow::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write.begin().await?;
+        let mut last = 0;
+        // Chunks keep each statement under SQLite's bound-parameter limit.
+        for chunk in events.chunks(200) {
+            let mut insert =
+                QueryBuilder::<Sqlite>::new("INSERT INTO log (topic, event_key, envelope) ");
+            insert.push_values(chunk, |mut row, event| {
+                row.push_bind(&event.topic)
+                    .push_bind(event.envelope.key())
+                    .push_bind(serde_json::to_string(&event.envelope).unwrap_or_default());
+            });
+            insert.push(" RETURNING seq");
+            let seqs: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+            last = seqs.into_iter().max().unwrap_or(last);
+        }
+        tx.commit().await.context("appending to the event log")?;
+        self.head.send_if_modified(|head| {
+            let moved = last > *head;
+            *head = (*head).max(last);
+            moved
+        });
+        Ok(())
+    }
+}
+
 struct EmbeddedSubscription {
     bus: EmbeddedBus,
     group: String,
@@ -167,7 +176,7 @@ struct EmbeddedSubscription {
 }
 
 impl EmbeddedSubscription {
-    async fn read(&self, max: usize) -> anyhow::Result<Vec<Delivery>> {
+    async fn read(&self, max: usize) -> anyhow::Result<Batch> {
         let mut query = QueryBuilder::<Sqlite>::new("SELECT seq, topic, envelope FROM log WHERE ");
         for (i, (topic, after)) in self.positions.iter().enumerate() {
             if i > 0 {
@@ -182,26 +191,37 @@ impl EmbeddedSubscription {
         }
         query.push(" ORDER BY seq LIMIT ").push_bind(max as i64);
         let rows = query.build().fetch_all(&self.bus.read).await?;
-        rows.into_iter()
-            .map(|row| {
-                let seq: i64 = row.try_get("seq")?;
-                let envelope: String = row.try_get("envelope")?;
-                let envelope: Envelope = serde_json::from_str(&envelope)
-                    .with_context(|| format!("log entry {seq} is not an envelope"))?;
-                Ok(Delivery {
-                    topic: row.try_get("topic")?,
+        let mut batch = Batch::default();
+        for row in rows {
+            let seq: i64 = row.try_get("seq")?;
+            let topic: String = row.try_get("topic")?;
+            // Read as bytes: a corrupted entry may not even be text.
+            let raw: Vec<u8> = row.try_get("envelope")?;
+            match serde_json::from_slice::<Envelope>(&raw) {
+                Ok(envelope) => batch.deliveries.push(Delivery {
+                    topic,
                     partition: 0,
                     offset: seq,
                     envelope,
-                })
-            })
-            .collect()
+                }),
+                // Handed on, not fatal: the consumer keeps it as a dead
+                // letter and the entries behind it still flow.
+                Err(error) => batch.malformed.push(Malformed {
+                    topic,
+                    partition: 0,
+                    offset: seq,
+                    raw,
+                    error: format!("log entry {seq} is not an envelope: {error}"),
+                }),
+            }
+        }
+        Ok(batch)
     }
 }
 
 #[async_trait]
 impl Subscription for EmbeddedSubscription {
-    async fn next_batch(&mut self, max: usize) -> anyhow::Result<Vec<Delivery>> {
+    async fn next_batch(&mut self, max: usize) -> anyhow::Result<Batch> {
         // Mark the head as seen before reading, so an append that lands
         // between the read and the wait still wakes us.
         self.head.borrow_and_update();
@@ -210,18 +230,21 @@ impl Subscription for EmbeddedSubscription {
             let _ = tokio::time::timeout(POLL, self.head.changed()).await;
             batch = self.read(max).await?;
         }
-        for delivery in &batch {
-            self.positions
-                .insert(delivery.topic.clone(), delivery.offset);
+        for (topic, _, seq) in batch.positions() {
+            let position = self.positions.entry(topic.to_owned()).or_default();
+            *position = (*position).max(seq);
         }
         Ok(batch)
     }
 
-    async fn commit(&mut self, handled: &[Delivery]) -> anyhow::Result<()> {
+    async fn commit(&mut self, handled: &Batch) -> anyhow::Result<()> {
         let mut last: HashMap<&str, i64> = HashMap::new();
-        for delivery in handled {
-            let entry = last.entry(delivery.topic.as_str()).or_default();
-            *entry = (*entry).max(delivery.offset);
+        for (topic, _, seq) in handled.positions() {
+            let entry = last.entry(topic).or_default();
+            *entry = (*entry).max(seq);
+        }
+        if last.is_empty() {
+            return Ok(());
         }
         let mut tx = self.bus.write.begin().await?;
         for (topic, seq) in last {
@@ -260,8 +283,9 @@ mod tests {
         }
     }
 
-    fn numbers(batch: &[Delivery]) -> Vec<u64> {
+    fn numbers(batch: &Batch) -> Vec<u64> {
         batch
+            .deliveries
             .iter()
             .map(|d| d.envelope.data["n"].as_u64().unwrap())
             .collect()
@@ -296,7 +320,9 @@ mod tests {
             let mut sub = bus.subscribe("g", &["a"]).await.unwrap();
             let batch = sub.next_batch(2).await.unwrap();
             assert_eq!(numbers(&batch), vec![1, 2]);
-            sub.commit(&batch[..1]).await.unwrap();
+            sub.commit(&Batch::from(batch.deliveries[..1].to_vec()))
+                .await
+                .unwrap();
             bus.close().await;
         }
         // Reopened: event 2 was handed out but never committed, so it comes again.
@@ -317,7 +343,7 @@ mod tests {
             publisher.publish(&[event("a", "k", 7)]).await.unwrap();
         });
         let started = std::time::Instant::now();
-        let mut got = Vec::new();
+        let mut got = Batch::default();
         while got.is_empty() && started.elapsed() < Duration::from_secs(5) {
             got = sub.next_batch(10).await.unwrap();
         }
@@ -333,10 +359,43 @@ mod tests {
             .unwrap();
         let mut sub = bus.subscribe("g", &["a"]).await.unwrap();
         let batch = sub.next_batch(10).await.unwrap();
-        sub.commit(&batch[1..]).await.unwrap();
-        sub.commit(&batch[..1]).await.unwrap();
+        sub.commit(&Batch::from(batch.deliveries[1..].to_vec()))
+            .await
+            .unwrap();
+        sub.commit(&Batch::from(batch.deliveries[..1].to_vec()))
+            .await
+            .unwrap();
         let mut again = bus.subscribe("g", &["a"]).await.unwrap();
         bus.publish(&[event("a", "k", 3)]).await.unwrap();
         assert_eq!(numbers(&again.next_batch(10).await.unwrap()), vec![3]);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_entry_is_handed_on_as_malformed_and_the_rest_still_flows() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = EmbeddedBus::open(&dir.path().join("bus.db")).await.unwrap();
+        bus.publish(&[event("a", "k", 1)]).await.unwrap();
+        sqlx::query(
+            "INSERT INTO log (topic, event_key, envelope) VALUES ('a', 'k', '{not an envelope')",
+        )
+        .execute(&bus.write)
+        .await
+        .unwrap();
+        bus.publish(&[event("a", "k", 3)]).await.unwrap();
+
+        let mut sub = bus.subscribe("g", &["a"]).await.unwrap();
+        let batch = sub.next_batch(10).await.unwrap();
+        assert_eq!(numbers(&batch), vec![1, 3]);
+        assert_eq!(batch.malformed.len(), 1);
+        assert_eq!(batch.malformed[0].raw, b"{not an envelope");
+        assert!(batch.malformed[0].error.contains("not an envelope"));
+
+        // Committing the batch moves past the bad entry for good.
+        sub.commit(&batch).await.unwrap();
+        bus.publish(&[event("a", "k", 4)]).await.unwrap();
+        let mut again = bus.subscribe("g", &["a"]).await.unwrap();
+        let next = again.next_batch(10).await.unwrap();
+        assert_eq!(numbers(&next), vec![4]);
+        assert!(next.malformed.is_empty());
     }
 }

@@ -41,6 +41,9 @@ pub fn encode(envelope: &Envelope) -> anyhow::Result<Record> {
     if let Some(cause) = envelope.causationid {
         headers.push(("ce_causationid", cause.to_string()));
     }
+    if let Some(version) = envelope.subjectversion {
+        headers.push(("ce_subjectversion", version.to_string()));
+    }
     Ok(Record {
         headers,
         value: serde_json::to_vec(&envelope.data)?,
@@ -79,6 +82,10 @@ pub fn decode<'a>(
     let schemaversion: u32 = need("ce_schemaversion")?
         .parse()
         .context("ce_schemaversion is not a number")?;
+    let subjectversion = get("ce_subjectversion")
+        .map(str::parse::<u64>)
+        .transpose()
+        .context("ce_subjectversion is not a number")?;
     let data = match value {
         Some(bytes) if !bytes.is_empty() => {
             serde_json::from_slice(bytes).context("the record value is not JSON")?
@@ -96,6 +103,7 @@ pub fn decode<'a>(
         correlationid: need("ce_correlationid")?.to_owned(),
         causationid,
         schemaversion,
+        subjectversion,
         data,
     })
 }
@@ -122,6 +130,7 @@ mod tests {
             serde_json::json!({"quantity": 2, "title": "Dune"}),
         )
         .caused_by(&cause)
+        .at_version(3)
     }
 
     fn as_pairs(record: &Record) -> Vec<(&str, Option<&[u8]>)> {
@@ -147,6 +156,7 @@ mod tests {
         assert_eq!(header("ce_subject"), Some("r-1"));
         assert_eq!(header(CONTENT_TYPE), Some("application/json"));
         assert_eq!(header("ce_schemaversion"), Some("1"));
+        assert_eq!(header("ce_subjectversion"), Some("3"));
         let value: serde_json::Value = serde_json::from_slice(&record.value).unwrap();
         assert_eq!(value, serde_json::json!({"quantity": 2, "title": "Dune"}));
     }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use futures::FutureExt;
-use kernel::bus::{Delivery, EventBus, Outgoing, Subscription};
+use kernel::bus::{Batch, Delivery, EventBus, Malformed, Outgoing, PublishError, Subscription};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::client::DefaultClientContext;
@@ -239,16 +239,21 @@ fn base_config(settings: &KafkaSettings) -> ClientConfig {
 
 #[async_trait]
 impl EventBus for KafkaBus {
-    async fn publish(&self, events: &[Outgoing]) -> anyhow::Result<()> {
+    async fn publish(&self, events: &[Outgoing]) -> Result<(), PublishError> {
         // Enqueue strictly in order (the idempotent producer keeps that order
         // per partition), then wait for every acknowledgement.
+        let failed = |delivered: usize, reason: anyhow::Error| PublishError {
+            delivered,
+            attempted: events.len(),
+            reason,
+        };
         let mut acks = Vec::with_capacity(events.len());
         let topics: Vec<String> = events
             .iter()
             .map(|event| self.settings.qualified(&event.topic))
             .collect();
         for (event, topic) in events.iter().zip(&topics) {
-            let record = encode(&event.envelope)?;
+            let record = encode(&event.envelope).map_err(|e| failed(0, e))?;
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
             for (key, value) in &record.headers {
                 headers = headers.insert(Header {
@@ -269,22 +274,30 @@ impl EventBus for KafkaBus {
                         pending = back;
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
-                    Err((error, _)) => return Err(error).context("enqueueing an event"),
+                    // Nothing of this batch is known to be acknowledged yet.
+                    Err((error, _)) => {
+                        return Err(failed(
+                            0,
+                            anyhow::Error::new(error).context("enqueueing an event"),
+                        ))
+                    }
                 }
             }
         }
-        for (ack, event) in futures::future::join_all(acks)
-            .await
-            .into_iter()
-            .zip(events)
-        {
-            match ack {
-                Ok(Ok(_)) => {}
+        // Only the events before the first failure count as delivered: the
+        // relay re-sends from there, so a key's events never reach the topic
+        // in another order than the outbox's (later ones that did arrive are
+        // sent again as duplicates, which inboxes absorb).
+        let reports = futures::future::join_all(acks).await;
+        for (index, (report, event)) in reports.into_iter().zip(events).enumerate() {
+            let reason = match report {
+                Ok(Ok(_)) => continue,
                 Ok(Err((error, _))) => {
-                    return Err(error).with_context(|| format!("publishing to {}", event.topic))
+                    anyhow::Error::new(error).context(format!("publishing to {}", event.topic))
                 }
-                Err(_) => anyhow::bail!("the producer dropped a delivery report"),
-            }
+                Err(_) => anyhow::anyhow!("the producer dropped a delivery report"),
+            };
+            return Err(failed(index, reason));
         }
         Ok(())
     }
@@ -330,7 +343,6 @@ impl EventBus for KafkaBus {
             group: group.to_owned(),
             consumer: Arc::new(consumer),
             committed: BTreeMap::new(),
-            skipped: BTreeMap::new(),
         }))
     }
 
@@ -395,37 +407,31 @@ struct KafkaSubscription {
     consumer: Arc<StreamConsumer<GroupMember>>,
     /// Next offset to read, per (broker topic, partition), as last committed.
     committed: BTreeMap<(String, i32), i64>,
-    /// Records skipped as unreadable since the last commit.
-    skipped: BTreeMap<(String, i32), i64>,
 }
 
 impl KafkaSubscription {
-    fn delivery(&self, message: &rdkafka::message::BorrowedMessage<'_>) -> Option<Delivery> {
+    /// The record as an event, or as a malformed record the consumer keeps.
+    fn take(&self, message: &rdkafka::message::BorrowedMessage<'_>, batch: &mut Batch) {
         let headers = message
             .headers()
             .map(|headers| headers.iter().map(|h| (h.key, h.value)).collect::<Vec<_>>());
+        let topic = self.settings.unqualified(message.topic()).to_owned();
         match decode(headers.unwrap_or_default(), message.payload()) {
-            Ok(envelope) => Some(Delivery {
-                topic: self.settings.unqualified(message.topic()).to_owned(),
+            Ok(envelope) => batch.deliveries.push(Delivery {
+                topic,
                 partition: message.partition(),
                 offset: message.offset(),
                 envelope,
             }),
-            Err(error) => {
-                // Not ours to handle, and retrying cannot fix it: say so
-                // loudly and move past it, or it would block its partition.
-                tracing::error!(
-                    group = %self.group,
-                    topic = message.topic(),
-                    partition = message.partition(),
-                    offset = message.offset(),
-                    error = format!("{error:#}"),
-                    "skipping a record that is not a boxoffice CloudEvent"
-                );
-                metrics::counter!("boxoffice_bus_malformed_records_total", "consumer" => self.group.clone())
-                    .increment(1);
-                None
-            }
+            // Retrying cannot fix it: hand it on to be kept as a dead letter,
+            // and move past it, or it would block its partition.
+            Err(error) => batch.malformed.push(Malformed {
+                topic,
+                partition: message.partition(),
+                offset: message.offset(),
+                raw: message.payload().unwrap_or_default().to_vec(),
+                error: format!("not a boxoffice CloudEvent: {error:#}"),
+            }),
         }
     }
 }
@@ -440,28 +446,18 @@ fn offsets(next: &BTreeMap<(String, i32), i64>) -> anyhow::Result<TopicPartition
 
 #[async_trait]
 impl Subscription for KafkaSubscription {
-    async fn next_batch(&mut self, max: usize) -> anyhow::Result<Vec<Delivery>> {
-        let mut batch = Vec::new();
-        let mut skipped = Vec::new();
+    async fn next_batch(&mut self, max: usize) -> anyhow::Result<Batch> {
+        let mut batch = Batch::default();
         let first = match tokio::time::timeout(POLL, self.consumer.recv()).await {
             Err(_) => return Ok(batch),
             Ok(message) => message.context("reading from Kafka")?,
         };
-        let mut take =
-            |message: &rdkafka::message::BorrowedMessage<'_>| match self.delivery(message) {
-                Some(delivery) => batch.push(delivery),
-                None => skipped.push((
-                    message.topic().to_owned(),
-                    message.partition(),
-                    message.offset(),
-                )),
-            };
-        take(&first);
+        self.take(&first, &mut batch);
         drop(first);
         // Whatever librdkafka has already fetched joins the batch, without waiting.
         for _ in 1..max {
             match self.consumer.recv().now_or_never() {
-                Some(Ok(message)) => take(&message),
+                Some(Ok(message)) => self.take(&message, &mut batch),
                 Some(Err(error)) => {
                     tracing::warn!(group = %self.group, error = %error, "Kafka read error");
                     break;
@@ -469,22 +465,18 @@ impl Subscription for KafkaSubscription {
                 None => break,
             }
         }
-        for (topic, partition, offset) in skipped {
-            let next = self.skipped.entry((topic, partition)).or_insert(0);
-            *next = (*next).max(offset + 1);
-        }
         Ok(batch)
     }
 
-    async fn commit(&mut self, handled: &[Delivery]) -> anyhow::Result<()> {
+    async fn commit(&mut self, handled: &Batch) -> anyhow::Result<()> {
         // Only the partitions this batch touched: committing every partition
         // ever seen could move back one that a rebalance gave to another member.
-        let mut touched = std::mem::take(&mut self.skipped);
-        for delivery in handled {
+        let mut touched: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for (topic, partition, offset) in handled.positions() {
             let next = touched
-                .entry((self.settings.qualified(&delivery.topic), delivery.partition))
+                .entry((self.settings.qualified(topic), partition))
                 .or_insert(0);
-            *next = (*next).max(delivery.offset + 1);
+            *next = (*next).max(offset + 1);
         }
         if touched.is_empty() {
             return Ok(());

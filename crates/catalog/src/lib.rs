@@ -39,7 +39,7 @@ pub async fn build(database_url: &str, bus: Arc<dyn EventBus>) -> anyhow::Result
     let relay_store = store.clone();
     Ok(App::new("catalog", router)
         .ready_when_reachable(store.clone(), bus.clone())
-        .worker("inventory-policy", move |shutdown| consumer.run(shutdown))
+        .consumer("inventory-policy", consumer)
         .worker("outbox-relay", move |shutdown| {
             runtime::outbox::relay(relay_store, bus, shutdown)
         }))

@@ -22,6 +22,82 @@ pub struct Delivery {
     pub envelope: Envelope,
 }
 
+/// A record the bus holds that is not a readable event (corrupted, or
+/// written by something that does not speak the envelope). Handed to the
+/// consumer so it can keep it as a dead letter and move past it: one bad
+/// record must not block everything behind it.
+#[derive(Debug, Clone)]
+pub struct Malformed {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// The record's bytes as the bus holds them.
+    pub raw: Vec<u8>,
+    /// Why it could not be read.
+    pub error: String,
+}
+
+/// What one read returns: events in order, and the records that could not
+/// be read among them.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub deliveries: Vec<Delivery>,
+    pub malformed: Vec<Malformed>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.deliveries.is_empty() && self.malformed.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.deliveries.len() + self.malformed.len()
+    }
+
+    /// Every (topic, partition, offset) in the batch, readable or not.
+    pub fn positions(&self) -> impl Iterator<Item = (&str, i32, i64)> {
+        self.deliveries
+            .iter()
+            .map(|d| (d.topic.as_str(), d.partition, d.offset))
+            .chain(
+                self.malformed
+                    .iter()
+                    .map(|m| (m.topic.as_str(), m.partition, m.offset)),
+            )
+    }
+}
+
+impl From<Vec<Delivery>> for Batch {
+    fn from(deliveries: Vec<Delivery>) -> Self {
+        Batch {
+            deliveries,
+            malformed: Vec::new(),
+        }
+    }
+}
+
+/// A publish that did not complete: the first `delivered` events are on the
+/// bus (in order), the rest may or may not be. Re-sending from
+/// `delivered` keeps every key's events in publish order.
+#[derive(Debug, thiserror::Error)]
+#[error("{delivered} of {attempted} events published, then: {reason:#}")]
+pub struct PublishError {
+    pub delivered: usize,
+    pub attempted: usize,
+    pub reason: anyhow::Error,
+}
+
+impl PublishError {
+    /// Nothing of `attempted` events is known to be on the bus.
+    pub fn nothing(attempted: usize, reason: anyhow::Error) -> PublishError {
+        PublishError {
+            delivered: 0,
+            attempted,
+            reason,
+        }
+    }
+}
+
 /// An event to publish: the envelope and the topic it goes to.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
@@ -31,8 +107,9 @@ pub struct Outgoing {
 
 #[async_trait]
 pub trait EventBus: Send + Sync + 'static {
-    /// Appends the events durably, in order. Returns once the bus has them.
-    async fn publish(&self, events: &[Outgoing]) -> anyhow::Result<()>;
+    /// Appends the events durably, in order. Returns once the bus has them,
+    /// or says how many of them (from the first) it has.
+    async fn publish(&self, events: &[Outgoing]) -> Result<(), PublishError>;
 
     /// Joins `group` as a consumer of `topics`, resuming after the group's
     /// last committed position.
@@ -56,12 +133,13 @@ pub trait EventBus: Send + Sync + 'static {
 
 #[async_trait]
 pub trait Subscription: Send {
-    /// The next events after what was already handed out, waiting up to a
+    /// The next records after what was already handed out, waiting up to a
     /// short poll interval when there are none (then returns empty).
-    async fn next_batch(&mut self, max: usize) -> anyhow::Result<Vec<Delivery>>;
+    async fn next_batch(&mut self, max: usize) -> anyhow::Result<Batch>;
 
-    /// Records that every delivery up to and including these has been handled.
-    async fn commit(&mut self, handled: &[Delivery]) -> anyhow::Result<()>;
+    /// Records that everything in `handled` (and before it on its
+    /// partitions) has been dealt with.
+    async fn commit(&mut self, handled: &Batch) -> anyhow::Result<()>;
 
     /// Leaves the group cleanly (commits are already durable).
     async fn close(self: Box<Self>) -> anyhow::Result<()> {

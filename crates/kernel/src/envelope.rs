@@ -4,7 +4,9 @@
 //! `subject`, `datacontenttype`) plus three extension attributes:
 //! `correlationid` (the reservation a saga step belongs to), `causationid`
 //! (the event that caused this one) and `schemaversion` (the version of the
-//! payload schema). Serialised as JSON it is a CloudEvent in structured mode;
+//! payload schema), and one optional one: `subjectversion`, the version of
+//! the subject (the aggregate) this event brought it to, so a read model can
+//! tell a late event from a newer one. Serialised as JSON it is a CloudEvent in structured mode;
 //! the Kafka adapter carries the same attributes as headers (binary mode).
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,10 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causationid: Option<EventId>,
     pub schemaversion: u32,
+    /// The subject's version after this event (1 for the event that created
+    /// it, then one more per event), when its producer versions it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subjectversion: Option<u64>,
     pub data: serde_json::Value,
 }
 
@@ -57,8 +63,15 @@ impl Envelope {
             correlationid: correlation.into(),
             causationid: None,
             schemaversion: schema_version,
+            subjectversion: None,
             data,
         }
+    }
+
+    /// Marks this event as bringing its subject to `version`.
+    pub fn at_version(mut self, version: u64) -> Self {
+        self.subjectversion = Some(version);
+        self
     }
 
     /// Marks this event as caused by `cause`, inheriting its correlation id.
@@ -93,6 +106,7 @@ mod tests {
         assert_eq!(json["type"], "boxoffice.reservation.placed");
         assert_eq!(json["correlationid"], "r-1");
         assert!(json.get("causationid").is_none());
+        assert!(json.get("subjectversion").is_none());
         let back: Envelope = serde_json::from_value(json).unwrap();
         assert_eq!(back, env);
     }

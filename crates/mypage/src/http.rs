@@ -3,11 +3,9 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use runtime::http::{ApiError, Caller};
+use runtime::http::{ApiError, Caller, Page};
 
 use crate::store::{MyReservationView, MyReservations};
-
-const LIST_LIMIT: i64 = 1_000;
 
 pub fn router(view: MyReservations) -> Router {
     Router::new()
@@ -18,9 +16,16 @@ pub fn router(view: MyReservations) -> Router {
 async fn list(
     State(view): State<MyReservations>,
     caller: Caller,
+    page: Page,
 ) -> Result<Json<Vec<MyReservationView>>, ApiError> {
-    Ok(Json(
-        view.for_user(&caller.user_id.to_string(), LIST_LIMIT)
-            .await?,
-    ))
+    let after: Option<kernel::ids::ReservationId> = page.after_id()?;
+    let list = view
+        .for_user(
+            &caller.user_id.to_string(),
+            after.map(|id| id.to_string()),
+            page.limit,
+        )
+        .await?
+        .ok_or_else(|| page.unknown_after("reservation"))?;
+    Ok(Json(list))
 }

@@ -35,7 +35,7 @@ pub async fn build(database_url: &str, bus: Arc<dyn EventBus>) -> anyhow::Result
     };
     Ok(App::new("mypage", http::router(view))
         .ready_when_reachable(store.clone(), bus.clone())
-        .worker("mypage-projection", move |shutdown| consumer.run(shutdown)))
+        .consumer("mypage-projection", consumer))
 }
 
 struct Projector {
@@ -52,7 +52,8 @@ impl EventHandler for Projector {
         let Some(reservation_event) = ReservationEvent::from_envelope(event)? else {
             return Ok(());
         };
-        let row = projection::project(&reservation_event);
+        let version = event.subjectversion.unwrap_or(0);
+        let row = projection::project(&reservation_event, version);
         self.view.upsert(tx, &row).await
     }
 }

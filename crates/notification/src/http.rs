@@ -3,11 +3,9 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use runtime::http::{ApiError, Caller};
+use runtime::http::{ApiError, Caller, Page};
 
 use crate::store::{NotificationView, Notifications};
-
-const LIST_LIMIT: i64 = 1_000;
 
 pub fn router(notifications: Notifications) -> Router {
     Router::new()
@@ -18,7 +16,13 @@ pub fn router(notifications: Notifications) -> Router {
 async fn list(
     State(notifications): State<Notifications>,
     caller: Caller,
+    page: Page,
 ) -> Result<Json<Vec<NotificationView>>, ApiError> {
     let owner = (!caller.is_admin()).then(|| caller.user_id.to_string());
-    Ok(Json(notifications.list(owner, LIST_LIMIT).await?))
+    let after: Option<kernel::ids::NotificationId> = page.after_id()?;
+    let list = notifications
+        .list(owner, after.map(|id| id.to_string()), page.limit)
+        .await?
+        .ok_or_else(|| page.unknown_after("notification"))?;
+    Ok(Json(list))
 }

@@ -46,9 +46,7 @@ pub async fn build(
     };
     Ok(App::new("notification", http::router(notifications))
         .ready_when_reachable(store.clone(), bus.clone())
-        .worker("notification-policy", move |shutdown| {
-            consumer.run(shutdown)
-        }))
+        .consumer("notification-policy", consumer))
 }
 
 /// Reservation outcomes become messages: sent through the channel, then

@@ -1,7 +1,7 @@
 //! Sent notifications in the notification service's own database.
 
 use runtime::http::timestamp;
-use runtime::store::MigrationScript;
+use runtime::store::{Listing, MigrationScript};
 use runtime::Store;
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
@@ -20,12 +20,30 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_by_user ON notifications (user_id, sent_at);";
 
-pub const MIGRATIONS: &[MigrationScript] = &[MigrationScript {
-    version: 100,
-    description: "notification: sent notifications",
-    sqlite: SCHEMA,
-    postgres: SCHEMA,
-}];
+const FIXED_WIDTH_TIMESTAMPS: &str = runtime::fixed_width_timestamps!(("notifications", "sent_at"));
+
+pub const MIGRATIONS: &[MigrationScript] = &[
+    MigrationScript {
+        version: 100,
+        description: "notification: sent notifications",
+        sqlite: SCHEMA,
+        postgres: SCHEMA,
+    },
+    MigrationScript {
+        version: 101,
+        description: "notification: fixed-width timestamps",
+        sqlite: FIXED_WIDTH_TIMESTAMPS,
+        postgres: FIXED_WIDTH_TIMESTAMPS,
+    },
+];
+
+const SENT: Listing = Listing {
+    table: "notifications",
+    columns: "id, reservation_id, kind, message, channel, sent_at",
+    sort: "sent_at",
+    id: "id",
+    newest_first: true,
+};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -70,27 +88,17 @@ impl Notifications {
         Ok(())
     }
 
-    /// A user's notifications (everyone's for `None`), newest first.
+    /// A user's notifications (everyone's for `None`), newest first, a page
+    /// at a time. `Ok(None)` when `after` names no notification.
     pub async fn list(
         &self,
         user: Option<String>,
+        after: Option<String>,
         limit: i64,
-    ) -> anyhow::Result<Vec<NotificationView>> {
-        const COLUMNS: &str = "id, reservation_id, kind, message, channel, sent_at";
-        let rows = match user {
-            Some(user) => sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM notifications WHERE user_id = $1 ORDER BY sent_at DESC, id DESC LIMIT $2"
-            ))
-            .bind(user)
-            .bind(limit)
-            .fetch_all(self.store.reader())
-            .await?,
-            None => sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM notifications ORDER BY sent_at DESC, id DESC LIMIT $1"
-            ))
-            .bind(limit)
-            .fetch_all(self.store.reader())
-            .await?,
+    ) -> anyhow::Result<Option<Vec<NotificationView>>> {
+        let filters: Vec<(&str, String)> = user.map(|user| ("user_id", user)).into_iter().collect();
+        let Some(rows) = self.store.page(&SENT, &filters, after, limit).await? else {
+            return Ok(None);
         };
         rows.iter()
             .map(|row| {
@@ -103,6 +111,7 @@ impl Notifications {
                     sent_at: row.try_get("sent_at")?,
                 })
             })
-            .collect()
+            .collect::<anyhow::Result<_>>()
+            .map(Some)
     }
 }

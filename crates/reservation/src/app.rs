@@ -83,7 +83,8 @@ impl Reservations {
             },
         )?;
         let reservation = fold(None, &events).expect("placing yields a reservation");
-        let outgoing = integration_events(&reservation, &events, None);
+        // A new reservation is at version 1 once placed.
+        let outgoing = integration_events(&reservation, &events, None, 1);
         let stored = self
             .placements
             .store(
@@ -183,8 +184,13 @@ impl Reservations {
             return Ok(current);
         }
         let next = fold(Some(current), &events).expect("an existing reservation stays");
-        self.store.update(tx, &next, version).await?;
-        outbox::append(tx, &integration_events(&next, &events, cause)).await?;
+        self.store.update(tx, &next, version, events.len()).await?;
+        let first_version = u64::try_from(version).unwrap_or_default() + 1;
+        outbox::append(
+            tx,
+            &integration_events(&next, &events, cause, first_version),
+        )
+        .await?;
         Ok(next)
     }
 
@@ -192,8 +198,15 @@ impl Reservations {
         self.store.find(id).await
     }
 
-    pub async fn list(&self, user: Option<UserId>, limit: i64) -> anyhow::Result<Vec<Reservation>> {
-        self.store.list(user, limit).await
+    /// Newest first, a page at a time; `Ok(None)` when `after` names no
+    /// reservation.
+    pub async fn list(
+        &self,
+        user: Option<UserId>,
+        after: Option<ReservationId>,
+        limit: i64,
+    ) -> anyhow::Result<Option<Vec<Reservation>>> {
+        self.store.list(user, after, limit).await
     }
 
     pub(crate) fn store(&self) -> &ReservationStore {
@@ -206,11 +219,15 @@ fn fold(state: Option<Reservation>, events: &[Event]) -> Option<Reservation> {
 }
 
 /// The public events for domain events; internal ones (a cancel waiting for
-/// catalog) publish nothing.
+/// catalog) publish nothing. Every domain event moves the reservation one
+/// version on, the first to `first_version`; each public event carries the
+/// version it brought the reservation to, so read models can tell a late
+/// event from a newer one.
 fn integration_events(
     r: &Reservation,
     events: &[Event],
     cause: Option<&Envelope>,
+    first_version: u64,
 ) -> Vec<Outgoing> {
     let booking = Booking {
         reservation_id: r.id,
@@ -224,27 +241,34 @@ fn integration_events(
     };
     events
         .iter()
-        .filter_map(|event| match event {
-            Event::Placed(placed) => Some(ReservationEvent::ReservationPlaced {
-                booking: booking.clone(),
-                placed_at: placed.created_at,
-            }),
-            Event::Confirmed { at } => Some(ReservationEvent::ReservationConfirmed {
-                booking: booking.clone(),
-                confirmed_at: *at,
-            }),
-            Event::Rejected { reason, at } => Some(ReservationEvent::ReservationRejected {
-                booking: booking.clone(),
-                reason: reason.clone(),
-                rejected_at: *at,
-            }),
-            Event::Cancelled { at } => Some(ReservationEvent::ReservationCancelled {
-                booking: booking.clone(),
-                cancelled_at: *at,
-            }),
-            Event::CancellationRequested { .. } => None,
+        .zip(first_version..)
+        .filter_map(|(event, version)| {
+            let public = match event {
+                Event::Placed(placed) => Some(ReservationEvent::ReservationPlaced {
+                    booking: booking.clone(),
+                    placed_at: placed.created_at,
+                }),
+                Event::Confirmed { at } => Some(ReservationEvent::ReservationConfirmed {
+                    booking: booking.clone(),
+                    confirmed_at: *at,
+                }),
+                Event::Rejected { reason, at } => Some(ReservationEvent::ReservationRejected {
+                    booking: booking.clone(),
+                    reason: reason.clone(),
+                    rejected_at: *at,
+                }),
+                Event::Cancelled { at } => Some(ReservationEvent::ReservationCancelled {
+                    booking: booking.clone(),
+                    cancelled_at: *at,
+                }),
+                Event::CancellationRequested { .. } => None,
+            };
+            public.map(|event| {
+                let mut outgoing = event.outgoing(cause);
+                outgoing.envelope = outgoing.envelope.at_version(version);
+                outgoing
+            })
         })
-        .map(|event| event.outgoing(cause))
         .collect()
 }
 
@@ -338,4 +362,62 @@ async fn store_batch(store: &ReservationStore, batch: &[Placement]) -> anyhow::R
     }
     store.store().commit(tx).await?;
     Ok(stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use contracts::catalog::ListingKind;
+    use kernel::Money;
+
+    use super::*;
+
+    fn placed() -> (Reservation, Vec<Event>) {
+        let listing = ListingSnapshot {
+            id: ListingId::new(),
+            kind: ListingKind::Movie,
+            title: "LALALand".into(),
+            price: Money::parse(12_000).unwrap(),
+        };
+        let events = domain::decide(
+            None,
+            Command::Place {
+                id: ReservationId::new(),
+                user_id: UserId::new(),
+                listing,
+                quantity: Quantity::parse(2).unwrap(),
+                payment_method: PaymentMethod::Card,
+                at: kernel::now(),
+            },
+        )
+        .unwrap();
+        (fold(None, &events).unwrap(), events)
+    }
+
+    fn versions(outgoing: &[Outgoing]) -> Vec<(String, Option<u64>)> {
+        outgoing
+            .iter()
+            .map(|o| (o.envelope.event_type.clone(), o.envelope.subjectversion))
+            .collect()
+    }
+
+    #[test]
+    fn each_event_carries_the_version_it_brought_the_reservation_to() {
+        let (reservation, events) = placed();
+        assert_eq!(
+            versions(&integration_events(&reservation, &events, None, 1)),
+            vec![("boxoffice.reservation.placed".to_owned(), Some(1))]
+        );
+        // A cancel asked for while pending is internal (version 2, nothing
+        // published); catalog's answer then cancels it at version 3.
+        let at = kernel::now();
+        let requested = domain::decide(Some(&reservation), Command::Cancel { at }).unwrap();
+        let reservation = fold(Some(reservation), &requested).unwrap();
+        assert!(integration_events(&reservation, &requested, None, 2).is_empty());
+        let answered = domain::decide(Some(&reservation), Command::ConfirmHold { at }).unwrap();
+        let reservation = fold(Some(reservation), &answered).unwrap();
+        assert_eq!(
+            versions(&integration_events(&reservation, &answered, None, 3)),
+            vec![("boxoffice.reservation.cancelled".to_owned(), Some(3))]
+        );
+    }
 }

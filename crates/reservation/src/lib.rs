@@ -48,7 +48,7 @@ pub async fn build(
     let relay_store = store.clone();
     Ok(App::new("reservation", router)
         .ready_when_reachable(store.clone(), bus.clone())
-        .worker("saga-policy", move |shutdown| consumer.run(shutdown))
+        .consumer("saga-policy", consumer)
         .worker("outbox-relay", move |shutdown| {
             runtime::outbox::relay(relay_store, bus, shutdown)
         }))

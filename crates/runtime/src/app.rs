@@ -16,6 +16,8 @@ use kernel::shutdown::Shutdown;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
+use crate::consumer::Consumer;
+use crate::dead_letters::Replayers;
 use crate::http::{metrics_router, problem_response, MAX_BODY_BYTES};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -27,6 +29,7 @@ pub struct App {
     router: Router,
     readiness: Readiness,
     workers: Vec<(String, Worker)>,
+    replayers: Replayers,
 }
 
 impl App {
@@ -36,6 +39,7 @@ impl App {
             router,
             readiness: Arc::new(|| Box::pin(async { Ok(()) })),
             workers: Vec::new(),
+            replayers: Replayers::default(),
         }
     }
 
@@ -75,6 +79,17 @@ impl App {
         self
     }
 
+    /// Runs a consumer group while the service runs, and lets an admin
+    /// list and replay its dead letters (`/admin/dead-letters`).
+    pub fn consumer(mut self, name: impl Into<String>, consumer: Consumer) -> App {
+        self.replayers.add(
+            &consumer.group,
+            consumer.store.clone(),
+            consumer.handler.clone(),
+        );
+        self.worker(name, move |shutdown| consumer.run(shutdown))
+    }
+
     pub fn name(&self) -> &'static str {
         self.name
     }
@@ -95,8 +110,11 @@ impl App {
                 }
             }
         };
-        self.router
-            .clone()
+        let mut routes = self.router.clone();
+        if !self.replayers.is_empty() {
+            routes = routes.merge(self.replayers.clone().router());
+        }
+        routes
             .route("/health/live", get(|| async { "live" }))
             .route("/health/ready", get(ready))
             .merge(metrics_router())

@@ -1,32 +1,59 @@
 //! The one consumer loop every service uses.
 //!
-//! It takes a batch from the bus, applies it in one transaction (inbox row +
-//! the handler's state change + its outbox rows), commits, and only then
-//! commits the bus position. If the batch fails it is retried event by
-//! event, so one broken event cannot hold back the others for long; an
-//! event that still fails after [`MAX_ATTEMPTS`] is moved to the
-//! `dead_letters` table with its error, loudly, never silently skipped.
+//! It takes a batch from the bus, applies it in one transaction (inbox rows +
+//! the handler's state changes + their outbox rows), commits, and only then
+//! commits the bus position.
+//!
+//! Failures are of two kinds, and are never confused:
+//! - **Passing faults** (the database or the bus cannot be reached, a lost
+//!   race, a deadlock): the batch is retried as it is, with capped
+//!   exponential backoff and jitter, for as long as the fault lasts. Nothing
+//!   is dead-lettered for it and the position does not move.
+//! - **Rejections** (the handler refuses an event: it breaks its contract,
+//!   or the state cannot take it): the batch is retried event by event, so
+//!   the others go through, and an event still rejected after
+//!   [`MAX_ATTEMPTS`] tries is parked in `dead_letters` with its error,
+//!   loudly. It is not marked as processed, so an admin can replay it once
+//!   the cause is fixed ([`crate::dead_letters`]).
+//!
+//! A record the bus cannot even decode is parked the same way, with its raw
+//! bytes, and the loop moves past it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use kernel::bus::{Delivery, EventBus, Subscription};
+use kernel::bus::{Batch, Delivery, EventBus, Subscription};
 use kernel::ids::EventId;
 use kernel::shutdown::Shutdown;
 use kernel::Envelope;
 use sqlx::{Any, Transaction};
 
+use crate::dead_letters;
 use crate::inbox;
-use crate::outbox::backoff;
+use crate::retry::{is_transient, Outage};
 use crate::store::Store;
 
+/// Tries before a rejected event is parked as a dead letter.
 pub const MAX_ATTEMPTS: u32 = 5;
 const BATCH: usize = 256;
 
 /// A context's reaction to events: its policy or projection.
 #[async_trait]
 pub trait EventHandler: Send + Sync + 'static {
+    /// Called once per batch, before any of its events is handled, with
+    /// every event of the batch: the place to lock what the batch will
+    /// change, in one fixed order, so that two members applying batches at
+    /// the same time cannot deadlock.
+    async fn prepare(
+        &self,
+        _tx: &mut Transaction<'static, Any>,
+        _events: &[&Envelope],
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     /// Applies one event inside `tx`. Follow-up events go to the outbox in
     /// the same transaction. Events the handler does not care about are
     /// simply ignored (`Ok`). An error rolls the transaction back.
@@ -76,6 +103,7 @@ impl Consumer {
             .await
             .with_context(|| format!("subscribing {}", self.group))?;
         tracing::info!(group = %self.group, member, topics = ?self.topics, "consumer started");
+        let mut outage = Outage::new(self.group.clone());
         while !shutdown.is_fired() {
             let batch = tokio::select! {
                 batch = subscription.next_batch(BATCH) => batch,
@@ -84,35 +112,169 @@ impl Consumer {
             let batch = match batch {
                 Ok(batch) => batch,
                 Err(error) => {
-                    tracing::warn!(group = %self.group, error = format!("{error:#}"), "bus read failed; retrying");
-                    tokio::time::sleep(backoff(3)).await;
+                    if !outage.wait(&error, &mut shutdown).await {
+                        break;
+                    }
                     continue;
                 }
             };
+            outage.recovered();
             if batch.is_empty() {
                 continue;
             }
-            if let Err(error) = self.apply(&batch).await {
-                tracing::warn!(group = %self.group, error = format!("{error:#}"), size = batch.len(), "batch failed; applying one by one");
-                for delivery in &batch {
-                    self.apply_with_retries(delivery).await;
-                }
+            // Interrupted by shutdown: the position stays, the batch comes again.
+            if self.process(&batch, &mut outage, &mut shutdown).await {
+                self.commit_position(subscription.as_mut(), &batch).await;
+            } else {
+                break;
             }
-            self.commit_position(subscription.as_mut(), &batch).await;
         }
         subscription.close().await?;
         tracing::info!(group = %self.group, member, "consumer stopped");
         Ok(())
     }
 
-    async fn apply(&self, batch: &[Delivery]) -> anyhow::Result<()> {
+    /// Applies the batch, waiting out passing faults; `false` if shutdown
+    /// came first.
+    async fn process(&self, batch: &Batch, outage: &mut Outage, shutdown: &mut Shutdown) -> bool {
+        let rejection = loop {
+            match self.apply(batch).await {
+                Ok(()) => {
+                    outage.recovered();
+                    return true;
+                }
+                Err(error) if is_transient(&error) => {
+                    if !outage.wait(&error, shutdown).await {
+                        return false;
+                    }
+                }
+                Err(error) => break error,
+            }
+        };
+        // Something in the batch is rejected: find it, one event at a time,
+        // so the others are not held back by it.
+        tracing::warn!(group = %self.group, error = format!("{rejection:#}"), size = batch.len(), "batch rejected; applying one by one");
+        if !batch.malformed.is_empty() {
+            let malformed_only = Batch {
+                deliveries: Vec::new(),
+                malformed: batch.malformed.clone(),
+            };
+            if !self
+                .until_done(outage, shutdown, || self.apply(&malformed_only))
+                .await
+            {
+                return false;
+            }
+        }
+        for delivery in &batch.deliveries {
+            if !self.apply_one(delivery, outage, shutdown).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// One event: passing faults are waited out; a rejection is tried
+    /// [`MAX_ATTEMPTS`] times, then parked. `false` on shutdown.
+    async fn apply_one(
+        &self,
+        delivery: &Delivery,
+        outage: &mut Outage,
+        shutdown: &mut Shutdown,
+    ) -> bool {
+        let single = Batch::from(vec![delivery.clone()]);
+        let mut attempts = 0;
+        loop {
+            let error = match self.apply(&single).await {
+                Ok(()) => {
+                    outage.recovered();
+                    return true;
+                }
+                Err(error) => error,
+            };
+            if is_transient(&error) {
+                if !outage.wait(&error, shutdown).await {
+                    return false;
+                }
+                continue;
+            }
+            attempts += 1;
+            let event = &delivery.envelope;
+            if attempts < MAX_ATTEMPTS {
+                tracing::warn!(group = %self.group, event = %event.id, attempts, error = format!("{error:#}"), "event rejected; trying again");
+                tokio::time::sleep(Duration::from_millis(50 << attempts)).await;
+                continue;
+            }
+            tracing::error!(group = %self.group, event = %event.id, event_type = %event.event_type,
+                error = format!("{error:#}"), "event rejected {MAX_ATTEMPTS} times; parked as a dead letter");
+            metrics::counter!("boxoffice_events_dead_lettered_total", "consumer" => self.group.clone())
+                .increment(1);
+            let error = format!("{error:#}");
+            return self
+                .until_done(outage, shutdown, || async {
+                    let mut tx = self.store.begin().await?;
+                    dead_letters::park_event(&mut tx, &self.group, delivery, &error, attempts)
+                        .await?;
+                    tx.commit().await.context("parking a dead letter")
+                })
+                .await;
+        }
+    }
+
+    /// Runs `work` until it succeeds, waiting out passing faults; a
+    /// rejection here (storing a dead letter) is retried the same way,
+    /// since losing the record is not an option. `false` on shutdown.
+    async fn until_done<F, Fut>(
+        &self,
+        outage: &mut Outage,
+        shutdown: &mut Shutdown,
+        work: F,
+    ) -> bool
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>>,
+    {
+        loop {
+            match work().await {
+                Ok(()) => {
+                    outage.recovered();
+                    return true;
+                }
+                Err(error) => {
+                    if !outage.wait(&error, shutdown).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn apply(&self, batch: &Batch) -> anyhow::Result<()> {
         let mut tx = self.store.begin().await?;
-        let mut applied = Vec::with_capacity(batch.len());
-        let ids: Vec<EventId> = batch.iter().map(|d| d.envelope.id).collect();
+        for record in &batch.malformed {
+            tracing::error!(group = %self.group, topic = %record.topic, partition = record.partition,
+                offset = record.offset, error = %record.error, "a record that is not an event; kept as a dead letter");
+            metrics::counter!("boxoffice_bus_malformed_records_total", "consumer" => self.group.clone())
+                .increment(1);
+            dead_letters::park_malformed(&mut tx, &self.group, record).await?;
+        }
+        let ids: Vec<EventId> = batch.deliveries.iter().map(|d| d.envelope.id).collect();
         // One statement for the batch's inbox rows rather than one per event.
         let mut fresh = inbox::record_new(&mut tx, &self.group, &ids).await?;
-        for delivery in batch {
-            let event = &delivery.envelope;
+        let events: Vec<&Envelope> = batch
+            .deliveries
+            .iter()
+            .map(|d| &d.envelope)
+            .filter(|event| fresh.contains(&event.id))
+            .collect();
+        if !events.is_empty() {
+            self.handler
+                .prepare(&mut tx, &events)
+                .await
+                .context("preparing a batch")?;
+        }
+        let mut applied = Vec::with_capacity(events.len());
+        for event in events {
             // `remove`: an event delivered twice in one batch applies once.
             if fresh.remove(&event.id) {
                 self.handler
@@ -137,54 +299,7 @@ impl Consumer {
         Ok(())
     }
 
-    async fn apply_with_retries(&self, delivery: &Delivery) {
-        let mut attempt = 1;
-        loop {
-            match self.apply(std::slice::from_ref(delivery)).await {
-                Ok(()) => return,
-                Err(error) if attempt < MAX_ATTEMPTS => {
-                    tracing::warn!(group = %self.group, event = %delivery.envelope.id, attempt, error = format!("{error:#}"), "event failed; retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                }
-                Err(error) => {
-                    tracing::error!(group = %self.group, event = %delivery.envelope.id, event_type = %delivery.envelope.event_type, error = format!("{error:#}"), "event failed {MAX_ATTEMPTS} times; dead-lettered");
-                    metrics::counter!("boxoffice_events_dead_lettered_total", "consumer" => self.group.clone()).increment(1);
-                    // Keep trying to park it: losing it silently is not an option.
-                    while let Err(park_error) = self.dead_letter(delivery, &error).await {
-                        tracing::error!(
-                            error = format!("{park_error:#}"),
-                            "could not dead-letter; retrying"
-                        );
-                        tokio::time::sleep(backoff(6)).await;
-                    }
-                    return;
-                }
-            }
-        }
-    }
-
-    async fn dead_letter(&self, delivery: &Delivery, error: &anyhow::Error) -> anyhow::Result<()> {
-        let mut tx = self.store.begin().await?;
-        if inbox::record_first(&mut tx, &self.group, delivery.envelope.id).await? {
-            sqlx::query(
-                "INSERT INTO dead_letters (consumer, event_id, topic, envelope, error, failed_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&self.group)
-            .bind(delivery.envelope.id.to_string())
-            .bind(&delivery.topic)
-            .bind(serde_json::to_string(&delivery.envelope)?)
-            .bind(format!("{error:#}"))
-            .bind(crate::http::timestamp(kernel::now()))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn commit_position(&self, subscription: &mut dyn Subscription, batch: &[Delivery]) {
+    async fn commit_position(&self, subscription: &mut dyn Subscription, batch: &Batch) {
         let mut failures = 0;
         // The effects are committed; a lost position only means a redelivery
         // that the inbox absorbs, so retry a few times and then move on.
@@ -194,7 +309,7 @@ impl Consumer {
             if failures >= MAX_ATTEMPTS {
                 return;
             }
-            tokio::time::sleep(backoff(failures)).await;
+            tokio::time::sleep(Duration::from_millis(50 << failures)).await;
         }
     }
 }

@@ -259,18 +259,116 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// RFC 3339 text, the one timestamp format in storage and on the wire.
+/// The one timestamp format in storage: RFC 3339 in UTC with exactly six
+/// fraction digits (`2026-11-21T10:00:00.500000Z`). Fixed width, so text
+/// order is time order (`…00.5Z` would sort after `…00.51Z`), and still
+/// RFC 3339, so it goes on the wire as it is.
 pub fn timestamp(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339)
+    const FIXED: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    at.to_offset(time::UtcOffset::UTC)
+        .format(FIXED)
         .unwrap_or_default()
 }
 
-/// Parses what [`timestamp`] wrote.
+/// Parses what [`timestamp`] wrote (any RFC 3339 text).
 pub fn parse_timestamp(text: &str) -> anyhow::Result<OffsetDateTime> {
     Ok(OffsetDateTime::parse(
         text,
         &time::format_description::well_known::Rfc3339,
     )?)
+}
+
+/// `UPDATE` statements that rewrite timestamp columns written before
+/// [`timestamp`] had a fixed width (`…00.5Z`, `…00Z`) into it, for a
+/// migration. Plain SQL both engines read; running it twice changes nothing.
+/// Usage: `fixed_width_timestamps!(("listings", "created_at"), ("holds", "updated_at"))`.
+#[macro_export]
+macro_rules! fixed_width_timestamps {
+    ($(($table:literal, $column:literal)),+ $(,)?) => {
+        concat!($(
+            "UPDATE ", $table, " SET ", $column, " = substr(", $column, ", 1, 19) || '.' || substr(CASE WHEN length(",
+            $column, ") > 20 THEN substr(", $column, ", 21, length(", $column, ") - 21) ELSE '' END || '000000', 1, 6) || 'Z'",
+            " WHERE ", $column, " IS NOT NULL;\n",
+        )+)
+    };
+}
+
+/// A page of a list: `?limit=` (default 100, at most 1000) and `?after=`
+/// (the id of the last item of the previous page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub limit: i64,
+    pub after: Option<String>,
+}
+
+impl Page {
+    pub const DEFAULT_LIMIT: i64 = 100;
+    pub const MAX_LIMIT: i64 = 1000;
+
+    pub fn parse(limit: Option<&str>, after: Option<&str>) -> Result<Page, ApiError> {
+        let limit = match limit {
+            None => Page::DEFAULT_LIMIT,
+            Some(text) => text
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=Page::MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ApiError::Unprocessable(format!(
+                        "limit must be a whole number from 1 to {} (got {text:?})",
+                        Page::MAX_LIMIT
+                    ))
+                })?,
+        };
+        let after = match after {
+            Some("") => {
+                return Err(ApiError::Unprocessable(
+                    "after must name the last item of the previous page".to_owned(),
+                ))
+            }
+            other => other.map(str::to_owned),
+        };
+        Ok(Page { limit, after })
+    }
+
+    /// The answer when `after` names nothing in the list.
+    pub fn unknown_after(&self, what: &str) -> ApiError {
+        ApiError::Unprocessable(format!(
+            "after names no {what} ({:?})",
+            self.after.as_deref().unwrap_or_default()
+        ))
+    }
+
+    /// `after` as the id type of the list, or a 422 naming it.
+    pub fn after_id<T: std::str::FromStr>(&self) -> Result<Option<T>, ApiError> {
+        self.after
+            .as_deref()
+            .map(|text| {
+                text.parse().map_err(|_| {
+                    ApiError::Unprocessable(format!("after must be an id (got {text:?})"))
+                })
+            })
+            .transpose()
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PageQuery {
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Page {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(query) =
+            axum::extract::Query::<PageQuery>::from_request_parts(parts, state)
+                .await
+                .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+        Page::parse(query.limit.as_deref(), query.after.as_deref())
+    }
 }
 
 /// The process-wide Prometheus recorder (one per process, shared by every
@@ -309,4 +407,51 @@ pub fn metrics_router() -> Router {
             }
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_timestamps_sort_as_text_in_time_order() {
+        let base = time::macros::datetime!(2026-11-21 10:00:00 UTC);
+        let times = [
+            base,
+            base + time::Duration::milliseconds(5),
+            base + time::Duration::milliseconds(50),
+            base + time::Duration::milliseconds(500),
+            base + time::Duration::milliseconds(510),
+            base + time::Duration::seconds(1),
+        ];
+        let texts: Vec<String> = times.iter().map(|t| timestamp(*t)).collect();
+        let mut sorted = texts.clone();
+        sorted.sort();
+        assert_eq!(sorted, texts);
+        assert_eq!(texts[3], "2026-11-21T10:00:00.500000Z");
+        assert!(texts.iter().all(|t| t.len() == texts[0].len()));
+        for (text, time) in texts.iter().zip(times) {
+            assert_eq!(parse_timestamp(text).unwrap(), time);
+        }
+        // Another offset is stored as the same instant in UTC.
+        let elsewhere = base.to_offset(time::macros::offset!(+9));
+        assert_eq!(timestamp(elsewhere), texts[0]);
+    }
+
+    #[test]
+    fn pages_default_to_100_and_refuse_what_they_cannot_serve() {
+        assert_eq!(
+            Page::parse(None, None).unwrap(),
+            Page {
+                limit: 100,
+                after: None
+            }
+        );
+        assert_eq!(Page::parse(Some("1000"), Some("x")).unwrap().limit, 1000);
+        for bad in ["0", "1001", "-1", "ten"] {
+            let error = Page::parse(Some(bad), None).unwrap_err();
+            assert!(error.to_string().contains("limit must be"), "{bad}");
+        }
+        assert!(Page::parse(None, Some("")).is_err());
+    }
 }

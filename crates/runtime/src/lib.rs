@@ -12,7 +12,10 @@
 //! - [`inbox`]: processed-event ids, so at-least-once delivery has
 //!   exactly-once effects.
 //! - [`consumer`]: the one generic consumer loop (batching, commit after the
-//!   transaction, retries, dead letters).
+//!   transaction, passing faults waited out, rejections dead-lettered).
+//! - [`dead_letters`]: what could not be applied or read, listed and
+//!   replayed by an admin.
+//! - [`retry`]: telling a passing fault from a rejection, and waiting one out.
 //! - [`http`]: problem+json errors, the caller's identity, JSON bodies with
 //!   precise rejections, health and metrics routes.
 //! - [`app`]: a service assembled from a router and background workers,
@@ -20,9 +23,11 @@
 
 pub mod app;
 pub mod consumer;
+pub mod dead_letters;
 pub mod http;
 pub mod inbox;
 pub mod outbox;
+pub mod retry;
 pub mod store;
 
 pub use app::App;

@@ -13,14 +13,17 @@ use kernel::shutdown::Shutdown;
 use kernel::Envelope;
 use sqlx::{Any, Row, Transaction};
 
+use crate::dead_letters;
+use crate::retry::Outage;
 use crate::store::{Backend, MigrationScript, Store};
 
 /// Tables every service has: outbox, inbox, dead letters. Versions below
 /// 100 belong to this toolkit; services number theirs from 100.
-pub const MESSAGING_MIGRATIONS: &[MigrationScript] = &[MigrationScript {
-    version: 1,
-    description: "messaging: outbox, inbox, dead letters",
-    sqlite: "
+pub const MESSAGING_MIGRATIONS: &[MigrationScript] = &[
+    MigrationScript {
+        version: 1,
+        description: "messaging: outbox, inbox, dead letters",
+        sqlite: "
         CREATE TABLE outbox (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             topic TEXT NOT NULL,
@@ -41,7 +44,7 @@ pub const MESSAGING_MIGRATIONS: &[MigrationScript] = &[MigrationScript {
             error TEXT NOT NULL,
             failed_at TEXT NOT NULL
         );",
-    postgres: "
+        postgres: "
         CREATE TABLE outbox (
             seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             topic TEXT NOT NULL,
@@ -62,7 +65,55 @@ pub const MESSAGING_MIGRATIONS: &[MigrationScript] = &[MigrationScript {
             error TEXT NOT NULL,
             failed_at TEXT NOT NULL
         );",
-}];
+    },
+    MigrationScript {
+        version: 2,
+        description: "messaging: replayable dead letters, fixed-width timestamps",
+        sqlite: MESSAGING_V2_SQLITE,
+        postgres: MESSAGING_V2_POSTGRES,
+    },
+];
+
+/// Dead letters gain what replay and undecodable records need; they stop
+/// being marked processed in the inbox (a replay must apply them).
+/// Timestamps become fixed-width text.
+macro_rules! messaging_v2 {
+    ($id:literal, $blob:literal) => {
+        concat!(
+            "CREATE TABLE dead_letters_v2 (
+                id ", $id, ",
+                consumer TEXT NOT NULL,
+                event_id TEXT,
+                event_type TEXT,
+                topic TEXT NOT NULL,
+                part BIGINT NOT NULL,
+                position BIGINT NOT NULL,
+                envelope TEXT,
+                raw ", $blob, ",
+                error TEXT NOT NULL,
+                attempts BIGINT NOT NULL,
+                status TEXT NOT NULL,
+                failed_at TEXT NOT NULL,
+                replayed_at TEXT,
+                UNIQUE (consumer, event_id),
+                UNIQUE (consumer, topic, part, position)
+            );
+            INSERT INTO dead_letters_v2 (consumer, event_id, topic, part, position, envelope, error,
+                attempts, status, failed_at)
+                SELECT consumer, event_id, topic, -1, -id, envelope, error, 5, 'dead', failed_at
+                FROM dead_letters;
+            DELETE FROM inbox WHERE EXISTS (SELECT 1 FROM dead_letters d
+                WHERE d.consumer = inbox.consumer AND d.event_id = inbox.event_id);
+            DROP TABLE dead_letters;
+            ALTER TABLE dead_letters_v2 RENAME TO dead_letters;
+            ",
+            crate::fixed_width_timestamps!(("inbox", "processed_at"), ("dead_letters", "failed_at")),
+        )
+    };
+}
+const MESSAGING_V2_SQLITE: &str = messaging_v2!("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB");
+const MESSAGING_V2_POSTGRES: &str =
+    messaging_v2!("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA");
 
 /// Appends events to the outbox inside the caller's transaction.
 pub async fn append(tx: &mut Transaction<'static, Any>, events: &[Outgoing]) -> anyhow::Result<()> {
@@ -81,18 +132,20 @@ pub async fn append(tx: &mut Transaction<'static, Any>, events: &[Outgoing]) -> 
 const RELAY_BATCH: i64 = 512;
 
 /// Publishes outbox rows in order until shutdown, then drains what is left.
+/// A store or bus outage is waited out (backoff with jitter, reported once
+/// a minute); rows stay in the outbox until the bus has them.
 pub async fn relay(
     store: Store,
     bus: Arc<dyn EventBus>,
     mut shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let signal = store.outbox_signal();
-    let mut failures = 0u32;
+    let mut outage = Outage::new(dead_letters::RELAY);
     loop {
         let woken = signal.notified();
         match relay_once(&store, bus.as_ref()).await {
             Ok(0) => {
-                failures = 0;
+                outage.recovered();
                 if shutdown.is_fired() {
                     return Ok(());
                 }
@@ -102,40 +155,46 @@ pub async fn relay(
                     _ = shutdown.wait() => {}
                 }
             }
-            Ok(_) => failures = 0,
+            Ok(_) => outage.recovered(),
             Err(error) => {
-                failures += 1;
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    failures,
-                    "outbox relay failed; retrying"
-                );
-                if shutdown.is_fired() && failures > 3 {
+                if shutdown.is_fired() {
+                    // What is left goes out on the next start.
                     return Err(error.context("outbox not drained at shutdown"));
                 }
-                tokio::time::sleep(backoff(failures)).await;
+                // Returns early on shutdown; the loop then tries a last drain.
+                outage.wait(&error, &mut shutdown).await;
             }
         }
     }
 }
 
-/// Publishes one batch; returns how many rows went out.
+/// The outbox rows of one pass, and those that cannot be read.
+struct Pending {
+    events: Vec<(i64, Outgoing)>,
+    unreadable: Vec<Unreadable>,
+}
+
+struct Unreadable {
+    seq: i64,
+    topic: String,
+    raw: String,
+    error: String,
+}
+
+/// Publishes one batch; returns how many rows it dealt with.
 async fn relay_once(store: &Store, bus: &dyn EventBus) -> anyhow::Result<usize> {
     match store.backend() {
         // One writer per SQLite file: read, publish, then delete what went out.
         Backend::Sqlite => {
-            let rows = pending(store.reader(), RELAY_BATCH).await?;
-            if rows.is_empty() {
+            let pending = pending(store.reader(), RELAY_BATCH).await?;
+            if pending.is_empty() {
                 return Ok(0);
             }
-            let (seqs, events): (Vec<i64>, Vec<Outgoing>) = rows.into_iter().unzip();
-            bus.publish(&events)
-                .await
-                .context("publishing outbox rows")?;
+            let published = publish(bus, &pending).await;
             let mut tx = store.begin().await?;
-            remove(&mut tx, &seqs).await?;
+            let done = settle(&mut tx, &pending, &published).await?;
             tx.commit().await?;
-            Ok(events.len())
+            published.map(|_| done).map_err(|(_, error)| error)
         }
         // Several replicas may share a PostgreSQL database: a transaction-scoped
         // advisory lock keeps one relay at a time, which keeps the order.
@@ -148,19 +207,68 @@ async fn relay_once(store: &Store, bus: &dyn EventBus) -> anyhow::Result<usize> 
             if !leader {
                 return Ok(0);
             }
-            let rows = pending(&mut *tx, RELAY_BATCH).await?;
-            if rows.is_empty() {
+            let pending = pending(&mut *tx, RELAY_BATCH).await?;
+            if pending.is_empty() {
                 return Ok(0);
             }
-            let (seqs, events): (Vec<i64>, Vec<Outgoing>) = rows.into_iter().unzip();
-            bus.publish(&events)
-                .await
-                .context("publishing outbox rows")?;
-            remove(&mut tx, &seqs).await?;
+            let published = publish(bus, &pending).await;
+            let done = settle(&mut tx, &pending, &published).await?;
             tx.commit().await?;
-            Ok(events.len())
+            published.map(|_| done).map_err(|(_, error)| error)
         }
     }
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.unreadable.is_empty()
+    }
+}
+
+/// How many of the pending events (from the first) the bus has, or why it
+/// has fewer.
+async fn publish(bus: &dyn EventBus, pending: &Pending) -> Result<usize, (usize, anyhow::Error)> {
+    let events: Vec<Outgoing> = pending.events.iter().map(|(_, e)| e.clone()).collect();
+    match bus.publish(&events).await {
+        Ok(()) => Ok(events.len()),
+        Err(error) => Err((
+            error.delivered,
+            anyhow::Error::new(error).context("publishing outbox rows"),
+        )),
+    }
+}
+
+/// Removes what went out and parks what cannot be read. Only the events
+/// before the first failure count as published: the next pass re-sends
+/// from there, so every key's events reach the bus in outbox order.
+async fn settle(
+    tx: &mut Transaction<'static, Any>,
+    pending: &Pending,
+    published: &Result<usize, (usize, anyhow::Error)>,
+) -> anyhow::Result<usize> {
+    let delivered = match published {
+        Ok(count) => *count,
+        Err((count, _)) => *count,
+    };
+    let mut seqs: Vec<i64> = pending.events[..delivered.min(pending.events.len())]
+        .iter()
+        .map(|(seq, _)| *seq)
+        .collect();
+    for row in &pending.unreadable {
+        tracing::error!(seq = row.seq, topic = %row.topic, error = %row.error, "an outbox row that is not an event; kept as a dead letter");
+        metrics::counter!("boxoffice_outbox_malformed_rows_total").increment(1);
+        dead_letters::park_unreadable_outbox_row(
+            tx,
+            &row.topic,
+            row.seq,
+            row.raw.clone().into_bytes(),
+            &row.error,
+        )
+        .await?;
+        seqs.push(row.seq);
+    }
+    remove(tx, &seqs).await?;
+    Ok(seqs.len())
 }
 
 /// Deletes exactly the rows that were published. Not `seq <= last`: on
@@ -187,7 +295,7 @@ async fn remove(tx: &mut Transaction<'static, Any>, seqs: &[i64]) -> anyhow::Res
     Ok(())
 }
 
-async fn pending<'e, E>(executor: E, limit: i64) -> anyhow::Result<Vec<(i64, Outgoing)>>
+async fn pending<'e, E>(executor: E, limit: i64) -> anyhow::Result<Pending>
 where
     E: sqlx::Executor<'e, Database = Any>,
 {
@@ -196,18 +304,24 @@ where
         .fetch_all(executor)
         .await
         .context("reading the outbox")?;
-    rows.into_iter()
-        .map(|row| {
-            let seq: i64 = row.try_get("seq")?;
-            let topic: String = row.try_get("topic")?;
-            let envelope: String = row.try_get("envelope")?;
-            let envelope: Envelope = serde_json::from_str(&envelope)
-                .with_context(|| format!("outbox row {seq} is not an envelope"))?;
-            Ok((seq, Outgoing { topic, envelope }))
-        })
-        .collect()
-}
-
-pub(crate) fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(50u64 << failures.min(6))
+    let mut pending = Pending {
+        events: Vec::with_capacity(rows.len()),
+        unreadable: Vec::new(),
+    };
+    for row in rows {
+        let seq: i64 = row.try_get("seq")?;
+        let topic: String = row.try_get("topic")?;
+        let raw: String = row.try_get("envelope")?;
+        match serde_json::from_str::<Envelope>(&raw) {
+            Ok(envelope) => pending.events.push((seq, Outgoing { topic, envelope })),
+            // One bad row must not stop every event behind it.
+            Err(error) => pending.unreadable.push(Unreadable {
+                seq,
+                topic,
+                raw,
+                error: format!("outbox row {seq} is not an envelope: {error}"),
+            }),
+        }
+    }
+    Ok(pending)
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use tokio::sync::Notify;
@@ -24,6 +24,18 @@ use tokio::sync::Notify;
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+/// A list a service pages through: its table, the columns it reads, and
+/// its order (a sort column, then the id to break ties). Names come from
+/// code, never from a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Listing<'a> {
+    pub table: &'a str,
+    pub columns: &'a str,
+    pub sort: &'a str,
+    pub id: &'a str,
+    pub newest_first: bool,
 }
 
 /// A migration script in both dialects.
@@ -61,6 +73,9 @@ impl Store {
             .with_context(|| format!("parsing database url {}", redact(url)))?;
         let store = match backend {
             Backend::Sqlite => {
+                if let Some(path) = sqlite_path(url) {
+                    keep_private(&path)?;
+                }
                 let write = sqlite_pool(1).connect_with(options.clone()).await?;
                 // WAL is a property of the file; setting it once is enough.
                 sqlx::query("PRAGMA journal_mode = WAL")
@@ -150,6 +165,68 @@ impl Store {
         self.outbox_written.clone()
     }
 
+    /// One page of `list`'s rows with the given column filters, continuing
+    /// after the row whose id is `after`. `Ok(None)` when there is no such
+    /// row (the client's cursor is wrong). Keyset pagination: stable and
+    /// cheap however deep the page, unlike `OFFSET`.
+    pub async fn page(
+        &self,
+        list: &Listing<'_>,
+        filters: &[(&str, String)],
+        after: Option<String>,
+        limit: i64,
+    ) -> anyhow::Result<Option<Vec<AnyRow>>> {
+        let Listing {
+            table,
+            columns,
+            sort,
+            id,
+            newest_first,
+        } = *list;
+        let mut conditions = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        for (column, value) in filters {
+            binds.push(value.clone());
+            conditions.push(format!("{column} = ${}", binds.len()));
+        }
+        if let Some(after) = after {
+            let key: Option<String> =
+                sqlx::query_scalar(&format!("SELECT {sort} FROM {table} WHERE {id} = $1"))
+                    .bind(&after)
+                    .fetch_optional(&self.read)
+                    .await
+                    .with_context(|| format!("finding where a page of {table} continues"))?;
+            let Some(key) = key else { return Ok(None) };
+            binds.push(key);
+            binds.push(after);
+            let (key, after) = (binds.len() - 1, binds.len());
+            let beyond = if newest_first { "<" } else { ">" };
+            conditions.push(format!(
+                "({sort} {beyond} ${key} OR ({sort} = ${key} AND {id} {beyond} ${after}))"
+            ));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let order = if newest_first { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT {columns} FROM {table} {filter} ORDER BY {sort} {order}, {id} {order} LIMIT ${}",
+            binds.len() + 1
+        );
+        let mut query = sqlx::query(&sql);
+        for bind in binds {
+            query = query.bind(bind);
+        }
+        let rows = query
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await
+            .with_context(|| format!("listing {table}"))?;
+        Ok(Some(rows))
+    }
+
     /// Whether the database answers (for readiness).
     pub async fn is_ready(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.read).await.is_ok()
@@ -210,6 +287,45 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// The file a `sqlite://` url names, if it names one.
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
+}
+
+/// Makes a SQLite database file readable by its owner only (0600),
+/// creating it empty if it does not exist yet, and its `-wal` and `-shm`
+/// files if they exist (SQLite gives new ones the database's mode). Users'
+/// password hashes and bookings live in these files.
+pub fn keep_private(path: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let mut companions = vec![path.to_path_buf()];
+        for suffix in ["-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            companions.push(name.into());
+        }
+        for file in companions.iter().filter(|file| file.exists()) {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("making {} private", file.display()))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// A SQLite url for a file in `dir`, created if missing.

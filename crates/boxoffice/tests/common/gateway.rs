@@ -138,10 +138,31 @@ impl Gateway {
         .await
     }
 
+    /// Every item of a paged list, following `?after=` page by page.
     pub async fn list(&self, path: &str, token: &str) -> Vec<Value> {
-        let answer = self.get(path, Some(token)).await;
-        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-        answer.body.as_array().cloned().unwrap_or_default()
+        const PAGE: usize = 1000;
+        let joiner = if path.contains('?') { '&' } else { '?' };
+        let mut items: Vec<Value> = Vec::new();
+        loop {
+            let cursor = match items.last() {
+                None => String::new(),
+                // The id of the last item: `id`, or `reservationId` on my page.
+                Some(last) => {
+                    let id = last.get("id").or_else(|| last.get("reservationId"));
+                    format!("&after={}", id.and_then(Value::as_str).unwrap())
+                }
+            };
+            let answer = self
+                .get(&format!("{path}{joiner}limit={PAGE}{cursor}"), Some(token))
+                .await;
+            assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+            let page = answer.body.as_array().cloned().unwrap_or_default();
+            let full = page.len() == PAGE;
+            items.extend(page);
+            if !full {
+                return items;
+            }
+        }
     }
 }
 

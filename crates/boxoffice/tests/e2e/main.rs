@@ -7,5 +7,7 @@ mod common;
 mod bad_input;
 mod contention;
 mod helpers;
+mod paging;
+mod private_data;
 mod restart;
 mod s0_movie_tickets;

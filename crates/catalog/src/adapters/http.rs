@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use contracts::catalog::ListingKind;
 use kernel::ids::ListingId;
-use runtime::http::{timestamp, ApiError, Body, Caller};
+use runtime::http::{timestamp, ApiError, Body, Caller, Page};
 use serde::{Deserialize, Serialize};
 
 use super::sql::{ListingRecord, Listings};
@@ -104,6 +104,7 @@ struct ListQuery {
 async fn list(
     State(listings): State<Listings>,
     Query(query): Query<ListQuery>,
+    page: Page,
 ) -> Result<Json<Vec<ListingView>>, ApiError> {
     let kind = match query.kind.as_deref() {
         None | Some("") => None,
@@ -116,7 +117,11 @@ async fn list(
                 })?,
         ),
     };
-    let records = listings.list(kind).await?;
+    let after: Option<ListingId> = page.after_id()?;
+    let records = listings
+        .list(kind, after, page.limit)
+        .await?
+        .ok_or_else(|| page.unknown_after("listing"))?;
     Ok(Json(records.iter().map(ListingView::from).collect()))
 }
 

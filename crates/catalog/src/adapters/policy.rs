@@ -22,6 +22,25 @@ impl InventoryPolicy {
 
 #[async_trait]
 impl EventHandler for InventoryPolicy {
+    async fn prepare(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        events: &[&Envelope],
+    ) -> anyhow::Result<()> {
+        let mut listings = Vec::new();
+        for event in events {
+            // Unreadable ones are reported by `handle`, one at a time.
+            if let Ok(Some(
+                ReservationEvent::ReservationPlaced { booking, .. }
+                | ReservationEvent::ReservationCancelled { booking, .. },
+            )) = ReservationEvent::from_envelope(event)
+            {
+                listings.push(booking.listing_id);
+            }
+        }
+        self.listings.lock_in_order(tx, listings).await
+    }
+
     async fn handle(
         &self,
         tx: &mut Transaction<'static, Any>,

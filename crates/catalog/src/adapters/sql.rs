@@ -7,7 +7,8 @@ use contracts::IntegrationEvent;
 use kernel::ids::{ListingId, ReservationId};
 use kernel::{Envelope, Money};
 use runtime::http::{parse_timestamp, timestamp};
-use runtime::store::{Backend, MigrationScript};
+use runtime::retry::Contention;
+use runtime::store::{Backend, Listing, MigrationScript};
 use runtime::{outbox, Store};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -35,12 +36,23 @@ CREATE TABLE holds (
     updated_at TEXT NOT NULL
 );";
 
-pub const MIGRATIONS: &[MigrationScript] = &[MigrationScript {
-    version: 100,
-    description: "catalog: listings and holds",
-    sqlite: SCHEMA,
-    postgres: SCHEMA,
-}];
+const FIXED_WIDTH_TIMESTAMPS: &str =
+    runtime::fixed_width_timestamps!(("listings", "created_at"), ("holds", "updated_at"));
+
+pub const MIGRATIONS: &[MigrationScript] = &[
+    MigrationScript {
+        version: 100,
+        description: "catalog: listings and holds",
+        sqlite: SCHEMA,
+        postgres: SCHEMA,
+    },
+    MigrationScript {
+        version: 101,
+        description: "catalog: fixed-width timestamps",
+        sqlite: FIXED_WIDTH_TIMESTAMPS,
+        postgres: FIXED_WIDTH_TIMESTAMPS,
+    },
+];
 
 /// A listing as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +72,14 @@ pub struct Listings {
 }
 
 const COLUMNS: &str = "id, kind, title, description, price, total, available, created_at";
+
+const LISTINGS: Listing = Listing {
+    table: "listings",
+    columns: COLUMNS,
+    sort: "created_at",
+    id: "id",
+    newest_first: false,
+};
 
 impl Listings {
     pub fn new(store: Store) -> Listings {
@@ -116,25 +136,59 @@ impl Listings {
         row.map(|row| from_row(&row)).transpose()
     }
 
-    pub async fn list(&self, kind: Option<ListingKind>) -> anyhow::Result<Vec<ListingRecord>> {
-        let rows = match kind {
-            Some(kind) => {
-                sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM listings WHERE kind = $1 ORDER BY created_at, id"
-                ))
-                .bind(kind.as_str())
-                .fetch_all(self.store.reader())
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM listings ORDER BY created_at, id"
-                ))
-                .fetch_all(self.store.reader())
-                .await?
-            }
+    /// Listings in the order they were registered, a page at a time.
+    /// `Ok(None)` when `after` names no listing.
+    pub async fn list(
+        &self,
+        kind: Option<ListingKind>,
+        after: Option<ListingId>,
+        limit: i64,
+    ) -> anyhow::Result<Option<Vec<ListingRecord>>> {
+        let filters: Vec<(&str, String)> = kind
+            .map(|kind| ("kind", kind.as_str().to_owned()))
+            .into_iter()
+            .collect();
+        let Some(rows) = self
+            .store
+            .page(&LISTINGS, &filters, after.map(|id| id.to_string()), limit)
+            .await?
+        else {
+            return Ok(None);
         };
-        rows.iter().map(from_row).collect()
+        rows.iter()
+            .map(from_row)
+            .collect::<anyhow::Result<_>>()
+            .map(Some)
+    }
+
+    /// Locks the listings a batch of bookings and cancellations touches, in
+    /// id order, before any of them changes: two catalog replicas applying
+    /// batches at once then wait for each other instead of deadlocking.
+    /// SQLite has one writer already.
+    pub async fn lock_in_order(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        mut ids: Vec<ListingId>,
+    ) -> anyhow::Result<()> {
+        if self.store.backend() != Backend::Postgres || ids.is_empty() {
+            return Ok(());
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT id FROM listings WHERE id IN ({}) ORDER BY id FOR UPDATE",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in &ids {
+            query = query.bind(id.to_string());
+        }
+        query
+            .fetch_all(&mut **tx)
+            .await
+            .context("locking the batch's listings")?;
+        Ok(())
     }
 
     /// Holds tickets for a placed reservation, or rejects it; either way the
@@ -153,17 +207,7 @@ impl Listings {
         {
             return Ok(());
         }
-        let lock = match self.store.backend() {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        };
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM listings WHERE id = $1{lock}"
-        ))
-        .bind(booking.listing_id.to_string())
-        .fetch_optional(&mut **tx)
-        .await?;
-        let Some(listing) = row.map(|row| from_row(&row)).transpose()? else {
+        let Some(listing) = self.load_for_update(tx, booking.listing_id).await? else {
             let event = CatalogEvent::InventoryRejected {
                 reservation_id: booking.reservation_id,
                 listing_id: booking.listing_id,
@@ -213,11 +257,12 @@ impl Listings {
         if status != "held" {
             return Ok(());
         }
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM listings WHERE id = $1"))
-            .bind(listing_id.to_string())
-            .fetch_one(&mut **tx)
-            .await?;
-        let listing = from_row(&row)?;
+        // Locked like a hold: without it a hold committing in between makes
+        // the guarded write below miss, again and again.
+        let listing = self
+            .load_for_update(tx, listing_id)
+            .await?
+            .with_context(|| format!("listing {listing_id} of a hold is gone"))?;
         let after = listing.quota.release(quantity);
         self.set_available(tx, &listing, after).await?;
         sqlx::query(
@@ -234,6 +279,26 @@ impl Listings {
             available: after.available(),
         };
         outbox::append(tx, &[event.outgoing(Some(cause))]).await
+    }
+
+    /// The listing, locked until the transaction ends on PostgreSQL (SQLite
+    /// has a single writer already).
+    async fn load_for_update(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: ListingId,
+    ) -> anyhow::Result<Option<ListingRecord>> {
+        let lock = match self.store.backend() {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM listings WHERE id = $1{lock}"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+        row.map(|row| from_row(&row)).transpose()
     }
 
     async fn hold_status(
@@ -260,7 +325,8 @@ impl Listings {
 
     /// Writes the new availability, guarded by the value it was computed
     /// from: if anything else changed it meanwhile, nothing is written and
-    /// the event is retried rather than overselling.
+    /// the batch is retried (a passing fault, never a dead letter) rather
+    /// than overselling.
     async fn set_available(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -274,11 +340,9 @@ impl Listings {
                 .bind(i64::from(listing.quota.available()))
                 .execute(&mut **tx)
                 .await?;
-        anyhow::ensure!(
-            updated.rows_affected() == 1,
-            "availability of listing {} changed concurrently",
-            listing.id
-        );
+        if updated.rows_affected() != 1 {
+            return Err(Contention(format!("availability of listing {}", listing.id)).into());
+        }
         Ok(())
     }
 }

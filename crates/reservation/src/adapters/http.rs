@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::reservation::PaymentMethod;
 use kernel::ids::{ListingId, ReservationId};
-use runtime::http::{timestamp, ApiError, Body, Caller};
+use runtime::http::{timestamp, ApiError, Body, Caller, Page};
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::sql::payment_method_str;
@@ -15,7 +15,6 @@ use crate::app::{AppError, PlaceReservation, Reservations};
 use crate::domain::{Quantity, Reservation, ReservationError};
 
 /// Most reservations one listing call returns.
-const LIST_LIMIT: i64 = 1_000;
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
 
@@ -160,9 +159,13 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 async fn list(
     State(reservations): State<Reservations>,
     caller: Caller,
+    page: Page,
 ) -> Result<Json<Vec<ReservationView>>, ApiError> {
     let owner = (!caller.is_admin()).then_some(caller.user_id);
-    let list = reservations.list(owner, LIST_LIMIT).await?;
+    let list = reservations
+        .list(owner, page.after_id()?, page.limit)
+        .await?
+        .ok_or_else(|| page.unknown_after("reservation"))?;
     Ok(Json(list.iter().map(ReservationView::from).collect()))
 }
 

@@ -8,7 +8,8 @@ use contracts::reservation::PaymentMethod;
 use kernel::ids::{ListingId, ReservationId, UserId};
 use kernel::Money;
 use runtime::http::{parse_timestamp, timestamp};
-use runtime::store::{Backend, MigrationScript};
+use runtime::retry::Contention;
+use runtime::store::{Backend, Listing, MigrationScript};
 use runtime::Store;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -43,16 +44,37 @@ CREATE TABLE listing_replica (
     price BIGINT NOT NULL
 );";
 
-pub const MIGRATIONS: &[MigrationScript] = &[MigrationScript {
-    version: 100,
-    description: "reservation: reservations and the listing replica",
-    sqlite: SCHEMA,
-    postgres: SCHEMA,
-}];
+const FIXED_WIDTH_TIMESTAMPS: &str = runtime::fixed_width_timestamps!(
+    ("reservations", "created_at"),
+    ("reservations", "updated_at")
+);
+
+pub const MIGRATIONS: &[MigrationScript] = &[
+    MigrationScript {
+        version: 100,
+        description: "reservation: reservations and the listing replica",
+        sqlite: SCHEMA,
+        postgres: SCHEMA,
+    },
+    MigrationScript {
+        version: 101,
+        description: "reservation: fixed-width timestamps",
+        sqlite: FIXED_WIDTH_TIMESTAMPS,
+        postgres: FIXED_WIDTH_TIMESTAMPS,
+    },
+];
 
 const COLUMNS: &str =
     "id, user_id, listing_id, listing_title, listing_kind, price, quantity, amount, \
     payment_method, status, reason, cancel_requested, version, created_at, updated_at";
+
+const RESERVATIONS: Listing = Listing {
+    table: "reservations",
+    columns: COLUMNS,
+    sort: "created_at",
+    id: "id",
+    newest_first: true,
+};
 
 /// A stored reservation and the version it was read at.
 pub type Versioned = (Reservation, i64);
@@ -126,16 +148,18 @@ impl ReservationStore {
         Ok(inserted.rows_affected() == 1)
     }
 
-    /// Writes the new state if nobody changed it since `version`.
+    /// Writes the new state if nobody changed it since `version`; `events`
+    /// domain events moved it on, one version each.
     pub async fn update(
         &self,
         tx: &mut Transaction<'static, Any>,
         r: &Reservation,
         version: i64,
+        events: usize,
     ) -> anyhow::Result<()> {
         let updated = sqlx::query(
             "UPDATE reservations SET status = $1, reason = $2, cancel_requested = $3, updated_at = $4,
-                 version = version + 1
+                 version = version + $7
              WHERE id = $5 AND version = $6",
         )
         .bind(r.status.as_str())
@@ -144,13 +168,12 @@ impl ReservationStore {
         .bind(timestamp(r.updated_at))
         .bind(r.id.to_string())
         .bind(version)
+        .bind(i64::try_from(events)?)
         .execute(&mut **tx)
         .await?;
-        anyhow::ensure!(
-            updated.rows_affected() == 1,
-            "reservation {} changed concurrently",
-            r.id
-        );
+        if updated.rows_affected() != 1 {
+            return Err(Contention(format!("reservation {}", r.id)).into());
+        }
         Ok(())
     }
 
@@ -177,28 +200,34 @@ impl ReservationStore {
         row.map(|row| from_row(&row)).transpose()
     }
 
-    /// A user's reservations (all of them for `None`), newest first.
-    pub async fn list(&self, user: Option<UserId>, limit: i64) -> anyhow::Result<Vec<Reservation>> {
-        let rows = match user {
-            Some(user) => {
-                sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM reservations WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
-                ))
-                .bind(user.to_string())
-                .bind(limit)
-                .fetch_all(self.store.reader())
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM reservations ORDER BY created_at DESC, id DESC LIMIT $1"
-                ))
-                .bind(limit)
-                .fetch_all(self.store.reader())
-                .await?
-            }
+    /// A user's reservations (all of them for `None`), newest first, a
+    /// page at a time. `Ok(None)` when `after` names no reservation.
+    pub async fn list(
+        &self,
+        user: Option<UserId>,
+        after: Option<ReservationId>,
+        limit: i64,
+    ) -> anyhow::Result<Option<Vec<Reservation>>> {
+        let filters: Vec<(&str, String)> = user
+            .map(|user| ("user_id", user.to_string()))
+            .into_iter()
+            .collect();
+        let Some(rows) = self
+            .store
+            .page(
+                &RESERVATIONS,
+                &filters,
+                after.map(|id| id.to_string()),
+                limit,
+            )
+            .await?
+        else {
+            return Ok(None);
         };
-        rows.iter().map(from_row).collect()
+        rows.iter()
+            .map(from_row)
+            .collect::<anyhow::Result<_>>()
+            .map(Some)
     }
 
     pub async fn listing(&self, id: ListingId) -> anyhow::Result<Option<ListingSnapshot>> {
