@@ -8,11 +8,13 @@
 //!
 //! # Layout
 //! - [`access`]: the access policy, pure.
-//! - [`identity`]: users, password hashes and tokens (its own database).
+//! - [`identity`]: users, tokens and the `/auth/*` handlers (its own database).
+//! - [`passwords`]: Argon2id hashing, bounded to one per core.
 //! - [`proxy`]: the route table and request forwarding.
 
 pub mod access;
 pub mod identity;
+pub mod passwords;
 pub mod proxy;
 
 use std::sync::Arc;
@@ -48,7 +50,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         "the token signing secret must be at least 32 bytes"
     );
     let store = Store::connect(&settings.database_url, MIGRATIONS).await?;
-    let users = identity::Users::new(store.clone());
+    let passwords = passwords::Passwords::for_this_machine().await?;
+    let users = identity::Users::new(store.clone(), passwords);
     users.ensure_admin(&settings.admin_password).await?;
     let tokens = identity::Tokens::new(settings.jwt_secret.as_bytes(), settings.token_ttl);
     let routes = Arc::new(proxy::RouteTable::new(settings.routes)?);

@@ -7,5 +7,6 @@ mod common;
 mod bad_input;
 mod contention;
 mod helpers;
+mod identity;
 mod restart;
 mod s0_movie_tickets;
