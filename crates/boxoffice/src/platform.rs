@@ -219,6 +219,7 @@ fn gateway_settings(
         token_ttl: Duration::from_secs(config.token_ttl_secs),
         admin_password: admin_password.to_owned(),
         routes: routes(urls),
+        rate_limits: config.rate_limits,
     })
 }
 

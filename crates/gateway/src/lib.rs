@@ -9,11 +9,13 @@
 //! # Layout
 //! - [`access`]: the access policy, pure.
 //! - [`identity`]: users, tokens and the `/auth/*` handlers (its own database).
+//! - [`limits`]: rate limits per client address (sign-in) and per user (changes).
 //! - [`passwords`]: Argon2id hashing, bounded to one per core.
 //! - [`proxy`]: the route table and request forwarding.
 
 pub mod access;
 pub mod identity;
+pub mod limits;
 pub mod passwords;
 pub mod proxy;
 
@@ -21,11 +23,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::header;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use runtime::{App, Store};
 
 pub use identity::MIGRATIONS;
+pub use limits::RateLimits;
 pub use proxy::Route;
 
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
@@ -42,6 +46,8 @@ pub struct Settings {
     pub admin_password: String,
     /// Path prefix → service base URL.
     pub routes: Vec<Route>,
+    /// Sign-in attempts per client address, changes per user.
+    pub rate_limits: RateLimits,
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
@@ -55,10 +61,15 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     users.ensure_admin(&settings.admin_password).await?;
     let tokens = identity::Tokens::new(settings.jwt_secret.as_bytes(), settings.token_ttl);
     let routes = Arc::new(proxy::RouteTable::new(settings.routes)?);
-    let upstream = proxy::Upstream::new(routes.clone(), tokens.clone());
+    let limiter = limits::Limiter::new(settings.rate_limits);
+    let upstream = proxy::Upstream::new(routes.clone(), tokens.clone(), limiter.clone());
     let auth = Router::new()
         .route("/auth/signup", post(identity::signup))
         .route("/auth/token", post(identity::token))
+        .route_layer(middleware::from_fn_with_state(
+            limiter.clone(),
+            limits::limit_auth,
+        ))
         .with_state(identity::AuthState { users, tokens });
     let router = Router::new()
         .route(
@@ -77,13 +88,22 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         .merge(auth)
         .fallback(proxy::forward)
         .with_state(upstream.clone());
-    Ok(App::new("gateway", router).readiness(move || {
-        let (store, upstream) = (store.clone(), upstream.clone());
-        async move {
-            if !store.is_ready().await {
-                return Err("the identity database does not answer".to_owned());
+    Ok(App::new("gateway", router)
+        .readiness(move || {
+            let (store, upstream) = (store.clone(), upstream.clone());
+            async move {
+                if !store.is_ready().await {
+                    return Err("the identity database does not answer".to_owned());
+                }
+                upstream.check_ready().await
             }
-            upstream.check_ready().await
-        }
-    }))
+        })
+        .worker("rate-limit-sweeper", move |mut shutdown| async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(limits::SWEEP_EVERY) => limiter.retain_recent(),
+                    () = shutdown.wait() => return Ok(()),
+                }
+            }
+        }))
 }

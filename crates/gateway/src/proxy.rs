@@ -13,6 +13,7 @@ use runtime::http::{
 
 use crate::access::{self, Access};
 use crate::identity::Tokens;
+use crate::limits::Limiter;
 
 /// Requests whose path starts with `prefix` go to `upstream`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
@@ -67,6 +68,7 @@ impl RouteTable {
 pub struct Upstream {
     routes: Arc<RouteTable>,
     tokens: Tokens,
+    limiter: Limiter,
     http: reqwest::Client,
 }
 
@@ -85,7 +87,7 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 impl Upstream {
-    pub fn new(routes: Arc<RouteTable>, tokens: Tokens) -> Upstream {
+    pub fn new(routes: Arc<RouteTable>, tokens: Tokens, limiter: Limiter) -> Upstream {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .pool_max_idle_per_host(256)
@@ -94,6 +96,7 @@ impl Upstream {
         Upstream {
             routes,
             tokens,
+            limiter,
             http,
         }
     }
@@ -166,6 +169,11 @@ async fn forward_checked(upstream: Upstream, request: Request) -> Result<Respons
             ))
         }
         _ => {}
+    }
+    if let Some(caller) = &caller {
+        upstream
+            .limiter
+            .check_write(&parts.method, &caller.user_id)?;
     }
     let route = upstream
         .routes

@@ -8,5 +8,6 @@ mod bad_input;
 mod contention;
 mod helpers;
 mod identity;
+mod rate_limits;
 mod restart;
 mod s0_movie_tickets;
