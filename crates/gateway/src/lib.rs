@@ -87,7 +87,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         )
         .merge(auth)
         .fallback(proxy::forward)
-        .with_state(upstream.clone());
+        .with_state(upstream.clone())
+        .layer(middleware::from_fn(proxy::reject_ambiguous_paths));
     Ok(App::new("gateway", router)
         .readiness(move || {
             let (store, upstream) = (store.clone(), upstream.clone());
