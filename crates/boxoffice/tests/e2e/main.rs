@@ -12,3 +12,4 @@ mod identity;
 mod rate_limits;
 mod restart;
 mod s0_movie_tickets;
+mod tokens;
