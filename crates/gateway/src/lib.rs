@@ -8,17 +8,20 @@
 //!
 //! # Layout
 //! - [`access`]: the access policy, pure.
+//! - [`dead_letters`]: every service's dead letters in one list; replays.
 //! - [`identity`]: users, tokens and the `/auth/*` handlers (its own database).
 //! - [`limits`]: rate limits per client address (sign-in) and per user (changes).
 //! - [`passwords`]: Argon2id hashing, bounded to one per core.
 //! - [`proxy`]: the route table and request forwarding.
 
 pub mod access;
+pub mod dead_letters;
 pub mod identity;
 pub mod limits;
 pub mod passwords;
 pub mod proxy;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +49,8 @@ pub struct Settings {
     pub admin_password: String,
     /// Path prefix → service base URL.
     pub routes: Vec<Route>,
+    /// Services that keep dead letters: name → base URL.
+    pub services: BTreeMap<String, String>,
     /// Sign-in attempts per client address, changes per user.
     pub rate_limits: RateLimits,
 }
@@ -71,6 +76,16 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             limits::limit_auth,
         ))
         .with_state(identity::AuthState { users, tokens });
+    let admin = Router::new()
+        .route("/admin/dead-letters", get(dead_letters::list))
+        .route(
+            "/admin/dead-letters/{service}/{id}/replay",
+            post(dead_letters::replay),
+        )
+        .with_state(dead_letters::DeadLetters::new(
+            upstream.clone(),
+            settings.services,
+        ));
     let router = Router::new()
         .route(
             "/",
@@ -86,6 +101,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON) }),
         )
         .merge(auth)
+        .merge(admin)
         .fallback(proxy::forward)
         .with_state(upstream.clone())
         .layer(middleware::from_fn(proxy::reject_ambiguous_paths));

@@ -6,6 +6,7 @@ mod common;
 
 mod bad_input;
 mod contention;
+mod dead_letters;
 mod edge;
 mod helpers;
 mod identity;

@@ -28,7 +28,7 @@ pub struct TestGateway {
 }
 
 /// A gateway whose routes and dead-letter services point at `services`
-/// (name, prefix, base url).
+/// (name, path prefix, base url).
 pub async fn gateway(services: &[(&str, &str, &str)]) -> TestGateway {
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings {
@@ -42,6 +42,10 @@ pub async fn gateway(services: &[(&str, &str, &str)]) -> TestGateway {
                 prefix: (*prefix).to_owned(),
                 upstream: (*url).to_owned(),
             })
+            .collect(),
+        services: services
+            .iter()
+            .map(|(name, _, url)| ((*name).to_owned(), (*url).to_owned()))
             .collect(),
         rate_limits: RateLimits::default(),
     };
