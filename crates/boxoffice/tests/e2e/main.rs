@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod api_document;
 mod bad_input;
 mod contention;
 mod dead_letters;
