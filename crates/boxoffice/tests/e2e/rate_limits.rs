@@ -58,9 +58,11 @@ async fn a_login_flood_gets_429_and_others_are_still_served() {
     for (answer, retry_after) in &limited {
         assert_rate_limited(answer, retry_after.as_deref(), "sign-in attempts");
     }
+    // The rest were checked (a wrong password), or, on a machine too busy
+    // to check them within the wait, answered busy.
     assert!(answers
         .iter()
-        .all(|(a, _)| a.status == 429 || a.status == 401));
+        .all(|(a, _)| [401, 429, 503].contains(&a.status.as_u16())));
 
     // Browsing and booking with a token in hand go on as usual.
     let listings = app.get("/listings", None).await;

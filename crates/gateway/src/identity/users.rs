@@ -228,6 +228,43 @@ mod tests {
         assert_eq!(alice.unwrap().username, "alice");
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn thirty_two_concurrent_logins_never_run_more_hashes_at_once_than_the_permits() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = users(dir.path()).await;
+        users
+            .create(
+                &Username::parse("alice").unwrap(),
+                "correct horse",
+                Role::Customer,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let mut logins = tokio::task::JoinSet::new();
+        for n in 0..32 {
+            let users = users.clone();
+            logins.spawn(async move {
+                // Right, wrong and unknown: each costs one verification.
+                let (name, password) = match n % 3 {
+                    0 => ("alice", "correct horse"),
+                    1 => ("alice", "wrong horse"),
+                    _ => ("nobody", "correct horse"),
+                };
+                users.authenticate(name, password).await.unwrap().is_some()
+            });
+        }
+        let mut signed_in = 0;
+        while let Some(login) = logins.join_next().await {
+            signed_in += usize::from(login.unwrap());
+        }
+        assert_eq!(signed_in, 11);
+        let stats = users.passwords().stats();
+        assert_eq!(stats.verifications, 32);
+        assert!(stats.peak_concurrent <= stats.permits, "{stats:?}");
+        assert_eq!(stats.permits, 2);
+    }
+
     #[tokio::test]
     async fn a_changed_admin_password_replaces_the_old_one() {
         let dir = tempfile::tempdir().unwrap();
