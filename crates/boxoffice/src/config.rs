@@ -10,6 +10,7 @@ use anyhow::Context;
 use bus_kafka::KafkaSettings;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use gateway::RateLimits;
 use runtime::store::sqlite_url;
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +44,9 @@ pub struct Config {
     /// Where the other services answer, for `serve` (the gateway's routes,
     /// reservation's catalog lookups).
     pub urls: ServiceUrls,
+    /// The gateway's rate limits (`[rate_limits]`, e.g.
+    /// `BOXOFFICE_RATE_LIMITS__AUTH_PER_SECOND`); a rate of 0 turns one off.
+    pub rate_limits: RateLimits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +90,7 @@ impl Default for Config {
             bus: BusKind::Embedded,
             kafka: KafkaSettings::default(),
             urls: ServiceUrls::default(),
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -193,6 +198,22 @@ mod tests {
             let config = Config::load(None).unwrap();
             assert_eq!(config.database_for("catalog"), "postgres://db/catalog");
             assert!(!config.separates_databases());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn rate_limits_come_from_their_section_and_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "boxoffice.toml",
+                "[rate_limits]\nauth_per_second = 5\nauth_burst = 10",
+            )?;
+            jail.set_env("BOXOFFICE_RATE_LIMITS__WRITES_PER_SECOND", "0");
+            let limits = Config::load(None).unwrap().rate_limits;
+            assert_eq!((limits.auth_per_second, limits.auth_burst), (5, 10));
+            assert_eq!(limits.writes_per_second, 0);
+            assert_eq!(limits.writes_burst, RateLimits::default().writes_burst);
             Ok(())
         });
     }

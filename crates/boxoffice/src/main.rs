@@ -1,8 +1,9 @@
-//! `boxoffice`: run the whole platform (`up`), one service (`serve`), or
-//! the migrations (`migrate`).
+//! `boxoffice`: run the whole platform (`up`), one service (`serve`), the
+//! migrations (`migrate`), or look after dead letters (`dead-letters`).
 
 use std::path::PathBuf;
 
+use boxoffice::dead_letters;
 use boxoffice::platform::{self, ServiceName};
 use boxoffice::{Config, Platform};
 use clap::{Parser, Subcommand};
@@ -44,6 +45,16 @@ enum Command {
     },
     /// Create or upgrade the databases (of one service, or all), then exit.
     Migrate { service: Option<ServiceName> },
+    /// Events the services' consumers gave up on: list them, replay one.
+    /// Signs in to the gateway as admin (password from the configuration
+    /// or the data dir's `admin-password`).
+    DeadLetters {
+        /// The gateway; default `http://{host}:{port}` of the configuration.
+        #[arg(long, global = true)]
+        url: Option<String>,
+        #[command(subcommand)]
+        command: dead_letters::Command,
+    },
 }
 
 #[tokio::main]
@@ -78,6 +89,13 @@ async fn main() -> anyhow::Result<()> {
             platform::serve_one(&config, service).await
         }
         Command::Migrate { service } => platform::migrate(&config, service).await,
+        Command::DeadLetters { url, command } => {
+            if let Err(error) = dead_letters::run(&config, url.as_deref(), command).await {
+                eprintln!("{error:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 

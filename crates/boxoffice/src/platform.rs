@@ -7,6 +7,7 @@
 //! them: the embedded log or Kafka (`bus`), SQLite files or PostgreSQL
 //! (`database_url`).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -73,6 +74,20 @@ pub fn routes(urls: &ServiceUrls) -> Vec<Route> {
         route("/notifications", &urls.notification),
         route("/mypage", &urls.mypage),
     ]
+}
+
+/// The services that keep dead letters, by name, for the gateway's
+/// `/admin/dead-letters`.
+pub fn services(urls: &ServiceUrls) -> BTreeMap<String, String> {
+    [
+        ("catalog", &urls.catalog),
+        ("reservation", &urls.reservation),
+        ("notification", &urls.notification),
+        ("mypage", &urls.mypage),
+    ]
+    .into_iter()
+    .map(|(name, url)| (name.to_owned(), url.clone()))
+    .collect()
 }
 
 /// A running platform.
@@ -221,6 +236,8 @@ fn gateway_settings(
         token_ttl: Duration::from_secs(config.token_ttl_secs),
         admin_password: admin_password.to_owned(),
         routes: routes(urls),
+        services: services(urls),
+        rate_limits: config.rate_limits,
     })
 }
 

@@ -1,4 +1,5 @@
-//! Who may call what. Pure: a method and a path in, the access needed out.
+//! Who may call what, and which paths are refused before that is decided.
+//! Pure: a method and a path in, the access needed out.
 
 use axum::http::Method;
 
@@ -13,9 +14,9 @@ pub enum Access {
 }
 
 /// The access a request needs. Browsing the catalog, signing in and the
-/// operational endpoints are public; changing the catalog and the admin
-/// views are for admins; everything else needs a signed-in user (services
-/// then decide what of it is the caller's own).
+/// operational endpoints are public; changing the catalog and `/admin/*`
+/// (dead letters) are for admins; everything else needs a signed-in user
+/// (services then decide what of it is the caller's own).
 pub fn required(method: &Method, path: &str) -> Access {
     let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
     if under("/health")
@@ -33,10 +34,36 @@ pub fn required(method: &Method, path: &str) -> Access {
             Access::Admin
         };
     }
-    if under("/admin") || under("/dashboard") {
+    if under("/admin") {
         return Access::Admin;
     }
     Access::SignedIn
+}
+
+/// Refuses a raw request path that could mean another path once a server
+/// or a proxy normalises it: dot segments (`/./`, `/../`, a trailing
+/// `/..`), encoded slashes, dots or backslashes (`%2f`, `%2e`, `%5c`, in
+/// either case) and backslashes. The access decision is taken on the path
+/// as sent, so it must be the path every later hop sees.
+pub fn check_path(path: &str) -> Result<(), String> {
+    if path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(format!(
+            "the path {path:?} contains a '.' or '..' segment; send the path it stands for"
+        ));
+    }
+    if path.contains('\\') {
+        return Err(format!("the path {path:?} contains a backslash"));
+    }
+    let lower = path.to_ascii_lowercase();
+    if let Some(encoded) = ["%2f", "%2e", "%5c"].iter().find(|e| lower.contains(*e)) {
+        return Err(format!(
+            "the path {path:?} contains an encoded slash, dot or backslash ({encoded}); send it unencoded"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -86,6 +113,39 @@ mod tests {
             "/auth/token",
         ] {
             assert_eq!(required(&Method::GET, path), Access::Public, "{path}");
+        }
+    }
+
+    #[test]
+    fn paths_that_normalise_into_other_paths_are_refused() {
+        for path in [
+            "/listings/../admin/x",
+            "/listings/./x",
+            "/listings/..",
+            "/listings/.",
+            "/listings/%2e%2e/admin/x",
+            "/listings/%2E%2E/admin/x",
+            "/listings%2F..%2Fadmin",
+            "/listings%2fadmin",
+            "/listings%5cadmin",
+            "/listings\\..\\admin",
+        ] {
+            assert!(check_path(path).is_err(), "{path}");
+        }
+    }
+
+    #[test]
+    fn ordinary_paths_pass() {
+        for path in [
+            "/",
+            "/listings",
+            "/listings/0196b5c3-1b2a-7000-8000-000000000000",
+            "/reservations/abc/cancel",
+            "/listings/a.b",
+            "/listings/...",
+            "/listings/caf%C3%A9",
+        ] {
+            assert_eq!(check_path(path), Ok(()), "{path}");
         }
     }
 }

@@ -8,22 +8,31 @@
 //!
 //! # Layout
 //! - [`access`]: the access policy, pure.
-//! - [`identity`]: users, password hashes and tokens (its own database).
+//! - [`dead_letters`]: every service's dead letters in one list; replays.
+//! - [`identity`]: users, tokens and the `/auth/*` handlers (its own database).
+//! - [`limits`]: rate limits per client address (sign-in) and per user (changes).
+//! - [`passwords`]: Argon2id hashing, bounded to one per core.
 //! - [`proxy`]: the route table and request forwarding.
 
 pub mod access;
+pub mod dead_letters;
 pub mod identity;
+pub mod limits;
+pub mod passwords;
 pub mod proxy;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::header;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use runtime::{App, Store};
 
 pub use identity::MIGRATIONS;
+pub use limits::RateLimits;
 pub use proxy::Route;
 
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
@@ -40,6 +49,10 @@ pub struct Settings {
     pub admin_password: String,
     /// Path prefix → service base URL.
     pub routes: Vec<Route>,
+    /// Services that keep dead letters: name → base URL.
+    pub services: BTreeMap<String, String>,
+    /// Sign-in attempts per client address, changes per user.
+    pub rate_limits: RateLimits,
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
@@ -48,15 +61,31 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         "the token signing secret must be at least 32 bytes"
     );
     let store = Store::connect(&settings.database_url, MIGRATIONS).await?;
-    let users = identity::Users::new(store.clone());
+    let passwords = passwords::Passwords::for_this_machine().await?;
+    let users = identity::Users::new(store.clone(), passwords);
     users.ensure_admin(&settings.admin_password).await?;
     let tokens = identity::Tokens::new(settings.jwt_secret.as_bytes(), settings.token_ttl);
     let routes = Arc::new(proxy::RouteTable::new(settings.routes)?);
-    let upstream = proxy::Upstream::new(routes.clone(), tokens.clone());
+    let limiter = limits::Limiter::new(settings.rate_limits);
+    let upstream = proxy::Upstream::new(routes.clone(), tokens.clone(), limiter.clone());
     let auth = Router::new()
         .route("/auth/signup", post(identity::signup))
         .route("/auth/token", post(identity::token))
+        .route_layer(middleware::from_fn_with_state(
+            limiter.clone(),
+            limits::limit_auth,
+        ))
         .with_state(identity::AuthState { users, tokens });
+    let admin = Router::new()
+        .route("/admin/dead-letters", get(dead_letters::list))
+        .route(
+            "/admin/dead-letters/{service}/{id}/replay",
+            post(dead_letters::replay),
+        )
+        .with_state(dead_letters::DeadLetters::new(
+            upstream.clone(),
+            settings.services,
+        ));
     let router = Router::new()
         .route(
             "/",
@@ -72,15 +101,26 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON) }),
         )
         .merge(auth)
+        .merge(admin)
         .fallback(proxy::forward)
-        .with_state(upstream.clone());
-    Ok(App::new("gateway", router).readiness(move || {
-        let (store, upstream) = (store.clone(), upstream.clone());
-        async move {
-            if !store.is_ready().await {
-                return Err("the identity database does not answer".to_owned());
+        .with_state(upstream.clone())
+        .layer(middleware::from_fn(proxy::reject_ambiguous_paths));
+    Ok(App::new("gateway", router)
+        .readiness(move || {
+            let (store, upstream) = (store.clone(), upstream.clone());
+            async move {
+                if !store.is_ready().await {
+                    return Err("the identity database does not answer".to_owned());
+                }
+                upstream.check_ready().await
             }
-            upstream.check_ready().await
-        }
-    }))
+        })
+        .worker("rate-limit-sweeper", move |mut shutdown| async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(limits::SWEEP_EVERY) => limiter.retain_recent(),
+                    () = shutdown.wait() => return Ok(()),
+                }
+            }
+        }))
 }

@@ -5,14 +5,20 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 use runtime::http::{
     ApiError, Caller, MAX_BODY_BYTES, ROLE_HEADER, USERNAME_HEADER, USER_ID_HEADER,
 };
 
 use crate::access::{self, Access};
 use crate::identity::Tokens;
+use crate::limits::Limiter;
+
+/// The largest answer from a service the gateway passes on (502 beyond).
+pub const MAX_UPSTREAM_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Requests whose path starts with `prefix` go to `upstream`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
@@ -67,6 +73,7 @@ impl RouteTable {
 pub struct Upstream {
     routes: Arc<RouteTable>,
     tokens: Tokens,
+    limiter: Limiter,
     http: reqwest::Client,
 }
 
@@ -85,7 +92,7 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 impl Upstream {
-    pub fn new(routes: Arc<RouteTable>, tokens: Tokens) -> Upstream {
+    pub fn new(routes: Arc<RouteTable>, tokens: Tokens, limiter: Limiter) -> Upstream {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .pool_max_idle_per_host(256)
@@ -94,6 +101,7 @@ impl Upstream {
         Upstream {
             routes,
             tokens,
+            limiter,
             http,
         }
     }
@@ -116,7 +124,42 @@ impl Upstream {
         Ok(())
     }
 
-    /// Who is calling, as the `Authorization` header proves.
+    /// Who is calling, as the `Authorization` header proves, and whether
+    /// they may do what they ask. On a public path a missing, malformed,
+    /// invalid or expired token counts as no token (browsing goes on after
+    /// a token expired); elsewhere it is refused. A signed-in caller's
+    /// changes count against their rate limit.
+    pub fn authorize(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<Option<Caller>, ApiError> {
+        let access = access::required(method, path);
+        let caller = match self.caller(headers) {
+            Ok(caller) => caller,
+            Err(_) if access == Access::Public => None,
+            Err(refused) => return Err(refused),
+        };
+        match (access, &caller) {
+            (Access::Public, _) => {}
+            (_, None) => return Err(ApiError::Unauthorized(
+                "authentication is required: send Authorization: Bearer <token> (POST /auth/token)"
+                    .to_owned(),
+            )),
+            (Access::Admin, Some(caller)) if !caller.is_admin() => {
+                return Err(ApiError::Forbidden(
+                    "this action needs the admin role".to_owned(),
+                ))
+            }
+            _ => {}
+        }
+        if let Some(caller) = &caller {
+            self.limiter.check_write(method, &caller.user_id)?;
+        }
+        Ok(caller)
+    }
+
     fn caller(&self, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Ok(None);
@@ -138,6 +181,98 @@ impl Upstream {
             .map(Some)
             .map_err(ApiError::Unauthorized)
     }
+
+    /// The HTTP client for calls to services.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Sends a request to a service and reads its answer, refusing one
+    /// larger than [`MAX_UPSTREAM_BODY_BYTES`].
+    pub async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Response, ApiError> {
+        let (client, request) = request.build_split();
+        let request = request.map_err(|e| ApiError::Internal(e.into()))?;
+        let target = request.url().to_string();
+        let mut answer = client.execute(request).await.map_err(|error| {
+            tracing::warn!(%target, error = %error, "upstream unavailable");
+            ApiError::Unavailable {
+                detail: "the service behind this path is unavailable; try again shortly".to_owned(),
+                retry_after_secs: 1,
+            }
+        })?;
+        let status =
+            StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let mut headers = HeaderMap::with_capacity(answer.headers().len());
+        for (name, value) in answer.headers() {
+            if !HOP_BY_HOP.contains(&name.as_str()) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        let too_large = || {
+            tracing::warn!(%target, limit = MAX_UPSTREAM_BODY_BYTES, "upstream answer too large");
+            ApiError::BadGateway(format!(
+                "the service's answer is larger than {} MiB",
+                MAX_UPSTREAM_BODY_BYTES / (1024 * 1024)
+            ))
+        };
+        if answer
+            .content_length()
+            .is_some_and(|length| length > MAX_UPSTREAM_BODY_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = answer
+            .chunk()
+            .await
+            .map_err(|error| ApiError::Unavailable {
+                detail: format!("the service's answer was cut off: {error}"),
+                retry_after_secs: 1,
+            })?
+        {
+            if body.len() + chunk.len() > MAX_UPSTREAM_BODY_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let mut response = Response::new(Body::from(body.freeze()));
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        Ok(response)
+    }
+}
+
+/// The headers a service receives: the caller's, less the hop-by-hop ones,
+/// the token and any `x-boxoffice-*` a client sent, plus the caller's
+/// identity as the gateway established it.
+pub fn downstream_headers(incoming: &HeaderMap, caller: Option<&Caller>) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(incoming.len() + 3);
+    for (name, value) in incoming {
+        let spoofable = name.as_str().starts_with("x-boxoffice-");
+        if !spoofable && !HOP_BY_HOP.contains(&name.as_str()) && name != header::AUTHORIZATION {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    if let Some(caller) = caller {
+        let set = |headers: &mut HeaderMap, name: &'static str, value: &str| {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        };
+        set(&mut headers, USER_ID_HEADER, &caller.user_id.to_string());
+        set(&mut headers, USERNAME_HEADER, &caller.username);
+        set(&mut headers, ROLE_HEADER, caller.role.as_str());
+    }
+    headers
+}
+
+/// Refuses paths that normalise into other paths (see
+/// [`access::check_path`]) before anything else looks at them.
+pub async fn reject_ambiguous_paths(request: Request, next: Next) -> Response {
+    match access::check_path(request.uri().path()) {
+        Ok(()) => next.run(request).await,
+        Err(why) => ApiError::BadRequest(why).into_response(),
+    }
 }
 
 /// Authorises the request and forwards it to the service that owns its path.
@@ -151,26 +286,12 @@ pub async fn forward(State(upstream): State<Upstream>, request: Request) -> Resp
 async fn forward_checked(upstream: Upstream, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
-    let caller = upstream.caller(&parts.headers)?;
-    match (access::required(&parts.method, path), &caller) {
-        (Access::Public, _) => {}
-        (_, None) => {
-            return Err(ApiError::Unauthorized(
-                "authentication is required: send Authorization: Bearer <token> (POST /auth/token)"
-                    .to_owned(),
-            ))
-        }
-        (Access::Admin, Some(caller)) if !caller.is_admin() => {
-            return Err(ApiError::Forbidden(
-                "this action needs the admin role".to_owned(),
-            ))
-        }
-        _ => {}
-    }
+    let caller = upstream.authorize(&parts.method, path, &parts.headers)?;
     let route = upstream
         .routes
         .route(path)
         .ok_or_else(|| ApiError::NotFound(format!("no route for {path}")))?;
+    // The query goes on as it came (`?limit=…&after=…`).
     let target = match parts.uri.query() {
         Some(query) => format!("{}{path}?{query}", route.upstream),
         None => format!("{}{path}", route.upstream),
@@ -180,57 +301,16 @@ async fn forward_checked(upstream: Upstream, request: Request) -> Result<Respons
         .map_err(|_| {
             ApiError::PayloadTooLarge(format!("the body is larger than {MAX_BODY_BYTES} bytes"))
         })?;
-
-    let mut headers = HeaderMap::with_capacity(parts.headers.len() + 3);
-    for (name, value) in &parts.headers {
-        let spoofable = name.as_str().starts_with("x-boxoffice-");
-        if !spoofable && !HOP_BY_HOP.contains(&name.as_str()) && name != header::AUTHORIZATION {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    if let Some(caller) = &caller {
-        let set = |headers: &mut HeaderMap, name: &'static str, value: &str| {
-            if let Ok(value) = HeaderValue::from_str(value) {
-                headers.insert(HeaderName::from_static(name), value);
-            }
-        };
-        set(&mut headers, USER_ID_HEADER, &caller.user_id.to_string());
-        set(&mut headers, USERNAME_HEADER, &caller.username);
-        set(&mut headers, ROLE_HEADER, caller.role.as_str());
-    }
-
-    let answer = upstream
-        .http
-        .request(parts.method, &target)
-        .headers(headers)
-        .body(body)
-        .send()
+    let headers = downstream_headers(&parts.headers, caller.as_ref());
+    upstream
+        .exchange(
+            upstream
+                .http
+                .request(parts.method, &target)
+                .headers(headers)
+                .body(body),
+        )
         .await
-        .map_err(|error| {
-            tracing::warn!(%target, error = %error, "upstream unavailable");
-            ApiError::Unavailable {
-                detail: "the service behind this path is unavailable; try again shortly".to_owned(),
-                retry_after_secs: 1,
-            }
-        })?;
-    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut response_headers = HeaderMap::with_capacity(answer.headers().len());
-    for (name, value) in answer.headers() {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
-            response_headers.append(name.clone(), value.clone());
-        }
-    }
-    let bytes = answer
-        .bytes()
-        .await
-        .map_err(|error| ApiError::Unavailable {
-            detail: format!("the service's answer was cut off: {error}"),
-            retry_after_secs: 1,
-        })?;
-    let mut response = Response::new(Body::from(bytes));
-    *response.status_mut() = status;
-    *response.headers_mut() = response_headers;
-    Ok(response)
 }
 
 #[cfg(test)]

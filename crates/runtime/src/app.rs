@@ -141,9 +141,14 @@ impl App {
             });
         }
         let mut stop = shutdown.clone();
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop.wait().await })
-            .await?;
+        // The peer's address reaches handlers as `ConnectInfo<SocketAddr>`
+        // (the gateway limits sign-in attempts per client address).
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.wait().await })
+        .await?;
         // Workers finish their batch; do not wait forever on a stuck one.
         let drained = tokio::time::timeout(Duration::from_secs(10), async {
             while tasks.join_next().await.is_some() {}

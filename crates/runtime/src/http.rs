@@ -48,8 +48,16 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// A rate limit was reached; `retry_after_secs` (at least 1) says when
+    /// the next request will be let through.
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after_secs: u32,
+    },
+    /// A service behind the gateway answered something it cannot pass on.
     #[error("{0}")]
-    TooManyRequests(String),
+    BadGateway(String),
     #[error("{detail}")]
     Unavailable {
         detail: String,
@@ -70,7 +78,8 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -86,7 +95,8 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::Unprocessable(_) => "unprocessable",
-            ApiError::TooManyRequests(_) => "rate-limited",
+            ApiError::TooManyRequests { .. } => "rate-limited",
+            ApiError::BadGateway(_) => "bad-gateway",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -105,22 +115,39 @@ pub struct Problem {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let detail = match &self {
+        // A store or bus that cannot be reached is a passing fault: say so,
+        // and when to try again, rather than a bare 500.
+        let this = match self {
+            ApiError::Internal(error) if crate::retry::is_transient(&error) => {
+                tracing::warn!(error = format!("{error:#}"), "a dependency is unavailable");
+                ApiError::Unavailable {
+                    detail: "the service's database or event bus is unavailable; try again shortly"
+                        .to_owned(),
+                    retry_after_secs: 1,
+                }
+            }
+            other => other,
+        };
+        let status = this.status();
+        let detail = match &this {
             ApiError::Internal(error) => {
                 tracing::error!(error = format!("{error:#}"), "request failed");
                 "an internal error occurred; it has been logged".to_owned()
             }
             other => other.to_string(),
         };
-        let mut response = problem_response(status, self.slug(), &detail);
+        let mut response = problem_response(status, this.slug(), &detail);
         if let ApiError::Unavailable {
             retry_after_secs, ..
-        } = self
+        }
+        | ApiError::TooManyRequests {
+            retry_after_secs, ..
+        } = this
         {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs.max(1)),
+            );
         }
         response
     }

@@ -1,7 +1,6 @@
 //! `spawn_app()`: the whole platform in this process, on a temp data dir.
 
 use std::ops::Deref;
-use std::path::PathBuf;
 
 use boxoffice::{Config, Platform};
 
@@ -11,6 +10,8 @@ pub struct TestApp {
     pub platform: Option<Platform>,
     pub gateway: Gateway,
     pub dir: tempfile::TempDir,
+    /// What the platform was started with; a restart starts it again so.
+    pub config: Config,
 }
 
 impl Deref for TestApp {
@@ -22,30 +23,43 @@ impl Deref for TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the platform with the test defaults changed by `configure`
+/// (an admin password, a token key, rate limits…).
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let platform = start_on(dir.path().to_path_buf()).await;
+    let mut config = Config {
+        port: 0,
+        data_dir: dir.path().to_path_buf(),
+        admin_password: Some(ADMIN_PASSWORD.to_owned()),
+        ..Config::default()
+    };
+    configure(&mut config);
+    let platform = Platform::start(&config).await.expect("the platform starts");
     TestApp {
         gateway: Gateway::new(platform.url.clone()),
         platform: Some(platform),
         dir,
+        config,
     }
-}
-
-async fn start_on(data_dir: PathBuf) -> Platform {
-    let config = Config {
-        port: 0,
-        data_dir,
-        admin_password: Some(ADMIN_PASSWORD.to_owned()),
-        ..Config::default()
-    };
-    Platform::start(&config).await.expect("the platform starts")
 }
 
 impl TestApp {
     /// Stops the platform and starts a new one on the same data dir.
     pub async fn restart(&mut self) {
+        self.restart_with(|_| {}).await;
+    }
+
+    /// Stops the platform and starts it again on the same data dir, with
+    /// its configuration changed by `configure` (kept for later restarts).
+    pub async fn restart_with(&mut self, configure: impl FnOnce(&mut Config)) {
         self.stop().await;
-        let platform = start_on(self.dir.path().to_path_buf()).await;
+        configure(&mut self.config);
+        let platform = Platform::start(&self.config)
+            .await
+            .expect("the platform starts");
         self.gateway.url = platform.url.clone();
         self.platform = Some(platform);
     }

@@ -4,10 +4,16 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod api_document;
 mod bad_input;
 mod contention;
+mod dead_letters;
+mod edge;
 mod helpers;
+mod identity;
 mod paging;
 mod private_data;
+mod rate_limits;
 mod restart;
 mod s0_movie_tickets;
+mod tokens;

@@ -1,0 +1,54 @@
+//! The edge: paths that would mean another path once normalised are
+//! refused before anyone decides who may call them.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::spawn_app;
+
+/// Sends `GET <path>` exactly as written (an HTTP client would normalise
+/// the dots away); the status and the body.
+async fn raw_get(base: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let addr = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {answer:?}"));
+    (status, answer)
+}
+
+#[tokio::test]
+async fn dot_segments_and_encoded_separators_are_refused_before_access_is_decided() {
+    let mut app = spawn_app().await;
+    let customer = app.customer("wanderer").await;
+    for path in [
+        "/listings/../admin/x",
+        "/listings/%2e%2e/admin/x",
+        "/listings%2F..%2Fadmin",
+        "/listings/./x",
+        "/listings/..",
+        "/listings%5c..%5cadmin",
+        "/listings\\..\\admin",
+    ] {
+        for token in [None, Some(customer.as_str())] {
+            let (status, answer) = raw_get(&app.url, path, token).await;
+            assert_eq!(status, 400, "{path}: {answer}");
+            assert!(
+                answer.contains("application/problem+json") && answer.contains("the path"),
+                "{path}: {answer}"
+            );
+        }
+    }
+    // The plain path still works over the same kind of connection.
+    let (status, answer) = raw_get(&app.url, "/listings", None).await;
+    assert_eq!(status, 200, "{answer}");
+    app.stop().await;
+}
