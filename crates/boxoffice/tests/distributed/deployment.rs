@@ -33,6 +33,10 @@ pub struct Servers {
     /// `BOXOFFICE_TEST_POSTGRES_RESTART`: a shell command that restarts
     /// that PostgreSQL server (for the restart test).
     pub restart_postgres: Option<String>,
+    /// `BOXOFFICE_TEST_POSTGRES_STOP` and `…_START`: shell commands that
+    /// stop and start it (for the outage test).
+    pub stop_postgres: Option<String>,
+    pub start_postgres: Option<String>,
 }
 
 impl Servers {
@@ -45,8 +49,16 @@ impl Servers {
                 kafka,
                 postgres: server_url(&postgres),
                 restart_postgres: std::env::var("BOXOFFICE_TEST_POSTGRES_RESTART").ok(),
+                stop_postgres: std::env::var("BOXOFFICE_TEST_POSTGRES_STOP").ok(),
+                start_postgres: std::env::var("BOXOFFICE_TEST_POSTGRES_START").ok(),
             }),
             _ => {
+                // CI starts both servers: missing ones there are a broken
+                // run, not a reason to skip.
+                assert!(
+                    std::env::var("CI").is_err(),
+                    "{test}: BOXOFFICE_TEST_KAFKA and BOXOFFICE_TEST_POSTGRES are not set, but CI must run this test"
+                );
                 eprintln!(
                     "skipped {test}: set BOXOFFICE_TEST_KAFKA and BOXOFFICE_TEST_POSTGRES \
                      to run it against a broker and PostgreSQL (docs/operations.md)"
@@ -292,6 +304,64 @@ impl Deployment {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         true
+    }
+
+    /// Runs one of the configured shell commands; `false` when it is not set.
+    async fn run_configured(&self, command: Option<&String>, what: &str) -> bool {
+        let Some(command) = command else {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must provide a command to {what} PostgreSQL"
+            );
+            eprintln!("no command to {what} PostgreSQL is set: skipping that step");
+            return false;
+        };
+        let status = Command::new("sh")
+            .args(["-c", command])
+            .status()
+            .await
+            .expect("the command runs");
+        assert!(status.success(), "{what} PostgreSQL failed: {status}");
+        true
+    }
+
+    /// Stops PostgreSQL (every service loses its database).
+    pub async fn stop_postgres(&self) -> bool {
+        self.run_configured(self.servers.stop_postgres.as_ref(), "stop")
+            .await
+    }
+
+    /// Starts PostgreSQL again and waits until it accepts connections.
+    pub async fn start_postgres(&self) {
+        self.run_configured(self.servers.start_postgres.as_ref(), "start")
+            .await;
+        let url = format!("{}/postgres", self.servers.postgres);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while sqlx::PgConnection::connect(&url).await.is_err() {
+            assert!(Instant::now() < deadline, "PostgreSQL did not come back");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// A count from one service's database (`SELECT COUNT(*) FROM …`).
+    pub async fn count(&self, database: &str, from: &str) -> i64 {
+        let url = format!("{}/{}_{database}", self.servers.postgres, self.namespace);
+        let mut connection = sqlx::PgConnection::connect(&url)
+            .await
+            .expect("the service's database");
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {from}"))
+            .fetch_one(&mut connection)
+            .await
+            .expect("a count")
+    }
+
+    /// Dead letters in every service's database.
+    pub async fn dead_letters(&self) -> BTreeMap<&'static str, i64> {
+        let mut found = BTreeMap::new();
+        for service in ["catalog", "reservation", "notification", "mypage"] {
+            found.insert(service, self.count(service, "dead_letters").await);
+        }
+        found
     }
 
     /// Stops everything and drops the deployment's databases.

@@ -1,5 +1,6 @@
 //! The distributed scenarios: S0, a killed consumer catching up, a scaled
-//! out consumer group, and a restart of everything.
+//! out consumer group, a restart of everything, two catalog replicas racing
+//! on the same listings, and a PostgreSQL outage under load.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -104,16 +105,30 @@ async fn a_notification_service_killed_hard_catches_up_on_every_booking_once() {
     deployment.tear_down().await;
 }
 
-/// Whether instance `name` has been given at least one partition of the
-/// notification group, and how many it holds now.
-fn assigned_partitions(deployment: &Deployment, name: &str) -> Option<u64> {
+/// How many partitions of consumer `group` instance `name` holds now, once
+/// it has been given any.
+fn assigned_partitions(deployment: &Deployment, name: &str, group: &str) -> Option<u64> {
     deployment
         .log_lines(name)
         .into_iter()
         .filter(|line| line["fields"]["message"] == "partitions assigned")
-        .filter(|line| line["fields"]["group"] == "notification.sender")
+        .filter(|line| line["fields"]["group"] == group)
         .filter_map(|line| line["fields"]["count"].as_u64())
         .next_back()
+}
+
+/// Starts a second instance of `service` and waits until it and the first
+/// share the partitions of `group`.
+async fn scale_out(deployment: &mut Deployment, service: &str, group: &str) -> (u64, u64) {
+    let second = format!("{service}-2");
+    deployment.spawn(&second, service).await;
+    deployment.wait_ready(&second).await;
+    eventually(|| async {
+        let first = assigned_partitions(deployment, service, group)?;
+        let other = assigned_partitions(deployment, &second, group)?;
+        (first > 0 && other > 0).then_some((first, other))
+    })
+    .await
 }
 
 #[tokio::test]
@@ -121,15 +136,8 @@ async fn two_notification_replicas_share_the_work_and_send_each_message_once() {
     let Some(mut deployment) = deploy("scale-out of a consumer group").await else {
         return;
     };
-    deployment.spawn("notification-2", "notification").await;
-    deployment.wait_ready("notification-2").await;
     // Wait for the group to rebalance over both members.
-    let shared = eventually(|| async {
-        let first = assigned_partitions(&deployment, "notification")?;
-        let second = assigned_partitions(&deployment, "notification-2")?;
-        (first > 0 && second > 0).then_some((first, second))
-    })
-    .await;
+    let shared = scale_out(&mut deployment, "notification", "notification.sender").await;
     assert_eq!(shared.0 + shared.1, 4, "4 partitions split: {shared:?}");
 
     let gateway = deployment.gateway.clone();
@@ -230,6 +238,204 @@ async fn after_restarting_every_service_and_postgres_the_data_is_intact_and_ids_
     assert_eq!(
         notifications_about(&gateway, &admin, &all_ids).await.len(),
         11
+    );
+    deployment.tear_down().await;
+}
+
+#[tokio::test]
+async fn two_catalog_replicas_racing_on_the_same_listings_lose_no_ticket_and_park_nothing() {
+    let Some(mut deployment) = deploy("two catalog replicas racing").await else {
+        return;
+    };
+    let shared = scale_out(&mut deployment, "catalog", "catalog.inventory").await;
+    assert_eq!(shared.0 + shared.1, 4, "4 partitions split: {shared:?}");
+    let gateway = deployment.gateway.clone();
+    let admin = gateway.admin_token().await;
+    let movies = [
+        gateway.movie(&admin, "Heat", 40).await,
+        gateway.movie(&admin, "Ronin", 40).await,
+    ];
+    let mut fans = Vec::new();
+    for n in 0..4 {
+        fans.push(gateway.customer(&format!("racer-{n}")).await);
+    }
+
+    // Bookings on both listings from every fan at once; each replica holds
+    // and releases on the same rows while the other does too.
+    let rush = |round: usize| {
+        let gateway = gateway.clone();
+        let fans = fans.clone();
+        let movies = movies.clone();
+        async move {
+            stream::iter(0..60)
+                .map(|n| {
+                    let (gateway, token) = (gateway.clone(), fans[n % 4].clone());
+                    let movie = movies[(n + round) % 2].clone();
+                    async move {
+                        let answer = gateway.book(&token, &movie, 1).await;
+                        assert_eq!(answer.status, 202, "{answer:?}");
+                        (token, answer.body["id"].as_str().unwrap().to_owned())
+                    }
+                })
+                .buffer_unordered(16)
+                .collect::<Vec<(String, String)>>()
+                .await
+        }
+    };
+    let first = rush(0).await;
+    // Cancel every booking of the first round that is confirmed while a
+    // second round books: releases race holds on the same listings.
+    let cancels = stream::iter(first.clone())
+        .map(|(token, id)| {
+            let gateway = gateway.clone();
+            async move {
+                if gateway.settled(&token, &id).await == "confirmed" {
+                    let answer = gateway
+                        .post(
+                            &format!("/reservations/{id}/cancel"),
+                            Some(&token),
+                            serde_json::json!({}),
+                        )
+                        .await;
+                    assert_eq!(answer.status, 202, "{answer:?}");
+                }
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>();
+    let (second, _) = futures::join!(rush(1), cancels);
+
+    // Once it settles, every ticket is either sold or on sale again.
+    let all: Vec<(String, String)> = first.into_iter().chain(second).collect();
+    eventually(|| async {
+        let mut sold: BTreeMap<String, u64> = BTreeMap::new();
+        for (token, id) in &all {
+            let answer = gateway
+                .get(&format!("/reservations/{id}"), Some(token))
+                .await;
+            match answer.body["status"].as_str() {
+                Some("confirmed") => {
+                    *sold
+                        .entry(answer.body["listingId"].as_str()?.to_owned())
+                        .or_default() += 1
+                }
+                Some("pending") => return None,
+                _ => {}
+            }
+        }
+        for movie in &movies {
+            let available = gateway.available(movie).await;
+            let sold = sold.get(movie).copied().unwrap_or(0);
+            if available + sold != 40 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    assert_eq!(
+        deployment.dead_letters().await.values().sum::<i64>(),
+        0,
+        "nothing parked: {:?}",
+        deployment.dead_letters().await
+    );
+    deployment.tear_down().await;
+}
+
+#[tokio::test]
+async fn a_postgres_outage_under_load_loses_nothing_applies_everything_once_and_parks_nothing() {
+    let Some(deployment) = deploy("a PostgreSQL outage under load").await else {
+        return;
+    };
+    let gateway = deployment.gateway.clone();
+    let admin = gateway.admin_token().await;
+    let movie = gateway.movie(&admin, "Blackout", 5_000).await;
+    let mut customers = Vec::new();
+    for n in 0..4 {
+        customers.push(gateway.customer(&format!("steadfast-{n}")).await);
+    }
+
+    // Four clients book one ticket at a time until told to stop; what was
+    // accepted (202) must end confirmed, whatever happened meanwhile.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for customer in &customers {
+        let (gateway, token, movie, stop) = (
+            gateway.clone(),
+            customer.clone(),
+            movie.clone(),
+            stop.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let mut accepted = Vec::new();
+            let mut refused = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let answer = gateway.book(&token, &movie, 1).await;
+                if answer.status == 202 {
+                    accepted.push(answer.body["id"].as_str().unwrap().to_owned());
+                } else {
+                    assert!(
+                        answer.status.is_server_error(),
+                        "only an unavailable store may refuse a booking: {answer:?}"
+                    );
+                    refused += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+            (accepted, refused)
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let stopped = deployment.stop_postgres().await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    if stopped {
+        deployment.start_postgres().await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for client in clients {
+        let (ids, no) = client.await.unwrap();
+        accepted.extend(ids);
+        refused += no;
+    }
+    eprintln!(
+        "accepted {} bookings, {refused} refused during the outage",
+        accepted.len()
+    );
+    assert!(accepted.len() > 20, "the load ran: {}", accepted.len());
+
+    let statuses = settle_all(&gateway, &admin, &accepted).await;
+    assert_eq!(
+        statuses.get("confirmed").copied(),
+        Some(accepted.len()),
+        "{statuses:?}"
+    );
+    let ids: BTreeSet<String> = accepted.iter().cloned().collect();
+    eventually(|| async {
+        let told = notifications_about(&gateway, &admin, &ids).await.len();
+        let mut shown = 0;
+        for customer in &customers {
+            let mine = gateway.list("/mypage/reservations", customer).await;
+            shown += mine.iter().filter(|r| r["status"] == "confirmed").count();
+        }
+        (told >= ids.len() && shown == ids.len()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    // Each effect once: one notification per booking, the quota moved by
+    // exactly what was sold, nothing parked anywhere.
+    assert_eq!(
+        notifications_about(&gateway, &admin, &ids).await.len(),
+        ids.len()
+    );
+    assert_eq!(gateway.available(&movie).await, 5_000 - ids.len() as u64);
+    assert_eq!(
+        deployment.dead_letters().await.values().sum::<i64>(),
+        0,
+        "nothing parked: {:?}",
+        deployment.dead_letters().await
     );
     deployment.tear_down().await;
 }

@@ -44,3 +44,88 @@ async fn the_dead_letter_command_fails_with_the_problems_detail() {
     assert!(stderr.contains("no service named \"billing\""), "{stderr}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_corrupted_log_entry_is_parked_by_every_consumer_listed_by_the_gateway_and_blocks_nothing(
+) {
+    let mut app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let customer = app.customer("unlucky").await;
+    let movie = app.movie(&admin, "Data Corruption", 10).await;
+    let empty = app.get("/admin/dead-letters", Some(&admin)).await;
+    assert_eq!(empty.status, 200, "{empty:?}");
+    assert_eq!(empty.body, serde_json::json!([]));
+    assert_eq!(
+        app.get("/admin/dead-letters", Some(&customer)).await.status,
+        403
+    );
+
+    // Something writes a record that is not an event into the log.
+    app.stop().await;
+    let log = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        app.dir.path().join("bus.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO log (topic, event_key, envelope) VALUES ('boxoffice.reservation', 'x', '{\"cut off')",
+    )
+    .execute(&log)
+    .await
+    .unwrap();
+    log.close().await;
+    app.restart().await;
+
+    // Bookings behind it still go through every consumer.
+    let booking = app.book(&customer, &movie, 2).await;
+    let id = booking.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.settled(&customer, &id).await, "confirmed");
+    crate::helpers::eventually(|| async {
+        let mine = app.list("/mypage/reservations", &customer).await;
+        let told = app.list("/notifications", &customer).await;
+        (mine.iter().any(|r| r["status"] == "confirmed") && !told.is_empty()).then_some(())
+    })
+    .await;
+
+    // Each consumer of the topic kept it, with its bytes.
+    let letters = app.get("/admin/dead-letters", Some(&admin)).await;
+    let mut consumers: Vec<&str> = letters
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|letter| {
+            assert_eq!(letter["raw"], "{\"cut off", "{letter}");
+            assert_eq!(letter["eventId"], serde_json::Value::Null);
+            letter["consumer"].as_str().unwrap()
+        })
+        .collect();
+    consumers.sort();
+    assert_eq!(
+        consumers,
+        vec![
+            "catalog.inventory",
+            "mypage.projection",
+            "notification.sender"
+        ]
+    );
+    // There is no event in it to replay: the refusal says so.
+    let first = &letters.body[0];
+    let replay = app
+        .post(
+            &format!(
+                "/admin/dead-letters/{}/{}/replay",
+                first["service"].as_str().unwrap(),
+                first["id"].as_str().unwrap()
+            ),
+            Some(&admin),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(replay.status, 409, "{replay:?}");
+    assert!(
+        replay.detail().contains("could not be decoded"),
+        "{replay:?}"
+    );
+}
