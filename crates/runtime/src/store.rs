@@ -143,6 +143,16 @@ impl Store {
         self.backend
     }
 
+    /// What a `SELECT` of a row about to change ends with: a row lock on
+    /// PostgreSQL, where writers run side by side; nothing on SQLite, whose
+    /// single writer already excludes the others.
+    pub fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+
     /// The pool for reads that need no transaction.
     pub fn reader(&self) -> &AnyPool {
         &self.read

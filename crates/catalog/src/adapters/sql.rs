@@ -288,10 +288,7 @@ impl Listings {
         tx: &mut Transaction<'static, Any>,
         id: ListingId,
     ) -> anyhow::Result<Option<ListingRecord>> {
-        let lock = match self.store.backend() {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        };
+        let lock = self.store.for_update();
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM listings WHERE id = $1{lock}"
         ))

@@ -9,7 +9,7 @@ use kernel::ids::{ListingId, ReservationId, UserId};
 use kernel::Money;
 use runtime::http::{parse_timestamp, timestamp};
 use runtime::retry::Contention;
-use runtime::store::{Backend, Listing, MigrationScript};
+use runtime::store::{Listing, MigrationScript};
 use runtime::Store;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -100,10 +100,7 @@ impl ReservationStore {
         tx: &mut Transaction<'static, Any>,
         id: ReservationId,
     ) -> anyhow::Result<Option<Versioned>> {
-        let lock = match self.store.backend() {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        };
+        let lock = self.store.for_update();
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM reservations WHERE id = $1{lock}"
         ))
