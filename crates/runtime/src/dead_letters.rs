@@ -252,12 +252,9 @@ impl Replayers {
     /// delivery. `Ok(None)` when there is no such letter.
     pub async fn replay(&self, id: i64) -> Result<Option<DeadLetterView>, ApiError> {
         let store = self.store.as_ref().context("no consumer to replay for")?;
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM dead_letters WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(store.reader())
-            .await
-            .context("reading a dead letter")?;
-        let Some(row) = row else { return Ok(None) };
+        let Some(row) = letter_row(store, id).await? else {
+            return Ok(None);
+        };
         let letter = view(&row)?;
         if letter.status == "replayed" {
             return Ok(Some(letter));
@@ -280,8 +277,14 @@ impl Replayers {
         match apply_once(store, &letter.consumer, handler.as_ref(), &envelope, id).await {
             Ok(()) => {
                 tracing::info!(dead_letter = id, consumer = %letter.consumer, event = %envelope.id, "dead letter replayed");
-                Ok(self.find(id).await?)
+                letter_row(store, id)
+                    .await?
+                    .map(|row| view(&row))
+                    .transpose()
+                    .map_err(Into::into)
             }
+            // The store went away meanwhile: not the event's fault (503).
+            Err(error) if crate::retry::is_transient(&error) => Err(ApiError::Internal(error)),
             Err(error) => {
                 let detail = format!("{error:#}");
                 let mut tx = store.begin().await?;
@@ -301,15 +304,6 @@ impl Replayers {
         }
     }
 
-    async fn find(&self, id: i64) -> anyhow::Result<Option<DeadLetterView>> {
-        let store = self.store.as_ref().context("no store")?;
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM dead_letters WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(store.reader())
-            .await?;
-        row.map(|row| view(&row)).transpose()
-    }
-
     /// The admin routes over this service's dead letters.
     pub fn router(self) -> Router {
         Router::new()
@@ -317,6 +311,14 @@ impl Replayers {
             .route("/admin/dead-letters/{id}/replay", post(replay_route))
             .with_state(self)
     }
+}
+
+async fn letter_row(store: &Store, id: i64) -> anyhow::Result<Option<sqlx::any::AnyRow>> {
+    sqlx::query(&format!("SELECT {COLUMNS} FROM dead_letters WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(store.reader())
+        .await
+        .context("reading a dead letter")
 }
 
 /// The handler in one transaction with the inbox row, the dead letter
