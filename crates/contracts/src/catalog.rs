@@ -1,7 +1,7 @@
 //! Events of the catalog context: listings and their inventory.
 
-use kernel::ids::{ListingId, ReservationId};
-use kernel::Money;
+use kernel::ids::{ListingId, ReservationId, ScreenId};
+use kernel::{Money, SeatLabel};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -32,6 +32,9 @@ impl ListingKind {
 pub enum CapacityKind {
     /// A number of interchangeable tickets.
     Quota { total: u32 },
+    /// Assigned seats: every seat that can be sold, by label (blocked seats
+    /// of the screen are not among them). `total` is their number.
+    Seated { total: u32, seats: Vec<SeatLabel> },
 }
 
 /// Why inventory could not be held for a reservation.
@@ -44,6 +47,19 @@ pub enum InventoryRejection {
         remaining: u32,
     },
     UnknownListing,
+    /// Someone else holds or bought these seats.
+    SeatTaken {
+        seats: Vec<SeatLabel>,
+    },
+    /// The listing has no such seats.
+    UnknownSeats {
+        seats: Vec<SeatLabel>,
+    },
+    /// The booking does not fit how the listing is sold (seats named for a
+    /// ticket quota, or none for a seated showing).
+    Unsuitable {
+        detail: String,
+    },
 }
 
 impl std::fmt::Display for InventoryRejection {
@@ -57,6 +73,16 @@ impl std::fmt::Display for InventoryRejection {
                 "sold out: {requested} tickets requested, {remaining} remaining"
             ),
             InventoryRejection::UnknownListing => write!(f, "the listing does not exist"),
+            InventoryRejection::SeatTaken { seats } if seats.len() == 1 => {
+                write!(f, "seat {} is taken", kernel::seat::list(seats))
+            }
+            InventoryRejection::SeatTaken { seats } => {
+                write!(f, "seats {} are taken", kernel::seat::list(seats))
+            }
+            InventoryRejection::UnknownSeats { seats } => {
+                write!(f, "no seat {} on this listing", kernel::seat::list(seats))
+            }
+            InventoryRejection::Unsuitable { detail } => f.write_str(detail),
         }
     }
 }
@@ -75,8 +101,37 @@ pub enum CatalogEvent {
         description: String,
         price: Money,
         capacity: CapacityKind,
+        /// When the showing starts, for listings that have a start.
+        #[serde(
+            default,
+            with = "time::serde::rfc3339::option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        starts_at: Option<OffsetDateTime>,
         #[serde(with = "time::serde::rfc3339")]
         registered_at: OffsetDateTime,
+    },
+    /// A screen (hall) was added to the registry.
+    #[serde(
+        rename = "boxoffice.catalog.screen-registered",
+        rename_all = "camelCase"
+    )]
+    ScreenRegistered {
+        screen_id: ScreenId,
+        name: String,
+        rows: u8,
+        seats_per_row: u8,
+        blocked: Vec<SeatLabel>,
+        #[serde(with = "time::serde::rfc3339")]
+        registered_at: OffsetDateTime,
+    },
+    /// A seated movie showing was given its screen; its seats are the
+    /// screen's. Published with the listing's registration.
+    #[serde(rename = "boxoffice.catalog.screen-assigned", rename_all = "camelCase")]
+    ScreenAssigned {
+        listing_id: ListingId,
+        screen_id: ScreenId,
+        screen_name: String,
     },
     #[serde(
         rename = "boxoffice.catalog.tickets-reserved",
@@ -86,7 +141,19 @@ pub enum CatalogEvent {
         reservation_id: ReservationId,
         listing_id: ListingId,
         quantity: u32,
+        /// The seats held, for a seated listing.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        seats: Vec<SeatLabel>,
         available: u32,
+    },
+    /// A held booking was confirmed: its tickets or seats are sold.
+    #[serde(rename = "boxoffice.catalog.inventory-sold", rename_all = "camelCase")]
+    InventorySold {
+        reservation_id: ReservationId,
+        listing_id: ListingId,
+        quantity: u32,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        seats: Vec<SeatLabel>,
     },
     #[serde(
         rename = "boxoffice.catalog.inventory-rejected",
@@ -105,6 +172,8 @@ pub enum CatalogEvent {
         reservation_id: ReservationId,
         listing_id: ListingId,
         quantity: u32,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        seats: Vec<SeatLabel>,
         available: u32,
     },
 }
@@ -114,17 +183,23 @@ impl IntegrationEvent for CatalogEvent {
     const SOURCE: &'static str = "/boxoffice/catalog";
     const TYPES: &'static [&'static str] = &[
         "boxoffice.catalog.listing-registered",
+        "boxoffice.catalog.screen-registered",
+        "boxoffice.catalog.screen-assigned",
         "boxoffice.catalog.tickets-reserved",
+        "boxoffice.catalog.inventory-sold",
         "boxoffice.catalog.inventory-rejected",
         "boxoffice.catalog.inventory-released",
     ];
 
     /// Inventory events are keyed by the listing so one listing's stock
-    /// changes stay in order; listing events likewise.
+    /// changes stay in order; listing events likewise; screens by screen.
     fn subject(&self) -> String {
         match self {
+            CatalogEvent::ScreenRegistered { screen_id, .. } => screen_id.to_string(),
             CatalogEvent::ListingRegistered { listing_id, .. }
+            | CatalogEvent::ScreenAssigned { listing_id, .. }
             | CatalogEvent::TicketsReserved { listing_id, .. }
+            | CatalogEvent::InventorySold { listing_id, .. }
             | CatalogEvent::InventoryRejected { listing_id, .. }
             | CatalogEvent::InventoryReleased { listing_id, .. } => listing_id.to_string(),
         }
@@ -132,8 +207,11 @@ impl IntegrationEvent for CatalogEvent {
 
     fn correlation(&self) -> String {
         match self {
-            CatalogEvent::ListingRegistered { listing_id, .. } => listing_id.to_string(),
+            CatalogEvent::ScreenRegistered { screen_id, .. } => screen_id.to_string(),
+            CatalogEvent::ListingRegistered { listing_id, .. }
+            | CatalogEvent::ScreenAssigned { listing_id, .. } => listing_id.to_string(),
             CatalogEvent::TicketsReserved { reservation_id, .. }
+            | CatalogEvent::InventorySold { reservation_id, .. }
             | CatalogEvent::InventoryRejected { reservation_id, .. }
             | CatalogEvent::InventoryReleased { reservation_id, .. } => reservation_id.to_string(),
         }

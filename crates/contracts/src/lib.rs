@@ -10,10 +10,14 @@
 //! # Layout
 //! - [`catalog`]: listings and inventory (tickets held, rejected, released).
 //! - [`reservation`]: the reservation lifecycle.
+//! - [`payment`]: card payments (authorised, declined, captured, voided, refunded).
+//! - [`wallet`]: loyalty points earned and withdrawn.
 //! - [`IntegrationEvent`]: turning events into envelopes and back.
 
 pub mod catalog;
+pub mod payment;
 pub mod reservation;
+pub mod wallet;
 
 use kernel::bus::Outgoing;
 use kernel::Envelope;
@@ -24,8 +28,10 @@ use serde::Serialize;
 pub mod topics {
     pub const CATALOG: &str = "boxoffice.catalog";
     pub const RESERVATION: &str = "boxoffice.reservation";
+    pub const PAYMENT: &str = "boxoffice.payment";
+    pub const WALLET: &str = "boxoffice.wallet";
     /// Every topic; a distributed deployment creates them at start.
-    pub const ALL: &[&str] = &[CATALOG, RESERVATION];
+    pub const ALL: &[&str] = &[CATALOG, RESERVATION, PAYMENT, WALLET];
 }
 
 /// Every payload is at schema version 1 today.

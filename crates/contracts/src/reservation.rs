@@ -2,7 +2,7 @@
 //! Every event is keyed and correlated by its reservation id.
 
 use kernel::ids::{ListingId, ReservationId, UserId};
-use kernel::Money;
+use kernel::{Money, SeatLabel};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -28,6 +28,9 @@ pub struct Booking {
     pub listing_title: String,
     pub listing_kind: ListingKind,
     pub quantity: u32,
+    /// The seats booked, for a seated listing (`quantity` is their number).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seats: Vec<SeatLabel>,
     pub amount: Money,
     pub payment_method: PaymentMethod,
 }
@@ -54,6 +57,15 @@ pub enum ReservationEvent {
         #[serde(with = "time::serde::rfc3339")]
         rejected_at: OffsetDateTime,
     },
+    /// Nobody answered before the booking's deadline: it ends rejected, and
+    /// whatever was held or authorised for it is given back.
+    #[serde(rename = "boxoffice.reservation.expired", rename_all = "camelCase")]
+    ReservationExpired {
+        booking: Booking,
+        reason: String,
+        #[serde(with = "time::serde::rfc3339")]
+        expired_at: OffsetDateTime,
+    },
     /// The customer cancelled a confirmed booking: inventory goes back.
     #[serde(rename = "boxoffice.reservation.cancelled", rename_all = "camelCase")]
     ReservationCancelled {
@@ -69,6 +81,7 @@ impl ReservationEvent {
             ReservationEvent::ReservationPlaced { booking, .. }
             | ReservationEvent::ReservationConfirmed { booking, .. }
             | ReservationEvent::ReservationRejected { booking, .. }
+            | ReservationEvent::ReservationExpired { booking, .. }
             | ReservationEvent::ReservationCancelled { booking, .. } => booking,
         }
     }
@@ -81,6 +94,7 @@ impl IntegrationEvent for ReservationEvent {
         "boxoffice.reservation.placed",
         "boxoffice.reservation.confirmed",
         "boxoffice.reservation.rejected",
+        "boxoffice.reservation.expired",
         "boxoffice.reservation.cancelled",
     ];
 

@@ -3,10 +3,12 @@
 //! it can break a consumer (including ones in other languages).
 
 use contracts::catalog::{CapacityKind, CatalogEvent, InventoryRejection, ListingKind};
+use contracts::payment::{Charge, PaymentEvent};
 use contracts::reservation::{Booking, PaymentMethod, ReservationEvent};
+use contracts::wallet::WalletEvent;
 use contracts::{IntegrationEvent, SCHEMA_VERSION};
-use kernel::ids::{ListingId, ReservationId, UserId};
-use kernel::Money;
+use kernel::ids::{ListingId, PaymentId, ReservationId, ScreenId, UserId};
+use kernel::{Money, SeatLabel};
 use serde_json::{json, Value};
 
 fn ids() -> (ReservationId, UserId, ListingId) {
@@ -26,9 +28,14 @@ fn booking() -> Booking {
         listing_title: "LALALand".into(),
         listing_kind: ListingKind::Movie,
         quantity: 45,
+        seats: Vec::new(),
         amount: Money::parse(540_000).unwrap(),
         payment_method: PaymentMethod::Card,
     }
+}
+
+fn seats(labels: &[&str]) -> Vec<SeatLabel> {
+    labels.iter().map(|label| label.parse().unwrap()).collect()
 }
 
 fn booking_json() -> Value {
@@ -96,6 +103,37 @@ fn reservation_events_keep_their_shape() {
         "boxoffice.reservation.cancelled",
         json!({"booking": booking_json(), "cancelledAt": "2026-11-21T10:00:00.5Z"}),
     );
+    assert_wire(
+        ReservationEvent::ReservationExpired {
+            booking: booking(),
+            reason: "not confirmed within 120 seconds".into(),
+            expired_at: at(),
+        },
+        "boxoffice.reservation.expired",
+        json!({"booking": booking_json(), "reason": "not confirmed within 120 seconds",
+               "expiredAt": "2026-11-21T10:00:00.5Z"}),
+    );
+}
+
+#[test]
+fn a_seat_booking_names_its_seats_and_a_quota_booking_has_none_on_the_wire() {
+    let mut seated = booking();
+    seated.quantity = 2;
+    seated.seats = seats(&["A-1", "A-2"]);
+    let mut expected = booking_json();
+    expected["quantity"] = json!(2);
+    expected["seats"] = json!(["A-1", "A-2"]);
+    assert_wire(
+        ReservationEvent::ReservationPlaced {
+            booking: seated,
+            placed_at: at(),
+        },
+        "boxoffice.reservation.placed",
+        json!({"booking": expected, "placedAt": "2026-11-21T10:00:00.5Z"}),
+    );
+    // A booking written before seats existed still reads.
+    let old = serde_json::from_value::<Booking>(booking_json()).unwrap();
+    assert!(old.seats.is_empty());
 }
 
 #[test]
@@ -111,6 +149,7 @@ fn catalog_events_keep_their_shape() {
             description: "".into(),
             price: Money::parse(12_000).unwrap(),
             capacity: CapacityKind::Quota { total: 100 },
+            starts_at: None,
             registered_at: at(),
         },
         "boxoffice.catalog.listing-registered",
@@ -125,6 +164,7 @@ fn catalog_events_keep_their_shape() {
             reservation_id,
             listing_id,
             quantity: 45,
+            seats: Vec::new(),
             available: 55,
         },
         "boxoffice.catalog.tickets-reserved",
@@ -148,10 +188,200 @@ fn catalog_events_keep_their_shape() {
             reservation_id,
             listing_id,
             quantity: 45,
+            seats: Vec::new(),
             available: 100,
         },
         "boxoffice.catalog.inventory-released",
         json!({"reservationId": reservation, "listingId": listing, "quantity": 45, "available": 100}),
+    );
+}
+
+#[test]
+fn screen_and_seat_events_keep_their_shape() {
+    let (reservation_id, _, listing_id) = ids();
+    let listing = "01a1fdc6-4590-77c0-b16d-a244459e2f62";
+    let reservation = "01a1fdc6-4669-7224-80ee-bed2440fa4c3";
+    let screen_id: ScreenId = "01a1fdc6-4500-7000-8000-000000000001".parse().unwrap();
+    let screen = "01a1fdc6-4500-7000-8000-000000000001";
+    assert_wire(
+        CatalogEvent::ScreenRegistered {
+            screen_id,
+            name: "Hall 1".into(),
+            rows: 10,
+            seats_per_row: 12,
+            blocked: seats(&["A-1"]),
+            registered_at: at(),
+        },
+        "boxoffice.catalog.screen-registered",
+        json!({"screenId": screen, "name": "Hall 1", "rows": 10, "seatsPerRow": 12,
+               "blocked": ["A-1"], "registeredAt": "2026-11-21T10:00:00.5Z"}),
+    );
+    assert_wire(
+        CatalogEvent::ListingRegistered {
+            listing_id,
+            kind: ListingKind::Movie,
+            title: "Dune".into(),
+            description: "".into(),
+            price: Money::parse(15_000).unwrap(),
+            capacity: CapacityKind::Seated {
+                total: 2,
+                seats: seats(&["A-1", "A-2"]),
+            },
+            starts_at: Some(at()),
+            registered_at: at(),
+        },
+        "boxoffice.catalog.listing-registered",
+        json!({
+            "listingId": listing, "kind": "movie", "title": "Dune", "description": "",
+            "price": 15000, "capacity": {"type": "seated", "total": 2, "seats": ["A-1", "A-2"]},
+            "startsAt": "2026-11-21T10:00:00.5Z", "registeredAt": "2026-11-21T10:00:00.5Z"
+        }),
+    );
+    assert_wire(
+        CatalogEvent::ScreenAssigned {
+            listing_id,
+            screen_id,
+            screen_name: "Hall 1".into(),
+        },
+        "boxoffice.catalog.screen-assigned",
+        json!({"listingId": listing, "screenId": screen, "screenName": "Hall 1"}),
+    );
+    assert_wire(
+        CatalogEvent::TicketsReserved {
+            reservation_id,
+            listing_id,
+            quantity: 1,
+            seats: seats(&["A-1"]),
+            available: 1,
+        },
+        "boxoffice.catalog.tickets-reserved",
+        json!({"reservationId": reservation, "listingId": listing, "quantity": 1,
+               "seats": ["A-1"], "available": 1}),
+    );
+    assert_wire(
+        CatalogEvent::InventorySold {
+            reservation_id,
+            listing_id,
+            quantity: 1,
+            seats: seats(&["A-1"]),
+        },
+        "boxoffice.catalog.inventory-sold",
+        json!({"reservationId": reservation, "listingId": listing, "quantity": 1, "seats": ["A-1"]}),
+    );
+    let taken = InventoryRejection::SeatTaken {
+        seats: seats(&["A-1"]),
+    };
+    assert_eq!(taken.to_string(), "seat A-1 is taken");
+    assert_wire(
+        CatalogEvent::InventoryRejected {
+            reservation_id,
+            listing_id,
+            reason: taken,
+        },
+        "boxoffice.catalog.inventory-rejected",
+        json!({"reservationId": reservation, "listingId": listing,
+               "reason": {"code": "seatTaken", "seats": ["A-1"]}}),
+    );
+}
+
+#[test]
+fn payment_events_keep_their_shape() {
+    let (reservation_id, user_id, _) = ids();
+    let payment_id: PaymentId = "01a1fdc6-4700-7000-8000-000000000002".parse().unwrap();
+    let charge = Charge {
+        payment_id,
+        user_id,
+        amount: Money::parse(15_000).unwrap(),
+        reservation_id: Some(reservation_id),
+    };
+    let charge_json = json!({
+        "paymentId": "01a1fdc6-4700-7000-8000-000000000002",
+        "userId": "01a1fdc6-45ec-75f4-86a5-a20223aad838",
+        "amount": 15000,
+        "reservationId": "01a1fdc6-4669-7224-80ee-bed2440fa4c3"
+    });
+    let at_json = "2026-11-21T10:00:00.5Z";
+    assert_wire(
+        PaymentEvent::PaymentAuthorised {
+            charge: charge.clone(),
+            authorised_at: at(),
+        },
+        "boxoffice.payment.authorised",
+        json!({"charge": charge_json, "authorisedAt": at_json}),
+    );
+    assert_wire(
+        PaymentEvent::PaymentDeclined {
+            charge: charge.clone(),
+            reason: "amount over the card's limit".into(),
+            declined_at: at(),
+        },
+        "boxoffice.payment.declined",
+        json!({"charge": charge_json, "reason": "amount over the card's limit", "declinedAt": at_json}),
+    );
+    assert_wire(
+        PaymentEvent::PaymentCaptured {
+            charge: charge.clone(),
+            captured_at: at(),
+        },
+        "boxoffice.payment.captured",
+        json!({"charge": charge_json, "capturedAt": at_json}),
+    );
+    assert_wire(
+        PaymentEvent::PaymentVoided {
+            charge: charge.clone(),
+            voided_at: at(),
+        },
+        "boxoffice.payment.voided",
+        json!({"charge": charge_json, "voidedAt": at_json}),
+    );
+    let refunded = PaymentEvent::PaymentRefunded {
+        charge: charge.clone(),
+        refunded_at: at(),
+    };
+    assert_eq!(
+        refunded.to_envelope().subject,
+        reservation_id.to_string(),
+        "a booking's payment is keyed by the booking"
+    );
+    assert_wire(
+        refunded,
+        "boxoffice.payment.refunded",
+        json!({"charge": charge_json, "refundedAt": at_json}),
+    );
+}
+
+#[test]
+fn wallet_events_keep_their_shape() {
+    let (reservation_id, user_id, _) = ids();
+    let earned = WalletEvent::PointsEarned {
+        user_id,
+        reservation_id,
+        points: 1_500,
+        balance: 1_500,
+        earned_at: at(),
+    };
+    assert_eq!(earned.to_envelope().subject, user_id.to_string());
+    assert_wire(
+        earned,
+        "boxoffice.wallet.points-earned",
+        json!({"userId": "01a1fdc6-45ec-75f4-86a5-a20223aad838",
+               "reservationId": "01a1fdc6-4669-7224-80ee-bed2440fa4c3",
+               "points": 1500, "balance": 1500, "earnedAt": "2026-11-21T10:00:00.5Z"}),
+    );
+    assert_wire(
+        WalletEvent::PointsWithdrawn {
+            user_id,
+            reservation_id,
+            points: 1_000,
+            shortfall: 500,
+            balance: 0,
+            withdrawn_at: at(),
+        },
+        "boxoffice.wallet.points-withdrawn",
+        json!({"userId": "01a1fdc6-45ec-75f4-86a5-a20223aad838",
+               "reservationId": "01a1fdc6-4669-7224-80ee-bed2440fa4c3",
+               "points": 1000, "shortfall": 500, "balance": 0,
+               "withdrawnAt": "2026-11-21T10:00:00.5Z"}),
     );
 }
 
@@ -169,6 +399,7 @@ fn every_event_is_keyed_and_correlated_by_its_aggregate() {
         reservation_id,
         listing_id,
         quantity: 1,
+        seats: Vec::new(),
         available: 0,
     }
     .outgoing(Some(&placed));

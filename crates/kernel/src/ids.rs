@@ -80,6 +80,14 @@ typed_id!(
     /// One message sent to a user.
     NotificationId
 );
+typed_id!(
+    /// A cinema hall: a fixed grid of seats that showings are assigned to.
+    ScreenId
+);
+typed_id!(
+    /// One card payment: authorised, then captured, voided or refunded.
+    PaymentId
+);
 
 #[cfg(test)]
 mod tests {

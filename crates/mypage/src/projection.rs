@@ -41,6 +41,7 @@ pub fn project(event: &ReservationEvent, version: u64) -> MyReservationRow {
         ReservationEvent::ReservationPlaced { placed_at, .. } => ("pending", *placed_at),
         ReservationEvent::ReservationConfirmed { confirmed_at, .. } => ("confirmed", *confirmed_at),
         ReservationEvent::ReservationRejected { rejected_at, .. } => ("rejected", *rejected_at),
+        ReservationEvent::ReservationExpired { expired_at, .. } => ("rejected", *expired_at),
         ReservationEvent::ReservationCancelled { cancelled_at, .. } => ("cancelled", *cancelled_at),
     };
     MyReservationRow {
@@ -67,6 +68,7 @@ mod tests {
             listing_title: "LALALand".into(),
             listing_kind: ListingKind::Movie,
             quantity: 45,
+            seats: Vec::new(),
             amount: Money::parse(450_000).unwrap(),
             payment_method: PaymentMethod::Card,
         }

@@ -170,6 +170,7 @@ mod tests {
                 listing_title: "LALALand".into(),
                 listing_kind: ListingKind::Movie,
                 quantity: 2,
+                seats: Vec::new(),
                 amount: Money::parse(24_000).unwrap(),
                 payment_method: PaymentMethod::Card,
             },

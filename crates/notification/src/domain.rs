@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 pub enum MessageKind {
     Reserved,
     Rejected,
+    Expired,
     Cancelled,
 }
 
@@ -16,6 +17,7 @@ impl MessageKind {
         match self {
             MessageKind::Reserved => "reserved",
             MessageKind::Rejected => "rejected",
+            MessageKind::Expired => "expired",
             MessageKind::Cancelled => "cancelled",
         }
     }
@@ -61,6 +63,16 @@ pub fn message_for(event: &ReservationEvent) -> Option<Message> {
             ),
             *rejected_at,
         ),
+        ReservationEvent::ReservationExpired {
+            reason, expired_at, ..
+        } => (
+            MessageKind::Expired,
+            format!(
+                "Your reservation of {tickets} for {} expired and was cancelled: {reason}.",
+                booking.listing_title
+            ),
+            *expired_at,
+        ),
         ReservationEvent::ReservationCancelled { cancelled_at, .. } => (
             MessageKind::Cancelled,
             format!(
@@ -96,6 +108,7 @@ mod tests {
             listing_title: "LALALand".into(),
             listing_kind: ListingKind::Movie,
             quantity,
+            seats: Vec::new(),
             amount: Money::parse(450_000).unwrap(),
             payment_method: PaymentMethod::Card,
         }

@@ -236,6 +236,7 @@ fn integration_events(
         listing_title: r.listing.title.clone(),
         listing_kind: r.listing.kind,
         quantity: r.quantity.get(),
+        seats: Vec::new(),
         amount: r.amount,
         payment_method: r.payment_method,
     };

@@ -45,6 +45,7 @@ async fn a_restart_keeps_everything_and_consumers_catch_up_exactly_once() {
                 listing_title: "Persistence of Memory".into(),
                 listing_kind: ListingKind::Movie,
                 quantity: 1,
+                seats: Vec::new(),
                 amount: Money::parse(12000).unwrap(),
                 payment_method: PaymentMethod::Card,
             },

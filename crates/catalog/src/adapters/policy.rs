@@ -32,7 +32,8 @@ impl EventHandler for InventoryPolicy {
             // Unreadable ones are reported by `handle`, one at a time.
             if let Ok(Some(
                 ReservationEvent::ReservationPlaced { booking, .. }
-                | ReservationEvent::ReservationCancelled { booking, .. },
+                | ReservationEvent::ReservationCancelled { booking, .. }
+                | ReservationEvent::ReservationExpired { booking, .. },
             )) = ReservationEvent::from_envelope(event)
             {
                 listings.push(booking.listing_id);
@@ -50,7 +51,10 @@ impl EventHandler for InventoryPolicy {
             Some(ReservationEvent::ReservationPlaced { booking, .. }) => {
                 self.listings.hold(tx, &booking, event).await
             }
-            Some(ReservationEvent::ReservationCancelled { booking, .. }) => {
+            Some(
+                ReservationEvent::ReservationCancelled { booking, .. }
+                | ReservationEvent::ReservationExpired { booking, .. },
+            ) => {
                 self.listings
                     .release(tx, booking.reservation_id, event)
                     .await

@@ -121,6 +121,7 @@ impl Listings {
             capacity: CapacityKind::Quota {
                 total: record.quota.total(),
             },
+            starts_at: None,
             registered_at: record.created_at,
         };
         outbox::append(&mut tx, &[event.outgoing(None)]).await?;
@@ -232,6 +233,7 @@ impl Listings {
                     reservation_id: booking.reservation_id,
                     listing_id: listing.id,
                     quantity: booking.quantity,
+                    seats: Vec::new(),
                     available: after.available(),
                 }
             }
@@ -276,6 +278,7 @@ impl Listings {
             reservation_id: reservation,
             listing_id,
             quantity,
+            seats: Vec::new(),
             available: after.available(),
         };
         outbox::append(tx, &[event.outgoing(Some(cause))]).await

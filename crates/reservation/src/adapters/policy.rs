@@ -71,7 +71,11 @@ impl EventHandler for SagaPolicy {
                     .await
             }
             // Releases need no answer: the reservation is already cancelled.
-            CatalogEvent::InventoryReleased { .. } => Ok(()),
+            CatalogEvent::InventoryReleased { .. }
+            | CatalogEvent::InventorySold { .. }
+            | CatalogEvent::ScreenRegistered { .. }
+            | CatalogEvent::ScreenAssigned { .. } => Ok(()),
+            CatalogEvent::ListingRegistered { .. } => Ok(()),
         }
     }
 }
