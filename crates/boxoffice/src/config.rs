@@ -47,6 +47,12 @@ pub struct Config {
     /// The gateway's rate limits (`[rate_limits]`, e.g.
     /// `BOXOFFICE_RATE_LIMITS__AUTH_PER_SECOND`); a rate of 0 turns one off.
     pub rate_limits: RateLimits,
+    /// Bookings: the deadline and the call to payment (`[reservation]`,
+    /// `[reservation.payment]`: `timeout_ms`, `failures_to_open`, `open_for_ms`).
+    pub reservation: reservation::Settings,
+    /// Payments: the built-in provider's behaviour at start
+    /// (`[payment.provider]`: `latency_ms`, `failure_rate`, `down`, `decline_above`).
+    pub payment: payment::Settings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +69,7 @@ pub struct ServiceUrls {
     pub reservation: String,
     pub notification: String,
     pub mypage: String,
+    pub payment: String,
 }
 
 impl Default for ServiceUrls {
@@ -72,6 +79,7 @@ impl Default for ServiceUrls {
             reservation: "http://127.0.0.1:8082".into(),
             notification: "http://127.0.0.1:8083".into(),
             mypage: "http://127.0.0.1:8084".into(),
+            payment: "http://127.0.0.1:8085".into(),
         }
     }
 }
@@ -91,6 +99,8 @@ impl Default for Config {
             kafka: KafkaSettings::default(),
             urls: ServiceUrls::default(),
             rate_limits: RateLimits::default(),
+            reservation: reservation::Settings::default(),
+            payment: payment::Settings::default(),
         }
     }
 }
@@ -214,6 +224,35 @@ mod tests {
             assert_eq!((limits.auth_per_second, limits.auth_burst), (5, 10));
             assert_eq!(limits.writes_per_second, 0);
             assert_eq!(limits.writes_burst, RateLimits::default().writes_burst);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_payment_call_and_the_fake_provider_are_configurable() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "boxoffice.toml",
+                "[reservation]\ndeadline_secs = 30\n[reservation.payment]\ntimeout_ms = 250\n\
+                 [payment.provider]\ndecline_above = 50000",
+            )?;
+            jail.set_env("BOXOFFICE_PAYMENT__PROVIDER__LATENCY_MS", "40");
+            let config = Config::load(None).unwrap();
+            assert_eq!(config.reservation.deadline_secs, 30);
+            assert_eq!(config.reservation.payment.timeout_ms, 250);
+            assert_eq!(config.reservation.payment.failures_to_open, 5);
+            assert_eq!(config.payment.provider.decline_above, Some(50_000));
+            assert_eq!(config.payment.provider.latency_ms, 40);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_payment_call_defaults_to_a_610_ms_timeout_and_two_minute_deadlines() {
+        figment::Jail::expect_with(|_| {
+            let config = Config::load(None).unwrap();
+            assert_eq!(config.reservation.payment.timeout_ms, 610);
+            assert_eq!(config.reservation.deadline_secs, 120);
             Ok(())
         });
     }

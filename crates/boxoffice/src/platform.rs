@@ -31,15 +31,17 @@ pub enum ServiceName {
     Reservation,
     Notification,
     Mypage,
+    Payment,
     Gateway,
 }
 
 impl ServiceName {
-    pub const ALL: [ServiceName; 5] = [
+    pub const ALL: [ServiceName; 6] = [
         ServiceName::Catalog,
         ServiceName::Reservation,
         ServiceName::Notification,
         ServiceName::Mypage,
+        ServiceName::Payment,
         ServiceName::Gateway,
     ];
 
@@ -49,6 +51,7 @@ impl ServiceName {
             ServiceName::Reservation => "reservation",
             ServiceName::Notification => "notification",
             ServiceName::Mypage => "mypage",
+            ServiceName::Payment => "payment",
             ServiceName::Gateway => "gateway",
         }
     }
@@ -73,6 +76,8 @@ pub fn routes(urls: &ServiceUrls) -> Vec<Route> {
         route("/reservations", &urls.reservation),
         route("/notifications", &urls.notification),
         route("/mypage", &urls.mypage),
+        route("/payments", &urls.payment),
+        route("/admin/payment-provider", &urls.payment),
     ]
 }
 
@@ -84,10 +89,19 @@ pub fn services(urls: &ServiceUrls) -> BTreeMap<String, String> {
         ("reservation", &urls.reservation),
         ("notification", &urls.notification),
         ("mypage", &urls.mypage),
+        ("payment", &urls.payment),
     ]
     .into_iter()
     .map(|(name, url)| (name.to_owned(), url.clone()))
     .collect()
+}
+
+/// Where reservation finds the services it calls.
+fn peers(urls: &ServiceUrls) -> reservation::Peers {
+    reservation::Peers {
+        catalog: urls.catalog.clone(),
+        payment: urls.payment.clone(),
+    }
 }
 
 /// A running platform.
@@ -138,7 +152,7 @@ impl Platform {
 
         // Every service gets a free loopback port; the gateway gets the public one.
         let mut listeners = Vec::new();
-        for _ in 0..4 {
+        for _ in 0..5 {
             listeners.push(TcpListener::bind("127.0.0.1:0").await?);
         }
         let url_of = |listener: &TcpListener| -> anyhow::Result<String> {
@@ -149,6 +163,7 @@ impl Platform {
             reservation: url_of(&listeners[1])?,
             notification: url_of(&listeners[2])?,
             mypage: url_of(&listeners[3])?,
+            payment: url_of(&listeners[4])?,
         };
         let gateway_listener = TcpListener::bind((config.host.as_str(), config.port))
             .await
@@ -160,8 +175,9 @@ impl Platform {
             catalog::build(&config.database_for("catalog"), shared_bus.clone()).await?,
             reservation::build(
                 &config.database_for("reservation"),
-                &urls.catalog,
+                &peers(&urls),
                 shared_bus.clone(),
+                config.reservation.clone(),
             )
             .await?,
             notification::build(
@@ -171,6 +187,12 @@ impl Platform {
             )
             .await?,
             mypage::build(&config.database_for("mypage"), shared_bus.clone()).await?,
+            payment::build(
+                &config.database_for("payment"),
+                shared_bus.clone(),
+                config.payment.clone(),
+            )
+            .await?,
             gateway::build(gateway_settings(config, dir, &urls, &admin.value)?).await?,
         ];
         listeners.push(gateway_listener);
@@ -252,7 +274,16 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
     let app = match service {
         ServiceName::Catalog => catalog::build(&database_url, bus().await?.0).await?,
         ServiceName::Reservation => {
-            reservation::build(&database_url, &config.urls.catalog, bus().await?.0).await?
+            reservation::build(
+                &database_url,
+                &peers(&config.urls),
+                bus().await?.0,
+                config.reservation.clone(),
+            )
+            .await?
+        }
+        ServiceName::Payment => {
+            payment::build(&database_url, bus().await?.0, config.payment.clone()).await?
         }
         ServiceName::Notification => {
             notification::build(
@@ -300,6 +331,7 @@ pub async fn migrate(config: &Config, only: Option<ServiceName>) -> anyhow::Resu
             ServiceName::Reservation => reservation::MIGRATIONS,
             ServiceName::Notification => notification::MIGRATIONS,
             ServiceName::Mypage => mypage::MIGRATIONS,
+            ServiceName::Payment => payment::MIGRATIONS,
             ServiceName::Gateway => gateway::MIGRATIONS,
         };
         let url = config.database_for(service.database_name());

@@ -8,15 +8,19 @@ use contracts::IntegrationEvent;
 use kernel::bus::Outgoing;
 use kernel::ids::{ListingId, ReservationId, UserId};
 use kernel::Envelope;
+use runtime::group_commit::GroupCommit;
 use runtime::outbox;
 use sqlx::{Any, Transaction};
-use tokio::sync::{mpsc, oneshot};
+
+use std::time::Duration;
+
+use kernel::shutdown::Shutdown;
+use kernel::Money;
 
 use crate::adapters::catalog_client::{CatalogClient, LookupError};
+use crate::adapters::payment_client::{PaymentClient, PaymentError};
 use crate::adapters::sql::ReservationStore;
-use crate::domain::{
-    self, Command, Event, ListingSnapshot, Quantity, Reservation, ReservationError,
-};
+use crate::domain::{self, Command, Event, ListingSnapshot, Order, Reservation, ReservationError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -26,6 +30,13 @@ pub enum AppError {
     UnknownListing(ListingId),
     #[error(transparent)]
     Lookup(#[from] LookupError),
+    #[error("{0}")]
+    PaymentDeclined(String),
+    #[error("{detail}")]
+    PaymentUnavailable {
+        detail: String,
+        retry_after_secs: u32,
+    },
     #[error(transparent)]
     Infrastructure(#[from] anyhow::Error),
 }
@@ -35,7 +46,7 @@ pub enum AppError {
 pub struct PlaceReservation {
     pub user_id: UserId,
     pub listing_id: ListingId,
-    pub quantity: Quantity,
+    pub order: Order,
     pub payment_method: PaymentMethod,
     pub idempotency_key: Option<String>,
 }
@@ -44,21 +55,38 @@ pub struct PlaceReservation {
 pub struct Reservations {
     store: ReservationStore,
     catalog: CatalogClient,
+    payment: PaymentClient,
     placements: Placements,
+    /// How long a booking may stay pending.
+    deadline: Duration,
 }
+
+/// Most overdue bookings expired in one round.
+const EXPIRY_BATCH: i64 = 100;
+/// How often overdue bookings are looked for.
+const EXPIRY_EVERY: Duration = Duration::from_millis(500);
 
 impl Reservations {
     /// Needs a Tokio runtime: it starts the task that stores new bookings.
-    pub fn new(store: ReservationStore, catalog: CatalogClient) -> Reservations {
+    pub fn new(
+        store: ReservationStore,
+        catalog: CatalogClient,
+        payment: PaymentClient,
+        deadline: Duration,
+    ) -> Reservations {
         let placements = Placements::start(store.clone());
         Reservations {
             store,
             catalog,
+            payment,
             placements,
+            deadline,
         }
     }
 
-    /// Places a pending reservation. With an idempotency key, a repeat of
+    /// Places a pending reservation, paid for first: a card booking is
+    /// authorised with payment before anything is stored, and no
+    /// authorisation means no booking. With an idempotency key, a repeat of
     /// the same request returns the reservation the first one created.
     pub async fn place(&self, request: PlaceReservation) -> Result<Reservation, AppError> {
         if let Some(key) = &request.idempotency_key {
@@ -71,18 +99,25 @@ impl Reservations {
             }
         }
         let listing = self.listing(request.listing_id).await?;
+        let now = kernel::now();
         let events = domain::decide(
             None,
             Command::Place {
                 id: ReservationId::new(),
                 user_id: request.user_id,
                 listing,
-                quantity: request.quantity,
+                order: request.order,
                 payment_method: request.payment_method,
-                at: kernel::now(),
+                at: now,
+                deadline: now + self.deadline,
             },
         )?;
         let reservation = fold(None, &events).expect("placing yields a reservation");
+        let by_card =
+            reservation.payment_method == PaymentMethod::Card && reservation.amount > Money::ZERO;
+        if by_card {
+            self.pay(&reservation).await?;
+        }
         // A new reservation is at version 1 once placed.
         let outgoing = integration_events(&reservation, &events, None, 1);
         let stored = self
@@ -92,8 +127,12 @@ impl Reservations {
                 outgoing,
                 request.idempotency_key.clone(),
             )
-            .await?;
-        if !stored {
+            .await;
+        // Paid for but not stored: the authorisation must not stand.
+        if by_card && !matches!(stored, Ok(true)) {
+            self.abandon_payment(&reservation);
+        }
+        if !stored? {
             // The same key was used before (or by a request racing this one):
             // answer with what that request created.
             let key = request.idempotency_key.as_deref().unwrap_or_default();
@@ -106,6 +145,93 @@ impl Reservations {
                 });
         }
         Ok(reservation)
+    }
+
+    /// Authorises the booking's amount, or says why it cannot be paid.
+    async fn pay(&self, reservation: &Reservation) -> Result<(), AppError> {
+        match self
+            .payment
+            .authorise(reservation.id, reservation.user_id, reservation.amount)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(PaymentError::Declined(reason)) => Err(AppError::PaymentDeclined(reason)),
+            Err(PaymentError::Unavailable {
+                detail,
+                retry_after_secs,
+                maybe_authorised,
+            }) => {
+                // Payment may still authorise a request it got but did not
+                // answer in time; that authorisation must not stand.
+                if maybe_authorised {
+                    self.abandon_payment(reservation);
+                }
+                Err(AppError::PaymentUnavailable {
+                    detail,
+                    retry_after_secs,
+                })
+            }
+        }
+    }
+
+    fn abandon_payment(&self, reservation: &Reservation) {
+        self.payment
+            .abandon(reservation.id, reservation.user_id, reservation.amount);
+    }
+
+    /// Expires what is still pending past its deadline, until shutdown.
+    /// Several replicas may do this at once: each booking changes once,
+    /// guarded by its version.
+    pub async fn expire_overdue(self, mut shutdown: Shutdown) -> anyhow::Result<()> {
+        let mut outage = runtime::retry::Outage::new("reservation-deadlines");
+        while !shutdown.is_fired() {
+            match self.expire_some().await {
+                Ok(expired) => {
+                    outage.recovered();
+                    if expired < EXPIRY_BATCH as usize {
+                        tokio::select! {
+                            () = tokio::time::sleep(EXPIRY_EVERY) => {}
+                            () = shutdown.wait() => {}
+                        }
+                    }
+                }
+                Err(error) => {
+                    if !outage.wait(&error, &mut shutdown).await {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn expire_some(&self) -> anyhow::Result<usize> {
+        let now = kernel::now();
+        let overdue = self.store.overdue(now, EXPIRY_BATCH).await?;
+        let count = overdue.len();
+        let reason = format!(
+            "it was not confirmed within {} seconds",
+            self.deadline.as_secs()
+        );
+        for id in overdue {
+            let mut tx = self.store.store().begin().await?;
+            let command = Command::Expire {
+                reason: reason.clone(),
+                at: now,
+            };
+            match self.execute(&mut tx, id, command, None).await {
+                Ok(_) => self.store.store().commit(tx).await?,
+                Err(AppError::Infrastructure(error)) => return Err(error),
+                Err(error) => {
+                    tracing::warn!(reservation = %id, %error, "an overdue booking could not be expired")
+                }
+            }
+        }
+        if count > 0 {
+            tracing::info!(count, "overdue bookings expired");
+            metrics::counter!("boxoffice_reservations_expired_total").increment(count as u64);
+        }
+        Ok(count)
     }
 
     /// The listing from the replica, or from catalog when the replica has
@@ -236,7 +362,7 @@ fn integration_events(
         listing_title: r.listing.title.clone(),
         listing_kind: r.listing.kind,
         quantity: r.quantity.get(),
-        seats: Vec::new(),
+        seats: r.seats.clone(),
         amount: r.amount,
         payment_method: r.payment_method,
     };
@@ -262,6 +388,11 @@ fn integration_events(
                     booking: booking.clone(),
                     cancelled_at: *at,
                 }),
+                Event::Expired { reason, at } => Some(ReservationEvent::ReservationExpired {
+                    booking: booking.clone(),
+                    reason: reason.clone(),
+                    expired_at: *at,
+                }),
                 Event::CancellationRequested { .. } => None,
             };
             public.map(|event| {
@@ -273,16 +404,12 @@ fn integration_events(
         .collect()
 }
 
-/// New bookings, stored many to a transaction (group commit).
-///
-/// SQLite has one writer; a transaction per booking made every booking pay
-/// for BEGIN and COMMIT round trips while the others queued for the
-/// connection. One task takes whatever bookings are waiting, stores them
-/// and their events in one transaction, and answers each. A booking is
-/// still only answered once its transaction has committed.
+/// New bookings, stored many to a transaction (group commit): SQLite has
+/// one writer, and a transaction per booking made every booking pay for
+/// BEGIN and COMMIT while the others queued for the connection.
 #[derive(Clone, Debug)]
 struct Placements {
-    queue: mpsc::Sender<Placement>,
+    writer: GroupCommit<Placement, bool>,
 }
 
 #[derive(Debug)]
@@ -290,7 +417,6 @@ struct Placement {
     reservation: Reservation,
     outgoing: Vec<Outgoing>,
     idempotency_key: Option<String>,
-    stored: oneshot::Sender<Result<bool, String>>,
 }
 
 /// Most bookings in one transaction.
@@ -298,26 +424,11 @@ const PLACEMENT_BATCH: usize = 256;
 
 impl Placements {
     fn start(store: ReservationStore) -> Placements {
-        let (queue, mut waiting) = mpsc::channel::<Placement>(4 * PLACEMENT_BATCH);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(PLACEMENT_BATCH);
-            while waiting.recv_many(&mut batch, PLACEMENT_BATCH).await > 0 {
-                match store_batch(&store, &batch).await {
-                    Ok(stored) => {
-                        for (placement, stored) in batch.drain(..).zip(stored) {
-                            let _ = placement.stored.send(Ok(stored));
-                        }
-                    }
-                    Err(error) => {
-                        let error = format!("{error:#}");
-                        for placement in batch.drain(..) {
-                            let _ = placement.stored.send(Err(error.clone()));
-                        }
-                    }
-                }
-            }
+        let writer = GroupCommit::start("placements", PLACEMENT_BATCH, move |batch| {
+            let store = store.clone();
+            async move { store_batch(&store, &batch).await }
         });
-        Placements { queue }
+        Placements { writer }
     }
 
     /// Stores the booking with its events; `false` when its idempotency key
@@ -328,20 +439,13 @@ impl Placements {
         outgoing: Vec<Outgoing>,
         idempotency_key: Option<String>,
     ) -> anyhow::Result<bool> {
-        let (stored, answer) = oneshot::channel();
-        self.queue
-            .send(Placement {
+        self.writer
+            .submit(Placement {
                 reservation,
                 outgoing,
                 idempotency_key,
-                stored,
             })
             .await
-            .map_err(|_| anyhow::anyhow!("the booking writer has stopped"))?;
-        answer
-            .await
-            .map_err(|_| anyhow::anyhow!("the booking writer has stopped"))?
-            .map_err(|error| anyhow::anyhow!(error).context("storing bookings"))
     }
 }
 
@@ -368,7 +472,6 @@ async fn store_batch(store: &ReservationStore, batch: &[Placement]) -> anyhow::R
 #[cfg(test)]
 mod tests {
     use contracts::catalog::ListingKind;
-    use kernel::Money;
 
     use super::*;
 
@@ -378,6 +481,7 @@ mod tests {
             kind: ListingKind::Movie,
             title: "LALALand".into(),
             price: Money::parse(12_000).unwrap(),
+            seats: None,
         };
         let events = domain::decide(
             None,
@@ -385,9 +489,10 @@ mod tests {
                 id: ReservationId::new(),
                 user_id: UserId::new(),
                 listing,
-                quantity: Quantity::parse(2).unwrap(),
+                order: Order::Tickets(crate::domain::Quantity::parse(2).unwrap()),
                 payment_method: PaymentMethod::Card,
                 at: kernel::now(),
+                deadline: kernel::now(),
             },
         )
         .unwrap();

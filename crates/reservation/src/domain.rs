@@ -7,17 +7,23 @@
 //! and carried out the moment catalog answers, so the customer never has to
 //! wait for the saga to be able to change their mind.
 //!
+//! Every booking has a deadline: a reservation still pending when it
+//! passes is expired (compensated: whatever catalog held and payment
+//! authorised is given back), or cancelled if the customer asked to.
+//!
 //! Decisions are `decide(state, command) -> events`; state changes only by
 //! `apply(event)`.
 
 use contracts::catalog::ListingKind;
 use contracts::reservation::PaymentMethod;
 use kernel::ids::{ListingId, ReservationId, UserId};
-use kernel::Money;
+use kernel::{Money, SeatLabel};
 use time::OffsetDateTime;
 
 /// Most tickets one reservation may take.
 pub const MAX_TICKETS_PER_RESERVATION: u32 = 1_000;
+/// Most seats one reservation may name.
+pub const MAX_SEATS_PER_RESERVATION: usize = 10;
 
 /// How many tickets a reservation is for: at least one, at most
 /// [`MAX_TICKETS_PER_RESERVATION`].
@@ -37,6 +43,31 @@ impl Quantity {
     }
 }
 
+/// What is booked: tickets from a quota, or named seats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Order {
+    Tickets(Quantity),
+    Seats(Vec<SeatLabel>),
+}
+
+impl Order {
+    /// A choice of seats: at least one, at most
+    /// [`MAX_SEATS_PER_RESERVATION`], none twice.
+    pub fn seats(seats: Vec<SeatLabel>) -> Result<Order, ReservationError> {
+        if seats.is_empty() {
+            return Err(ReservationError::NoSeats);
+        }
+        if seats.len() > MAX_SEATS_PER_RESERVATION {
+            return Err(ReservationError::TooManySeats(seats.len()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(twice) = seats.iter().find(|seat| !seen.insert(**seat)) {
+            return Err(ReservationError::DuplicateSeat(*twice));
+        }
+        Ok(Order::Seats(seats))
+    }
+}
+
 /// What the reservation context knows of a listing (its own replica).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListingSnapshot {
@@ -44,6 +75,8 @@ pub struct ListingSnapshot {
     pub kind: ListingKind,
     pub title: String,
     pub price: Money,
+    /// Every seat on sale, for a seated listing; `None` for a ticket quota.
+    pub seats: Option<Vec<SeatLabel>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,12 +114,16 @@ pub struct Reservation {
     pub user_id: UserId,
     pub listing: ListingSnapshot,
     pub quantity: Quantity,
+    /// The seats booked, for a seated listing.
+    pub seats: Vec<SeatLabel>,
     pub amount: Money,
     pub payment_method: PaymentMethod,
     pub status: Status,
     pub reason: Option<String>,
     /// The customer asked to cancel while catalog had not answered yet.
     pub cancel_requested: bool,
+    /// Still pending at this moment, the booking is expired.
+    pub deadline: OffsetDateTime,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -97,9 +134,10 @@ pub enum Command {
         id: ReservationId,
         user_id: UserId,
         listing: ListingSnapshot,
-        quantity: Quantity,
+        order: Order,
         payment_method: PaymentMethod,
         at: OffsetDateTime,
+        deadline: OffsetDateTime,
     },
     /// Catalog held the tickets.
     ConfirmHold {
@@ -113,6 +151,11 @@ pub enum Command {
     Cancel {
         at: OffsetDateTime,
     },
+    /// The deadline passed.
+    Expire {
+        reason: String,
+        at: OffsetDateTime,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +163,7 @@ pub enum Event {
     Placed(Reservation),
     Confirmed { at: OffsetDateTime },
     Rejected { reason: String, at: OffsetDateTime },
+    Expired { reason: String, at: OffsetDateTime },
     CancellationRequested { at: OffsetDateTime },
     Cancelled { at: OffsetDateTime },
 }
@@ -128,6 +172,21 @@ pub enum Event {
 pub enum ReservationError {
     #[error("quantity must be between 1 and {MAX_TICKETS_PER_RESERVATION} (got {0})")]
     QuantityOutOfRange(i64),
+    #[error("name at least one seat")]
+    NoSeats,
+    #[error("at most {MAX_SEATS_PER_RESERVATION} seats per booking (got {0})")]
+    TooManySeats(usize),
+    #[error("seat {0} is named twice")]
+    DuplicateSeat(SeatLabel),
+    #[error("{0} sells tickets by quantity; seats cannot be chosen")]
+    SeatsOnQuotaListing(String),
+    #[error("{0} has assigned seats: name them in `seats` instead of giving a quantity")]
+    SeatsRequired(String),
+    #[error("{title} has no seat {}", kernel::seat::list(seats))]
+    UnknownSeats {
+        title: String,
+        seats: Vec<SeatLabel>,
+    },
     #[error("the amount for {quantity} tickets at {price} each is too large")]
     AmountTooLarge { quantity: u32, price: Money },
     #[error("the reservation already exists")]
@@ -154,11 +213,13 @@ pub fn decide(
                 id,
                 user_id,
                 listing,
-                quantity,
+                order,
                 payment_method,
                 at,
+                deadline,
             },
         ) => {
+            let (quantity, seats) = fit(&listing, order)?;
             let amount =
                 listing
                     .price
@@ -172,11 +233,13 @@ pub fn decide(
                 user_id,
                 listing,
                 quantity,
+                seats,
                 amount,
                 payment_method,
                 status: Status::Pending,
                 reason: None,
                 cancel_requested: false,
+                deadline,
                 created_at: at,
                 updated_at: at,
             })])
@@ -201,6 +264,42 @@ pub fn decide(
                 r.reason.clone().unwrap_or_else(|| "rejected".to_owned()),
             )),
         },
+        (Some(r), Command::Expire { reason, at }) => Ok(match r.status {
+            // The customer wanted out anyway: it ends as they asked.
+            Status::Pending if r.cancel_requested => vec![Event::Cancelled { at }],
+            Status::Pending => vec![Event::Expired { reason, at }],
+            _ => vec![],
+        }),
+    }
+}
+
+/// Checks the order against how the listing is sold: the quantity it is
+/// for, and its seats.
+fn fit(
+    listing: &ListingSnapshot,
+    order: Order,
+) -> Result<(Quantity, Vec<SeatLabel>), ReservationError> {
+    match (order, &listing.seats) {
+        (Order::Tickets(quantity), None) => Ok((quantity, Vec::new())),
+        (Order::Tickets(_), Some(_)) => Err(ReservationError::SeatsRequired(listing.title.clone())),
+        (Order::Seats(_), None) => {
+            Err(ReservationError::SeatsOnQuotaListing(listing.title.clone()))
+        }
+        (Order::Seats(seats), Some(on_sale)) => {
+            let unknown: Vec<SeatLabel> = seats
+                .iter()
+                .filter(|seat| !on_sale.contains(seat))
+                .copied()
+                .collect();
+            if !unknown.is_empty() {
+                return Err(ReservationError::UnknownSeats {
+                    title: listing.title.clone(),
+                    seats: unknown,
+                });
+            }
+            let count = i64::try_from(seats.len()).unwrap_or(i64::MAX);
+            Ok((Quantity::parse(count)?, seats))
+        }
     }
 }
 
@@ -214,6 +313,12 @@ pub fn apply(state: Option<Reservation>, event: &Event) -> Option<Reservation> {
             Some(r)
         }
         (Some(mut r), Event::Rejected { reason, at }) => {
+            r.status = Status::Rejected;
+            r.reason = Some(reason.clone());
+            r.updated_at = *at;
+            Some(r)
+        }
+        (Some(mut r), Event::Expired { reason, at }) => {
             r.status = Status::Rejected;
             r.reason = Some(reason.clone());
             r.updated_at = *at;
@@ -247,6 +352,7 @@ mod tests {
             kind: ListingKind::Movie,
             title: "LALALand".into(),
             price: Money::parse(price).unwrap(),
+            seats: None,
         }
     }
 
@@ -255,8 +361,42 @@ mod tests {
             id: ReservationId::new(),
             user_id: UserId::new(),
             listing: lalaland(10_000),
-            quantity: Quantity::parse(quantity).unwrap(),
+            order: Order::Tickets(Quantity::parse(quantity).unwrap()),
             payment_method: PaymentMethod::Card,
+            at: at(),
+            deadline: at() + time::Duration::minutes(2),
+        }
+    }
+
+    fn labels(seats: &[&str]) -> Vec<SeatLabel> {
+        seats.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    fn dune() -> ListingSnapshot {
+        ListingSnapshot {
+            id: ListingId::new(),
+            kind: ListingKind::Movie,
+            title: "Dune".into(),
+            price: Money::parse(15_000).unwrap(),
+            seats: Some(labels(&["A-1", "A-2", "A-3", "B-1"])),
+        }
+    }
+
+    fn place_seats(listing: ListingSnapshot, seats: &[&str]) -> Result<Command, ReservationError> {
+        Ok(Command::Place {
+            id: ReservationId::new(),
+            user_id: UserId::new(),
+            listing,
+            order: Order::seats(labels(seats))?,
+            payment_method: PaymentMethod::Card,
+            at: at(),
+            deadline: at() + time::Duration::minutes(2),
+        })
+    }
+
+    fn expire() -> Command {
+        Command::Expire {
+            reason: "not confirmed within 120 seconds".into(),
             at: at(),
         }
     }
@@ -318,14 +458,95 @@ mod tests {
     }
 
     #[test]
+    fn a_seat_booking_is_for_as_many_tickets_as_seats_and_priced_by_seat() {
+        let (state, _) = given(vec![]).when(place_seats(dune(), &["A-1", "A-2"]).unwrap());
+        let reservation = state.unwrap();
+        assert_eq!(reservation.quantity.get(), 2);
+        assert_eq!(reservation.seats, labels(&["A-1", "A-2"]));
+        assert_eq!(reservation.amount, Money::parse(30_000).unwrap());
+    }
+
+    #[test]
+    fn seats_must_exist_be_few_and_named_once() {
+        assert_eq!(
+            decide(None, place_seats(dune(), &["A-1", "Z-9"]).unwrap()),
+            Err(ReservationError::UnknownSeats {
+                title: "Dune".into(),
+                seats: labels(&["Z-9"])
+            })
+        );
+        assert_eq!(
+            place_seats(dune(), &["A-1", "A-1"]),
+            Err(ReservationError::DuplicateSeat("A-1".parse().unwrap()))
+        );
+        let eleven: Vec<String> = (1..=11).map(|n| format!("A-{n}")).collect();
+        let eleven: Vec<&str> = eleven.iter().map(String::as_str).collect();
+        assert_eq!(
+            place_seats(dune(), &eleven),
+            Err(ReservationError::TooManySeats(11))
+        );
+        assert_eq!(place_seats(dune(), &[]), Err(ReservationError::NoSeats));
+    }
+
+    #[test]
+    fn seats_and_quotas_do_not_mix() {
+        assert_eq!(
+            decide(None, place_seats(lalaland(1), &["A-1"]).unwrap()),
+            Err(ReservationError::SeatsOnQuotaListing("LALALand".into()))
+        );
+        let mut tickets_for_seats = place(2);
+        if let Command::Place { listing, .. } = &mut tickets_for_seats {
+            *listing = dune();
+        }
+        assert_eq!(
+            decide(None, tickets_for_seats),
+            Err(ReservationError::SeatsRequired("Dune".into()))
+        );
+    }
+
+    #[test]
+    fn a_pending_booking_past_its_deadline_expires_as_rejected_with_the_reason() {
+        let (state, events) = given(vec![place(2)]).when(expire());
+        assert!(matches!(
+            events.unwrap().as_slice(),
+            [Event::Expired { .. }]
+        ));
+        let state = state.unwrap();
+        assert_eq!(state.status, Status::Rejected);
+        assert_eq!(
+            state.reason.as_deref(),
+            Some("not confirmed within 120 seconds")
+        );
+    }
+
+    #[test]
+    fn a_cancel_asked_for_while_pending_completes_at_the_deadline() {
+        let (state, events) = given(vec![place(2), Command::Cancel { at: at() }]).when(expire());
+        assert_eq!(events.unwrap(), vec![Event::Cancelled { at: at() }]);
+        assert_eq!(state.unwrap().status, Status::Cancelled);
+    }
+
+    #[test]
+    fn a_deadline_means_nothing_once_the_saga_has_answered() {
+        let (_, events) = given(vec![place(2), Command::ConfirmHold { at: at() }]).when(expire());
+        assert_eq!(events.unwrap(), vec![]);
+        // And a late answer after expiry changes nothing either.
+        let (state, events) =
+            given(vec![place(2), expire()]).when(Command::ConfirmHold { at: at() });
+        assert_eq!(events.unwrap(), vec![]);
+        assert_eq!(state.unwrap().status, Status::Rejected);
+    }
+
+    #[test]
     fn an_amount_that_would_overflow_is_refused() {
         let command = Command::Place {
             id: ReservationId::new(),
             user_id: UserId::new(),
             listing: lalaland(kernel::money::MAX_AMOUNT),
-            quantity: Quantity::parse(2).unwrap(),
+            order: Order::Tickets(Quantity::parse(2).unwrap()),
             payment_method: PaymentMethod::Card,
             at: at(),
+            deadline: at(),
         };
         assert!(matches!(
             decide(None, command),

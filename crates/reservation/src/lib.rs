@@ -1,41 +1,76 @@
 //! The reservation context: the reservation aggregate and the saga it owns.
 //!
-//! `POST /reservations` stores a *pending* reservation with its
+//! `POST /reservations` authorises a card payment synchronously (payment
+//! over HTTP, behind a timeout and a circuit breaker: no payment, no
+//! booking), then stores a *pending* reservation with its
 //! `ReservationPlaced` event (transactional outbox) and answers 202 without
 //! calling catalog; catalog's answer, arriving as an event, confirms or
-//! rejects it. Listings are validated and priced from a local replica built
+//! rejects it. A booking still pending at its deadline is expired. Listings are validated and priced from a local replica built
 //! from catalog's events, falling back to one synchronous lookup for a
 //! listing the replica has not heard of yet.
 //!
 //! # Layout
 //! - [`domain`]: the aggregate, its commands, events and decisions (pure).
 //! - `app`: use cases, one transaction each.
-//! - `adapters`: REST, SQL, the catalog client, the saga policy.
+//! - `adapters`: REST, SQL, the catalog and payment clients, the saga policy.
 
 mod adapters;
 pub mod app;
 pub mod domain;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use contracts::topics;
 use kernel::bus::EventBus;
 use runtime::consumer::Consumer;
 use runtime::{App, Store};
+use serde::{Deserialize, Serialize};
 
+pub use adapters::payment_client::PaymentCallSettings;
 pub use adapters::sql::MIGRATIONS;
 
-/// Builds the reservation service. `catalog_url` is where catalog's REST
-/// API answers (for listings the replica has not seen yet).
+/// How the reservation service is configured (`[reservation]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// How long a booking may stay pending before it is expired.
+    pub deadline_secs: u64,
+    /// The synchronous call to payment (`[reservation.payment]`).
+    pub payment: PaymentCallSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            deadline_secs: 120,
+            payment: PaymentCallSettings::default(),
+        }
+    }
+}
+
+/// Where the services reservation calls answer.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    /// Catalog's REST API, for listings the replica has not seen yet.
+    pub catalog: String,
+    /// Payment's REST API, to authorise card payments.
+    pub payment: String,
+}
+
+/// Builds the reservation service.
 pub async fn build(
     database_url: &str,
-    catalog_url: &str,
+    peers: &Peers,
     bus: Arc<dyn EventBus>,
+    settings: Settings,
 ) -> anyhow::Result<App> {
     let store = Store::connect(database_url, MIGRATIONS).await?;
     let reservations = app::Reservations::new(
         adapters::sql::ReservationStore::new(store.clone()),
-        adapters::catalog_client::CatalogClient::new(catalog_url),
+        adapters::catalog_client::CatalogClient::new(&peers.catalog),
+        adapters::payment_client::PaymentClient::new(&peers.payment, settings.payment),
+        Duration::from_secs(settings.deadline_secs.max(1)),
     );
     let router = adapters::http::router(reservations.clone());
     let consumer = Consumer {
@@ -43,12 +78,15 @@ pub async fn build(
         topics: vec![topics::CATALOG],
         store: store.clone(),
         bus: bus.clone(),
-        handler: Arc::new(adapters::policy::SagaPolicy::new(reservations)),
+        handler: Arc::new(adapters::policy::SagaPolicy::new(reservations.clone())),
     };
     let relay_store = store.clone();
     Ok(App::new("reservation", router)
         .ready_when_reachable(store.clone(), bus.clone())
         .consumer("saga-policy", consumer)
+        .worker("deadlines", move |shutdown| {
+            reservations.expire_overdue(shutdown)
+        })
         .worker("outbox-relay", move |shutdown| {
             runtime::outbox::relay(relay_store, bus, shutdown)
         }))

@@ -15,6 +15,7 @@
 //!   transaction, passing faults waited out, rejections dead-lettered).
 //! - [`dead_letters`]: what could not be applied or read, listed and
 //!   replayed by an admin.
+//! - [`group_commit`]: many small writes stored in one transaction.
 //! - [`retry`]: telling a passing fault from a rejection, and waiting one out.
 //! - [`http`]: problem+json errors, the caller's identity, JSON bodies with
 //!   precise rejections, health and metrics routes.
@@ -24,6 +25,7 @@
 pub mod app;
 pub mod consumer;
 pub mod dead_letters;
+pub mod group_commit;
 pub mod http;
 pub mod inbox;
 pub mod outbox;

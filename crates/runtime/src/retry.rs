@@ -19,11 +19,18 @@ use kernel::shutdown::Shutdown;
 #[error("{0} changed concurrently")]
 pub struct Contention(pub String);
 
+/// Something outside the service's own store and bus (a payment provider,
+/// another service) cannot be reached right now. Like an outage of the
+/// store, it says nothing about the work in hand: wait and try again.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} is unavailable")]
+pub struct Unavailable(pub String);
+
 /// Whether `error` is a passing fault of the store or the bus (retry as
 /// long as it takes) rather than a rejection of the work itself.
 pub fn is_transient(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
-        if cause.is::<Contention>() {
+        if cause.is::<Contention>() || cause.is::<Unavailable>() {
             return true;
         }
         match cause.downcast_ref::<sqlx::Error>() {

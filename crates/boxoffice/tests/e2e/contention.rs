@@ -21,7 +21,13 @@ async fn three_hundred_racing_bookings_sell_exactly_one_hundred_tickets() {
     let answers = join_all(attempts).await;
     assert!(
         answers.iter().all(|a| a.status == 202),
-        "every booking is accepted for processing"
+        "every booking is accepted for processing: {:?}",
+        answers
+            .iter()
+            .filter(|a| a.status != 202)
+            .map(|a| (a.status, a.body.to_string()))
+            .take(3)
+            .collect::<Vec<_>>()
     );
     let ids: Vec<(usize, String)> = answers
         .iter()

@@ -107,7 +107,8 @@ async fn a_corrupted_log_entry_is_parked_by_every_consumer_listed_by_the_gateway
         vec![
             "catalog.inventory",
             "mypage.projection",
-            "notification.sender"
+            "notification.sender",
+            "payment.settlement"
         ]
     );
     // There is no event in it to replay: the refusal says so.

@@ -36,6 +36,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         admin_password: Some(ADMIN_PASSWORD.to_owned()),
         ..Config::default()
     };
+    // Many platforms run at once here, unoptimised, on a few cores: the
+    // production 610 ms would time out payment calls that are merely
+    // queued. The breaker tests set their own timeout.
+    config.reservation.payment.timeout_ms = 5_000;
     configure(&mut config);
     let platform = Platform::start(&config).await.expect("the platform starts");
     TestApp {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use contracts::catalog::ListingKind;
 use kernel::ids::ListingId;
-use kernel::Money;
+use kernel::{Money, SeatLabel};
 use serde::Deserialize;
 
 use crate::domain::ListingSnapshot;
@@ -29,6 +29,18 @@ struct ListingView {
     kind: ListingKind,
     title: String,
     price: i64,
+    capacity: CapacityView,
+}
+
+#[derive(Deserialize)]
+struct CapacityView {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct SeatView {
+    label: SeatLabel,
 }
 
 impl CatalogClient {
@@ -64,11 +76,27 @@ impl CatalogClient {
         let view: ListingView = response.json().await.map_err(unavailable)?;
         let price =
             Money::parse(view.price).map_err(|e| LookupError::Unavailable(e.to_string()))?;
+        let seats = if view.capacity.kind == "seated" {
+            let seats: Vec<SeatView> = self
+                .http
+                .get(format!("{}/listings/{id}/seats", self.base_url))
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(unavailable)?
+                .json()
+                .await
+                .map_err(unavailable)?;
+            Some(seats.into_iter().map(|seat| seat.label).collect())
+        } else {
+            None
+        };
         Ok(Some(ListingSnapshot {
             id: view.id,
             kind: view.kind,
             title: view.title,
             price,
+            seats,
         }))
     }
 }

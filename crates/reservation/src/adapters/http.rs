@@ -12,9 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapters::sql::payment_method_str;
 use crate::app::{AppError, PlaceReservation, Reservations};
-use crate::domain::{Quantity, Reservation, ReservationError};
+use crate::domain::{Order, Quantity, Reservation, ReservationError};
 
-/// Most reservations one listing call returns.
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
 
@@ -50,6 +49,9 @@ pub struct ReservationView {
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     cancel_requested: bool,
+    /// While pending: when the booking is expired if not confirmed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deadline: Option<String>,
     created_at: String,
     updated_at: String,
 }
@@ -62,12 +64,13 @@ impl From<&Reservation> for ReservationView {
             title: r.listing.title.clone(),
             user_id: r.user_id.to_string(),
             quantity: r.quantity.get(),
-            seats: Vec::new(),
+            seats: r.seats.iter().map(ToString::to_string).collect(),
             amount: r.amount.minor_units(),
             payment_method: payment_method_str(r.payment_method),
             status: r.status.as_str(),
             reason: r.reason.clone(),
             cancel_requested: r.cancel_requested,
+            deadline: (r.status == crate::domain::Status::Pending).then(|| timestamp(r.deadline)),
             created_at: timestamp(r.created_at),
             updated_at: timestamp(r.updated_at),
         }
@@ -79,7 +82,13 @@ impl From<AppError> for ApiError {
         match error {
             AppError::Domain(e) => match e {
                 ReservationError::QuantityOutOfRange(_)
-                | ReservationError::AmountTooLarge { .. } => ApiError::Unprocessable(e.to_string()),
+                | ReservationError::AmountTooLarge { .. }
+                | ReservationError::NoSeats
+                | ReservationError::TooManySeats(_)
+                | ReservationError::DuplicateSeat(_)
+                | ReservationError::SeatsOnQuotaListing(_)
+                | ReservationError::SeatsRequired(_)
+                | ReservationError::UnknownSeats { .. } => ApiError::Unprocessable(e.to_string()),
                 ReservationError::NotFound => ApiError::NotFound("no such reservation".to_owned()),
                 ReservationError::AlreadyPlaced
                 | ReservationError::AlreadyCancelled
@@ -91,6 +100,16 @@ impl From<AppError> for ApiError {
             AppError::Lookup(e) => ApiError::Unavailable {
                 detail: format!("{e}; try again shortly"),
                 retry_after_secs: 1,
+            },
+            AppError::PaymentDeclined(reason) => {
+                ApiError::PaymentRequired(format!("payment declined: {reason}"))
+            }
+            AppError::PaymentUnavailable {
+                detail,
+                retry_after_secs,
+            } => ApiError::Unavailable {
+                detail,
+                retry_after_secs,
             },
             AppError::Infrastructure(e) => ApiError::Internal(e),
         }
@@ -106,13 +125,7 @@ async fn place(
     let listing_id: ListingId = request.listing_id.parse().map_err(|_| {
         ApiError::Unprocessable(format!("no listing with id {:?}", request.listing_id))
     })?;
-    let quantity = Quantity::parse(request.quantity.unwrap_or(1))
-        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    if request.seats.is_some_and(|seats| !seats.is_empty()) {
-        return Err(ApiError::Unprocessable(
-            "this listing sells tickets by quantity; seats cannot be chosen".to_owned(),
-        ));
-    }
+    let order = order(request.quantity, request.seats.unwrap_or_default())?;
     let payment_method = request.payment_method.unwrap_or(PaymentMethod::Card);
     if payment_method == PaymentMethod::Points {
         return Err(ApiError::Unprocessable(
@@ -124,7 +137,7 @@ async fn place(
         .place(PlaceReservation {
             user_id: caller.user_id,
             listing_id,
-            quantity,
+            order,
             payment_method,
             idempotency_key,
         })
@@ -137,6 +150,29 @@ async fn place(
         )],
         Json(ReservationView::from(&reservation)),
     ))
+}
+
+/// Named seats, or a number of tickets (1 when neither is given). A
+/// quantity beside seats must agree with them.
+fn order(quantity: Option<i64>, seats: Vec<String>) -> Result<Order, ApiError> {
+    let unprocessable = |e: ReservationError| ApiError::Unprocessable(e.to_string());
+    if seats.is_empty() {
+        let quantity = Quantity::parse(quantity.unwrap_or(1)).map_err(unprocessable)?;
+        return Ok(Order::Tickets(quantity));
+    }
+    let labels = seats
+        .iter()
+        .map(|seat| seat.parse())
+        .collect::<Result<Vec<kernel::SeatLabel>, _>>()
+        .map_err(|e| ApiError::Unprocessable(format!("seats: {e}")))?;
+    if quantity.is_some_and(|q| usize::try_from(q).ok() != Some(labels.len())) {
+        return Err(ApiError::Unprocessable(format!(
+            "quantity {} disagrees with the {} seats named; give the seats alone",
+            quantity.unwrap_or_default(),
+            labels.len()
+        )));
+    }
+    Order::seats(labels).map_err(unprocessable)
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {

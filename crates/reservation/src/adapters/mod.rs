@@ -1,4 +1,5 @@
 pub mod catalog_client;
 pub mod http;
+pub mod payment_client;
 pub mod policy;
 pub mod sql;

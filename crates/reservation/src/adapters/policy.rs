@@ -38,14 +38,19 @@ impl EventHandler for SagaPolicy {
                 kind,
                 title,
                 price,
-                capacity: CapacityKind::Quota { .. },
+                capacity,
                 ..
             } => {
+                let seats = match capacity {
+                    CapacityKind::Quota { .. } => None,
+                    CapacityKind::Seated { seats, .. } => Some(seats),
+                };
                 let listing = ListingSnapshot {
                     id: listing_id,
                     kind,
                     title,
                     price,
+                    seats,
                 };
                 self.reservations
                     .store()
@@ -75,7 +80,6 @@ impl EventHandler for SagaPolicy {
             | CatalogEvent::InventorySold { .. }
             | CatalogEvent::ScreenRegistered { .. }
             | CatalogEvent::ScreenAssigned { .. } => Ok(()),
-            CatalogEvent::ListingRegistered { .. } => Ok(()),
         }
     }
 }

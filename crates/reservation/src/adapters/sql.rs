@@ -6,7 +6,7 @@
 use anyhow::Context;
 use contracts::reservation::PaymentMethod;
 use kernel::ids::{ListingId, ReservationId, UserId};
-use kernel::Money;
+use kernel::{Money, SeatLabel};
 use runtime::http::{parse_timestamp, timestamp};
 use runtime::retry::Contention;
 use runtime::store::{Listing, MigrationScript};
@@ -49,6 +49,15 @@ const FIXED_WIDTH_TIMESTAMPS: &str = runtime::fixed_width_timestamps!(
     ("reservations", "updated_at")
 );
 
+/// Seats and deadlines. Bookings pending from before deadlines existed get
+/// their last change as deadline: they are long overdue.
+const SEATS_AND_DEADLINES: &str = "
+ALTER TABLE reservations ADD COLUMN seats TEXT NOT NULL DEFAULT '';
+ALTER TABLE reservations ADD COLUMN deadline TEXT NOT NULL DEFAULT '';
+UPDATE reservations SET deadline = updated_at;
+CREATE INDEX reservations_by_deadline ON reservations (status, deadline);
+ALTER TABLE listing_replica ADD COLUMN seats TEXT;";
+
 pub const MIGRATIONS: &[MigrationScript] = &[
     MigrationScript {
         version: 100,
@@ -62,11 +71,17 @@ pub const MIGRATIONS: &[MigrationScript] = &[
         sqlite: FIXED_WIDTH_TIMESTAMPS,
         postgres: FIXED_WIDTH_TIMESTAMPS,
     },
+    MigrationScript {
+        version: 102,
+        description: "reservation: seats and deadlines",
+        sqlite: SEATS_AND_DEADLINES,
+        postgres: SEATS_AND_DEADLINES,
+    },
 ];
 
 const COLUMNS: &str =
-    "id, user_id, listing_id, listing_title, listing_kind, price, quantity, amount, \
-    payment_method, status, reason, cancel_requested, version, created_at, updated_at";
+    "id, user_id, listing_id, listing_title, listing_kind, price, quantity, seats, amount, \
+    payment_method, status, reason, cancel_requested, deadline, version, created_at, updated_at";
 
 const RESERVATIONS: Listing = Listing {
     table: "reservations",
@@ -121,7 +136,7 @@ impl ReservationStore {
         // PostgreSQL transaction shared with other bookings): it stores nothing.
         let inserted = sqlx::query(&format!(
             "INSERT INTO reservations ({COLUMNS}, idempotency_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $15)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, $15, $16, $17)
              ON CONFLICT (user_id, idempotency_key) DO NOTHING"
         ))
         .bind(r.id.to_string())
@@ -131,11 +146,13 @@ impl ReservationStore {
         .bind(r.listing.kind.as_str())
         .bind(r.listing.price.minor_units())
         .bind(i64::from(r.quantity.get()))
+        .bind(seat_list(&r.seats))
         .bind(r.amount.minor_units())
         .bind(payment_method_str(r.payment_method))
         .bind(r.status.as_str())
         .bind(r.reason.clone())
         .bind(i64::from(r.cancel_requested))
+        .bind(timestamp(r.deadline))
         .bind(timestamp(r.created_at))
         .bind(timestamp(r.updated_at))
         .bind(idempotency_key.map(str::to_owned))
@@ -180,6 +197,25 @@ impl ReservationStore {
             .fetch_optional(self.store.reader())
             .await?;
         row.map(|row| from_row(&row)).transpose()
+    }
+
+    /// Pending bookings whose deadline has passed, most overdue first.
+    pub async fn overdue(
+        &self,
+        now: time::OffsetDateTime,
+        limit: i64,
+    ) -> anyhow::Result<Vec<ReservationId>> {
+        let rows = sqlx::query(
+            "SELECT id FROM reservations WHERE status = 'pending' AND deadline < $1
+             ORDER BY deadline LIMIT $2",
+        )
+        .bind(timestamp(now))
+        .bind(limit)
+        .fetch_all(self.store.reader())
+        .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>("id")?.parse()?))
+            .collect()
     }
 
     pub async fn find_by_idempotency_key(
@@ -228,18 +264,21 @@ impl ReservationStore {
     }
 
     pub async fn listing(&self, id: ListingId) -> anyhow::Result<Option<ListingSnapshot>> {
-        let row = sqlx::query("SELECT id, kind, title, price FROM listing_replica WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(self.store.reader())
-            .await?;
+        let row =
+            sqlx::query("SELECT id, kind, title, price, seats FROM listing_replica WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(self.store.reader())
+                .await?;
         row.map(|row| {
             let id: String = row.try_get("id")?;
             let kind: String = row.try_get("kind")?;
+            let seats: Option<String> = row.try_get("seats")?;
             Ok(ListingSnapshot {
                 id: id.parse()?,
                 kind: serde_json::from_value(serde_json::Value::String(kind))?,
                 title: row.try_get("title")?,
                 price: Money::parse(row.try_get("price")?)?,
+                seats: seats.as_deref().map(parse_seats).transpose()?,
             })
         })
         .transpose()
@@ -252,13 +291,15 @@ impl ReservationStore {
         listing: &ListingSnapshot,
     ) -> anyhow::Result<()> {
         sqlx::query(
-            "INSERT INTO listing_replica (id, kind, title, price) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, title = excluded.title, price = excluded.price",
+            "INSERT INTO listing_replica (id, kind, title, price, seats) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, title = excluded.title,
+                 price = excluded.price, seats = excluded.seats",
         )
         .bind(listing.id.to_string())
         .bind(listing.kind.as_str())
         .bind(&listing.title)
         .bind(listing.price.minor_units())
+        .bind(listing.seats.as_deref().map(seat_list))
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -270,6 +311,22 @@ pub fn payment_method_str(method: PaymentMethod) -> &'static str {
         PaymentMethod::Card => "card",
         PaymentMethod::Points => "points",
     }
+}
+
+/// Seats as stored: `A-1,A-2` (labels never contain a comma).
+fn seat_list(seats: &[SeatLabel]) -> String {
+    seats
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn parse_seats(text: &str) -> anyhow::Result<Vec<SeatLabel>> {
+    text.split(',')
+        .filter(|label| !label.is_empty())
+        .map(|label| Ok(label.parse()?))
+        .collect()
 }
 
 fn from_row(row: &AnyRow) -> anyhow::Result<Reservation> {
@@ -284,13 +341,18 @@ fn from_row(row: &AnyRow) -> anyhow::Result<Reservation> {
             kind: serde_json::from_value(serde_json::Value::String(text("listing_kind")?))?,
             title: text("listing_title")?,
             price: Money::parse(number("price")?)?,
+            // The booking keeps its own seats; the listing's seat map is
+            // only needed to place one.
+            seats: None,
         },
         quantity: Quantity::parse(number("quantity")?)?,
+        seats: parse_seats(&text("seats")?)?,
         amount: Money::parse(number("amount")?)?,
         payment_method: serde_json::from_value(serde_json::Value::String(text("payment_method")?))?,
         status: Status::parse(&status).with_context(|| format!("unknown status {status:?}"))?,
         reason: row.try_get("reason")?,
         cancel_requested: number("cancel_requested")? != 0,
+        deadline: parse_timestamp(&text("deadline")?)?,
         created_at: parse_timestamp(&text("created_at")?)?,
         updated_at: parse_timestamp(&text("updated_at")?)?,
     })

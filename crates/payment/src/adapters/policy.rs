@@ -1,0 +1,45 @@
+//! The settlement policy: what the saga decided about a booking becomes a
+//! settlement of its payment (capture, void or refund).
+
+use async_trait::async_trait;
+use contracts::reservation::ReservationEvent;
+use contracts::IntegrationEvent;
+use kernel::Envelope;
+use runtime::consumer::EventHandler;
+use sqlx::{Any, Transaction};
+
+use crate::app::Payments;
+use crate::domain::BookingOutcome;
+
+pub struct SettlementPolicy {
+    payments: Payments,
+}
+
+impl SettlementPolicy {
+    pub fn new(payments: Payments) -> SettlementPolicy {
+        SettlementPolicy { payments }
+    }
+}
+
+#[async_trait]
+impl EventHandler for SettlementPolicy {
+    async fn handle(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        event: &Envelope,
+    ) -> anyhow::Result<()> {
+        let Some(event) = ReservationEvent::from_envelope(event)? else {
+            return Ok(());
+        };
+        let outcome = match &event {
+            ReservationEvent::ReservationPlaced { .. } => return Ok(()),
+            ReservationEvent::ReservationConfirmed { .. } => BookingOutcome::Confirmed,
+            ReservationEvent::ReservationRejected { .. }
+            | ReservationEvent::ReservationExpired { .. } => BookingOutcome::Abandoned,
+            ReservationEvent::ReservationCancelled { .. } => BookingOutcome::Cancelled,
+        };
+        self.payments
+            .on_booking(tx, event.booking().reservation_id, outcome)
+            .await
+    }
+}

@@ -1,0 +1,302 @@
+//! Payments in the payment service's own database. Every change is written
+//! with its event (outbox) in one transaction, guarded by a version so two
+//! replicas settling the same payment record the outcome once.
+
+use anyhow::Context;
+use contracts::payment::{Charge, PaymentEvent};
+use contracts::IntegrationEvent;
+use kernel::ids::{ReservationId, UserId};
+use kernel::Money;
+use runtime::http::{parse_timestamp, timestamp};
+use runtime::store::{Listing, MigrationScript};
+use runtime::{outbox, Store};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+use time::OffsetDateTime;
+
+use crate::domain::{Payment, Settlement, Status};
+
+const SCHEMA: &str = "
+CREATE TABLE payments (
+    id TEXT PRIMARY KEY,
+    reservation_id TEXT UNIQUE,
+    user_id TEXT NOT NULL,
+    amount BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    pending TEXT,
+    reason TEXT,
+    version BIGINT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX payments_by_user ON payments (user_id, created_at);
+CREATE INDEX payments_to_settle ON payments (pending, updated_at);";
+
+pub const MIGRATIONS: &[MigrationScript] = &[MigrationScript {
+    version: 100,
+    description: "payment: payments",
+    sqlite: SCHEMA,
+    postgres: SCHEMA,
+}];
+
+const COLUMNS: &str =
+    "id, reservation_id, user_id, amount, status, pending, reason, version, created_at, updated_at";
+
+const PAYMENTS: Listing = Listing {
+    table: "payments",
+    columns: COLUMNS,
+    sort: "created_at",
+    id: "id",
+    newest_first: true,
+};
+
+/// A stored payment and the version it was read at.
+pub type Versioned = (Payment, i64);
+
+#[derive(Clone, Debug)]
+pub struct PaymentStore {
+    store: Store,
+}
+
+impl PaymentStore {
+    pub fn new(store: Store) -> PaymentStore {
+        PaymentStore { store }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stores new payments with their events in one transaction; for each,
+    /// `false` (nothing stored) when its booking already has one.
+    pub async fn insert_all(
+        &self,
+        payments: &[(Payment, PaymentEvent)],
+    ) -> anyhow::Result<Vec<bool>> {
+        let mut tx = self.store.begin().await?;
+        let mut stored = Vec::with_capacity(payments.len());
+        for (payment, event) in payments {
+            let inserted = self.insert(&mut tx, payment).await?;
+            if inserted {
+                outbox::append(&mut tx, &[event.outgoing(None)]).await?;
+            }
+            stored.push(inserted);
+        }
+        self.store.commit(tx).await?;
+        Ok(stored)
+    }
+
+    async fn insert(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        payment: &Payment,
+    ) -> anyhow::Result<bool> {
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9)
+             ON CONFLICT (reservation_id) DO NOTHING"
+        ))
+        .bind(payment.id.to_string())
+        .bind(payment.reservation_id.map(|id| id.to_string()))
+        .bind(payment.user_id.to_string())
+        .bind(payment.amount.minor_units())
+        .bind(payment.status.as_str())
+        .bind(payment.pending.map(Settlement::as_str))
+        .bind(payment.reason.clone())
+        .bind(timestamp(payment.created_at))
+        .bind(timestamp(payment.updated_at))
+        .execute(&mut **tx)
+        .await
+        .context("storing a payment")?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    pub async fn find_for_booking(
+        &self,
+        reservation: ReservationId,
+    ) -> anyhow::Result<Option<Payment>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM payments WHERE reservation_id = $1"
+        ))
+        .bind(reservation.to_string())
+        .fetch_optional(self.store.reader())
+        .await?;
+        row.map(|row| from_row(&row)).transpose()
+    }
+
+    /// The booking's payment, locked for change on PostgreSQL.
+    pub async fn load_for_booking(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        reservation: ReservationId,
+    ) -> anyhow::Result<Option<Versioned>> {
+        let lock = self.store.for_update();
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM payments WHERE reservation_id = $1{lock}"
+        ))
+        .bind(reservation.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+        row.map(|row| Ok((from_row(&row)?, row.try_get("version")?)))
+            .transpose()
+    }
+
+    /// Records that `settlement` is wanted; the settler carries it out.
+    pub async fn request(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        payment: &Payment,
+        version: i64,
+        settlement: Settlement,
+    ) -> anyhow::Result<()> {
+        let updated = sqlx::query(
+            "UPDATE payments SET pending = $1, updated_at = $2, version = version + 1
+             WHERE id = $3 AND version = $4",
+        )
+        .bind(settlement.as_str())
+        .bind(timestamp(kernel::now()))
+        .bind(payment.id.to_string())
+        .bind(version)
+        .execute(&mut **tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(runtime::retry::Contention(format!("payment {}", payment.id)).into());
+        }
+        Ok(())
+    }
+
+    /// A void for a booking whose authorisation never completed (the caller
+    /// gave up waiting): kept so that an authorisation arriving late is
+    /// refused and released rather than left standing.
+    pub async fn insert_void_marker(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        reservation: ReservationId,
+        user: UserId,
+        amount: Money,
+    ) -> anyhow::Result<()> {
+        let now = timestamp(kernel::now());
+        sqlx::query(&format!(
+            "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, 'voided', NULL, $5, 1, $6, $6)
+             ON CONFLICT (reservation_id) DO NOTHING"
+        ))
+        .bind(kernel::ids::PaymentId::new().to_string())
+        .bind(reservation.to_string())
+        .bind(user.to_string())
+        .bind(amount.minor_units())
+        .bind("voided before the authorisation completed")
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Payments waiting for the provider, oldest request first.
+    pub async fn to_settle(&self, limit: i64) -> anyhow::Result<Vec<Versioned>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM payments WHERE pending IS NOT NULL ORDER BY updated_at LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(self.store.reader())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((from_row(row)?, row.try_get("version")?)))
+            .collect()
+    }
+
+    /// Records that the provider did what was pending, with its event.
+    /// `false` when another replica recorded it first.
+    pub async fn settled(
+        &self,
+        payment: &Payment,
+        version: i64,
+        settlement: Settlement,
+    ) -> anyhow::Result<bool> {
+        let now = kernel::now();
+        let status = settlement.outcome();
+        let mut tx = self.store.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE payments SET status = $1, pending = NULL, updated_at = $2, version = version + 1
+             WHERE id = $3 AND version = $4 AND pending = $5",
+        )
+        .bind(status.as_str())
+        .bind(timestamp(now))
+        .bind(payment.id.to_string())
+        .bind(version)
+        .bind(settlement.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let charge = charge(payment);
+        let event = match settlement {
+            Settlement::Capture => PaymentEvent::PaymentCaptured {
+                charge,
+                captured_at: now,
+            },
+            Settlement::Void => PaymentEvent::PaymentVoided {
+                charge,
+                voided_at: now,
+            },
+            Settlement::Refund => PaymentEvent::PaymentRefunded {
+                charge,
+                refunded_at: now,
+            },
+        };
+        outbox::append(&mut tx, &[event.outgoing(None)]).await?;
+        self.store.commit(tx).await?;
+        Ok(true)
+    }
+
+    /// A user's payments (everyone's for `None`), newest first, a page at a
+    /// time; `Ok(None)` when `after` names no payment.
+    pub async fn list(
+        &self,
+        user: Option<UserId>,
+        after: Option<String>,
+        limit: i64,
+    ) -> anyhow::Result<Option<Vec<Payment>>> {
+        let filters: Vec<(&str, String)> = user
+            .map(|user| ("user_id", user.to_string()))
+            .into_iter()
+            .collect();
+        let Some(rows) = self.store.page(&PAYMENTS, &filters, after, limit).await? else {
+            return Ok(None);
+        };
+        rows.iter()
+            .map(from_row)
+            .collect::<anyhow::Result<_>>()
+            .map(Some)
+    }
+}
+
+/// The facts every event of this payment repeats.
+pub fn charge(payment: &Payment) -> Charge {
+    Charge {
+        payment_id: payment.id,
+        user_id: payment.user_id,
+        amount: payment.amount,
+        reservation_id: payment.reservation_id,
+    }
+}
+
+fn from_row(row: &AnyRow) -> anyhow::Result<Payment> {
+    let text = |name: &str| -> anyhow::Result<String> { Ok(row.try_get::<String, _>(name)?) };
+    let status = text("status")?;
+    let pending: Option<String> = row.try_get("pending")?;
+    let reservation: Option<String> = row.try_get("reservation_id")?;
+    let time = |name: &str| -> anyhow::Result<OffsetDateTime> { parse_timestamp(&text(name)?) };
+    Ok(Payment {
+        id: text("id")?.parse()?,
+        reservation_id: reservation.map(|id| id.parse()).transpose()?,
+        user_id: text("user_id")?.parse()?,
+        amount: Money::parse(row.try_get("amount")?)?,
+        status: Status::parse(&status).with_context(|| format!("unknown status {status:?}"))?,
+        pending: pending
+            .map(|p| Settlement::parse(&p).with_context(|| format!("unknown settlement {p:?}")))
+            .transpose()?,
+        reason: row.try_get("reason")?,
+        created_at: time("created_at")?,
+        updated_at: time("updated_at")?,
+    })
+}
