@@ -1,15 +1,19 @@
-//! `GET /mypage/reservations`: the caller's reservations as the read model has them.
+//! `GET /mypage/reservations`: the caller's reservations as the read model
+//! has them; `GET /mypage/reservations/{id}`: one of them in full.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use runtime::http::{ApiError, Caller, Page};
 
-use crate::store::{MyReservationView, MyReservations};
+use kernel::ids::ReservationId;
+
+use crate::store::{MyReservationDetail, MyReservationView, MyReservations};
 
 pub fn router(view: MyReservations) -> Router {
     Router::new()
         .route("/mypage/reservations", get(list))
+        .route("/mypage/reservations/{id}", get(find))
         .with_state(view)
 }
 
@@ -28,4 +32,98 @@ async fn list(
         .await?
         .ok_or_else(|| page.unknown_after("reservation"))?;
     Ok(Json(list))
+}
+
+/// The caller's booking (an admin's: anyone's). Someone else's booking is
+/// answered exactly like an unknown one, so ids cannot be probed.
+async fn find(
+    State(view): State<MyReservations>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<MyReservationDetail>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no reservation with id {id:?}"));
+    let reservation: ReservationId = id.parse().map_err(|_| not_found())?;
+    let owner = (!caller.is_admin()).then(|| caller.user_id.to_string());
+    let detail = view.find(reservation, owner).await?.ok_or_else(not_found)?;
+    Ok(Json(detail))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use kernel::ids::UserId;
+    use runtime::http::{ROLE_HEADER, USER_ID_HEADER};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::projector::tests::given;
+
+    async fn get(
+        router: Router,
+        user: UserId,
+        role: &str,
+        uri: &str,
+    ) -> (StatusCode, serde_json::Value) {
+        let response = router
+            .oneshot(
+                Request::get(uri)
+                    .header(USER_ID_HEADER, user.to_string())
+                    .header(ROLE_HEADER, role)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_booking_is_shown_to_its_owner_and_admins_and_to_nobody_else() {
+        let given = given().await;
+        given.deliver(&given.placed()).await;
+        let router = router(given.view.clone());
+        let owner = given.booking.user_id;
+        let id = given.booking.reservation_id;
+        let uri = format!("/mypage/reservations/{id}");
+
+        let (status, body) = get(router.clone(), owner, "customer", &uri).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["reservationId"], id.to_string());
+        assert_eq!(body["status"], "pending");
+
+        let (status, _) = get(router.clone(), UserId::new(), "admin", &uri).await;
+        assert_eq!(status, StatusCode::OK);
+
+        for uri in [
+            uri.as_str(),
+            "/mypage/reservations/not-an-id",
+            &format!("/mypage/reservations/{}", kernel::ids::ReservationId::new()),
+        ] {
+            let (status, body) = get(router.clone(), UserId::new(), "customer", uri).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+            assert_eq!(body["type"], "/problems/not-found");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_list_shows_each_bookings_seats() {
+        let given = given().await;
+        given.deliver(&given.placed()).await;
+        let router = router(given.view.clone());
+
+        let (status, body) = get(
+            router,
+            given.booking.user_id,
+            "customer",
+            "/mypage/reservations",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body[0]["seats"], serde_json::json!(["A-1", "A-2"]));
+    }
 }

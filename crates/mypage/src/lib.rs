@@ -1,25 +1,27 @@
 //! The my-page context: read models for customers, built from events alone
 //! (it never reads another service's database).
 //!
+//! It reads reservation events (the bookings and their history), catalog
+//! events (a listing's start and screen), payment events (where a booking's
+//! payment stands) and wallet events (the points a booking earned).
+//!
 //! # Layout
-//! - [`projection`]: how each reservation event changes a customer's list (pure).
+//! - [`projection`]: what each event changes on a customer's page (pure).
+//! - `projector`: the consumer's handler, applying events to the store.
 //! - `store`: the materialised view in the service's own database.
-//! - `http`: `GET /mypage/reservations`.
+//! - `http`: `GET /mypage/reservations` and `GET /mypage/reservations/{id}`.
 
 mod http;
 pub mod projection;
+mod projector;
 mod store;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use contracts::reservation::ReservationEvent;
-use contracts::{topics, IntegrationEvent};
+use contracts::topics;
 use kernel::bus::EventBus;
-use kernel::Envelope;
-use runtime::consumer::{Consumer, EventHandler};
+use runtime::consumer::Consumer;
 use runtime::{App, Store};
-use sqlx::{Any, Transaction};
 
 pub use store::MIGRATIONS;
 
@@ -28,32 +30,17 @@ pub async fn build(database_url: &str, bus: Arc<dyn EventBus>) -> anyhow::Result
     let view = store::MyReservations::new(store.clone());
     let consumer = Consumer {
         group: "mypage.projection".to_owned(),
-        topics: vec![topics::RESERVATION],
+        topics: vec![
+            topics::RESERVATION,
+            topics::CATALOG,
+            topics::PAYMENT,
+            topics::WALLET,
+        ],
         store: store.clone(),
         bus: bus.clone(),
-        handler: Arc::new(Projector { view: view.clone() }),
+        handler: Arc::new(projector::Projector::new(view.clone())),
     };
     Ok(App::new("mypage", http::router(view))
         .ready_when_reachable(store.clone(), bus.clone())
         .consumer("mypage-projection", consumer))
-}
-
-struct Projector {
-    view: store::MyReservations,
-}
-
-#[async_trait]
-impl EventHandler for Projector {
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &Envelope,
-    ) -> anyhow::Result<()> {
-        let Some(reservation_event) = ReservationEvent::from_envelope(event)? else {
-            return Ok(());
-        };
-        let version = event.subjectversion.unwrap_or(0);
-        let row = projection::project(&reservation_event, version);
-        self.view.upsert(tx, &row).await
-    }
 }

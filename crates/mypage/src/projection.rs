@@ -1,12 +1,18 @@
-//! The my-page row a reservation event leads to. Every reservation event
-//! carries the whole booking, so each one yields the complete row.
+//! What each event changes in a customer's my-page. Pure.
+//!
+//! The row a reservation event leads to: every reservation event carries
+//! the whole booking, so each one yields the complete row.
 //!
 //! The row must never go backwards: a late `confirmed` (a redelivery, or a
 //! re-send after a failed publish) must not overwrite `cancelled`. Each
 //! event carries the version it brought the reservation to, and a row only
 //! takes an event newer than the one it holds.
 
+use contracts::catalog::CatalogEvent;
+use contracts::payment::PaymentEvent;
 use contracts::reservation::{Booking, ReservationEvent};
+use contracts::wallet::WalletEvent;
+use kernel::ids::{ListingId, ReservationId, ScreenId};
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +56,195 @@ pub fn project(event: &ReservationEvent, version: u64) -> MyReservationRow {
         updated_at,
         version,
     }
+}
+
+/// Where a booking's card payment stands.
+///
+/// Payment events about one booking may reach my-page late (a redelivery,
+/// a re-send), so a status only replaces one from an earlier stage:
+/// declined < authorised < captured | voided < refunded. A decline is the
+/// lowest because a later card can still be authorised; captured and voided
+/// exclude each other, so whichever arrives first stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentStatus {
+    Declined,
+    Authorised,
+    Captured,
+    Voided,
+    Refunded,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Declined => "declined",
+            PaymentStatus::Authorised => "authorised",
+            PaymentStatus::Captured => "captured",
+            PaymentStatus::Voided => "voided",
+            PaymentStatus::Refunded => "refunded",
+        }
+    }
+
+    /// How far along the payment is; a status replaces only a lower stage.
+    pub fn stage(self) -> i64 {
+        match self {
+            PaymentStatus::Declined => 0,
+            PaymentStatus::Authorised => 1,
+            PaymentStatus::Captured | PaymentStatus::Voided => 2,
+            PaymentStatus::Refunded => 3,
+        }
+    }
+
+    /// Whether this status replaces the one held (none held: it does).
+    pub fn supersedes(self, held: Option<PaymentStatus>) -> bool {
+        held.is_none_or(|held| self.stage() > held.stage())
+    }
+}
+
+/// A booking's payment moved to `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentStep {
+    pub reservation_id: ReservationId,
+    pub status: PaymentStatus,
+    pub at: OffsetDateTime,
+}
+
+/// The step a payment event stands for, if it is about a booking (a
+/// payment for no booking, buying points, has no place on my-page).
+pub fn payment_step(event: &PaymentEvent) -> Option<PaymentStep> {
+    let reservation_id = event.charge().reservation_id?;
+    let (status, at) = match event {
+        PaymentEvent::PaymentAuthorised { authorised_at, .. } => {
+            (PaymentStatus::Authorised, *authorised_at)
+        }
+        PaymentEvent::PaymentDeclined { declined_at, .. } => {
+            (PaymentStatus::Declined, *declined_at)
+        }
+        PaymentEvent::PaymentCaptured { captured_at, .. } => {
+            (PaymentStatus::Captured, *captured_at)
+        }
+        PaymentEvent::PaymentVoided { voided_at, .. } => (PaymentStatus::Voided, *voided_at),
+        PaymentEvent::PaymentRefunded { refunded_at, .. } => {
+            (PaymentStatus::Refunded, *refunded_at)
+        }
+    };
+    Some(PaymentStep {
+        reservation_id,
+        status,
+        at,
+    })
+}
+
+/// Points a booking earned or gave back. Each is a fact stated once per
+/// booking, so applying it twice sets the same value again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointsChange {
+    Earned {
+        reservation_id: ReservationId,
+        points: u64,
+    },
+    Withdrawn {
+        reservation_id: ReservationId,
+        points: u64,
+    },
+}
+
+pub fn points_change(event: &WalletEvent) -> PointsChange {
+    match event {
+        WalletEvent::PointsEarned {
+            reservation_id,
+            points,
+            ..
+        } => PointsChange::Earned {
+            reservation_id: *reservation_id,
+            points: *points,
+        },
+        WalletEvent::PointsWithdrawn {
+            reservation_id,
+            points,
+            ..
+        } => PointsChange::Withdrawn {
+            reservation_id: *reservation_id,
+            points: *points,
+        },
+    }
+}
+
+/// What my-page keeps about a listing: when it starts, where it shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListingFact {
+    Starts {
+        listing_id: ListingId,
+        starts_at: Option<OffsetDateTime>,
+    },
+    Screen {
+        listing_id: ListingId,
+        screen_id: ScreenId,
+        name: String,
+    },
+}
+
+/// The listing fact a catalog event states, if any (inventory moves are
+/// not shown on my-page).
+pub fn listing_fact(event: &CatalogEvent) -> Option<ListingFact> {
+    match event {
+        CatalogEvent::ListingRegistered {
+            listing_id,
+            starts_at,
+            ..
+        } => Some(ListingFact::Starts {
+            listing_id: *listing_id,
+            starts_at: *starts_at,
+        }),
+        CatalogEvent::ScreenAssigned {
+            listing_id,
+            screen_id,
+            screen_name,
+        } => Some(ListingFact::Screen {
+            listing_id: *listing_id,
+            screen_id: *screen_id,
+            name: screen_name.clone(),
+        }),
+        CatalogEvent::ScreenRegistered { .. }
+        | CatalogEvent::TicketsReserved { .. }
+        | CatalogEvent::InventorySold { .. }
+        | CatalogEvent::InventoryRejected { .. }
+        | CatalogEvent::InventoryReleased { .. } => None,
+    }
+}
+
+/// One status a booking went through. The booking's history holds each
+/// (version, status) once and is read in version order, so redeliveries
+/// and late arrivals neither repeat nor reorder it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub version: u64,
+    pub status: &'static str,
+    pub at: OffsetDateTime,
+}
+
+impl MyReservationRow {
+    /// The history entry the event behind this row adds.
+    pub fn history_entry(&self) -> HistoryEntry {
+        HistoryEntry {
+            version: self.version,
+            status: self.status,
+            at: self.updated_at,
+        }
+    }
+}
+
+/// Adds `entry` to `history`, kept in version order without repeats (what
+/// the store does with a key and an `ORDER BY`).
+pub fn record_history(mut history: Vec<HistoryEntry>, entry: HistoryEntry) -> Vec<HistoryEntry> {
+    let seen = history
+        .iter()
+        .any(|held| held.version == entry.version && held.status == entry.status);
+    if !seen {
+        history.push(entry);
+        history.sort_by_key(|held| (held.version, held.at));
+    }
+    history
 }
 
 #[cfg(test)]
@@ -178,5 +373,110 @@ mod tests {
         assert!(supersedes(1, 2));
         assert!(!supersedes(2, 2));
         assert!(!supersedes(3, 2));
+    }
+
+    fn charge(reservation_id: Option<ReservationId>) -> contracts::payment::Charge {
+        contracts::payment::Charge {
+            payment_id: kernel::ids::PaymentId::new(),
+            user_id: UserId::new(),
+            amount: Money::parse(15_000).unwrap(),
+            reservation_id,
+        }
+    }
+
+    fn fold_payment(statuses: &[PaymentStatus]) -> Option<PaymentStatus> {
+        statuses.iter().fold(None, |held, &incoming| {
+            if incoming.supersedes(held) {
+                Some(incoming)
+            } else {
+                held
+            }
+        })
+    }
+
+    #[test]
+    fn a_payment_status_never_goes_backwards() {
+        use PaymentStatus::*;
+        assert_eq!(
+            fold_payment(&[Authorised, Captured, Refunded]),
+            Some(Refunded)
+        );
+        assert_eq!(
+            fold_payment(&[Refunded, Captured, Authorised]),
+            Some(Refunded)
+        );
+        assert_eq!(fold_payment(&[Captured, Authorised]), Some(Captured));
+        assert_eq!(
+            fold_payment(&[Voided, Authorised, Authorised]),
+            Some(Voided)
+        );
+        // Captured and voided exclude each other: the first one stays.
+        assert_eq!(fold_payment(&[Captured, Voided]), Some(Captured));
+        // A declined card can be followed by one that is authorised, but a
+        // late decline never hides a payment that went through.
+        assert_eq!(fold_payment(&[Declined, Authorised]), Some(Authorised));
+        assert_eq!(fold_payment(&[Captured, Declined]), Some(Captured));
+    }
+
+    #[test]
+    fn payment_events_for_a_booking_are_steps_and_others_are_not() {
+        let at = time::macros::datetime!(2026-11-21 10:00 UTC);
+        let reservation = ReservationId::new();
+        let step = payment_step(&PaymentEvent::PaymentRefunded {
+            charge: charge(Some(reservation)),
+            refunded_at: at,
+        })
+        .unwrap();
+        assert_eq!(step.reservation_id, reservation);
+        assert_eq!(step.status, PaymentStatus::Refunded);
+        assert_eq!(
+            payment_step(&PaymentEvent::PaymentCaptured {
+                charge: charge(None),
+                captured_at: at,
+            }),
+            None
+        );
+    }
+
+    #[test]
+    fn catalog_events_give_a_listing_its_start_and_its_screen() {
+        let listing = ListingId::new();
+        let screen = ScreenId::new();
+        let assigned = CatalogEvent::ScreenAssigned {
+            listing_id: listing,
+            screen_id: screen,
+            screen_name: "Hall 1".into(),
+        };
+        assert_eq!(
+            listing_fact(&assigned),
+            Some(ListingFact::Screen {
+                listing_id: listing,
+                screen_id: screen,
+                name: "Hall 1".into()
+            })
+        );
+        let released = CatalogEvent::InventoryReleased {
+            reservation_id: ReservationId::new(),
+            listing_id: listing,
+            quantity: 1,
+            seats: Vec::new(),
+            available: 10,
+        };
+        assert_eq!(listing_fact(&released), None);
+    }
+
+    #[test]
+    fn the_history_holds_each_status_once_in_version_order() {
+        let events = lifecycle();
+        let entries: Vec<HistoryEntry> = events
+            .iter()
+            .map(|(event, version)| project(event, *version).history_entry())
+            .collect();
+        // Cancelled first, then confirmed twice, then placed.
+        let history = [2, 1, 1, 0].iter().fold(Vec::new(), |history, &i| {
+            record_history(history, entries[i].clone())
+        });
+        let statuses: Vec<&str> = history.iter().map(|entry| entry.status).collect();
+        assert_eq!(statuses, ["pending", "confirmed", "cancelled"]);
     }
 }

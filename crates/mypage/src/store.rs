@@ -1,13 +1,21 @@
 //! The my-page view in its own database.
+//!
+//! A booking's row comes from reservation events; what other contexts say
+//! about it (its payment, its points) and about its listing (start, screen)
+//! is kept in tables of its own, keyed by reservation or listing. A fact
+//! that arrives before the booking row is thereby kept, not lost, and joins
+//! the booking when it is read.
 
-use contracts::reservation::Booking;
+use anyhow::Context;
+use contracts::reservation::{Booking, PaymentMethod};
+use kernel::ids::ReservationId;
 use runtime::http::timestamp;
 use runtime::store::{Listing, MigrationScript};
 use runtime::Store;
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
-use crate::projection::MyReservationRow;
+use crate::projection::{ListingFact, MyReservationRow, PaymentStep, PointsChange};
 
 const SCHEMA: &str = "
 CREATE TABLE my_reservations (
@@ -28,6 +36,34 @@ const VERSIONS_AND_TIMESTAMPS: &str = concat!(
     runtime::fixed_width_timestamps!(("my_reservations", "updated_at")),
 );
 
+const DETAILS: &str = "
+ALTER TABLE my_reservations ADD COLUMN seats TEXT NOT NULL DEFAULT '';
+ALTER TABLE my_reservations ADD COLUMN payment_method TEXT NOT NULL DEFAULT 'card';
+CREATE TABLE my_reservation_history (
+    reservation_id TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (reservation_id, version, status)
+);
+CREATE TABLE my_listings (
+    listing_id TEXT PRIMARY KEY,
+    starts_at TEXT,
+    screen_id TEXT,
+    screen_name TEXT
+);
+CREATE TABLE my_payments (
+    reservation_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    stage BIGINT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE my_points (
+    reservation_id TEXT PRIMARY KEY,
+    earned BIGINT NOT NULL DEFAULT 0,
+    withdrawn BIGINT NOT NULL DEFAULT 0
+);";
+
 pub const MIGRATIONS: &[MigrationScript] = &[
     MigrationScript {
         version: 100,
@@ -41,11 +77,17 @@ pub const MIGRATIONS: &[MigrationScript] = &[
         sqlite: VERSIONS_AND_TIMESTAMPS,
         postgres: VERSIONS_AND_TIMESTAMPS,
     },
+    MigrationScript {
+        version: 102,
+        description: "mypage: seats, history, listings, payments and points of bookings",
+        sqlite: DETAILS,
+        postgres: DETAILS,
+    },
 ];
 
 const MINE: Listing = Listing {
     table: "my_reservations",
-    columns: "reservation_id, listing_id, title, kind, quantity, amount, status, updated_at",
+    columns: "reservation_id, listing_id, title, kind, quantity, seats, amount, status, updated_at",
     sort: "updated_at",
     id: "reservation_id",
     newest_first: true,
@@ -63,6 +105,69 @@ pub struct MyReservationView {
     pub amount: i64,
     pub status: String,
     pub updated_at: String,
+}
+
+/// One booking as `GET /mypage/reservations/{id}` shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MyReservationDetail {
+    pub reservation_id: String,
+    pub listing_id: String,
+    pub title: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub screen: Option<ScreenView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<String>,
+    pub quantity: i64,
+    pub seats: Vec<String>,
+    pub amount: i64,
+    pub payment_method: String,
+    /// `null` until a payment event about the booking arrives.
+    pub payment: Option<PaymentView>,
+    pub points: PointsView,
+    pub status: String,
+    pub history: Vec<HistoryView>,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScreenView {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PaymentView {
+    pub status: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PointsView {
+    pub earned: i64,
+    pub withdrawn: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HistoryView {
+    pub status: String,
+    pub at: String,
+}
+
+fn payment_method_str(method: PaymentMethod) -> &'static str {
+    match method {
+        PaymentMethod::Card => "card",
+        PaymentMethod::Points => "points",
+    }
+}
+
+/// Seats are stored as their labels joined with commas (`A-1,A-2`).
+fn seats_from(stored: String) -> Vec<String> {
+    stored
+        .split(',')
+        .filter(|seat| !seat.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[derive(Clone, Debug)]
@@ -90,15 +195,18 @@ impl MyReservations {
             listing_title,
             listing_kind,
             quantity,
+            seats,
             amount,
-            ..
+            payment_method,
         } = &row.booking;
         sqlx::query(
             "INSERT INTO my_reservations
-                 (reservation_id, user_id, listing_id, title, kind, quantity, amount, status, updated_at, version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 (reservation_id, user_id, listing_id, title, kind, quantity, amount, status, updated_at,
+                  version, seats, payment_method)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (reservation_id) DO UPDATE
-                 SET status = excluded.status, updated_at = excluded.updated_at, version = excluded.version
+                 SET status = excluded.status, updated_at = excluded.updated_at, version = excluded.version,
+                     seats = excluded.seats, payment_method = excluded.payment_method
                  WHERE excluded.version = 0 OR my_reservations.version < excluded.version",
         )
         .bind(reservation_id.to_string())
@@ -111,9 +219,193 @@ impl MyReservations {
         .bind(row.status)
         .bind(timestamp(row.updated_at))
         .bind(i64::try_from(row.version)?)
+        .bind(
+            seats
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+        .bind(payment_method_str(*payment_method))
         .execute(&mut **tx)
         .await?;
+        // Whatever the row keeps, the history gains the status once.
+        let entry = row.history_entry();
+        sqlx::query(
+            "INSERT INTO my_reservation_history (reservation_id, version, status, at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (reservation_id, version, status) DO NOTHING",
+        )
+        .bind(reservation_id.to_string())
+        .bind(i64::try_from(entry.version)?)
+        .bind(entry.status)
+        .bind(timestamp(entry.at))
+        .execute(&mut **tx)
+        .await
+        .context("recording a booking's history")?;
         Ok(())
+    }
+
+    /// Keeps a booking's payment status unless the one held is at the same
+    /// or a later stage (see [`crate::projection::PaymentStatus`]), in the
+    /// statement itself so concurrent writers cannot interleave.
+    pub async fn record_payment(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        step: &PaymentStep,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO my_payments (reservation_id, status, stage, updated_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (reservation_id) DO UPDATE
+                 SET status = excluded.status, stage = excluded.stage, updated_at = excluded.updated_at
+                 WHERE my_payments.stage < excluded.stage",
+        )
+        .bind(step.reservation_id.to_string())
+        .bind(step.status.as_str())
+        .bind(step.status.stage())
+        .bind(timestamp(step.at))
+        .execute(&mut **tx)
+        .await
+        .context("recording a booking's payment")?;
+        Ok(())
+    }
+
+    /// Records what a booking earned or gave back (set, not added: the
+    /// wallet states each once per booking, so a repeat changes nothing).
+    pub async fn record_points(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        change: &PointsChange,
+    ) -> anyhow::Result<()> {
+        let (column, reservation, points) = match change {
+            PointsChange::Earned {
+                reservation_id,
+                points,
+            } => ("earned", reservation_id, points),
+            PointsChange::Withdrawn {
+                reservation_id,
+                points,
+            } => ("withdrawn", reservation_id, points),
+        };
+        sqlx::query(&format!(
+            "INSERT INTO my_points (reservation_id, {column}) VALUES ($1, $2)
+             ON CONFLICT (reservation_id) DO UPDATE SET {column} = excluded.{column}"
+        ))
+        .bind(reservation.to_string())
+        .bind(i64::try_from(*points)?)
+        .execute(&mut **tx)
+        .await
+        .context("recording a booking's points")?;
+        Ok(())
+    }
+
+    /// Records when a listing starts or which screen it shows on.
+    pub async fn record_listing(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        fact: &ListingFact,
+    ) -> anyhow::Result<()> {
+        let query = match fact {
+            ListingFact::Starts {
+                listing_id,
+                starts_at,
+            } => sqlx::query(
+                "INSERT INTO my_listings (listing_id, starts_at) VALUES ($1, $2)
+                 ON CONFLICT (listing_id) DO UPDATE SET starts_at = excluded.starts_at",
+            )
+            .bind(listing_id.to_string())
+            .bind(starts_at.map(timestamp)),
+            ListingFact::Screen {
+                listing_id,
+                screen_id,
+                name,
+            } => sqlx::query(
+                "INSERT INTO my_listings (listing_id, screen_id, screen_name) VALUES ($1, $2, $3)
+                 ON CONFLICT (listing_id) DO UPDATE
+                     SET screen_id = excluded.screen_id, screen_name = excluded.screen_name",
+            )
+            .bind(listing_id.to_string())
+            .bind(screen_id.to_string())
+            .bind(name.clone()),
+        };
+        query
+            .execute(&mut **tx)
+            .await
+            .context("recording a listing")?;
+        Ok(())
+    }
+
+    /// One booking with all my-page knows about it; `None` when my-page has
+    /// not seen it (or it is not `owner`'s, when an owner is given).
+    pub async fn find(
+        &self,
+        reservation: ReservationId,
+        owner: Option<String>,
+    ) -> anyhow::Result<Option<MyReservationDetail>> {
+        let row = sqlx::query(
+            "SELECT r.reservation_id, r.user_id, r.listing_id, r.title, r.kind, r.quantity, r.seats,
+                    r.amount, r.payment_method, r.status, r.updated_at,
+                    l.starts_at, l.screen_id, l.screen_name,
+                    p.status AS payment_status, pt.earned, pt.withdrawn
+             FROM my_reservations r
+             LEFT JOIN my_listings l ON l.listing_id = r.listing_id
+             LEFT JOIN my_payments p ON p.reservation_id = r.reservation_id
+             LEFT JOIN my_points pt ON pt.reservation_id = r.reservation_id
+             WHERE r.reservation_id = $1",
+        )
+        .bind(reservation.to_string())
+        .fetch_optional(self.store.reader())
+        .await
+        .context("reading a booking")?;
+        let Some(row) = row else { return Ok(None) };
+        let user: String = row.try_get("user_id")?;
+        if owner.is_some_and(|owner| owner != user) {
+            return Ok(None);
+        }
+        let history = sqlx::query(
+            "SELECT status, at FROM my_reservation_history WHERE reservation_id = $1
+             ORDER BY version, at",
+        )
+        .bind(reservation.to_string())
+        .fetch_all(self.store.reader())
+        .await
+        .context("reading a booking's history")?
+        .iter()
+        .map(|entry| {
+            Ok(HistoryView {
+                status: entry.try_get("status")?,
+                at: entry.try_get("at")?,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+        let screen_id: Option<String> = row.try_get("screen_id")?;
+        let screen_name: Option<String> = row.try_get("screen_name")?;
+        let payment: Option<String> = row.try_get("payment_status")?;
+        let earned: Option<i64> = row.try_get("earned")?;
+        let withdrawn: Option<i64> = row.try_get("withdrawn")?;
+        Ok(Some(MyReservationDetail {
+            reservation_id: row.try_get("reservation_id")?,
+            listing_id: row.try_get("listing_id")?,
+            title: row.try_get("title")?,
+            kind: row.try_get("kind")?,
+            screen: screen_id
+                .zip(screen_name)
+                .map(|(id, name)| ScreenView { id, name }),
+            starts_at: row.try_get("starts_at")?,
+            quantity: row.try_get("quantity")?,
+            seats: seats_from(row.try_get("seats")?),
+            amount: row.try_get("amount")?,
+            payment_method: row.try_get("payment_method")?,
+            payment: payment.map(|status| PaymentView { status }),
+            points: PointsView {
+                earned: earned.unwrap_or(0),
+                withdrawn: withdrawn.unwrap_or(0),
+            },
+            status: row.try_get("status")?,
+            history,
+            updated_at: row.try_get("updated_at")?,
+        }))
     }
 
     /// A user's reservations, most recently changed first, a page at a
@@ -136,7 +428,7 @@ impl MyReservations {
                     title: row.try_get("title")?,
                     kind: row.try_get("kind")?,
                     quantity: row.try_get("quantity")?,
-                    seats: Vec::new(),
+                    seats: seats_from(row.try_get("seats")?),
                     amount: row.try_get("amount")?,
                     status: row.try_get("status")?,
                     updated_at: row.try_get("updated_at")?,

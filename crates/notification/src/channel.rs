@@ -1,5 +1,6 @@
 //! Where messages go. The port is one method; adapters are a structured
-//! log line today (a webhook or a messenger would be one more adapter).
+//! log line and a signed webhook ([`crate::webhook`]); a messenger would be
+//! one more.
 
 use async_trait::async_trait;
 

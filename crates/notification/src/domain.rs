@@ -1,5 +1,6 @@
 //! What customers are told, and when. Pure.
 
+use contracts::payment::PaymentEvent;
 use contracts::reservation::ReservationEvent;
 use kernel::ids::{NotificationId, ReservationId, UserId};
 use time::OffsetDateTime;
@@ -10,6 +11,7 @@ pub enum MessageKind {
     Rejected,
     Expired,
     Cancelled,
+    Refunded,
 }
 
 impl MessageKind {
@@ -19,6 +21,7 @@ impl MessageKind {
             MessageKind::Rejected => "rejected",
             MessageKind::Expired => "expired",
             MessageKind::Cancelled => "cancelled",
+            MessageKind::Refunded => "refunded",
         }
     }
 }
@@ -92,12 +95,40 @@ pub fn message_for(event: &ReservationEvent) -> Option<Message> {
     })
 }
 
+/// The message for a payment event, if the customer should hear about it.
+/// A booking's refund is news (its money comes back); the other steps are
+/// told through the booking's own outcome, and a payment for no booking
+/// (buying points) has no reservation to name.
+pub fn message_for_payment(event: &PaymentEvent) -> Option<Message> {
+    let PaymentEvent::PaymentRefunded {
+        charge,
+        refunded_at,
+    } = event
+    else {
+        return None;
+    };
+    let reservation_id = charge.reservation_id?;
+    Some(Message {
+        id: NotificationId::new(),
+        user_id: charge.user_id,
+        reservation_id,
+        kind: MessageKind::Refunded,
+        text: format!(
+            "Your payment of {} for reservation {reservation_id} was refunded.",
+            charge.amount
+        ),
+        at: *refunded_at,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use contracts::catalog::ListingKind;
+    use contracts::payment::Charge;
     use contracts::reservation::{Booking, PaymentMethod};
     use kernel::ids::ListingId;
+    use kernel::ids::PaymentId;
     use kernel::Money;
 
     fn booking(quantity: u32) -> Booking {
@@ -161,5 +192,62 @@ mod tests {
         let message = message_for(&event).unwrap();
         assert_eq!(message.kind, MessageKind::Cancelled);
         assert!(message.text.contains("1 ticket for LALALand is cancelled"));
+    }
+
+    fn charge(reservation_id: Option<ReservationId>) -> Charge {
+        Charge {
+            payment_id: PaymentId::new(),
+            user_id: UserId::new(),
+            amount: Money::parse(15_000).unwrap(),
+            reservation_id,
+        }
+    }
+
+    #[test]
+    fn a_refunded_booking_payment_is_announced_with_its_amount() {
+        let reservation = ReservationId::new();
+        let event = PaymentEvent::PaymentRefunded {
+            charge: charge(Some(reservation)),
+            refunded_at: at(),
+        };
+        let message = message_for_payment(&event).unwrap();
+        assert_eq!(message.kind, MessageKind::Refunded);
+        assert_eq!(message.reservation_id, reservation);
+        assert_eq!(
+            message.text,
+            format!("Your payment of 15000 for reservation {reservation} was refunded.")
+        );
+        assert_eq!(message.at, at());
+    }
+
+    #[test]
+    fn other_payment_steps_and_payments_for_no_booking_send_nothing() {
+        let booking = charge(Some(ReservationId::new()));
+        let silent = [
+            PaymentEvent::PaymentAuthorised {
+                charge: booking.clone(),
+                authorised_at: at(),
+            },
+            PaymentEvent::PaymentCaptured {
+                charge: booking.clone(),
+                captured_at: at(),
+            },
+            PaymentEvent::PaymentVoided {
+                charge: booking.clone(),
+                voided_at: at(),
+            },
+            PaymentEvent::PaymentDeclined {
+                charge: booking,
+                reason: "insufficient funds".into(),
+                declined_at: at(),
+            },
+            PaymentEvent::PaymentRefunded {
+                charge: charge(None),
+                refunded_at: at(),
+            },
+        ];
+        for event in silent {
+            assert_eq!(message_for_payment(&event), None, "{event:?}");
+        }
     }
 }

@@ -66,6 +66,8 @@ impl Notifications {
         Notifications { store }
     }
 
+    /// Records a sent message; its id is its event's, so recording it
+    /// again changes nothing.
     pub async fn record(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -74,7 +76,8 @@ impl Notifications {
     ) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO notifications (id, user_id, reservation_id, kind, message, channel, sent_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (id) DO NOTHING",
         )
         .bind(message.id.to_string())
         .bind(message.user_id.to_string())

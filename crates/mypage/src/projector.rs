@@ -1,0 +1,344 @@
+//! The projector: every event my-page reads, applied to its view in the
+//! consumer's transaction. Events of a family it does not read, and the
+//! events of its families that show nothing, change nothing.
+
+use async_trait::async_trait;
+use contracts::catalog::CatalogEvent;
+use contracts::payment::PaymentEvent;
+use contracts::reservation::ReservationEvent;
+use contracts::wallet::WalletEvent;
+use contracts::IntegrationEvent;
+use kernel::Envelope;
+use runtime::consumer::EventHandler;
+use sqlx::{Any, Transaction};
+
+use crate::projection;
+use crate::store::MyReservations;
+
+pub struct Projector {
+    view: MyReservations,
+}
+
+impl Projector {
+    pub fn new(view: MyReservations) -> Projector {
+        Projector { view }
+    }
+}
+
+#[async_trait]
+impl EventHandler for Projector {
+    async fn handle(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        event: &Envelope,
+    ) -> anyhow::Result<()> {
+        if let Some(reservation_event) = ReservationEvent::from_envelope(event)? {
+            let version = event.subjectversion.unwrap_or(0);
+            let row = projection::project(&reservation_event, version);
+            return self.view.upsert(tx, &row).await;
+        }
+        if let Some(payment_event) = PaymentEvent::from_envelope(event)? {
+            return match projection::payment_step(&payment_event) {
+                Some(step) => self.view.record_payment(tx, &step).await,
+                None => Ok(()),
+            };
+        }
+        if let Some(wallet_event) = WalletEvent::from_envelope(event)? {
+            let change = projection::points_change(&wallet_event);
+            return self.view.record_points(tx, &change).await;
+        }
+        if let Some(catalog_event) = CatalogEvent::from_envelope(event)? {
+            return match projection::listing_fact(&catalog_event) {
+                Some(fact) => self.view.record_listing(tx, &fact).await,
+                None => Ok(()),
+            };
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use contracts::catalog::{CapacityKind, ListingKind};
+    use contracts::payment::Charge;
+    use contracts::reservation::{Booking, PaymentMethod};
+    use kernel::ids::{ListingId, PaymentId, ReservationId, ScreenId, UserId};
+    use kernel::Money;
+    use runtime::store::sqlite_url;
+    use runtime::Store;
+    use time::macros::datetime;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::store::MIGRATIONS;
+
+    pub(crate) struct Given {
+        _dir: tempfile::TempDir,
+        pub store: Store,
+        pub view: MyReservations,
+        projector: Projector,
+        pub booking: Booking,
+        pub screen: ScreenId,
+    }
+
+    pub(crate) async fn given() -> Given {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&sqlite_url(dir.path(), "mypage"), MIGRATIONS)
+            .await
+            .unwrap();
+        let view = MyReservations::new(store.clone());
+        Given {
+            _dir: dir,
+            projector: Projector::new(view.clone()),
+            view,
+            store,
+            booking: Booking {
+                reservation_id: ReservationId::new(),
+                user_id: UserId::new(),
+                listing_id: ListingId::new(),
+                listing_title: "LALALand".into(),
+                listing_kind: ListingKind::Movie,
+                quantity: 2,
+                seats: vec!["A-1".parse().unwrap(), "A-2".parse().unwrap()],
+                amount: Money::parse(15_000).unwrap(),
+                payment_method: PaymentMethod::Card,
+            },
+            screen: ScreenId::new(),
+        }
+    }
+
+    fn at(day: u8) -> OffsetDateTime {
+        datetime!(2026-11-01 10:00 UTC).replace_day(day).unwrap()
+    }
+
+    impl Given {
+        pub async fn deliver(&self, event: &Envelope) {
+            let mut tx = self.store.begin().await.unwrap();
+            self.projector.handle(&mut tx, event).await.unwrap();
+            self.store.commit(tx).await.unwrap();
+        }
+
+        pub fn placed(&self) -> Envelope {
+            ReservationEvent::ReservationPlaced {
+                booking: self.booking.clone(),
+                placed_at: at(1),
+            }
+            .to_envelope()
+            .at_version(1)
+        }
+
+        pub fn confirmed(&self) -> Envelope {
+            ReservationEvent::ReservationConfirmed {
+                booking: self.booking.clone(),
+                confirmed_at: at(2),
+            }
+            .to_envelope()
+            .at_version(2)
+        }
+
+        pub fn cancelled(&self) -> Envelope {
+            ReservationEvent::ReservationCancelled {
+                booking: self.booking.clone(),
+                cancelled_at: at(3),
+            }
+            .to_envelope()
+            .at_version(3)
+        }
+
+        fn charge(&self) -> Charge {
+            Charge {
+                payment_id: PaymentId::new(),
+                user_id: self.booking.user_id,
+                amount: self.booking.amount,
+                reservation_id: Some(self.booking.reservation_id),
+            }
+        }
+
+        pub fn authorised(&self) -> Envelope {
+            PaymentEvent::PaymentAuthorised {
+                charge: self.charge(),
+                authorised_at: at(1),
+            }
+            .to_envelope()
+        }
+
+        pub fn captured(&self) -> Envelope {
+            PaymentEvent::PaymentCaptured {
+                charge: self.charge(),
+                captured_at: at(2),
+            }
+            .to_envelope()
+        }
+
+        pub fn refunded(&self) -> Envelope {
+            PaymentEvent::PaymentRefunded {
+                charge: self.charge(),
+                refunded_at: at(3),
+            }
+            .to_envelope()
+        }
+
+        pub fn earned(&self) -> Envelope {
+            WalletEvent::PointsEarned {
+                user_id: self.booking.user_id,
+                reservation_id: self.booking.reservation_id,
+                points: 1_500,
+                balance: 1_500,
+                earned_at: at(2),
+            }
+            .to_envelope()
+        }
+
+        pub fn withdrawn(&self) -> Envelope {
+            WalletEvent::PointsWithdrawn {
+                user_id: self.booking.user_id,
+                reservation_id: self.booking.reservation_id,
+                points: 1_000,
+                shortfall: 500,
+                balance: 0,
+                withdrawn_at: at(3),
+            }
+            .to_envelope()
+        }
+
+        pub fn registered(&self) -> Envelope {
+            CatalogEvent::ListingRegistered {
+                listing_id: self.booking.listing_id,
+                kind: ListingKind::Movie,
+                title: "LALALand".into(),
+                description: String::new(),
+                price: Money::parse(7_500).unwrap(),
+                capacity: CapacityKind::Seated {
+                    total: 2,
+                    seats: self.booking.seats.clone(),
+                },
+                starts_at: Some(datetime!(2026-12-24 19:30 UTC)),
+                registered_at: at(1),
+            }
+            .to_envelope()
+        }
+
+        pub fn screen_assigned(&self) -> Envelope {
+            CatalogEvent::ScreenAssigned {
+                listing_id: self.booking.listing_id,
+                screen_id: self.screen,
+                screen_name: "Hall 1".into(),
+            }
+            .to_envelope()
+        }
+
+        async fn detail(&self) -> serde_json::Value {
+            let detail = self
+                .view
+                .find(self.booking.reservation_id, None)
+                .await
+                .unwrap()
+                .unwrap();
+            serde_json::to_value(detail).unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_booking_shows_its_listing_payment_points_and_history() {
+        let given = given().await;
+        for event in [
+            given.registered(),
+            given.screen_assigned(),
+            given.placed(),
+            given.authorised(),
+            given.confirmed(),
+            given.captured(),
+            given.earned(),
+        ] {
+            given.deliver(&event).await;
+        }
+
+        let detail = given.detail().await;
+        assert_eq!(detail["status"], "confirmed");
+        assert_eq!(detail["seats"], serde_json::json!(["A-1", "A-2"]));
+        assert_eq!(detail["paymentMethod"], "card");
+        assert_eq!(
+            detail["screen"],
+            serde_json::json!({"id": given.screen.to_string(), "name": "Hall 1"})
+        );
+        assert_eq!(detail["startsAt"], "2026-12-24T19:30:00.000000Z");
+        assert_eq!(detail["payment"], serde_json::json!({"status": "captured"}));
+        assert_eq!(
+            detail["points"],
+            serde_json::json!({"earned": 1_500, "withdrawn": 0})
+        );
+        assert_eq!(
+            detail["history"],
+            serde_json::json!([
+                {"status": "pending", "at": "2026-11-01T10:00:00.000000Z"},
+                {"status": "confirmed", "at": "2026-11-02T10:00:00.000000Z"},
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn events_arriving_late_redelivered_or_before_the_booking_are_neither_lost_nor_repeated()
+    {
+        let given = given().await;
+        // Payment, points and listing facts before the booking is known;
+        // then the booking's own events backwards, and some twice.
+        for event in [
+            given.refunded(),
+            given.withdrawn(),
+            given.earned(),
+            given.captured(),
+            given.screen_assigned(),
+            given.cancelled(),
+            given.confirmed(),
+            given.authorised(),
+            given.placed(),
+            given.confirmed(),
+            given.registered(),
+        ] {
+            given.deliver(&event).await;
+        }
+        let redelivered = given.cancelled();
+        given.deliver(&redelivered).await;
+        given.deliver(&redelivered).await;
+
+        let detail = given.detail().await;
+        assert_eq!(detail["status"], "cancelled");
+        assert_eq!(detail["payment"], serde_json::json!({"status": "refunded"}));
+        assert_eq!(
+            detail["points"],
+            serde_json::json!({"earned": 1_500, "withdrawn": 1_000})
+        );
+        assert_eq!(detail["screen"]["name"], "Hall 1");
+        assert_eq!(detail["startsAt"], "2026-12-24T19:30:00.000000Z");
+        let statuses: Vec<&str> = detail["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses, ["pending", "confirmed", "cancelled"]);
+    }
+
+    #[tokio::test]
+    async fn a_booking_without_payment_or_listing_facts_shows_none() {
+        let given = given().await;
+        given.deliver(&given.placed()).await;
+
+        let detail = given.detail().await;
+        assert_eq!(detail["payment"], serde_json::Value::Null);
+        assert!(detail.get("screen").is_none());
+        assert!(detail.get("startsAt").is_none());
+        assert_eq!(
+            detail["points"],
+            serde_json::json!({"earned": 0, "withdrawn": 0})
+        );
+        // Only its owner finds it, when an owner is asked for.
+        let stranger = UserId::new().to_string();
+        assert!(given
+            .view
+            .find(given.booking.reservation_id, Some(stranger))
+            .await
+            .unwrap()
+            .is_none());
+    }
+}

@@ -1,0 +1,362 @@
+//! The points policy: a booking's captured card payment earns points, its
+//! refund takes them back. Payments that are not for a booking (buying
+//! points) and the other payment steps change nothing here.
+
+use async_trait::async_trait;
+use contracts::payment::PaymentEvent;
+use contracts::IntegrationEvent;
+use kernel::Envelope;
+use runtime::consumer::EventHandler;
+use sqlx::{Any, Transaction};
+
+use super::sql::Wallets;
+use crate::domain::EarnRate;
+
+pub struct PointsPolicy {
+    wallets: Wallets,
+    rate: EarnRate,
+}
+
+impl PointsPolicy {
+    pub fn new(wallets: Wallets, rate: EarnRate) -> PointsPolicy {
+        PointsPolicy { wallets, rate }
+    }
+}
+
+#[async_trait]
+impl EventHandler for PointsPolicy {
+    async fn prepare(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        events: &[&Envelope],
+    ) -> anyhow::Result<()> {
+        let mut users = Vec::new();
+        for event in events {
+            // Unreadable ones are reported by `handle`, one at a time.
+            if let Ok(Some(
+                PaymentEvent::PaymentCaptured { charge, .. }
+                | PaymentEvent::PaymentRefunded { charge, .. },
+            )) = PaymentEvent::from_envelope(event)
+            {
+                if charge.reservation_id.is_some() {
+                    users.push(charge.user_id);
+                }
+            }
+        }
+        self.wallets.lock_in_order(tx, users).await
+    }
+
+    async fn handle(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        event: &Envelope,
+    ) -> anyhow::Result<()> {
+        match PaymentEvent::from_envelope(event)? {
+            Some(PaymentEvent::PaymentCaptured {
+                charge,
+                captured_at,
+            }) => {
+                let Some(reservation) = charge.reservation_id else {
+                    return Ok(());
+                };
+                let points = self.rate.points_for(charge.amount);
+                self.wallets
+                    .earn(tx, charge.user_id, reservation, points, captured_at, event)
+                    .await
+            }
+            Some(PaymentEvent::PaymentRefunded {
+                charge,
+                refunded_at,
+            }) => {
+                let Some(reservation) = charge.reservation_id else {
+                    return Ok(());
+                };
+                self.wallets
+                    .withdraw(tx, charge.user_id, reservation, refunded_at, event)
+                    .await
+            }
+            Some(
+                PaymentEvent::PaymentAuthorised { .. }
+                | PaymentEvent::PaymentDeclined { .. }
+                | PaymentEvent::PaymentVoided { .. },
+            )
+            | None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use contracts::payment::Charge;
+    use contracts::wallet::WalletEvent;
+    use kernel::ids::{PaymentId, ReservationId, UserId};
+    use kernel::Money;
+    use runtime::store::sqlite_url;
+    use runtime::Store;
+    use sqlx::Row;
+
+    use super::*;
+    use crate::adapters::sql::{EntryKind, MIGRATIONS};
+    use crate::domain::Points;
+
+    struct Given {
+        _dir: tempfile::TempDir,
+        store: Store,
+        wallets: Wallets,
+        policy: PointsPolicy,
+        user: UserId,
+    }
+
+    async fn given() -> Given {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&sqlite_url(dir.path(), "wallet"), MIGRATIONS)
+            .await
+            .unwrap();
+        let wallets = Wallets::new(store.clone());
+        Given {
+            _dir: dir,
+            policy: PointsPolicy::new(wallets.clone(), EarnRate::percent(10)),
+            wallets,
+            store,
+            user: UserId::new(),
+        }
+    }
+
+    fn charge(user: UserId, reservation: ReservationId, amount: i64) -> Charge {
+        Charge {
+            payment_id: PaymentId::new(),
+            user_id: user,
+            amount: Money::parse(amount).unwrap(),
+            reservation_id: Some(reservation),
+        }
+    }
+
+    fn captured(charge: &Charge) -> Envelope {
+        PaymentEvent::PaymentCaptured {
+            charge: charge.clone(),
+            captured_at: kernel::now(),
+        }
+        .to_envelope()
+    }
+
+    fn refunded(charge: &Charge) -> Envelope {
+        PaymentEvent::PaymentRefunded {
+            charge: charge.clone(),
+            refunded_at: kernel::now(),
+        }
+        .to_envelope()
+    }
+
+    impl Given {
+        /// What the consumer loop does for one event: prepare, handle, commit.
+        async fn deliver(&self, event: &Envelope) {
+            let mut tx = self.store.begin().await.unwrap();
+            self.policy.prepare(&mut tx, &[event]).await.unwrap();
+            self.policy.handle(&mut tx, event).await.unwrap();
+            self.store.commit(tx).await.unwrap();
+        }
+
+        async fn balance(&self) -> u64 {
+            self.wallets.balance(self.user).await.unwrap().value()
+        }
+
+        async fn published(&self) -> Vec<WalletEvent> {
+            let rows = sqlx::query("SELECT envelope FROM outbox ORDER BY seq")
+                .fetch_all(self.store.reader())
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|row| {
+                    let text: String = row.try_get("envelope").unwrap();
+                    let envelope: Envelope = serde_json::from_str(&text).unwrap();
+                    WalletEvent::from_envelope(&envelope).unwrap().unwrap()
+                })
+                .collect()
+        }
+
+        async fn spend(
+            &self,
+            points: u64,
+        ) -> Result<crate::domain::Wallet, crate::domain::Insufficient> {
+            let mut tx = self.store.begin().await.unwrap();
+            let outcome = self
+                .wallets
+                .spend(&mut tx, self.user, Points::new(points), None)
+                .await
+                .unwrap();
+            self.store.commit(tx).await.unwrap();
+            outcome
+        }
+    }
+
+    #[tokio::test]
+    async fn a_captured_payment_earns_ten_percent_and_announces_it() {
+        let given = given().await;
+        let reservation = ReservationId::new();
+        let capture = captured(&charge(given.user, reservation, 15_000));
+        given.deliver(&capture).await;
+
+        assert_eq!(given.balance().await, 1_500);
+        let published = given.published().await;
+        assert!(matches!(
+            published.as_slice(),
+            [WalletEvent::PointsEarned { points: 1_500, balance: 1_500, reservation_id, .. }]
+                if *reservation_id == reservation
+        ));
+        let entries = given
+            .wallets
+            .entries(given.user, None, 10)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].kind, EntryKind::Earned);
+        assert_eq!(entries[0].reservation_id, Some(reservation));
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_capture_earns_once() {
+        let given = given().await;
+        let charge = charge(given.user, ReservationId::new(), 15_000);
+        let capture = captured(&charge);
+        given.deliver(&capture).await;
+        given.deliver(&capture).await;
+        // The same fact re-published under a new event id.
+        given.deliver(&captured(&charge)).await;
+
+        assert_eq!(given.balance().await, 1_500);
+        assert_eq!(given.published().await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_payment_too_small_to_earn_a_point_records_nothing() {
+        let given = given().await;
+        let charge = charge(given.user, ReservationId::new(), 9);
+        given.deliver(&captured(&charge)).await;
+        given.deliver(&refunded(&charge)).await;
+
+        assert_eq!(given.balance().await, 0);
+        assert!(given.published().await.is_empty());
+        let entries = given
+            .wallets
+            .entries(given.user, None, 10)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(entries.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_payment_for_no_booking_earns_nothing() {
+        let given = given().await;
+        let mut charge = charge(given.user, ReservationId::new(), 15_000);
+        charge.reservation_id = None;
+        given.deliver(&captured(&charge)).await;
+
+        assert_eq!(given.balance().await, 0);
+        assert!(given.published().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refund_withdraws_what_the_booking_earned_once() {
+        let given = given().await;
+        let first = charge(given.user, ReservationId::new(), 15_000);
+        let second = charge(given.user, ReservationId::new(), 5_000);
+        given.deliver(&captured(&first)).await;
+        given.deliver(&captured(&second)).await;
+        let refund = refunded(&first);
+        given.deliver(&refund).await;
+        given.deliver(&refund).await;
+        given.deliver(&refunded(&first)).await;
+
+        assert_eq!(given.balance().await, 500);
+        let withdrawn: Vec<_> = given
+            .published()
+            .await
+            .into_iter()
+            .filter(|event| matches!(event, WalletEvent::PointsWithdrawn { .. }))
+            .collect();
+        assert!(matches!(
+            withdrawn.as_slice(),
+            [WalletEvent::PointsWithdrawn {
+                points: 1_500,
+                shortfall: 0,
+                balance: 500,
+                ..
+            }]
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_refund_after_the_points_were_spent_withdraws_what_is_left_and_records_the_shortfall()
+    {
+        let given = given().await;
+        let charge = charge(given.user, ReservationId::new(), 15_000);
+        given.deliver(&captured(&charge)).await;
+        given.spend(1_000).await.unwrap();
+        given.deliver(&refunded(&charge)).await;
+
+        assert_eq!(given.balance().await, 0);
+        assert!(matches!(
+            given.published().await.last(),
+            Some(WalletEvent::PointsWithdrawn {
+                points: 500,
+                shortfall: 1_000,
+                balance: 0,
+                ..
+            })
+        ));
+        let entries = given
+            .wallets
+            .entries(given.user, None, 10)
+            .await
+            .unwrap()
+            .unwrap();
+        let kinds: Vec<_> = entries.iter().map(|entry| entry.kind).collect();
+        assert_eq!(
+            kinds,
+            [EntryKind::Withdrawn, EntryKind::Spent, EntryKind::Earned],
+            "newest first"
+        );
+        assert_eq!(entries[0].shortfall, Points::new(1_000));
+    }
+
+    #[tokio::test]
+    async fn a_refund_of_a_booking_that_earned_nothing_records_nothing() {
+        let given = given().await;
+        given
+            .deliver(&refunded(&charge(given.user, ReservationId::new(), 15_000)))
+            .await;
+
+        assert_eq!(given.balance().await, 0);
+        assert!(given.published().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_spend_beyond_the_balance_is_refused_and_deducts_nothing() {
+        let given = given().await;
+        given
+            .deliver(&captured(&charge(given.user, ReservationId::new(), 15_000)))
+            .await;
+
+        let refused = given.spend(1_501).await.unwrap_err();
+        assert_eq!(refused.balance, Points::new(1_500));
+        assert_eq!(given.balance().await, 1_500);
+        assert_eq!(given.spend(1_500).await.unwrap().balance(), Points::ZERO);
+        assert_eq!(given.balance().await, 0);
+    }
+
+    #[tokio::test]
+    async fn the_database_refuses_a_negative_balance() {
+        let given = given().await;
+        given
+            .deliver(&captured(&charge(given.user, ReservationId::new(), 1_000)))
+            .await;
+        let written = sqlx::query("UPDATE wallets SET balance = -1 WHERE user_id = $1")
+            .bind(given.user.to_string())
+            .execute(given.store.reader())
+            .await;
+        assert!(written.is_err());
+        assert_eq!(given.balance().await, 100);
+    }
+}
