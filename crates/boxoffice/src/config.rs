@@ -53,6 +53,30 @@ pub struct Config {
     /// Payments: the built-in provider's behaviour at start
     /// (`[payment.provider]`: `latency_ms`, `failure_rate`, `down`, `decline_above`).
     pub payment: payment::Settings,
+    /// Loyalty points (`[wallet]`: `enabled`, `earn_rate_percent`). A
+    /// deployment without points (S4) turns the wallet off: bookings and
+    /// payments work the same, nothing earns points, `/points` is not served.
+    pub wallet: WalletConfig,
+    /// Where customers are told what happened (`[notification]`:
+    /// `webhook_url`, `webhook_secret`); the log always.
+    pub notification: notification::Settings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WalletConfig {
+    pub enabled: bool,
+    #[serde(flatten)]
+    pub settings: wallet::Settings,
+}
+
+impl Default for WalletConfig {
+    fn default() -> Self {
+        WalletConfig {
+            enabled: true,
+            settings: wallet::Settings::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +94,7 @@ pub struct ServiceUrls {
     pub notification: String,
     pub mypage: String,
     pub payment: String,
+    pub wallet: String,
 }
 
 impl Default for ServiceUrls {
@@ -80,6 +105,7 @@ impl Default for ServiceUrls {
             notification: "http://127.0.0.1:8083".into(),
             mypage: "http://127.0.0.1:8084".into(),
             payment: "http://127.0.0.1:8085".into(),
+            wallet: "http://127.0.0.1:8086".into(),
         }
     }
 }
@@ -101,6 +127,8 @@ impl Default for Config {
             rate_limits: RateLimits::default(),
             reservation: reservation::Settings::default(),
             payment: payment::Settings::default(),
+            wallet: WalletConfig::default(),
+            notification: notification::Settings::default(),
         }
     }
 }
@@ -253,6 +281,19 @@ mod tests {
             let config = Config::load(None).unwrap();
             assert_eq!(config.reservation.payment.timeout_ms, 610);
             assert_eq!(config.reservation.deadline_secs, 120);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_wallet_can_be_turned_off_and_its_rate_changed() {
+        figment::Jail::expect_with(|jail| {
+            assert!(Config::load(None).unwrap().wallet.enabled);
+            jail.create_file("boxoffice.toml", "[wallet]\nearn_rate_percent = 5")?;
+            let config = Config::load(None).unwrap();
+            assert_eq!(config.wallet.settings.earn_rate_percent, 5);
+            jail.set_env("BOXOFFICE_WALLET__ENABLED", "false");
+            assert!(!Config::load(None).unwrap().wallet.enabled);
             Ok(())
         });
     }

@@ -32,16 +32,18 @@ pub enum ServiceName {
     Notification,
     Mypage,
     Payment,
+    Wallet,
     Gateway,
 }
 
 impl ServiceName {
-    pub const ALL: [ServiceName; 6] = [
+    pub const ALL: [ServiceName; 7] = [
         ServiceName::Catalog,
         ServiceName::Reservation,
         ServiceName::Notification,
         ServiceName::Mypage,
         ServiceName::Payment,
+        ServiceName::Wallet,
         ServiceName::Gateway,
     ];
 
@@ -52,6 +54,7 @@ impl ServiceName {
             ServiceName::Notification => "notification",
             ServiceName::Mypage => "mypage",
             ServiceName::Payment => "payment",
+            ServiceName::Wallet => "wallet",
             ServiceName::Gateway => "gateway",
         }
     }
@@ -65,12 +68,14 @@ impl ServiceName {
     }
 }
 
-/// The gateway's routes: which service owns which path prefix.
-pub fn routes(urls: &ServiceUrls) -> Vec<Route> {
+/// The gateway's routes: which service owns which path prefix. Without
+/// the wallet (a deployment without points) `/points` is not served.
+pub fn routes(urls: &ServiceUrls, wallet: bool) -> Vec<Route> {
     let route = |prefix: &str, upstream: &str| Route {
         prefix: prefix.to_owned(),
         upstream: upstream.to_owned(),
     };
+    let points = wallet.then(|| route("/points", &urls.wallet));
     vec![
         route("/listings", &urls.catalog),
         route("/reservations", &urls.reservation),
@@ -79,11 +84,15 @@ pub fn routes(urls: &ServiceUrls) -> Vec<Route> {
         route("/payments", &urls.payment),
         route("/admin/payment-provider", &urls.payment),
     ]
+    .into_iter()
+    .chain(points)
+    .collect()
 }
 
 /// The services that keep dead letters, by name, for the gateway's
 /// `/admin/dead-letters`.
-pub fn services(urls: &ServiceUrls) -> BTreeMap<String, String> {
+pub fn services(urls: &ServiceUrls, wallet: bool) -> BTreeMap<String, String> {
+    let points = wallet.then(|| ("wallet".to_owned(), urls.wallet.clone()));
     [
         ("catalog", &urls.catalog),
         ("reservation", &urls.reservation),
@@ -93,6 +102,7 @@ pub fn services(urls: &ServiceUrls) -> BTreeMap<String, String> {
     ]
     .into_iter()
     .map(|(name, url)| (name.to_owned(), url.clone()))
+    .chain(points)
     .collect()
 }
 
@@ -152,7 +162,7 @@ impl Platform {
 
         // Every service gets a free loopback port; the gateway gets the public one.
         let mut listeners = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..6 {
             listeners.push(TcpListener::bind("127.0.0.1:0").await?);
         }
         let url_of = |listener: &TcpListener| -> anyhow::Result<String> {
@@ -164,6 +174,7 @@ impl Platform {
             notification: url_of(&listeners[2])?,
             mypage: url_of(&listeners[3])?,
             payment: url_of(&listeners[4])?,
+            wallet: url_of(&listeners[5])?,
         };
         let gateway_listener = TcpListener::bind((config.host.as_str(), config.port))
             .await
@@ -183,7 +194,7 @@ impl Platform {
             notification::build(
                 &config.database_for("notification"),
                 shared_bus.clone(),
-                Arc::new(notification::channel::LogChannel),
+                config.notification.clone(),
             )
             .await?,
             mypage::build(&config.database_for("mypage"), shared_bus.clone()).await?,
@@ -193,8 +204,21 @@ impl Platform {
                 config.payment.clone(),
             )
             .await?,
-            gateway::build(gateway_settings(config, dir, &urls, &admin.value)?).await?,
         ];
+        let mut apps = apps;
+        let wallet_listener = listeners.pop().expect("a wallet listener");
+        if config.wallet.enabled {
+            apps.push(
+                wallet::build(
+                    &config.database_for("wallet"),
+                    shared_bus.clone(),
+                    config.wallet.settings.clone(),
+                )
+                .await?,
+            );
+            listeners.push(wallet_listener);
+        }
+        apps.push(gateway::build(gateway_settings(config, dir, &urls, &admin.value)?).await?);
         listeners.push(gateway_listener);
 
         let (trigger, shutdown) = shutdown::channel();
@@ -257,8 +281,8 @@ fn gateway_settings(
         jwt_secret: jwt.value,
         token_ttl: Duration::from_secs(config.token_ttl_secs),
         admin_password: admin_password.to_owned(),
-        routes: routes(urls),
-        services: services(urls),
+        routes: routes(urls, config.wallet.enabled),
+        services: services(urls, config.wallet.enabled),
         rate_limits: config.rate_limits,
     })
 }
@@ -285,13 +309,20 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
         ServiceName::Payment => {
             payment::build(&database_url, bus().await?.0, config.payment.clone()).await?
         }
-        ServiceName::Notification => {
-            notification::build(
+        ServiceName::Wallet => {
+            anyhow::ensure!(
+                config.wallet.enabled,
+                "the wallet is turned off in this configuration ([wallet] enabled = false)"
+            );
+            wallet::build(
                 &database_url,
                 bus().await?.0,
-                Arc::new(notification::channel::LogChannel),
+                config.wallet.settings.clone(),
             )
             .await?
+        }
+        ServiceName::Notification => {
+            notification::build(&database_url, bus().await?.0, config.notification.clone()).await?
         }
         ServiceName::Mypage => mypage::build(&database_url, bus().await?.0).await?,
         ServiceName::Gateway => {
@@ -332,6 +363,7 @@ pub async fn migrate(config: &Config, only: Option<ServiceName>) -> anyhow::Resu
             ServiceName::Notification => notification::MIGRATIONS,
             ServiceName::Mypage => mypage::MIGRATIONS,
             ServiceName::Payment => payment::MIGRATIONS,
+            ServiceName::Wallet => wallet::MIGRATIONS,
             ServiceName::Gateway => gateway::MIGRATIONS,
         };
         let url = config.database_for(service.database_name());

@@ -12,6 +12,7 @@ mod edge;
 mod helpers;
 mod identity;
 mod paging;
+mod payments;
 mod private_data;
 mod rate_limits;
 mod restart;
