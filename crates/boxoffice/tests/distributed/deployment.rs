@@ -82,12 +82,25 @@ fn server_url(url: &str) -> String {
 }
 
 /// The services a deployment runs, in start order.
-pub const SERVICES: [&str; 5] = [
+pub const SERVICES: [&str; 7] = [
     "catalog",
+    "payment",
     "reservation",
+    "wallet",
     "notification",
     "mypage",
     "gateway",
+];
+
+/// Services with a database of their own (the gateway's is `identity`).
+const DATABASES: [&str; 7] = [
+    "catalog",
+    "payment",
+    "reservation",
+    "wallet",
+    "notification",
+    "mypage",
+    "identity",
 ];
 
 pub struct Deployment {
@@ -101,6 +114,8 @@ pub struct Deployment {
     running: BTreeMap<String, Child>,
     /// How many times each instance was started (log files are per start).
     starts: BTreeMap<String, u32>,
+    /// Settings every instance started from now on gets (`BOXOFFICE_…`).
+    pub extra_env: BTreeMap<String, String>,
     pub gateway: Gateway,
     _turn: MutexGuard<'static, ()>,
 }
@@ -122,6 +137,7 @@ impl Deployment {
             ports,
             running: BTreeMap::new(),
             starts: BTreeMap::new(),
+            extra_env: BTreeMap::new(),
             gateway,
             _turn: turn,
         };
@@ -173,6 +189,12 @@ impl Deployment {
             .env("BOXOFFICE_URLS__RESERVATION", url("reservation"))
             .env("BOXOFFICE_URLS__NOTIFICATION", url("notification"))
             .env("BOXOFFICE_URLS__MYPAGE", url("mypage"))
+            .env("BOXOFFICE_URLS__PAYMENT", url("payment"))
+            .env("BOXOFFICE_URLS__WALLET", url("wallet"))
+            // Half a dozen processes share two cores here; the production
+            // 610 ms would time out calls that are merely queued.
+            .env("BOXOFFICE_RESERVATION__PAYMENT__TIMEOUT_MS", "5000")
+            .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("BOXOFFICE_LOG_FORMAT", "json")
             .env("RUST_LOG", "info,sqlx=warn")
             .stdin(Stdio::null())
@@ -358,7 +380,7 @@ impl Deployment {
     /// Dead letters in every service's database.
     pub async fn dead_letters(&self) -> BTreeMap<&'static str, i64> {
         let mut found = BTreeMap::new();
-        for service in ["catalog", "reservation", "notification", "mypage"] {
+        for service in DATABASES.into_iter().filter(|db| *db != "identity") {
             found.insert(service, self.count(service, "dead_letters").await);
         }
         found
@@ -369,13 +391,7 @@ impl Deployment {
         self.stop_all().await;
         let url = format!("{}/postgres", self.servers.postgres);
         if let Ok(mut admin) = sqlx::PgConnection::connect(&url).await {
-            for database in [
-                "catalog",
-                "reservation",
-                "notification",
-                "mypage",
-                "identity",
-            ] {
+            for database in DATABASES {
                 let sql = format!(
                     "DROP DATABASE IF EXISTS \"{}_{database}\" WITH (FORCE)",
                     self.namespace
