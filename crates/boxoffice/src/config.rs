@@ -47,6 +47,9 @@ pub struct Config {
     /// The gateway's rate limits (`[rate_limits]`, e.g.
     /// `BOXOFFICE_RATE_LIMITS__AUTH_PER_SECOND`); a rate of 0 turns one off.
     pub rate_limits: RateLimits,
+    /// Catalog's settings (`[catalog]`): the screens registered on first
+    /// start, `screens = [{ name, rows, seats_per_row, blocked }]`.
+    pub catalog: catalog::Settings,
     /// Bookings: the deadline and the call to payment (`[reservation]`,
     /// `[reservation.payment]`: `timeout_ms`, `failures_to_open`, `open_for_ms`).
     pub reservation: reservation::Settings,
@@ -125,6 +128,7 @@ impl Default for Config {
             kafka: KafkaSettings::default(),
             urls: ServiceUrls::default(),
             rate_limits: RateLimits::default(),
+            catalog: catalog::Settings::default(),
             reservation: reservation::Settings::default(),
             payment: payment::Settings::default(),
             wallet: WalletConfig::default(),
@@ -303,6 +307,35 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("BOXOFFICE_BUS", "carrier-pigeon");
             assert!(Config::load(None).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn catalog_screens_come_from_their_section_and_default_to_three_halls() {
+        figment::Jail::expect_with(|jail| {
+            let names: Vec<String> = Config::load(None)
+                .unwrap()
+                .catalog
+                .screens
+                .into_iter()
+                .map(|screen| screen.name)
+                .collect();
+            assert_eq!(names, ["Hall 1", "Hall 2", "Hall 3"]);
+            jail.create_file(
+                "boxoffice.toml",
+                "[catalog]\nscreens = [{ name = \"Studio\", rows = 4, seats_per_row = 6, blocked = [\"A-1\"] }]",
+            )?;
+            let screens = Config::load(None).unwrap().catalog.screens;
+            assert_eq!(
+                screens,
+                [catalog::ScreenSpec {
+                    name: "Studio".into(),
+                    rows: 4,
+                    seats_per_row: 6,
+                    blocked: vec!["A-1".into()],
+                }]
+            );
             Ok(())
         });
     }

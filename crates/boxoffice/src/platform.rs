@@ -78,6 +78,7 @@ pub fn routes(urls: &ServiceUrls, wallet: bool) -> Vec<Route> {
     let points = wallet.then(|| route("/points", &urls.wallet));
     vec![
         route("/listings", &urls.catalog),
+        route("/screens", &urls.catalog),
         route("/reservations", &urls.reservation),
         route("/notifications", &urls.notification),
         route("/mypage", &urls.mypage),
@@ -183,7 +184,12 @@ impl Platform {
 
         let admin = secrets::resolve(config.admin_password.as_deref(), dir, "admin-password")?;
         let apps = vec![
-            catalog::build(&config.database_for("catalog"), shared_bus.clone()).await?,
+            catalog::build(
+                &config.database_for("catalog"),
+                shared_bus.clone(),
+                config.catalog.clone(),
+            )
+            .await?,
             reservation::build(
                 &config.database_for("reservation"),
                 &peers(&urls),
@@ -296,7 +302,9 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
     // The gateway publishes nothing and consumes nothing.
     let bus = || connect_bus(config, service.as_str());
     let app = match service {
-        ServiceName::Catalog => catalog::build(&database_url, bus().await?.0).await?,
+        ServiceName::Catalog => {
+            catalog::build(&database_url, bus().await?.0, config.catalog.clone()).await?
+        }
         ServiceName::Reservation => {
             reservation::build(
                 &database_url,

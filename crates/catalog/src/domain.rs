@@ -1,7 +1,18 @@
 //! Catalog rules, free of I/O.
+//!
+//! - this module: a new listing and its ticket quota;
+//! - [`screen`]: screens, their seats and which one a showing gets;
+//! - [`seats`]: what a seated booking may ask for and the seat map.
+
+pub mod screen;
+pub mod seats;
 
 use contracts::catalog::{InventoryRejection, ListingKind};
+use kernel::ids::ScreenId;
 use kernel::Money;
+use time::OffsetDateTime;
+
+pub use screen::Grid;
 
 /// Longest title or description accepted.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -21,12 +32,20 @@ pub enum ListingError {
     Price(#[from] kernel::money::MoneyError),
     #[error("tickets must be between 1 and {MAX_TICKETS} (got {0})")]
     TicketsOutOfRange(i64),
-    #[error("a movie needs `tickets` (a quota) to be sold")]
+    #[error("a movie needs `tickets` (a ticket quota) or `seating` (assigned seats)")]
     MissingCapacity,
-    #[error("{0} listings are not on sale yet; this release sells movie tickets by quota")]
+    #[error("a movie is sold by `tickets` (a quota) or by `seating` (assigned seats), not both")]
+    BothCapacities,
+    #[error("{0} listings are not on sale yet; this release sells movie tickets")]
     UnsupportedKind(&'static str),
-    #[error("assigned seating is not on sale yet; give `tickets` instead")]
-    SeatingNotSupported,
+    #[error("seating needs either `screenId` or both `rows` and `seatsPerRow`")]
+    SeatingShape,
+    #[error("seating needs at least 1 row of at least 1 seat (got {0} × {1})")]
+    GridOutOfRange(i64, i64),
+    #[error("no screen with id {0:?}")]
+    UnknownScreen(String),
+    #[error("startsAt must be an RFC 3339 date-time such as 2026-11-21T19:30:00Z (got {0:?})")]
+    StartsAt(String),
 }
 
 /// A listing as the admin describes it, validated.
@@ -36,7 +55,27 @@ pub struct NewListing {
     pub title: String,
     pub description: String,
     pub price: Money,
-    pub quota: Quota,
+    pub capacity: Capacity,
+    /// When the showing starts, if it has a set time.
+    pub starts_at: Option<OffsetDateTime>,
+}
+
+/// How a new listing is sold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Capacity {
+    /// Interchangeable tickets.
+    Quota(Quota),
+    /// Assigned seats, on a screen catalog assigns.
+    Seated(Seating),
+}
+
+/// Which screen a seated showing asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seating {
+    /// This one.
+    Screen(ScreenId),
+    /// Any free screen with at least this grid.
+    Grid(Grid),
 }
 
 /// What an admin may send, before validation.
@@ -47,7 +86,44 @@ pub struct ListingDraft {
     pub description: Option<String>,
     pub price: i64,
     pub tickets: Option<i64>,
-    pub has_seating: bool,
+    pub seating: Option<SeatingDraft>,
+    pub starts_at: Option<String>,
+}
+
+/// `seating` as sent: a screen's id, or the grid wanted.
+#[derive(Debug, Clone, Default)]
+pub struct SeatingDraft {
+    pub screen_id: Option<String>,
+    pub rows: Option<i64>,
+    pub seats_per_row: Option<i64>,
+}
+
+impl Seating {
+    pub fn parse(draft: SeatingDraft) -> Result<Seating, ListingError> {
+        match draft {
+            SeatingDraft {
+                screen_id: Some(id),
+                rows: None,
+                seats_per_row: None,
+            } => id
+                .trim()
+                .parse()
+                .map(Seating::Screen)
+                .map_err(|_| ListingError::UnknownScreen(id)),
+            SeatingDraft {
+                screen_id: None,
+                rows: Some(rows),
+                seats_per_row: Some(per_row),
+            } => match (u32::try_from(rows), u32::try_from(per_row)) {
+                (Ok(r @ 1..), Ok(p @ 1..)) => Ok(Seating::Grid(Grid {
+                    rows: r,
+                    seats_per_row: p,
+                })),
+                _ => Err(ListingError::GridOutOfRange(rows, per_row)),
+            },
+            _ => Err(ListingError::SeatingShape),
+        }
+    }
 }
 
 impl NewListing {
@@ -68,17 +144,26 @@ impl NewListing {
             return Err(ListingError::DescriptionTooLong);
         }
         let price = Money::parse(draft.price)?;
-        if draft.has_seating {
-            return Err(ListingError::SeatingNotSupported);
-        }
-        let tickets = draft.tickets.ok_or(ListingError::MissingCapacity)?;
-        let quota = Quota::new(tickets)?;
+        let capacity = match (draft.tickets, draft.seating) {
+            (Some(tickets), None) => Capacity::Quota(Quota::new(tickets)?),
+            (None, Some(seating)) => Capacity::Seated(Seating::parse(seating)?),
+            (None, None) => return Err(ListingError::MissingCapacity),
+            (Some(_), Some(_)) => return Err(ListingError::BothCapacities),
+        };
+        let starts_at = draft
+            .starts_at
+            .map(|text| {
+                OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| ListingError::StartsAt(text))
+            })
+            .transpose()?;
         Ok(NewListing {
             kind,
             title,
             description,
             price,
-            quota,
+            capacity,
+            starts_at,
         })
     }
 }
@@ -155,9 +240,102 @@ mod tests {
     #[test]
     fn a_movie_with_a_quota_goes_on_sale_with_every_ticket_available() {
         let listing = NewListing::parse(movie(100)).unwrap();
-        assert_eq!(listing.quota.total(), 100);
-        assert_eq!(listing.quota.available(), 100);
+        let Capacity::Quota(quota) = listing.capacity else {
+            panic!("a quota movie");
+        };
+        assert_eq!(quota.total(), 100);
+        assert_eq!(quota.available(), 100);
         assert_eq!(listing.title, "LALALand");
+        assert_eq!(listing.starts_at, None);
+    }
+
+    fn seated(seating: SeatingDraft) -> ListingDraft {
+        ListingDraft {
+            tickets: None,
+            seating: Some(seating),
+            starts_at: Some("2026-11-21T19:30:00+09:00".into()),
+            ..movie(1)
+        }
+    }
+
+    #[test]
+    fn a_seated_movie_names_its_screen_or_the_grid_it_needs() {
+        let screen = ScreenId::new();
+        let listing = NewListing::parse(seated(SeatingDraft {
+            screen_id: Some(screen.to_string()),
+            ..SeatingDraft::default()
+        }))
+        .unwrap();
+        assert_eq!(listing.capacity, Capacity::Seated(Seating::Screen(screen)));
+        assert_eq!(
+            listing.starts_at,
+            Some(time::macros::datetime!(2026-11-21 10:30 UTC))
+        );
+        let listing = NewListing::parse(seated(SeatingDraft {
+            rows: Some(30),
+            seats_per_row: Some(40),
+            ..SeatingDraft::default()
+        }))
+        .unwrap();
+        assert_eq!(
+            listing.capacity,
+            Capacity::Seated(Seating::Grid(Grid {
+                rows: 30,
+                seats_per_row: 40
+            }))
+        );
+    }
+
+    #[test]
+    fn a_movie_is_sold_by_quota_or_by_seat_never_both_nor_neither() {
+        let mut both = seated(SeatingDraft {
+            rows: Some(2),
+            seats_per_row: Some(2),
+            ..SeatingDraft::default()
+        });
+        both.tickets = Some(10);
+        assert_eq!(NewListing::parse(both), Err(ListingError::BothCapacities));
+        let mut neither = movie(1);
+        neither.tickets = None;
+        assert_eq!(
+            NewListing::parse(neither),
+            Err(ListingError::MissingCapacity)
+        );
+    }
+
+    #[test]
+    fn seating_is_a_screen_or_a_positive_grid() {
+        let parse = |screen_id: Option<&str>, rows, seats_per_row| {
+            Seating::parse(SeatingDraft {
+                screen_id: screen_id.map(str::to_owned),
+                rows,
+                seats_per_row,
+            })
+        };
+        assert_eq!(parse(None, None, None), Err(ListingError::SeatingShape));
+        assert_eq!(parse(None, Some(3), None), Err(ListingError::SeatingShape));
+        assert_eq!(
+            parse(Some("x"), Some(3), Some(3)),
+            Err(ListingError::SeatingShape)
+        );
+        assert_eq!(
+            parse(Some("hall-1"), None, None),
+            Err(ListingError::UnknownScreen("hall-1".into()))
+        );
+        assert_eq!(
+            parse(None, Some(0), Some(3)),
+            Err(ListingError::GridOutOfRange(0, 3))
+        );
+    }
+
+    #[test]
+    fn a_start_time_must_be_rfc_3339() {
+        let mut draft = movie(10);
+        draft.starts_at = Some("tomorrow at 7".into());
+        assert_eq!(
+            NewListing::parse(draft),
+            Err(ListingError::StartsAt("tomorrow at 7".into()))
+        );
     }
 
     #[test]

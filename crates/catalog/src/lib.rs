@@ -1,15 +1,19 @@
 //! The catalog context: what can be booked and how much of it is left.
 //!
-//! It owns listings (movies with a ticket quota today; seats and bikes come
-//! with their product lines) and is the single authority on inventory: a
-//! reservation is only ever confirmed after catalog has held its tickets.
+//! It owns listings (movies sold by a ticket quota or by assigned seats on
+//! a screen; musicals and bikes come with their product lines), the screens
+//! seated showings play on, and is the single authority on inventory: a
+//! reservation is only ever confirmed after catalog has held its tickets
+//! or seats.
 //!
 //! # Layout
-//! - [`domain`]: pure rules — validating a new listing, holding and
-//!   releasing tickets against a quota.
+//! - [`domain`]: pure rules — validating a new listing or screen, choosing
+//!   a screen, holding and releasing tickets against a quota, what a
+//!   seated booking may ask for.
 //! - `adapters::http`: the admin and public REST routes.
-//! - `adapters::sql`: listings and holds in the service's own database,
-//!   with an optimistic guard so a quota can never go below zero.
+//! - `adapters::sql`: screens, listings, seats and holds in the service's
+//!   own database; a seat is held by inserting its row, unique per
+//!   showing, so it can never be sold twice.
 //! - `adapters::policy`: the inventory policy reacting to reservation events.
 
 mod adapters;
@@ -17,18 +21,95 @@ pub mod domain;
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use contracts::topics;
 use kernel::bus::EventBus;
 use runtime::consumer::Consumer;
 use runtime::{App, Store};
+use serde::{Deserialize, Serialize};
+
+use domain::screen::{NewScreen, ScreenDraft};
 
 pub use adapters::sql::MIGRATIONS;
 
-/// Builds the catalog service on its database and the bus.
-pub async fn build(database_url: &str, bus: Arc<dyn EventBus>) -> anyhow::Result<App> {
+/// How catalog is set up (`[catalog]` in the platform's configuration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Screens registered on start when no screen of that name exists yet
+    /// (screens added or changed later through the API are left alone).
+    pub screens: Vec<ScreenSpec>,
+}
+
+/// A screen in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScreenSpec {
+    pub name: String,
+    pub rows: u8,
+    pub seats_per_row: u8,
+    /// Seats that are never sold, e.g. `["A-1"]`.
+    #[serde(default)]
+    pub blocked: Vec<String>,
+}
+
+impl ScreenSpec {
+    pub fn new(name: &str, rows: u8, seats_per_row: u8) -> ScreenSpec {
+        ScreenSpec {
+            name: name.to_owned(),
+            rows,
+            seats_per_row,
+            blocked: Vec::new(),
+        }
+    }
+}
+
+impl Default for Settings {
+    /// Three halls, so that seated showings can be sold out of the box.
+    fn default() -> Self {
+        Settings {
+            screens: vec![
+                ScreenSpec::new("Hall 1", 10, 12),
+                ScreenSpec::new("Hall 2", 8, 10),
+                ScreenSpec::new("Hall 3", 6, 8),
+            ],
+        }
+    }
+}
+
+impl Settings {
+    /// The configured screens, validated like screens sent to the API.
+    fn screens(&self) -> anyhow::Result<Vec<NewScreen>> {
+        self.screens
+            .iter()
+            .map(|spec| {
+                NewScreen::parse(ScreenDraft {
+                    name: spec.name.clone(),
+                    rows: i64::from(spec.rows),
+                    seats_per_row: i64::from(spec.seats_per_row),
+                    blocked: spec.blocked.clone(),
+                })
+                .with_context(|| format!("catalog.screens: screen {:?}", spec.name))
+            })
+            .collect()
+    }
+}
+
+/// Builds the catalog service on its database and the bus, registering
+/// the configured screens that are missing.
+pub async fn build(
+    database_url: &str,
+    bus: Arc<dyn EventBus>,
+    settings: Settings,
+) -> anyhow::Result<App> {
+    let configured = settings.screens()?;
     let store = Store::connect(database_url, MIGRATIONS).await?;
+    let screens = adapters::sql::Screens::new(store.clone());
+    for added in screens.ensure(configured).await? {
+        tracing::info!(screen = %added.screen.id, name = %added.screen.name, "screen registered from the configuration");
+    }
     let listings = adapters::sql::Listings::new(store.clone());
-    let router = adapters::http::router(listings.clone());
+    let router = adapters::http::router(listings.clone(), screens);
     let consumer = Consumer {
         group: "catalog.inventory".to_owned(),
         topics: vec![topics::RESERVATION],

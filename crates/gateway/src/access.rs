@@ -14,8 +14,8 @@ pub enum Access {
 }
 
 /// The access a request needs. Browsing the catalog, signing in and the
-/// operational endpoints are public; changing the catalog and `/admin/*`
-/// (dead letters) are for admins; everything else needs a signed-in user
+/// operational endpoints are public; changing the catalog, the screen
+/// registry (`/screens`) and `/admin/*` (dead letters) are for admins; everything else needs a signed-in user
 /// (services then decide what of it is the caller's own).
 pub fn required(method: &Method, path: &str) -> Access {
     let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
@@ -34,7 +34,7 @@ pub fn required(method: &Method, path: &str) -> Access {
             Access::Admin
         };
     }
-    if under("/admin") {
+    if under("/admin") || under("/screens") {
         return Access::Admin;
     }
     Access::SignedIn
@@ -80,6 +80,14 @@ mod tests {
         assert_eq!(required(&Method::POST, "/listings"), Access::Admin);
         assert_eq!(required(&Method::PATCH, "/listings/abc"), Access::Admin);
         assert_eq!(required(&Method::DELETE, "/listings/abc"), Access::Admin);
+    }
+
+    #[test]
+    fn the_screen_registry_is_for_admins_even_to_read() {
+        assert_eq!(required(&Method::GET, "/screens"), Access::Admin);
+        assert_eq!(required(&Method::POST, "/screens"), Access::Admin);
+        assert_eq!(required(&Method::GET, "/screens/abc"), Access::Admin);
+        assert_eq!(required(&Method::GET, "/screensaver"), Access::SignedIn);
     }
 
     #[test]

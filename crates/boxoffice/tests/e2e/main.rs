@@ -17,4 +17,5 @@ mod private_data;
 mod rate_limits;
 mod restart;
 mod s0_movie_tickets;
+mod screens;
 mod tokens;

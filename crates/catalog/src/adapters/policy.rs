@@ -1,5 +1,6 @@
-//! The inventory policy: a placed reservation holds tickets, a cancelled
-//! one releases them.
+//! The inventory policy: a placed reservation holds tickets or seats, a
+//! confirmed one sells them, and one that ends otherwise (rejected,
+//! expired, cancelled) gives them back.
 
 use async_trait::async_trait;
 use contracts::reservation::ReservationEvent;
@@ -27,18 +28,14 @@ impl EventHandler for InventoryPolicy {
         tx: &mut Transaction<'static, Any>,
         events: &[&Envelope],
     ) -> anyhow::Result<()> {
-        let mut listings = Vec::new();
-        for event in events {
-            // Unreadable ones are reported by `handle`, one at a time.
-            if let Ok(Some(
-                ReservationEvent::ReservationPlaced { booking, .. }
-                | ReservationEvent::ReservationCancelled { booking, .. }
-                | ReservationEvent::ReservationExpired { booking, .. },
-            )) = ReservationEvent::from_envelope(event)
-            {
-                listings.push(booking.listing_id);
-            }
-        }
+        // Every reservation event may change inventory now (a confirmation
+        // sells, a rejection releases), so each locks its listing.
+        // Unreadable ones are reported by `handle`, one at a time.
+        let listings = events
+            .iter()
+            .filter_map(|event| ReservationEvent::from_envelope(event).ok().flatten())
+            .map(|event| event.booking().listing_id)
+            .collect();
         self.listings.lock_in_order(tx, listings).await
     }
 
@@ -51,18 +48,19 @@ impl EventHandler for InventoryPolicy {
             Some(ReservationEvent::ReservationPlaced { booking, .. }) => {
                 self.listings.hold(tx, &booking, event).await
             }
+            Some(ReservationEvent::ReservationConfirmed { booking, .. }) => {
+                self.listings.sell(tx, booking.reservation_id, event).await
+            }
             Some(
-                ReservationEvent::ReservationCancelled { booking, .. }
-                | ReservationEvent::ReservationExpired { booking, .. },
+                ReservationEvent::ReservationRejected { booking, .. }
+                | ReservationEvent::ReservationExpired { booking, .. }
+                | ReservationEvent::ReservationCancelled { booking, .. },
             ) => {
                 self.listings
                     .release(tx, booking.reservation_id, event)
                     .await
             }
-            // Confirmations and rejections change no inventory.
-            Some(ReservationEvent::ReservationConfirmed { .. })
-            | Some(ReservationEvent::ReservationRejected { .. })
-            | None => Ok(()),
+            None => Ok(()),
         }
     }
 }

@@ -1,11 +1,17 @@
-//! Listings and holds in catalog's own database.
+//! Listings, their seats and holds in catalog's own database.
+
+pub mod screens;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
 
 use anyhow::Context;
 use contracts::catalog::{CapacityKind, CatalogEvent, InventoryRejection, ListingKind};
 use contracts::reservation::Booking;
 use contracts::IntegrationEvent;
-use kernel::ids::{ListingId, ReservationId};
-use kernel::{Envelope, Money};
+use kernel::ids::{ListingId, ReservationId, ScreenId};
+use kernel::{Envelope, Money, SeatLabel};
 use runtime::http::{parse_timestamp, timestamp};
 use runtime::retry::Contention;
 use runtime::store::{Backend, Listing, MigrationScript};
@@ -14,7 +20,11 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use time::OffsetDateTime;
 
-use crate::domain::{NewListing, Quota};
+use crate::domain::screen::{self, AssignmentError, Screen};
+use crate::domain::seats::{self, HoldStatus, SeatStatus};
+use crate::domain::{Capacity, NewListing, Quota, Seating};
+
+pub use screens::Screens;
 
 const SCHEMA: &str = "
 CREATE TABLE listings (
@@ -39,6 +49,41 @@ CREATE TABLE holds (
 const FIXED_WIDTH_TIMESTAMPS: &str =
     runtime::fixed_width_timestamps!(("listings", "created_at"), ("holds", "updated_at"));
 
+/// Screens, the seats of seated showings, and one row per seat held or
+/// sold: its primary key is what makes a second sale of a seat impossible,
+/// whatever the order or partitioning of the events that ask for it.
+/// A listing with a `screen_id` is a seated showing; `screen_name` is kept
+/// with it (screens are never renamed) so a listing reads in one row.
+const SEATS: &str = "
+CREATE TABLE screens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    rows BIGINT NOT NULL CHECK (rows > 0),
+    seats_per_row BIGINT NOT NULL CHECK (seats_per_row > 0),
+    blocked TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX screens_by_age ON screens (created_at);
+ALTER TABLE listings ADD COLUMN screen_id TEXT REFERENCES screens (id);
+ALTER TABLE listings ADD COLUMN screen_name TEXT;
+ALTER TABLE listings ADD COLUMN starts_at TEXT;
+CREATE INDEX listings_by_screen ON listings (screen_id, starts_at);
+CREATE TABLE listing_seats (
+    listing_id TEXT NOT NULL REFERENCES listings (id),
+    seat TEXT NOT NULL,
+    PRIMARY KEY (listing_id, seat)
+);
+CREATE TABLE seat_holds (
+    listing_id TEXT NOT NULL,
+    seat TEXT NOT NULL,
+    reservation_id TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('held', 'sold')),
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (listing_id, seat),
+    FOREIGN KEY (listing_id, seat) REFERENCES listing_seats (listing_id, seat)
+);
+CREATE INDEX seat_holds_by_reservation ON seat_holds (reservation_id);";
+
 pub const MIGRATIONS: &[MigrationScript] = &[
     MigrationScript {
         version: 100,
@@ -52,6 +97,12 @@ pub const MIGRATIONS: &[MigrationScript] = &[
         sqlite: FIXED_WIDTH_TIMESTAMPS,
         postgres: FIXED_WIDTH_TIMESTAMPS,
     },
+    MigrationScript {
+        version: 102,
+        description: "catalog: screens, seats and seat holds",
+        sqlite: SEATS,
+        postgres: SEATS,
+    },
 ];
 
 /// A listing as stored.
@@ -62,8 +113,35 @@ pub struct ListingRecord {
     pub title: String,
     pub description: String,
     pub price: Money,
+    /// Tickets, or for a seated showing its seats, and how many are left.
     pub quota: Quota,
+    /// The screen of a seated showing; `None` for a quota.
+    pub screen: Option<ScreenRef>,
+    pub starts_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
+}
+
+/// The screen a seated showing is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScreenRef {
+    pub id: ScreenId,
+    pub name: String,
+}
+
+/// Why a listing was not registered.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error(transparent)]
+    Assignment(#[from] AssignmentError),
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+/// A held or sold booking, as `holds` keeps it.
+struct Hold {
+    listing_id: ListingId,
+    quantity: u32,
+    status: HoldStatus,
 }
 
 #[derive(Clone, Debug)]
@@ -71,7 +149,8 @@ pub struct Listings {
     store: Store,
 }
 
-const COLUMNS: &str = "id, kind, title, description, price, total, available, created_at";
+const COLUMNS: &str = "id, kind, title, description, price, total, available, created_at, \
+                       screen_id, screen_name, starts_at";
 
 const LISTINGS: Listing = Listing {
     table: "listings",
@@ -81,25 +160,52 @@ const LISTINGS: Listing = Listing {
     newest_first: false,
 };
 
+/// Seats written per `INSERT`, well below either engine's bind limit.
+const SEATS_PER_INSERT: usize = 200;
+
 impl Listings {
     pub fn new(store: Store) -> Listings {
         Listings { store }
     }
 
-    /// Stores a new listing and announces it, in one transaction.
-    pub async fn register(&self, listing: NewListing) -> anyhow::Result<ListingRecord> {
+    /// Stores a new listing and announces it, in one transaction. A seated
+    /// showing is given its screen and that screen's seats here; the
+    /// screens are locked first, so two registrations at once cannot both
+    /// take a screen that is free for only one of them.
+    pub async fn register(&self, listing: NewListing) -> Result<ListingRecord, RegisterError> {
+        let mut tx = self.store.begin().await?;
+        let (quota, screen) = match listing.capacity {
+            Capacity::Quota(quota) => (quota, None),
+            Capacity::Seated(seating) => {
+                let schedules = screens::schedules(&mut tx, &self.store, listing.starts_at).await?;
+                let screen: Screen = match seating {
+                    Seating::Screen(id) => {
+                        screen::assign_named(&schedules, id, listing.starts_at)?.clone()
+                    }
+                    Seating::Grid(grid) => {
+                        screen::choose_screen(&schedules, grid, listing.starts_at)?.clone()
+                    }
+                };
+                let total = screen.layout.sellable();
+                (Quota::restore(total, total), Some(screen))
+            }
+        };
         let record = ListingRecord {
             id: ListingId::new(),
             kind: listing.kind,
             title: listing.title,
             description: listing.description,
             price: listing.price,
-            quota: listing.quota,
+            quota,
+            screen: screen.as_ref().map(|screen| ScreenRef {
+                id: screen.id,
+                name: screen.name.clone(),
+            }),
+            starts_at: listing.starts_at,
             created_at: kernel::now(),
         };
-        let mut tx = self.store.begin().await?;
         sqlx::query(&format!(
-            "INSERT INTO listings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            "INSERT INTO listings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(record.id.to_string())
         .bind(record.kind.as_str())
@@ -109,22 +215,44 @@ impl Listings {
         .bind(i64::from(record.quota.total()))
         .bind(i64::from(record.quota.available()))
         .bind(timestamp(record.created_at))
+        .bind(record.screen.as_ref().map(|screen| screen.id.to_string()))
+        .bind(record.screen.as_ref().map(|screen| screen.name.clone()))
+        .bind(record.starts_at.map(timestamp))
         .execute(&mut *tx)
         .await
         .context("storing a listing")?;
-        let event = CatalogEvent::ListingRegistered {
+        let capacity = match &screen {
+            None => CapacityKind::Quota {
+                total: record.quota.total(),
+            },
+            Some(screen) => {
+                let seats = screen.layout.seats();
+                insert_seats(&mut tx, record.id, &seats).await?;
+                CapacityKind::Seated {
+                    total: record.quota.total(),
+                    seats,
+                }
+            }
+        };
+        let mut events = vec![CatalogEvent::ListingRegistered {
             listing_id: record.id,
             kind: record.kind,
             title: record.title.clone(),
             description: record.description.clone(),
             price: record.price,
-            capacity: CapacityKind::Quota {
-                total: record.quota.total(),
-            },
-            starts_at: None,
+            capacity,
+            starts_at: record.starts_at,
             registered_at: record.created_at,
-        };
-        outbox::append(&mut tx, &[event.outgoing(None)]).await?;
+        }];
+        if let Some(screen) = &screen {
+            events.push(CatalogEvent::ScreenAssigned {
+                listing_id: record.id,
+                screen_id: screen.id,
+                screen_name: screen.name.clone(),
+            });
+        }
+        let outgoing: Vec<_> = events.iter().map(|event| event.outgoing(None)).collect();
+        outbox::append(&mut tx, &outgoing).await?;
         self.store.commit(tx).await?;
         Ok(record)
     }
@@ -135,6 +263,34 @@ impl Listings {
             .fetch_optional(self.store.reader())
             .await?;
         row.map(|row| from_row(&row)).transpose()
+    }
+
+    /// Every seat of a seated showing and where it stands, in seat order.
+    pub async fn seat_map(&self, id: ListingId) -> anyhow::Result<Vec<(SeatLabel, SeatStatus)>> {
+        let seats: Vec<String> =
+            sqlx::query_scalar("SELECT seat FROM listing_seats WHERE listing_id = $1")
+                .bind(id.to_string())
+                .fetch_all(self.store.reader())
+                .await
+                .context("reading a seat map")?;
+        let taken = sqlx::query("SELECT seat, status FROM seat_holds WHERE listing_id = $1")
+            .bind(id.to_string())
+            .fetch_all(self.store.reader())
+            .await
+            .context("reading held seats")?;
+        let seats = seats
+            .iter()
+            .map(|seat| seat.parse::<SeatLabel>())
+            .collect::<Result<Vec<_>, _>>()?;
+        let taken = taken
+            .iter()
+            .map(|row| {
+                let seat: String = row.try_get("seat")?;
+                let status: String = row.try_get("status")?;
+                Ok((seat.parse()?, status.parse()?))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(seats::seat_map(seats, taken))
     }
 
     /// Listings in the order they were registered, a page at a time.
@@ -192,20 +348,17 @@ impl Listings {
         Ok(())
     }
 
-    /// Holds tickets for a placed reservation, or rejects it; either way the
-    /// outcome is announced in the same transaction. A second delivery of the
-    /// same reservation finds its hold and does nothing.
+    /// Holds tickets or seats for a placed reservation, or rejects it;
+    /// either way the outcome is announced in the same transaction. A
+    /// second delivery of the same reservation finds its hold (or its
+    /// rejection) and does nothing.
     pub async fn hold(
         &self,
         tx: &mut Transaction<'static, Any>,
         booking: &Booking,
         cause: &Envelope,
     ) -> anyhow::Result<()> {
-        if self
-            .hold_status(tx, booking.reservation_id)
-            .await?
-            .is_some()
-        {
+        if self.find_hold(tx, booking.reservation_id).await?.is_some() {
             return Ok(());
         }
         let Some(listing) = self.load_for_update(tx, booking.listing_id).await? else {
@@ -216,69 +369,165 @@ impl Listings {
             };
             return outbox::append(tx, &[event.outgoing(Some(cause))]).await;
         };
-        let event = match listing.quota.hold(booking.quantity) {
+        let outcome = match seats::check_booking(
+            listing.screen.is_some(),
+            &booking.seats,
+            booking.quantity,
+        ) {
+            Ok(()) if booking.seats.is_empty() => listing.quota.hold(booking.quantity),
+            Ok(()) => self.hold_seats(tx, &listing, booking).await?,
+            Err(reason) => Err(reason),
+        };
+        let event = match outcome {
             Ok(after) => {
                 self.set_available(tx, &listing, after).await?;
-                sqlx::query(
-                    "INSERT INTO holds (reservation_id, listing_id, quantity, status, updated_at)
-                     VALUES ($1, $2, $3, 'held', $4)",
-                )
-                .bind(booking.reservation_id.to_string())
-                .bind(listing.id.to_string())
-                .bind(i64::from(booking.quantity))
-                .bind(timestamp(kernel::now()))
-                .execute(&mut **tx)
-                .await?;
+                self.insert_hold(tx, booking, HoldStatus::Held).await?;
                 CatalogEvent::TicketsReserved {
                     reservation_id: booking.reservation_id,
                     listing_id: listing.id,
                     quantity: booking.quantity,
-                    seats: Vec::new(),
+                    seats: booking.seats.clone(),
                     available: after.available(),
                 }
             }
-            Err(reason) => CatalogEvent::InventoryRejected {
-                reservation_id: booking.reservation_id,
-                listing_id: listing.id,
-                reason,
-            },
+            Err(reason) => {
+                self.insert_hold(tx, booking, HoldStatus::Rejected).await?;
+                CatalogEvent::InventoryRejected {
+                    reservation_id: booking.reservation_id,
+                    listing_id: listing.id,
+                    reason,
+                }
+            }
         };
         outbox::append(tx, &[event.outgoing(Some(cause))]).await
     }
 
-    /// Releases what was held for a cancelled reservation, once.
+    /// Claims the booking's seats: one row each, inserted only if nobody
+    /// holds that seat. The database decides, not a read before the write:
+    /// a seat some other transaction claims at the same moment is either
+    /// inserted by it or by us, never by both. If any seat is taken, the
+    /// ones just claimed are given up again and the taken ones named.
+    async fn hold_seats(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        listing: &ListingRecord,
+        booking: &Booking,
+    ) -> anyhow::Result<Result<Quota, InventoryRejection>> {
+        let placeholders: Vec<String> = (2..=booking.seats.len() + 1)
+            .map(|n| format!("${n}"))
+            .collect();
+        let sql = format!(
+            "SELECT seat FROM listing_seats WHERE listing_id = $1 AND seat IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql).bind(listing.id.to_string());
+        for seat in &booking.seats {
+            query = query.bind(seat.to_string());
+        }
+        let known = query
+            .fetch_all(&mut **tx)
+            .await
+            .context("looking up the booked seats")?
+            .iter()
+            .map(|seat| seat.parse::<SeatLabel>())
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        if let Err(reason) = seats::unknown_seats(&booking.seats, &known) {
+            return Ok(Err(reason));
+        }
+        let now = timestamp(kernel::now());
+        let mut taken = Vec::new();
+        for seat in &booking.seats {
+            let inserted = sqlx::query(
+                "INSERT INTO seat_holds (listing_id, seat, reservation_id, status, updated_at)
+                 VALUES ($1, $2, $3, 'held', $4)
+                 ON CONFLICT (listing_id, seat) DO NOTHING",
+            )
+            .bind(listing.id.to_string())
+            .bind(seat.to_string())
+            .bind(booking.reservation_id.to_string())
+            .bind(&now)
+            .execute(&mut **tx)
+            .await
+            .context("holding a seat")?;
+            if inserted.rows_affected() == 0 {
+                taken.push(*seat);
+            }
+        }
+        if !taken.is_empty() {
+            self.delete_seat_holds(tx, booking.reservation_id).await?;
+            return Ok(Err(InventoryRejection::SeatTaken { seats: taken }));
+        }
+        // The count follows the seats; it can only disagree if it was
+        // changed by hand, and then it is the seats that are right.
+        Ok(Ok(listing.quota.hold(booking.quantity).unwrap_or_else(
+            |_| Quota::restore(listing.quota.total(), 0),
+        )))
+    }
+
+    /// Marks a confirmed reservation's tickets or seats sold, once.
+    pub async fn sell(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        reservation: ReservationId,
+        cause: &Envelope,
+    ) -> anyhow::Result<()> {
+        let Some(hold) = self.find_hold(tx, reservation).await? else {
+            return Ok(());
+        };
+        if hold.status != HoldStatus::Held {
+            return Ok(());
+        }
+        let now = timestamp(kernel::now());
+        sqlx::query(
+            "UPDATE seat_holds SET status = 'sold', updated_at = $1 WHERE reservation_id = $2",
+        )
+        .bind(&now)
+        .bind(reservation.to_string())
+        .execute(&mut **tx)
+        .await
+        .context("selling seats")?;
+        self.set_hold_status(tx, reservation, HoldStatus::Sold)
+            .await?;
+        let event = CatalogEvent::InventorySold {
+            reservation_id: reservation,
+            listing_id: hold.listing_id,
+            quantity: hold.quantity,
+            seats: self.seats_of(tx, reservation).await?,
+        };
+        outbox::append(tx, &[event.outgoing(Some(cause))]).await
+    }
+
+    /// Gives back what is held or sold for a reservation that ended
+    /// (rejected, expired, cancelled), once; nothing when nothing is held.
     pub async fn release(
         &self,
         tx: &mut Transaction<'static, Any>,
         reservation: ReservationId,
         cause: &Envelope,
     ) -> anyhow::Result<()> {
-        let Some((listing_id, quantity, status)) = self.hold_status(tx, reservation).await? else {
+        let Some(hold) = self.find_hold(tx, reservation).await? else {
             return Ok(());
         };
-        if status != "held" {
+        if !hold.status.is_releasable() {
             return Ok(());
         }
         // Locked like a hold: without it a hold committing in between makes
         // the guarded write below miss, again and again.
         let listing = self
-            .load_for_update(tx, listing_id)
+            .load_for_update(tx, hold.listing_id)
             .await?
-            .with_context(|| format!("listing {listing_id} of a hold is gone"))?;
-        let after = listing.quota.release(quantity);
+            .with_context(|| format!("listing {} of a hold is gone", hold.listing_id))?;
+        let seats = self.seats_of(tx, reservation).await?;
+        self.delete_seat_holds(tx, reservation).await?;
+        let after = listing.quota.release(hold.quantity);
         self.set_available(tx, &listing, after).await?;
-        sqlx::query(
-            "UPDATE holds SET status = 'released', updated_at = $1 WHERE reservation_id = $2",
-        )
-        .bind(timestamp(kernel::now()))
-        .bind(reservation.to_string())
-        .execute(&mut **tx)
-        .await?;
+        self.set_hold_status(tx, reservation, HoldStatus::Released)
+            .await?;
         let event = CatalogEvent::InventoryReleased {
             reservation_id: reservation,
-            listing_id,
-            quantity,
-            seats: Vec::new(),
+            listing_id: hold.listing_id,
+            quantity: hold.quantity,
+            seats,
             available: after.available(),
         };
         outbox::append(tx, &[event.outgoing(Some(cause))]).await
@@ -301,11 +550,11 @@ impl Listings {
         row.map(|row| from_row(&row)).transpose()
     }
 
-    async fn hold_status(
+    async fn find_hold(
         &self,
         tx: &mut Transaction<'static, Any>,
         reservation: ReservationId,
-    ) -> anyhow::Result<Option<(ListingId, u32, String)>> {
+    ) -> anyhow::Result<Option<Hold>> {
         let row =
             sqlx::query("SELECT listing_id, quantity, status FROM holds WHERE reservation_id = $1")
                 .bind(reservation.to_string())
@@ -314,13 +563,84 @@ impl Listings {
         row.map(|row| {
             let listing: String = row.try_get("listing_id")?;
             let quantity: i64 = row.try_get("quantity")?;
-            Ok((
-                listing.parse()?,
-                u32::try_from(quantity)?,
-                row.try_get("status")?,
-            ))
+            let status: String = row.try_get("status")?;
+            Ok(Hold {
+                listing_id: listing.parse()?,
+                quantity: u32::try_from(quantity)?,
+                status: status.parse()?,
+            })
         })
         .transpose()
+    }
+
+    async fn insert_hold(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        booking: &Booking,
+        status: HoldStatus,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO holds (reservation_id, listing_id, quantity, status, updated_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(booking.reservation_id.to_string())
+        .bind(booking.listing_id.to_string())
+        .bind(i64::from(booking.quantity))
+        .bind(status.as_str())
+        .bind(timestamp(kernel::now()))
+        .execute(&mut **tx)
+        .await
+        .context("recording a hold")?;
+        Ok(())
+    }
+
+    async fn set_hold_status(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        reservation: ReservationId,
+        status: HoldStatus,
+    ) -> anyhow::Result<()> {
+        sqlx::query("UPDATE holds SET status = $1, updated_at = $2 WHERE reservation_id = $3")
+            .bind(status.as_str())
+            .bind(timestamp(kernel::now()))
+            .bind(reservation.to_string())
+            .execute(&mut **tx)
+            .await
+            .context("updating a hold")?;
+        Ok(())
+    }
+
+    /// The seats a reservation holds or bought, in seat order.
+    async fn seats_of(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        reservation: ReservationId,
+    ) -> anyhow::Result<Vec<SeatLabel>> {
+        let seats: Vec<String> =
+            sqlx::query_scalar("SELECT seat FROM seat_holds WHERE reservation_id = $1")
+                .bind(reservation.to_string())
+                .fetch_all(&mut **tx)
+                .await
+                .context("reading a reservation's seats")?;
+        let mut seats = seats
+            .iter()
+            .map(|seat| seat.parse::<SeatLabel>())
+            .collect::<Result<Vec<_>, _>>()?;
+        seats.sort_unstable();
+        Ok(seats)
+    }
+
+    async fn delete_seat_holds(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        reservation: ReservationId,
+    ) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM seat_holds WHERE reservation_id = $1")
+            .bind(reservation.to_string())
+            .execute(&mut **tx)
+            .await
+            .context("giving seats back")?;
+        Ok(())
     }
 
     /// Writes the new availability, guarded by the value it was computed
@@ -347,6 +667,32 @@ impl Listings {
     }
 }
 
+/// Writes a new showing's seats, a few hundred per statement.
+async fn insert_seats(
+    tx: &mut Transaction<'static, Any>,
+    listing: ListingId,
+    seats: &[SeatLabel],
+) -> anyhow::Result<()> {
+    for chunk in seats.chunks(SEATS_PER_INSERT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("($1, ${})", i + 2))
+            .collect();
+        let sql = format!(
+            "INSERT INTO listing_seats (listing_id, seat) VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(listing.to_string());
+        for seat in chunk {
+            query = query.bind(seat.to_string());
+        }
+        query
+            .execute(&mut **tx)
+            .await
+            .context("storing a showing's seats")?;
+    }
+    Ok(())
+}
+
 fn from_row(row: &AnyRow) -> anyhow::Result<ListingRecord> {
     let id: String = row.try_get("id")?;
     let kind: String = row.try_get("kind")?;
@@ -354,6 +700,9 @@ fn from_row(row: &AnyRow) -> anyhow::Result<ListingRecord> {
     let available: i64 = row.try_get("available")?;
     let price: i64 = row.try_get("price")?;
     let created_at: String = row.try_get("created_at")?;
+    let screen_id: Option<String> = row.try_get("screen_id")?;
+    let screen_name: Option<String> = row.try_get("screen_name")?;
+    let starts_at: Option<String> = row.try_get("starts_at")?;
     Ok(ListingRecord {
         id: id.parse()?,
         kind: serde_json::from_value(serde_json::Value::String(kind))?,
@@ -361,6 +710,14 @@ fn from_row(row: &AnyRow) -> anyhow::Result<ListingRecord> {
         description: row.try_get("description")?,
         price: Money::parse(price)?,
         quota: Quota::restore(u32::try_from(total)?, u32::try_from(available)?),
+        screen: match screen_id {
+            Some(id) => Some(ScreenRef {
+                id: id.parse()?,
+                name: screen_name.unwrap_or_default(),
+            }),
+            None => None,
+        },
+        starts_at: starts_at.as_deref().map(parse_timestamp).transpose()?,
         created_at: parse_timestamp(&created_at)?,
     })
 }
