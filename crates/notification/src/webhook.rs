@@ -209,8 +209,9 @@ mod tests {
         receiver.answers.lock().unwrap().extend_from_slice(answers);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        // A receiver that answers any path (the URL says /hook).
         let router = Router::new()
-            .route("/hook", post(receive))
+            .fallback(post(receive))
             .with_state(receiver.clone());
         tokio::spawn(async move { axum::serve(listener, router).await });
         (url, receiver)

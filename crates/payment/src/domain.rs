@@ -118,9 +118,10 @@ pub fn settlement_for(standing: Standing, outcome: BookingOutcome) -> Option<Set
     }
 }
 
-/// The built-in provider's behaviour, set by configuration and at run time.
+/// The built-in provider's behaviour, set by configuration
+/// (`[payment.provider]`) and at run time (`PUT /admin/payment-provider`).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProviderSettings {
     /// How long every provider call takes.
     pub latency_ms: u64,

@@ -89,14 +89,15 @@ pub async fn movie_ticket_walkthrough(app: &Gateway) {
             .then_some(())
     })
     .await;
+    // The card payment is refunded too, and the customer told so.
     let notifications = eventually(|| async {
         let all = app.list("/notifications", &customer).await;
-        (kinds_for(&all, &first).len() == 2).then_some(all)
+        (kinds_for(&all, &first).len() == 3).then_some(all)
     })
     .await;
     let mut kinds = kinds_for(&notifications, &first);
     kinds.sort();
-    assert_eq!(kinds, vec!["cancelled", "reserved"]);
+    assert_eq!(kinds, vec!["cancelled", "refunded", "reserved"]);
 
     // Cancelling again is a conflict and changes nothing.
     let again = app

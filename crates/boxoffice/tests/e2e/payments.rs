@@ -208,7 +208,10 @@ async fn payment_down_opens_the_breaker_which_answers_at_once_and_closes_when_pa
     // payment (no cause in the detail), with Retry-After. (Its state is a
     // gauge; other platforms in this test binary share the process's
     // metrics, so the value is checked where services run alone.)
-    assert!(breaker_state(&app).await.is_some(), "the breaker's state is exported");
+    assert!(
+        breaker_state(&app).await.is_some(),
+        "the breaker's state is exported"
+    );
     let started = Instant::now();
     let response = app
         .http

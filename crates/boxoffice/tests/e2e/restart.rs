@@ -55,7 +55,7 @@ async fn a_restart_keeps_everything_and_consumers_catch_up_exactly_once() {
         let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", bus_path.display()))
             .await
             .unwrap();
-        let rewound = sqlx::query("UPDATE group_offsets SET committed_seq = 0 WHERE group_name IN ('notification.sender', 'mypage.projection')")
+        let rewound = sqlx::query("UPDATE group_offsets SET committed_seq = 0 WHERE group_name IN ('notification.sender', 'mypage.projection') AND topic = 'boxoffice.reservation'")
             .execute(&pool)
             .await
             .unwrap();

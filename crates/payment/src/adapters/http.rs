@@ -145,23 +145,51 @@ async fn list(
     Ok(Json(payments.iter().map(PaymentView::from).collect()))
 }
 
+/// The provider's settings on the wire; every field is required, so a PUT
+/// says the whole behaviour wanted (`declineAbove: null` for no limit).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ProviderSettingsView {
+    latency_ms: u64,
+    failure_rate: f64,
+    down: bool,
+    #[serde(default)]
+    decline_above: Option<i64>,
+}
+
+impl From<ProviderSettings> for ProviderSettingsView {
+    fn from(s: ProviderSettings) -> Self {
+        ProviderSettingsView {
+            latency_ms: s.latency_ms,
+            failure_rate: s.failure_rate,
+            down: s.down,
+            decline_above: s.decline_above,
+        }
+    }
+}
+
 async fn provider_settings(
     State(routes): State<Routes>,
     caller: Caller,
-) -> Result<Json<ProviderSettings>, ApiError> {
+) -> Result<Json<ProviderSettingsView>, ApiError> {
     caller.require_admin()?;
-    Ok(Json(routes.provider.settings()))
+    Ok(Json(routes.provider.settings().into()))
 }
 
 async fn change_provider(
     State(routes): State<Routes>,
     caller: Caller,
-    Body(settings): Body<ProviderSettings>,
-) -> Result<Json<ProviderSettings>, ApiError> {
+    Body(view): Body<ProviderSettingsView>,
+) -> Result<Json<ProviderSettingsView>, ApiError> {
     caller.require_admin()?;
-    let settings = settings
-        .validate()
-        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let settings = ProviderSettings {
+        latency_ms: view.latency_ms,
+        failure_rate: view.failure_rate,
+        down: view.down,
+        decline_above: view.decline_above,
+    }
+    .validate()
+    .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     routes.provider.set(settings);
-    Ok(Json(settings))
+    Ok(Json(settings.into()))
 }
