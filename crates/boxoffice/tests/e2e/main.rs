@@ -17,5 +17,6 @@ mod private_data;
 mod rate_limits;
 mod restart;
 mod s0_movie_tickets;
+mod s1_movie_seats;
 mod screens;
 mod tokens;
