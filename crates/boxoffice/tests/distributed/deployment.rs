@@ -123,6 +123,11 @@ pub struct Deployment {
 impl Deployment {
     /// Starts every service and waits until each is ready.
     pub async fn start(servers: Servers) -> Deployment {
+        Deployment::start_with(servers, BTreeMap::new()).await
+    }
+
+    /// Starts every service with extra settings (`BOXOFFICE_…` variables).
+    pub async fn start_with(servers: Servers, extra_env: BTreeMap<String, String>) -> Deployment {
         let turn = ONE_AT_A_TIME.lock().await;
         let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let mut ports = BTreeMap::new();
@@ -137,7 +142,7 @@ impl Deployment {
             ports,
             running: BTreeMap::new(),
             starts: BTreeMap::new(),
-            extra_env: BTreeMap::new(),
+            extra_env,
             gateway,
             _turn: turn,
         };

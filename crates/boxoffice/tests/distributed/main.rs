@@ -8,4 +8,5 @@
 mod common;
 
 mod deployment;
+mod payments;
 mod scenarios;
