@@ -138,7 +138,8 @@ async fn two_notification_replicas_share_the_work_and_send_each_message_once() {
     };
     // Wait for the group to rebalance over both members.
     let shared = scale_out(&mut deployment, "notification", "notification.sender").await;
-    assert_eq!(shared.0 + shared.1, 4, "4 partitions split: {shared:?}");
+    // Two topics (reservation and payment events), four partitions each.
+    assert_eq!(shared.0 + shared.1, 8, "8 partitions split: {shared:?}");
 
     let gateway = deployment.gateway.clone();
     let admin = gateway.admin_token().await;
@@ -248,7 +249,8 @@ async fn two_catalog_replicas_racing_on_the_same_listings_lose_no_ticket_and_par
         return;
     };
     let shared = scale_out(&mut deployment, "catalog", "catalog.inventory").await;
-    assert_eq!(shared.0 + shared.1, 4, "4 partitions split: {shared:?}");
+    // Two topics (reservation and payment events), four partitions each.
+    assert_eq!(shared.0 + shared.1, 8, "8 partitions split: {shared:?}");
     let gateway = deployment.gateway.clone();
     let admin = gateway.admin_token().await;
     let movies = [
