@@ -280,3 +280,141 @@ fn answer(payment: Payment) -> Result<Payment, AuthoriseError> {
         _ => Ok(payment),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use runtime::store::sqlite_url;
+    use runtime::Store;
+
+    use super::*;
+    use crate::domain::ProviderSettings;
+    use crate::provider::FakeProvider;
+
+    async fn payments(
+        dir: &tempfile::TempDir,
+        settings: ProviderSettings,
+    ) -> (Payments, FakeProvider) {
+        let store = Store::connect(&sqlite_url(dir.path(), "payment"), crate::MIGRATIONS)
+            .await
+            .unwrap();
+        let provider = FakeProvider::new(settings);
+        let payments = Payments::new(PaymentStore::new(store), Arc::new(provider.clone()));
+        (payments, provider)
+    }
+
+    fn booking(amount: i64) -> Authorisation {
+        Authorisation {
+            reservation_id: ReservationId::new(),
+            user_id: UserId::new(),
+            amount: Money::parse(amount).unwrap(),
+        }
+    }
+
+    async fn status(
+        payments: &Payments,
+        reservation: ReservationId,
+    ) -> (Status, Option<Settlement>) {
+        let payment = payments
+            .store()
+            .find_for_booking(reservation)
+            .await
+            .unwrap()
+            .unwrap();
+        (payment.status, payment.pending)
+    }
+
+    async fn decide(payments: &Payments, reservation: ReservationId, outcome: BookingOutcome) {
+        let mut tx = payments.store().store().begin().await.unwrap();
+        payments
+            .on_booking(&mut tx, reservation, outcome)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn authorising_twice_answers_the_first_payment() {
+        let dir = tempfile::tempdir().unwrap();
+        let (payments, _) = payments(&dir, ProviderSettings::default()).await;
+        let request = booking(15_000);
+        let first = payments.authorise(request.clone()).await.unwrap();
+        let second = payments.authorise(request).await.unwrap();
+        assert_eq!(first.id, second.id);
+        assert_eq!(first.status, Status::Authorised);
+    }
+
+    #[tokio::test]
+    async fn a_void_before_the_authorisation_arrives_refuses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (payments, _) = payments(&dir, ProviderSettings::default()).await;
+        let request = booking(15_000);
+        payments
+            .abandon(request.reservation_id, request.user_id, request.amount)
+            .await
+            .unwrap();
+        let late = payments.authorise(request.clone()).await;
+        assert!(matches!(late, Err(AuthoriseError::Voided(_))), "{late:?}");
+        assert_eq!(
+            status(&payments, request.reservation_id).await,
+            (Status::Voided, None)
+        );
+    }
+
+    #[tokio::test]
+    async fn settlements_wait_while_the_provider_is_down_and_are_done_once_when_it_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (payments, provider) = payments(&dir, ProviderSettings::default()).await;
+        let request = booking(15_000);
+        payments.authorise(request.clone()).await.unwrap();
+        decide(&payments, request.reservation_id, BookingOutcome::Confirmed).await;
+        // Repeated outcomes request nothing more.
+        decide(&payments, request.reservation_id, BookingOutcome::Confirmed).await;
+        provider.set(ProviderSettings {
+            down: true,
+            ..ProviderSettings::default()
+        });
+        assert!(
+            payments.settle_some().await.is_err(),
+            "the provider is down"
+        );
+        assert_eq!(
+            status(&payments, request.reservation_id).await,
+            (Status::Authorised, Some(Settlement::Capture))
+        );
+        provider.set(ProviderSettings::default());
+        assert_eq!(payments.settle_some().await.unwrap(), 1);
+        assert_eq!(payments.settle_some().await.unwrap(), 0);
+        assert_eq!(
+            status(&payments, request.reservation_id).await,
+            (Status::Captured, None)
+        );
+
+        decide(&payments, request.reservation_id, BookingOutcome::Cancelled).await;
+        assert_eq!(payments.settle_some().await.unwrap(), 1);
+        assert_eq!(
+            status(&payments, request.reservation_id).await,
+            (Status::Refunded, None)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_declined_card_is_recorded_and_answered_the_same_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = ProviderSettings {
+            decline_above: Some(10_000),
+            ..ProviderSettings::default()
+        };
+        let (payments, _) = payments(&dir, settings).await;
+        let request = booking(15_000);
+        let declined = payments.authorise(request.clone()).await;
+        assert!(
+            matches!(declined, Err(AuthoriseError::Declined(reason)) if reason.contains("10000"))
+        );
+        let again = payments.authorise(request.clone()).await;
+        assert!(matches!(again, Err(AuthoriseError::Declined(_))));
+        assert_eq!(
+            status(&payments, request.reservation_id).await,
+            (Status::Declined, None)
+        );
+    }
+}
