@@ -249,8 +249,7 @@ async fn two_catalog_replicas_racing_on_the_same_listings_lose_no_ticket_and_par
         return;
     };
     let shared = scale_out(&mut deployment, "catalog", "catalog.inventory").await;
-    // Two topics (reservation and payment events), four partitions each.
-    assert_eq!(shared.0 + shared.1, 8, "8 partitions split: {shared:?}");
+    assert_eq!(shared.0 + shared.1, 4, "4 partitions split: {shared:?}");
     let gateway = deployment.gateway.clone();
     let admin = gateway.admin_token().await;
     let movies = [
