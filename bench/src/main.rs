@@ -16,7 +16,17 @@
 //!
 //! In both modes it also reads the propagation lag of the my-page
 //! projection (from the producer's commit to the projection's commit) from
-//! the `boxoffice_event_lag_seconds` histogram the services export.
+//! the `boxoffice_event_lag_seconds` histogram the services export, and the
+//! CPU time the platform spent per 1,000 bookings (card payment included).
+//!
+//! Other scenarios (`--scenario`):
+//! - `seat-rush`: `--requests` bookings (10,000) from `--clients` customers
+//!   on a 100-seat showing; exactly 100 must sell. Prints every answer's
+//!   latency, the time until sold out, and the audit.
+//! - `breaker`: clients book while the payment provider is made slow (2 s
+//!   for 20 s) and then healthy again; prints how many requests waited
+//!   past the payment timeout once the circuit breaker had opened, the
+//!   fallback's latency, and how long the breaker took to close.
 //!
 //! ```sh
 //! cargo build --release -p boxoffice -p bench
@@ -36,8 +46,24 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    /// Bookings of one ticket from a large quota, for `--seconds`.
+    Quota,
+    /// `--requests` bookings racing for the 100 seats of one showing.
+    SeatRush,
+    /// Payment slow for 20 s under load: the circuit breaker at work.
+    Breaker,
+}
+
 #[derive(Parser)]
 struct Args {
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Scenario::Quota)]
+    scenario: Scenario,
+    /// Booking requests in the seat rush.
+    #[arg(long, default_value_t = 10_000)]
+    requests: usize,
     /// Concurrent booking clients.
     #[arg(long, default_value_t = 64)]
     clients: usize,
@@ -47,7 +73,7 @@ struct Args {
     /// The boxoffice binary to start.
     #[arg(long, default_value = "target/release/boxoffice")]
     binary: PathBuf,
-    /// Port for the gateway (services take the four ports below it).
+    /// Port for the gateway (services take the six ports below it).
     #[arg(long, default_value_t = 18188)]
     port: u16,
     /// One process per service on Kafka and PostgreSQL.
@@ -116,8 +142,8 @@ impl Deployment {
             .clone()
             .context("--postgres (or BOXOFFICE_TEST_POSTGRES)")?;
         let namespace = format!("bench{}", std::process::id());
-        let services = ["catalog", "reservation", "notification", "mypage"];
-        let port_of = |i: usize| args.port - 4 + i as u16;
+        let services = SERVICES;
+        let port_of = |i: usize| args.port - services.len() as u16 + i as u16;
         let mut env = vec![
             ("BOXOFFICE_BUS".to_owned(), "kafka".to_owned()),
             ("BOXOFFICE_KAFKA__BOOTSTRAP_SERVERS".to_owned(), kafka),
@@ -183,13 +209,7 @@ impl Deployment {
             use sqlx::Connection;
             if let Ok(mut admin) = sqlx::PgConnection::connect(&format!("{server}/postgres")).await
             {
-                for name in [
-                    "catalog",
-                    "reservation",
-                    "notification",
-                    "mypage",
-                    "identity",
-                ] {
+                for name in SERVICES.iter().chain(&["identity"]) {
                     let drop =
                         format!("DROP DATABASE IF EXISTS \"{namespace}_{name}\" WITH (FORCE)");
                     let _ = sqlx::query(&drop).execute(&mut admin).await;
@@ -200,6 +220,15 @@ impl Deployment {
 }
 
 const ADMIN_PASSWORD: &str = "bench-admin-password";
+/// The services of a distributed deployment (the gateway besides).
+const SERVICES: [&str; 6] = [
+    "catalog",
+    "reservation",
+    "payment",
+    "wallet",
+    "notification",
+    "mypage",
+];
 /// Every consumer group, in saga order, and the service it runs in.
 const CONSUMERS: [(&str, &str); 4] = [
     ("catalog.inventory", "catalog"),
@@ -219,7 +248,11 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients * 2)
         .build()?;
-    let result = run(&args, &http, &base, &deployment).await;
+    let result = match args.scenario {
+        Scenario::Quota => run(&args, &http, &base, &deployment).await,
+        Scenario::SeatRush => seat_rush(&args, &http, &base, &deployment).await,
+        Scenario::Breaker => breaker(&args, &http, &base, &deployment).await,
+    };
     deployment.stop().await;
     let _ = std::fs::remove_dir_all(&data);
     result
@@ -262,6 +295,7 @@ async fn run(
     }
     let probe_token = tokens.pop().expect("one token per client plus the probe");
     let rss_idle = total_rss("VmRSS");
+    let cpu_before = cpu_secs(&pids);
 
     println!(
         "boxoffice booking benchmark: {} clients for {} s, {}, {} cores",
@@ -331,6 +365,7 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let sold = CAPACITY - available;
+    let cpu = cpu_secs(&pids) - cpu_before;
     let rss_peak = total_rss("VmHWM");
     let mut lags = Vec::new();
     for (group, url) in &deployment.consumers {
@@ -362,6 +397,10 @@ async fn run(
     println!(
         "settled after load     {:.1} s",
         settle_started.elapsed().as_secs_f64()
+    );
+    println!(
+        "platform CPU           {cpu:.1} s = {:.2} CPU-seconds per 1,000 bookings (card payment included)",
+        cpu * 1000.0 / accepted.max(1) as f64
     );
     println!("event lag, producer commit -> consumer commit (from histogram buckets):");
     for (group, lag) in lags {
@@ -442,6 +481,435 @@ async fn probe(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok((confirm, mypage, booked))
+}
+
+/// Signs up `count` customers named `{prefix}{n}`; their tokens.
+async fn customers(
+    http: &reqwest::Client,
+    base: &str,
+    prefix: &str,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut tokens = Vec::with_capacity(count);
+    for n in 0..count {
+        let name = format!("{prefix}{n}");
+        post(
+            http,
+            base,
+            "/auth/signup",
+            None,
+            json!({"username": name, "password": "bench-password"}),
+        )
+        .await?;
+        tokens.push(token(http, base, &name, "bench-password").await?);
+    }
+    Ok(tokens)
+}
+
+/// One booking's answer: when it was sent (since the start), how long it
+/// took, its status and problem detail.
+#[derive(Clone)]
+struct Answered {
+    sent: Duration,
+    took: Duration,
+    status: u16,
+    detail: String,
+}
+
+async fn send_booking(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    body: &Value,
+    started: Instant,
+) -> Answered {
+    let sent = started.elapsed();
+    let t = Instant::now();
+    let response = http
+        .post(format!("{base}/reservations"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await;
+    let (status, detail) = match response {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (
+                status,
+                body["detail"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+        Err(error) => (0, error.to_string()),
+    };
+    Answered {
+        sent,
+        took: t.elapsed(),
+        status,
+        detail,
+    }
+}
+
+fn histogram_of<'a>(answers: impl Iterator<Item = &'a Answered>) -> anyhow::Result<Histogram<u64>> {
+    let mut histogram = Histogram::<u64>::new(3)?;
+    for answer in answers {
+        histogram.record(answer.took.as_micros() as u64)?;
+    }
+    Ok(histogram)
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+/// 10,000 bookings from many customers for the 100 seats of one showing:
+/// every request answered, exactly 100 sold.
+async fn seat_rush(
+    args: &Args,
+    http: &reqwest::Client,
+    base: &str,
+    deployment: &Deployment,
+) -> anyhow::Result<()> {
+    const ROWS: u64 = 10;
+    const PER_ROW: u64 = 10;
+    wait_ready(http, base).await?;
+    let admin = token(http, base, "admin", ADMIN_PASSWORD).await?;
+    let screen = post(
+        http,
+        base,
+        "/screens",
+        Some(&admin),
+        json!({"name": "Bench Hall", "rows": ROWS, "seatsPerRow": PER_ROW}),
+    )
+    .await?;
+    let showing = post(
+        http,
+        base,
+        "/listings",
+        Some(&admin),
+        json!({"kind": "movie", "title": "Seat Rush", "price": 10000,
+               "seating": {"screenId": screen["id"]}}),
+    )
+    .await?;
+    let showing = showing["id"].as_str().context("listing id")?.to_owned();
+    let tokens = customers(http, base, "rush", args.clients).await?;
+    println!(
+        "boxoffice seat rush: {} bookings from {} clients on a {}-seat showing, {}",
+        args.requests,
+        args.clients,
+        ROWS * PER_ROW,
+        deployment.mode
+    );
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let sold_out = {
+        let (http, base, showing) = (http.clone(), base.to_owned(), showing.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Ok(seats) =
+                    get(&http, &base, &format!("/listings/{showing}/seats"), None).await
+                {
+                    let all_sold = seats
+                        .as_array()
+                        .is_some_and(|seats| seats.iter().all(|s| s["status"] == "sold"));
+                    if all_sold {
+                        return started.elapsed();
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let mut clients = Vec::new();
+    for token in tokens {
+        let (http, base, showing, next) =
+            (http.clone(), base.to_owned(), showing.clone(), next.clone());
+        let requests = args.requests;
+        clients.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= requests {
+                    return answers;
+                }
+                // Spread the demand over every seat, many clients per seat.
+                let seat = (i as u64).wrapping_mul(7919) % (ROWS * PER_ROW);
+                let label = format!(
+                    "{}-{}",
+                    char::from(b'A' + (seat / PER_ROW) as u8),
+                    seat % PER_ROW + 1
+                );
+                let body = json!({"listingId": showing, "seats": [label]});
+                answers.push(send_booking(&http, &base, &token, &body, started).await);
+            }
+        }));
+    }
+    let mut answers = Vec::new();
+    for client in clients {
+        answers.extend(client.await?);
+    }
+    let sent_in = started.elapsed();
+    let sold_out = tokio::time::timeout(Duration::from_secs(120), sold_out)
+        .await
+        .context("the showing did not sell out within 120 s")??;
+    let all = histogram_of(answers.iter())?;
+    seat_rush_report(
+        &answers, &all, sent_in, sold_out, http, base, &admin, &showing,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn seat_rush_report(
+    answers: &[Answered],
+    all: &Histogram<u64>,
+    sent_in: Duration,
+    sold_out: Duration,
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    showing: &str,
+) -> anyhow::Result<()> {
+    let count = |f: &dyn Fn(u16) -> bool| answers.iter().filter(|a| f(a.status)).count();
+    let accepted = count(&|s| s == 202);
+    // Wait for every accepted booking to leave `pending`.
+    let settle_started = Instant::now();
+    let (confirmed, rejected) = loop {
+        let reservations = list_all(http, base, "/reservations", admin).await?;
+        let of_showing: Vec<&Value> = reservations
+            .iter()
+            .filter(|r| r["listingId"] == showing)
+            .collect();
+        let with = |status: &str| of_showing.iter().filter(|r| r["status"] == status).count();
+        if with("pending") == 0 || settle_started.elapsed() > Duration::from_secs(120) {
+            break (with("confirmed"), with("rejected"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let seats = get(http, base, &format!("/listings/{showing}/seats"), None).await?;
+    let sold = seats
+        .as_array()
+        .map(|seats| seats.iter().filter(|s| s["status"] == "sold").count())
+        .unwrap_or(0);
+    println!(
+        "requests               {} sent in {:.1} s; 202: {accepted}, 4xx: {}, 5xx: {}, unanswered: {}",
+        answers.len(),
+        sent_in.as_secs_f64(),
+        count(&|s| (400..500).contains(&s)),
+        count(&|s| s >= 500),
+        count(&|s| s == 0)
+    );
+    println!(
+        "answer time            p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
+        ms(all, 0.5),
+        ms(all, 0.99),
+        all.max() as f64 / 1000.0
+    );
+    println!("sold out after         {:.2} s", sold_out.as_secs_f64());
+    println!("outcome                {confirmed} confirmed, {rejected} rejected (seat taken)");
+    let ok = sold == 100 && confirmed == 100 && confirmed + rejected == accepted;
+    println!(
+        "audit                  {sold} seats sold, {confirmed} bookings confirmed, every accepted booking settled: {}",
+        if ok { "OK" } else { "MISMATCH" }
+    );
+    if !ok {
+        bail!("seat audit failed");
+    }
+    Ok(())
+}
+
+/// Clients book one ticket at a time while payment is made slow and then
+/// healthy again: what the circuit breaker does for them.
+async fn breaker(
+    args: &Args,
+    http: &reqwest::Client,
+    base: &str,
+    deployment: &Deployment,
+) -> anyhow::Result<()> {
+    const HEALTHY: Duration = Duration::from_secs(5);
+    const SLOW: Duration = Duration::from_secs(20);
+    const AFTER: Duration = Duration::from_secs(10);
+    const TIMEOUT: Duration = Duration::from_millis(610);
+    const FALLBACK: &str = "payment is unavailable, try again later";
+    wait_ready(http, base).await?;
+    let admin = token(http, base, "admin", ADMIN_PASSWORD).await?;
+    let movie = post(
+        http,
+        base,
+        "/listings",
+        Some(&admin),
+        json!({"kind": "movie", "title": "Breaker Night", "price": 10000, "tickets": CAPACITY}),
+    )
+    .await?;
+    let movie = movie["id"].as_str().context("listing id")?.to_owned();
+    let tokens = customers(http, base, "patient", args.clients).await?;
+    println!(
+        "boxoffice breaker: {} clients; payment healthy {} s, then 2 s slow for {} s, then healthy; {}",
+        args.clients,
+        HEALTHY.as_secs(),
+        SLOW.as_secs(),
+        deployment.mode
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for token in tokens {
+        let (http, base, movie, stop) =
+            (http.clone(), base.to_owned(), movie.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let body = json!({"listingId": movie, "quantity": 1});
+            let mut answers = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let answer = send_booking(&http, &base, &token, &body, started).await;
+                // A refused client tries again a little later, as a person would.
+                if answer.status != 202 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                answers.push(answer);
+            }
+            answers
+        }));
+    }
+    let provider = |latency: u64| json!({"latencyMs": latency, "failureRate": 0.0, "down": false, "declineAbove": null});
+    tokio::time::sleep(HEALTHY).await;
+    let slow_from = started.elapsed();
+    put(
+        http,
+        base,
+        "/admin/payment-provider",
+        &admin,
+        provider(2_000),
+    )
+    .await?;
+    tokio::time::sleep(SLOW).await;
+    put(http, base, "/admin/payment-provider", &admin, provider(0)).await?;
+    let healthy_from = started.elapsed();
+    tokio::time::sleep(AFTER).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut answers = Vec::new();
+    for client in clients {
+        answers.extend(client.await?);
+    }
+    answers.sort_by_key(|a| a.sent);
+    let answered_at = |a: &Answered| a.sent + a.took;
+    let opened_at = answers
+        .iter()
+        .filter(|a| a.sent >= slow_from && a.detail == FALLBACK)
+        .map(answered_at)
+        .min()
+        .context("the breaker never opened")?;
+    let while_open: Vec<&Answered> = answers
+        .iter()
+        .filter(|a| a.sent >= opened_at && a.sent < healthy_from)
+        .collect();
+    let held_past_timeout = while_open
+        .iter()
+        .filter(|a| a.took > TIMEOUT + Duration::from_millis(100))
+        .count();
+    let probes = while_open.iter().filter(|a| a.detail != FALLBACK).count();
+    let fallbacks = histogram_of(while_open.iter().copied().filter(|a| a.detail == FALLBACK))?;
+    let closed_at = answers
+        .iter()
+        .filter(|a| a.sent >= healthy_from && a.status == 202)
+        .map(answered_at)
+        .min()
+        .context("the breaker never closed")?;
+    let healthy = histogram_of(
+        answers
+            .iter()
+            .filter(|a| a.sent < slow_from && a.status == 202),
+    )?;
+    println!(
+        "before: accepted       {} bookings, p99 {:.1} ms",
+        healthy.len(),
+        ms(&healthy, 0.99)
+    );
+    println!(
+        "breaker opened after   {:.2} s of slow payment",
+        (opened_at - slow_from).as_secs_f64()
+    );
+    println!(
+        "while open             {} requests: {} fallbacks (p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms), {} let through to probe payment (each waits the {} ms timeout)",
+        while_open.len(),
+        fallbacks.len(),
+        ms(&fallbacks, 0.5),
+        ms(&fallbacks, 0.99),
+        fallbacks.max() as f64 / 1000.0,
+        probes,
+        TIMEOUT.as_millis()
+    );
+    println!("held past the timeout  {held_past_timeout} (requests that waited longer than the payment timeout once the breaker was open)");
+    println!(
+        "closed after recovery  {:.2} s",
+        (closed_at - healthy_from).as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn put(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let response = http
+        .put(format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    anyhow::ensure!(status.is_success(), "PUT {path}: {status} {body}");
+    Ok(body)
+}
+
+/// Every item of a paged list.
+async fn list_all(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+) -> anyhow::Result<Vec<Value>> {
+    let mut items: Vec<Value> = Vec::new();
+    loop {
+        let cursor = items
+            .last()
+            .and_then(|last| last["id"].as_str())
+            .map(|id| format!("&after={id}"))
+            .unwrap_or_default();
+        let page = get(
+            http,
+            base,
+            &format!("{path}?limit=1000{cursor}"),
+            Some(token),
+        )
+        .await?;
+        let page = page.as_array().cloned().unwrap_or_default();
+        let full = page.len() == 1000;
+        items.extend(page);
+        if !full {
+            return Ok(items);
+        }
+    }
+}
+
+/// CPU time (user + system) the processes have used so far, in seconds.
+fn cpu_secs(pids: &[(&'static str, u32)]) -> f64 {
+    // Linux reports it in clock ticks, 100 per second on every common build.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    pids.iter()
+        .filter_map(|(_, pid)| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| {
+            // Fields after the command name (which may hold spaces) in parentheses.
+            let after = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / TICKS_PER_SECOND)
+        })
+        .sum()
 }
 
 async fn book(
