@@ -237,10 +237,14 @@ impl Payments {
         Ok(())
     }
 
-    /// One round: settles what is waiting; the number settled.
+    /// One round: settles what is waiting with the provider, then records
+    /// every outcome in one transaction; the number settled. A provider
+    /// failure ends the round (what was done is still recorded) and is a
+    /// passing fault for the caller to wait out.
     async fn settle_some(&self) -> anyhow::Result<usize> {
         let waiting = self.store.to_settle(SETTLE_BATCH).await?;
-        let mut settled = 0;
+        let mut done = Vec::with_capacity(waiting.len());
+        let mut failure = None;
         for (payment, version) in waiting {
             let Some(settlement) = payment.pending else {
                 continue;
@@ -250,19 +254,26 @@ impl Payments {
                 .settle(payment.id, settlement, payment.amount)
                 .await
             {
-                Ok(()) => {
-                    if self.store.settled(&payment, version, settlement).await? {
-                        metrics::counter!("boxoffice_payments_total", "outcome" => settlement.outcome().as_str())
-                            .increment(1);
-                        settled += 1;
-                    }
-                }
+                Ok(()) => done.push((payment, version, settlement)),
                 Err(error) => {
-                    return Err(Unavailable(format!("the payment provider ({error})")).into());
+                    failure = Some(error);
+                    break;
                 }
             }
         }
-        Ok(settled)
+        let settled = if done.is_empty() {
+            0
+        } else {
+            self.store.settled(&done).await?
+        };
+        for (_, _, settlement) in &done {
+            metrics::counter!("boxoffice_payments_total", "outcome" => settlement.outcome().as_str())
+                .increment(1);
+        }
+        match failure {
+            Some(error) => Err(Unavailable(format!("the payment provider ({error})")).into()),
+            None => Ok(settled),
+        }
     }
 }
 

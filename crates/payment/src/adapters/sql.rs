@@ -203,49 +203,48 @@ impl PaymentStore {
             .collect()
     }
 
-    /// Records that the provider did what was pending, with its event.
-    /// `false` when another replica recorded it first.
-    pub async fn settled(
-        &self,
-        payment: &Payment,
-        version: i64,
-        settlement: Settlement,
-    ) -> anyhow::Result<bool> {
+    /// Records that the provider did what was pending, with the events, in
+    /// one transaction; how many were recorded (another replica may have
+    /// recorded some first: those are skipped).
+    pub async fn settled(&self, done: &[(Payment, i64, Settlement)]) -> anyhow::Result<usize> {
         let now = kernel::now();
-        let status = settlement.outcome();
         let mut tx = self.store.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE payments SET status = $1, pending = NULL, updated_at = $2, version = version + 1
-             WHERE id = $3 AND version = $4 AND pending = $5",
-        )
-        .bind(status.as_str())
-        .bind(timestamp(now))
-        .bind(payment.id.to_string())
-        .bind(version)
-        .bind(settlement.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() != 1 {
-            return Ok(false);
+        let mut events = Vec::with_capacity(done.len());
+        for (payment, version, settlement) in done {
+            let updated = sqlx::query(
+                "UPDATE payments SET status = $1, pending = NULL, updated_at = $2, version = version + 1
+                 WHERE id = $3 AND version = $4 AND pending = $5",
+            )
+            .bind(settlement.outcome().as_str())
+            .bind(timestamp(now))
+            .bind(payment.id.to_string())
+            .bind(version)
+            .bind(settlement.as_str())
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() != 1 {
+                continue;
+            }
+            let charge = charge(payment);
+            let event = match settlement {
+                Settlement::Capture => PaymentEvent::PaymentCaptured {
+                    charge,
+                    captured_at: now,
+                },
+                Settlement::Void => PaymentEvent::PaymentVoided {
+                    charge,
+                    voided_at: now,
+                },
+                Settlement::Refund => PaymentEvent::PaymentRefunded {
+                    charge,
+                    refunded_at: now,
+                },
+            };
+            events.push(event.outgoing(None));
         }
-        let charge = charge(payment);
-        let event = match settlement {
-            Settlement::Capture => PaymentEvent::PaymentCaptured {
-                charge,
-                captured_at: now,
-            },
-            Settlement::Void => PaymentEvent::PaymentVoided {
-                charge,
-                voided_at: now,
-            },
-            Settlement::Refund => PaymentEvent::PaymentRefunded {
-                charge,
-                refunded_at: now,
-            },
-        };
-        outbox::append(&mut tx, &[event.outgoing(None)]).await?;
+        outbox::append(&mut tx, &events).await?;
         self.store.commit(tx).await?;
-        Ok(true)
+        Ok(events.len())
     }
 
     /// A user's payments (everyone's for `None`), newest first, a page at a
