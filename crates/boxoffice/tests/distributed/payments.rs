@@ -227,3 +227,64 @@ async fn a_booking_catalog_never_answers_is_expired_at_its_deadline_and_compensa
     assert_eq!(gateway.available(&movie).await, 99);
     deployment.tear_down().await;
 }
+
+#[tokio::test]
+async fn bookings_taken_while_catalog_is_down_are_confirmed_when_it_is_back() {
+    let Some(mut deployment) = deploy("bookings while catalog is down", &[]).await else {
+        return;
+    };
+    let gateway = deployment.gateway.clone();
+    let admin = gateway.admin_token().await;
+    let customer = gateway.customer("undeterred").await;
+    let registered = gateway
+        .post(
+            "/listings",
+            Some(&admin),
+            json!({"title": "Offline", "price": 15000, "seating": {"rows": 2, "seatsPerRow": 4}}),
+        )
+        .await;
+    let showing = registered.body["id"].as_str().unwrap().to_owned();
+    // Reservation learns the showing (and its seats) from catalog's event.
+    eventually(|| async {
+        let probe = gateway
+            .post(
+                "/reservations",
+                Some(&customer),
+                json!({"listingId": showing, "seats": ["B-4"]}),
+            )
+            .await;
+        (probe.status == 202).then_some(())
+    })
+    .await;
+
+    deployment.kill("catalog").await;
+    let mut ids = Vec::new();
+    for seat in ["A-1", "A-2", "A-3"] {
+        let booked = gateway
+            .post(
+                "/reservations",
+                Some(&customer),
+                json!({"listingId": showing, "seats": [seat]}),
+            )
+            .await;
+        assert_eq!(
+            booked.status, 202,
+            "accepted while catalog is down: {booked:?}"
+        );
+        ids.push(booked.body["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        assert_eq!(gateway.reservation_status(&customer, id).await, "pending");
+    }
+    deployment.spawn("catalog", "catalog").await;
+    deployment.wait_ready("catalog").await;
+    for id in &ids {
+        assert_eq!(gateway.settled(&customer, id).await, "confirmed");
+        wait_for_payment(&gateway, &customer, id, "captured").await;
+    }
+    for label in ["A-1", "A-2", "A-3"] {
+        eventually(|| async { (seat(&gateway, &showing, label).await == "sold").then_some(()) })
+            .await;
+    }
+    deployment.tear_down().await;
+}
