@@ -773,16 +773,19 @@ async fn breaker(
     let provider = |latency: u64| json!({"latencyMs": latency, "failureRate": 0.0, "down": false, "declineAbove": null});
     tokio::time::sleep(HEALTHY).await;
     let slow_from = started.elapsed();
-    put(
-        http,
-        base,
-        "/admin/payment-provider",
-        &admin,
-        provider(2_000),
-    )
-    .await?;
+    let steer = |settings| {
+        call(
+            http,
+            reqwest::Method::PUT,
+            base,
+            "/admin/payment-provider",
+            Some(&admin),
+            Some(settings),
+        )
+    };
+    steer(provider(2_000)).await?;
     tokio::time::sleep(SLOW).await;
-    put(http, base, "/admin/payment-provider", &admin, provider(0)).await?;
+    steer(provider(0)).await?;
     let healthy_from = started.elapsed();
     tokio::time::sleep(AFTER).await;
     stop.store(true, Ordering::Relaxed);
@@ -844,25 +847,6 @@ async fn breaker(
         (closed_at - healthy_from).as_secs_f64()
     );
     Ok(())
-}
-
-async fn put(
-    http: &reqwest::Client,
-    base: &str,
-    path: &str,
-    token: &str,
-    body: Value,
-) -> anyhow::Result<Value> {
-    let response = http
-        .put(format!("{base}{path}"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    anyhow::ensure!(status.is_success(), "PUT {path}: {status} {body}");
-    Ok(body)
 }
 
 /// Every item of a paged list.
@@ -946,6 +930,30 @@ async fn token(
     Ok(answer["accessToken"].as_str().context("token")?.to_owned())
 }
 
+/// One call of the public API; its JSON answer, or an error naming the
+/// call and what it answered.
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let mut request = http.request(method.clone(), format!("{base}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    anyhow::ensure!(status.is_success(), "{method} {path}: {status} {body}");
+    Ok(body)
+}
+
 async fn post(
     http: &reqwest::Client,
     base: &str,
@@ -953,15 +961,7 @@ async fn post(
     token: Option<&str>,
     body: Value,
 ) -> anyhow::Result<Value> {
-    let mut request = http.post(format!("{base}{path}")).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    anyhow::ensure!(status.is_success(), "POST {path}: {status} {body}");
-    Ok(body)
+    call(http, reqwest::Method::POST, base, path, token, Some(body)).await
 }
 
 async fn get(
@@ -970,15 +970,7 @@ async fn get(
     path: &str,
     token: Option<&str>,
 ) -> anyhow::Result<Value> {
-    let mut request = http.get(format!("{base}{path}"));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    anyhow::ensure!(status.is_success(), "GET {path}: {status} {body}");
-    Ok(body)
+    call(http, reqwest::Method::GET, base, path, token, None).await
 }
 
 /// p50 and p99 of `boxoffice_event_lag_seconds` for one consumer, by linear

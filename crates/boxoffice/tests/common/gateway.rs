@@ -107,6 +107,46 @@ impl Gateway {
         answer.body["id"].as_str().unwrap().to_owned()
     }
 
+    /// Registers a seated showing of `rows` × `per_row` seats at 15000 a
+    /// seat (catalog assigns a screen); returns its id.
+    pub async fn showing(&self, admin: &str, title: &str, rows: u32, per_row: u32) -> String {
+        let answer = self
+            .post(
+                "/listings",
+                Some(admin),
+                json!({"kind": "movie", "title": title, "price": 15000,
+                       "seating": {"rows": rows, "seatsPerRow": per_row}}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+        assert!(
+            answer.body["screen"]["id"].is_string(),
+            "a screen is assigned: {answer:?}"
+        );
+        answer.body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn book_seats(&self, token: &str, listing: &str, seats: &[&str]) -> Answer {
+        self.post(
+            "/reservations",
+            Some(token),
+            json!({"listingId": listing, "seats": seats}),
+        )
+        .await
+    }
+
+    /// A seat's status on the showing's seat map ("" when there is none).
+    pub async fn seat(&self, listing: &str, label: &str) -> String {
+        let seats = self.get(&format!("/listings/{listing}/seats"), None).await;
+        seats
+            .body
+            .as_array()
+            .and_then(|seats| seats.iter().find(|s| s["label"] == label))
+            .and_then(|s| s["status"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     pub async fn book(&self, token: &str, listing: &str, quantity: u32) -> Answer {
         self.post(
             "/reservations",

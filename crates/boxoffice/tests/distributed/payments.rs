@@ -35,19 +35,6 @@ async fn wait_for_payment(gateway: &Gateway, token: &str, reservation: &str, sta
     .await;
 }
 
-async fn seat(gateway: &Gateway, listing: &str, label: &str) -> String {
-    let seats = gateway
-        .get(&format!("/listings/{listing}/seats"), None)
-        .await;
-    seats
-        .body
-        .as_array()
-        .and_then(|seats| seats.iter().find(|s| s["label"] == label))
-        .and_then(|s| s["status"].as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
-
 #[tokio::test]
 async fn the_seat_walkthrough_with_payment_and_points_runs_on_kafka_and_postgres() {
     let Some(deployment) = deploy("the S1 walkthrough on Kafka and PostgreSQL", &[]).await else {
@@ -77,7 +64,7 @@ async fn the_seat_walkthrough_with_payment_and_points_runs_on_kafka_and_postgres
     assert_eq!(booked.status, 202, "{booked:?}");
     let id = booked.body["id"].as_str().unwrap().to_owned();
     assert_eq!(gateway.settled(&customer, &id).await, "confirmed");
-    eventually(|| async { (seat(&gateway, &dune, "A-1").await == "sold").then_some(()) }).await;
+    eventually(|| async { (gateway.seat(&dune, "A-1").await == "sold").then_some(()) }).await;
     wait_for_payment(&gateway, &customer, &id, "captured").await;
     eventually(|| async {
         (gateway.get("/points", Some(&customer)).await.body["balance"] == 1500).then_some(())
@@ -101,8 +88,7 @@ async fn the_seat_walkthrough_with_payment_and_points_runs_on_kafka_and_postgres
         .await;
     assert_eq!(cancelled.status, 202, "{cancelled:?}");
     wait_for_payment(&gateway, &customer, &id, "refunded").await;
-    eventually(|| async { (seat(&gateway, &dune, "A-1").await == "available").then_some(()) })
-        .await;
+    eventually(|| async { (gateway.seat(&dune, "A-1").await == "available").then_some(()) }).await;
     eventually(|| async {
         (gateway.get("/points", Some(&customer)).await.body["balance"] == 0).then_some(())
     })
@@ -236,14 +222,7 @@ async fn bookings_taken_while_catalog_is_down_are_confirmed_when_it_is_back() {
     let gateway = deployment.gateway.clone();
     let admin = gateway.admin_token().await;
     let customer = gateway.customer("undeterred").await;
-    let registered = gateway
-        .post(
-            "/listings",
-            Some(&admin),
-            json!({"title": "Offline", "price": 15000, "seating": {"rows": 2, "seatsPerRow": 4}}),
-        )
-        .await;
-    let showing = registered.body["id"].as_str().unwrap().to_owned();
+    let showing = gateway.showing(&admin, "Offline", 2, 4).await;
     // Reservation learns the showing (and its seats) from catalog's event.
     eventually(|| async {
         let probe = gateway
@@ -283,7 +262,7 @@ async fn bookings_taken_while_catalog_is_down_are_confirmed_when_it_is_back() {
         wait_for_payment(&gateway, &customer, id, "captured").await;
     }
     for label in ["A-1", "A-2", "A-3"] {
-        eventually(|| async { (seat(&gateway, &showing, label).await == "sold").then_some(()) })
+        eventually(|| async { (gateway.seat(&showing, label).await == "sold").then_some(()) })
             .await;
     }
     deployment.tear_down().await;

@@ -6,50 +6,10 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{eventually, spawn_app, Answer, TestApp};
-
-/// Registers a seated showing of `rows` × `per_row` seats; its id.
-async fn showing(app: &TestApp, admin: &str, title: &str, rows: u32, per_row: u32) -> String {
-    let answer = app
-        .post(
-            "/listings",
-            Some(admin),
-            json!({"kind": "movie", "title": title, "price": 15000,
-                   "seating": {"rows": rows, "seatsPerRow": per_row}}),
-        )
-        .await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
-    assert!(
-        answer.body["screen"]["name"].is_string(),
-        "a screen is assigned: {answer:?}"
-    );
-    answer.body["id"].as_str().unwrap().to_owned()
-}
-
-async fn book_seats(app: &TestApp, token: &str, listing: &str, seats: &[&str]) -> Answer {
-    app.post(
-        "/reservations",
-        Some(token),
-        json!({"listingId": listing, "seats": seats}),
-    )
-    .await
-}
-
-async fn seat_status(app: &TestApp, listing: &str, seat: &str) -> String {
-    let seats = app.get(&format!("/listings/{listing}/seats"), None).await;
-    assert_eq!(seats.status, StatusCode::OK, "{seats:?}");
-    seats
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["label"] == seat)
-        .map(|s| s["status"].as_str().unwrap().to_owned())
-        .unwrap_or_default()
-}
+use crate::helpers::{eventually, spawn_app, TestApp};
 
 async fn wait_for_seat(app: &TestApp, listing: &str, seat: &str, status: &str) {
-    eventually(|| async { (seat_status(app, listing, seat).await == status).then_some(()) }).await;
+    eventually(|| async { (app.seat(listing, seat).await == status).then_some(()) }).await;
 }
 
 #[tokio::test]
@@ -57,10 +17,10 @@ async fn the_s1_walkthrough_books_a_seat_pays_earns_points_and_cancels_with_a_re
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     let customer = app.customer("ji-woo").await;
-    let dune = showing(&app, &admin, "Dune", 5, 8).await;
-    assert_eq!(seat_status(&app, &dune, "A-1").await, "available");
+    let dune = app.showing(&admin, "Dune", 5, 8).await;
+    assert_eq!(app.seat(&dune, "A-1").await, "available");
 
-    let booked = book_seats(&app, &customer, &dune, &["A-1"]).await;
+    let booked = app.book_seats(&customer, &dune, &["A-1"]).await;
     assert_eq!(booked.status, StatusCode::ACCEPTED, "{booked:?}");
     assert_eq!(booked.body["seats"], json!(["A-1"]));
     assert_eq!(booked.body["amount"], 15000);
@@ -128,7 +88,7 @@ async fn the_s1_walkthrough_books_a_seat_pays_earns_points_and_cancels_with_a_re
     .await;
     assert_eq!(kinds, ["cancelled", "refunded", "reserved"]);
     // The freed seat sells again.
-    let again = book_seats(&app, &customer, &dune, &["A-1"]).await;
+    let again = app.book_seats(&customer, &dune, &["A-1"]).await;
     let again = again.body["id"].as_str().unwrap().to_owned();
     assert_eq!(app.settled(&customer, &again).await, "confirmed");
 }
@@ -137,7 +97,7 @@ async fn the_s1_walkthrough_books_a_seat_pays_earns_points_and_cancels_with_a_re
 async fn two_hundred_customers_racing_for_seat_a1_buy_it_once_and_nobody_else_is_charged() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    let showing = showing(&app, &admin, "Premiere", 3, 4).await;
+    let showing = app.showing(&admin, "Premiere", 3, 4).await;
     let mut customers = Vec::new();
     for n in 0..20 {
         customers.push(app.customer(&format!("racer{n}")).await);
@@ -145,7 +105,7 @@ async fn two_hundred_customers_racing_for_seat_a1_buy_it_once_and_nobody_else_is
 
     let attempts = (0..200).map(|i| {
         let (app, customer, showing) = (&app, &customers[i % customers.len()], &showing);
-        async move { (i % 20, book_seats(app, customer, showing, &["A-1"]).await) }
+        async move { (i % 20, app.book_seats(customer, showing, &["A-1"]).await) }
     });
     let answers = join_all(attempts).await;
     assert!(
@@ -196,15 +156,15 @@ async fn two_hundred_customers_racing_for_seat_a1_buy_it_once_and_nobody_else_is
 async fn overlapping_seat_bookings_are_never_both_confirmed() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    let showing = showing(&app, &admin, "Overlap", 4, 8).await;
+    let showing = app.showing(&admin, "Overlap", 4, 8).await;
     let left = app.customer("left").await;
     let right = app.customer("right").await;
     for row in ["A", "B", "C", "D"] {
         let (one, two, three) = (format!("{row}-1"), format!("{row}-2"), format!("{row}-3"));
         let (first, second) = ([one.as_str(), two.as_str()], [two.as_str(), three.as_str()]);
         let (a, b) = tokio::join!(
-            book_seats(&app, &left, &showing, &first),
-            book_seats(&app, &right, &showing, &second),
+            app.book_seats(&left, &showing, &first),
+            app.book_seats(&right, &showing, &second),
         );
         let a = app.settled(&left, a.body["id"].as_str().unwrap()).await;
         let b = app.settled(&right, b.body["id"].as_str().unwrap()).await;
@@ -224,7 +184,7 @@ async fn bad_seat_bookings_are_refused_by_name_and_change_nothing() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     let customer = app.customer("careless").await;
-    let seated = showing(&app, &admin, "Seated", 2, 5).await;
+    let seated = app.showing(&admin, "Seated", 2, 5).await;
     let quota = app.movie(&admin, "By Quota", 10).await;
 
     let cases: Vec<(Value, &str)> = vec![
@@ -278,6 +238,6 @@ async fn bad_seat_bookings_are_refused_by_name_and_change_nothing() {
         app.list("/payments", &customer).await.is_empty(),
         "nothing was charged"
     );
-    assert_eq!(seat_status(&app, &seated, "A-1").await, "available");
+    assert_eq!(app.seat(&seated, "A-1").await, "available");
     assert_eq!(app.available(&quota).await, 10);
 }
