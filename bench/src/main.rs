@@ -280,19 +280,7 @@ async fn run(
     )
     .await?;
     let movie = movie["id"].as_str().context("listing id")?.to_owned();
-    let mut tokens = Vec::new();
-    for n in 0..=args.clients {
-        let name = format!("bench{n}");
-        post(
-            http,
-            base,
-            "/auth/signup",
-            None,
-            json!({"username": name, "password": "bench-password"}),
-        )
-        .await?;
-        tokens.push(token(http, base, &name, "bench-password").await?);
-    }
+    let mut tokens = customers(http, base, "bench", args.clients + 1).await?;
     let probe_token = tokens.pop().expect("one token per client plus the probe");
     let rss_idle = total_rss("VmRSS");
     let cpu_before = cpu_secs(&pids);
