@@ -66,6 +66,9 @@ pub async fn build(
     settings: Settings,
 ) -> anyhow::Result<App> {
     let store = Store::connect(database_url, MIGRATIONS).await?;
+    // The metrics recorder must exist before the breaker reports its first
+    // state (closed), or that report is lost until the first change.
+    runtime::http::metrics_handle();
     let reservations = app::Reservations::new(
         adapters::sql::ReservationStore::new(store.clone()),
         adapters::catalog_client::CatalogClient::new(&peers.catalog),

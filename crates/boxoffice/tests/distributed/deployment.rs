@@ -211,6 +211,11 @@ impl Deployment {
         self.running.insert(name.to_owned(), child);
     }
 
+    /// Where instance `name` answers, bypassing the gateway (its metrics).
+    pub fn url_of(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}", self.ports[name])
+    }
+
     /// Waits until instance `name` answers ready (bounded), or fails with its log.
     pub async fn wait_ready(&mut self, name: &str) {
         let url = format!("http://127.0.0.1:{}/health/ready", self.ports[name]);

@@ -267,3 +267,60 @@ async fn bookings_taken_while_catalog_is_down_are_confirmed_when_it_is_back() {
     }
     deployment.tear_down().await;
 }
+
+/// The payment breaker's state in reservation's own metrics (0 closed,
+/// 1 half-open, 2 open).
+async fn breaker_state(deployment: &Deployment) -> Option<f64> {
+    let url = format!("{}/metrics", deployment.url_of("reservation"));
+    let text = deployment
+        .gateway
+        .http
+        .get(url)
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|line| line.starts_with("boxoffice_circuit_breaker_state{dependency=\"payment\"}"))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test]
+async fn the_breaker_state_is_a_gauge_that_opens_with_payment_down_and_closes_when_it_is_back() {
+    let env = [
+        ("BOXOFFICE_RESERVATION__PAYMENT__FAILURES_TO_OPEN", "3"),
+        ("BOXOFFICE_RESERVATION__PAYMENT__OPEN_FOR_MS", "1000"),
+    ];
+    let Some(deployment) = deploy("the payment breaker's gauge", &env).await else {
+        return;
+    };
+    let gateway = deployment.gateway.clone();
+    let admin = gateway.admin_token().await;
+    let customer = gateway.customer("gauge-watcher").await;
+    let movie = gateway.movie(&admin, "Gauge", 100).await;
+    assert_eq!(breaker_state(&deployment).await, Some(0.0));
+
+    let down = json!({"latencyMs": 0, "failureRate": 0.0, "down": true});
+    let steered = gateway
+        .call("PUT", "/admin/payment-provider", Some(&admin), Some(down))
+        .await;
+    assert_eq!(steered.status, 200, "{steered:?}");
+    for _ in 0..3 {
+        assert_eq!(gateway.book(&customer, &movie, 1).await.status, 503);
+    }
+    assert_eq!(breaker_state(&deployment).await, Some(2.0));
+    let fallback = gateway.book(&customer, &movie, 1).await;
+    assert_eq!(fallback.detail(), "payment is unavailable, try again later");
+
+    let up = json!({"latencyMs": 0, "failureRate": 0.0, "down": false});
+    gateway
+        .call("PUT", "/admin/payment-provider", Some(&admin), Some(up))
+        .await;
+    eventually(|| async { (gateway.book(&customer, &movie, 1).await.status == 202).then_some(()) })
+        .await;
+    assert_eq!(breaker_state(&deployment).await, Some(0.0));
+    deployment.tear_down().await;
+}
