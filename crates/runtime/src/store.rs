@@ -153,6 +153,40 @@ impl Store {
         }
     }
 
+    /// Locks the rows of `table` whose `key` is one of `keys`, in key order,
+    /// until the transaction ends. A consumer batch locks everything it will
+    /// change this way before changing any of it, so two replicas applying
+    /// batches that touch the same rows wait for each other instead of
+    /// deadlocking. Nothing to do on SQLite (one writer). `table` and `key`
+    /// are the caller's own identifiers, never input.
+    pub async fn lock_in_order(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        table: &str,
+        key: &str,
+        mut keys: Vec<String>,
+    ) -> anyhow::Result<()> {
+        if self.backend != Backend::Postgres || keys.is_empty() {
+            return Ok(());
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        let placeholders: Vec<String> = (1..=keys.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT {key} FROM {table} WHERE {key} IN ({}) ORDER BY {key} FOR UPDATE",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for key in keys {
+            query = query.bind(key);
+        }
+        query
+            .fetch_all(&mut **tx)
+            .await
+            .with_context(|| format!("locking the batch's rows of {table}"))?;
+        Ok(())
+    }
+
     /// The pool for reads that need no transaction.
     pub fn reader(&self) -> &AnyPool {
         &self.read

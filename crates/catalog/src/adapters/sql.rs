@@ -14,7 +14,7 @@ use kernel::ids::{ListingId, ReservationId, ScreenId};
 use kernel::{Envelope, Money, SeatLabel};
 use runtime::http::{parse_timestamp, timestamp};
 use runtime::retry::Contention;
-use runtime::store::{Backend, Listing, MigrationScript};
+use runtime::store::{Listing, MigrationScript};
 use runtime::{outbox, Store};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -325,27 +325,10 @@ impl Listings {
     pub async fn lock_in_order(
         &self,
         tx: &mut Transaction<'static, Any>,
-        mut ids: Vec<ListingId>,
+        ids: Vec<ListingId>,
     ) -> anyhow::Result<()> {
-        if self.store.backend() != Backend::Postgres || ids.is_empty() {
-            return Ok(());
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
-        let sql = format!(
-            "SELECT id FROM listings WHERE id IN ({}) ORDER BY id FOR UPDATE",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for id in &ids {
-            query = query.bind(id.to_string());
-        }
-        query
-            .fetch_all(&mut **tx)
-            .await
-            .context("locking the batch's listings")?;
-        Ok(())
+        let ids = ids.iter().map(ToString::to_string).collect();
+        self.store.lock_in_order(tx, "listings", "id", ids).await
     }
 
     /// Holds tickets or seats for a placed reservation, or rejects it;

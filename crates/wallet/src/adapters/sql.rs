@@ -16,7 +16,7 @@ use kernel::ids::{ReservationId, UserId};
 use kernel::Envelope;
 use runtime::http::timestamp;
 use runtime::retry::Contention;
-use runtime::store::{Backend, Listing, MigrationScript};
+use runtime::store::{Listing, MigrationScript};
 use runtime::{outbox, Store};
 use sqlx::{Any, Row, Transaction};
 use time::OffsetDateTime;
@@ -130,23 +130,10 @@ impl Wallets {
         for user in &users {
             ensure_wallet(tx, *user).await?;
         }
-        if self.store.backend() != Backend::Postgres || users.is_empty() {
-            return Ok(());
-        }
-        let placeholders: Vec<String> = (1..=users.len()).map(|n| format!("${n}")).collect();
-        let sql = format!(
-            "SELECT user_id FROM wallets WHERE user_id IN ({}) ORDER BY user_id FOR UPDATE",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for user in &users {
-            query = query.bind(user.to_string());
-        }
-        query
-            .fetch_all(&mut **tx)
+        let users = users.iter().map(ToString::to_string).collect();
+        self.store
+            .lock_in_order(tx, "wallets", "user_id", users)
             .await
-            .context("locking the batch's wallets")?;
-        Ok(())
     }
 
     /// Credits the points a booking's captured payment earned and announces
