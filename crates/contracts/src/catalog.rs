@@ -34,7 +34,38 @@ pub enum CapacityKind {
     Quota { total: u32 },
     /// Assigned seats: every seat that can be sold, by label (blocked seats
     /// of the screen are not among them). `total` is their number.
-    Seated { total: u32, seats: Vec<SeatLabel> },
+    Seated {
+        total: u32,
+        seats: Vec<SeatLabel>,
+        /// Parts of the seat map sold at their own price; a seat in no
+        /// section costs the listing's price.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        sections: Vec<SeatSection>,
+    },
+    /// One thing lent to one customer at a time (a bike).
+    Unit,
+}
+
+/// Seats sold at a price of their own (e.g. VIP rows of a musical).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeatSection {
+    pub name: String,
+    pub price: Money,
+    pub seats: Vec<SeatLabel>,
+}
+
+impl CapacityKind {
+    /// What one seat costs: its section's price, or `base`.
+    pub fn seat_price(&self, seat: SeatLabel, base: Money) -> Money {
+        match self {
+            CapacityKind::Seated { sections, .. } => sections
+                .iter()
+                .find(|section| section.seats.contains(&seat))
+                .map_or(base, |section| section.price),
+            CapacityKind::Quota { .. } | CapacityKind::Unit => base,
+        }
+    }
 }
 
 /// Why inventory could not be held for a reservation.
@@ -108,8 +139,45 @@ pub enum CatalogEvent {
             skip_serializing_if = "Option::is_none"
         )]
         starts_at: Option<OffsetDateTime>,
+        /// A bike's colour.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        color: Option<String>,
+        /// A bike's number as people know it: 1, 2, … never reused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        number: Option<u32>,
         #[serde(with = "time::serde::rfc3339")]
         registered_at: OffsetDateTime,
+    },
+    /// An admin changed a listing. Carries every field that can change, as
+    /// it is now (state transfer), so a consumer never has to merge.
+    #[serde(rename = "boxoffice.catalog.listing-updated", rename_all = "camelCase")]
+    ListingUpdated {
+        listing_id: ListingId,
+        title: String,
+        description: String,
+        price: Money,
+        capacity: CapacityKind,
+        #[serde(
+            default,
+            with = "time::serde::rfc3339::option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        starts_at: Option<OffsetDateTime>,
+        #[serde(with = "time::serde::rfc3339")]
+        updated_at: OffsetDateTime,
+    },
+    /// An admin deleted a listing: it is no longer sold. With
+    /// `cancel_reservations`, every live booking of it is to be cancelled
+    /// and refunded (the reservation context does it through its saga).
+    #[serde(
+        rename = "boxoffice.catalog.listing-withdrawn",
+        rename_all = "camelCase"
+    )]
+    ListingWithdrawn {
+        listing_id: ListingId,
+        cancel_reservations: bool,
+        #[serde(with = "time::serde::rfc3339")]
+        withdrawn_at: OffsetDateTime,
     },
     /// A screen (hall) was added to the registry.
     #[serde(
@@ -183,6 +251,8 @@ impl IntegrationEvent for CatalogEvent {
     const SOURCE: &'static str = "/boxoffice/catalog";
     const TYPES: &'static [&'static str] = &[
         "boxoffice.catalog.listing-registered",
+        "boxoffice.catalog.listing-updated",
+        "boxoffice.catalog.listing-withdrawn",
         "boxoffice.catalog.screen-registered",
         "boxoffice.catalog.screen-assigned",
         "boxoffice.catalog.tickets-reserved",
@@ -197,6 +267,8 @@ impl IntegrationEvent for CatalogEvent {
         match self {
             CatalogEvent::ScreenRegistered { screen_id, .. } => screen_id.to_string(),
             CatalogEvent::ListingRegistered { listing_id, .. }
+            | CatalogEvent::ListingUpdated { listing_id, .. }
+            | CatalogEvent::ListingWithdrawn { listing_id, .. }
             | CatalogEvent::ScreenAssigned { listing_id, .. }
             | CatalogEvent::TicketsReserved { listing_id, .. }
             | CatalogEvent::InventorySold { listing_id, .. }
@@ -209,6 +281,8 @@ impl IntegrationEvent for CatalogEvent {
         match self {
             CatalogEvent::ScreenRegistered { screen_id, .. } => screen_id.to_string(),
             CatalogEvent::ListingRegistered { listing_id, .. }
+            | CatalogEvent::ListingUpdated { listing_id, .. }
+            | CatalogEvent::ListingWithdrawn { listing_id, .. }
             | CatalogEvent::ScreenAssigned { listing_id, .. } => listing_id.to_string(),
             CatalogEvent::TicketsReserved { reservation_id, .. }
             | CatalogEvent::InventorySold { reservation_id, .. }

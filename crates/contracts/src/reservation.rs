@@ -73,6 +73,13 @@ pub enum ReservationEvent {
         #[serde(with = "time::serde::rfc3339")]
         cancelled_at: OffsetDateTime,
     },
+    /// A rental ended: the customer brought the bike back.
+    #[serde(rename = "boxoffice.reservation.returned", rename_all = "camelCase")]
+    ReservationReturned {
+        booking: Booking,
+        #[serde(with = "time::serde::rfc3339")]
+        returned_at: OffsetDateTime,
+    },
 }
 
 impl ReservationEvent {
@@ -82,7 +89,8 @@ impl ReservationEvent {
             | ReservationEvent::ReservationConfirmed { booking, .. }
             | ReservationEvent::ReservationRejected { booking, .. }
             | ReservationEvent::ReservationExpired { booking, .. }
-            | ReservationEvent::ReservationCancelled { booking, .. } => booking,
+            | ReservationEvent::ReservationCancelled { booking, .. }
+            | ReservationEvent::ReservationReturned { booking, .. } => booking,
         }
     }
 }
@@ -96,6 +104,7 @@ impl IntegrationEvent for ReservationEvent {
         "boxoffice.reservation.rejected",
         "boxoffice.reservation.expired",
         "boxoffice.reservation.cancelled",
+        "boxoffice.reservation.returned",
     ];
 
     fn subject(&self) -> String {

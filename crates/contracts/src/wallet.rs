@@ -1,8 +1,9 @@
-//! Events of the wallet context: loyalty points. A wallet is one user's;
+//! Events of the wallet context: points, bought with a card, earned on card
+//! bookings, spent on bookings paid with points. A wallet is one user's;
 //! its events are keyed by the user so one wallet's changes stay in order,
-//! and correlated by the booking that caused them.
+//! and correlated by the booking (or purchase) that caused them.
 
-use kernel::ids::{ReservationId, UserId};
+use kernel::ids::{PaymentId, ReservationId, UserId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -34,20 +35,72 @@ pub enum WalletEvent {
         #[serde(with = "time::serde::rfc3339")]
         withdrawn_at: OffsetDateTime,
     },
+    /// Points bought with a card: the first purchase opens the wallet,
+    /// later ones top it up. `payment_id` is the card payment that paid.
+    #[serde(rename = "boxoffice.wallet.points-purchased", rename_all = "camelCase")]
+    PointsPurchased {
+        user_id: UserId,
+        payment_id: PaymentId,
+        points: u64,
+        balance: u64,
+        #[serde(with = "time::serde::rfc3339")]
+        purchased_at: OffsetDateTime,
+    },
+    /// A booking paid with points took them from the wallet.
+    #[serde(rename = "boxoffice.wallet.points-spent", rename_all = "camelCase")]
+    PointsSpent {
+        user_id: UserId,
+        reservation_id: ReservationId,
+        points: u64,
+        balance: u64,
+        #[serde(with = "time::serde::rfc3339")]
+        spent_at: OffsetDateTime,
+    },
+    /// A booking paid with points could not be paid: nothing was taken.
+    #[serde(rename = "boxoffice.wallet.points-refused", rename_all = "camelCase")]
+    PointsRefused {
+        user_id: UserId,
+        reservation_id: ReservationId,
+        points: u64,
+        balance: u64,
+        reason: String,
+        #[serde(with = "time::serde::rfc3339")]
+        refused_at: OffsetDateTime,
+    },
+    /// Points spent on a booking that was then rejected, expired or
+    /// cancelled were given back.
+    #[serde(rename = "boxoffice.wallet.points-refunded", rename_all = "camelCase")]
+    PointsRefunded {
+        user_id: UserId,
+        reservation_id: ReservationId,
+        points: u64,
+        balance: u64,
+        #[serde(with = "time::serde::rfc3339")]
+        refunded_at: OffsetDateTime,
+    },
 }
 
 impl WalletEvent {
     pub fn user_id(&self) -> UserId {
         match self {
             WalletEvent::PointsEarned { user_id, .. }
-            | WalletEvent::PointsWithdrawn { user_id, .. } => *user_id,
+            | WalletEvent::PointsWithdrawn { user_id, .. }
+            | WalletEvent::PointsPurchased { user_id, .. }
+            | WalletEvent::PointsSpent { user_id, .. }
+            | WalletEvent::PointsRefused { user_id, .. }
+            | WalletEvent::PointsRefunded { user_id, .. } => *user_id,
         }
     }
 
-    pub fn reservation_id(&self) -> ReservationId {
+    /// The booking the points moved for; a purchase has none.
+    pub fn reservation_id(&self) -> Option<ReservationId> {
         match self {
             WalletEvent::PointsEarned { reservation_id, .. }
-            | WalletEvent::PointsWithdrawn { reservation_id, .. } => *reservation_id,
+            | WalletEvent::PointsWithdrawn { reservation_id, .. }
+            | WalletEvent::PointsSpent { reservation_id, .. }
+            | WalletEvent::PointsRefused { reservation_id, .. }
+            | WalletEvent::PointsRefunded { reservation_id, .. } => Some(*reservation_id),
+            WalletEvent::PointsPurchased { .. } => None,
         }
     }
 }
@@ -58,6 +111,10 @@ impl IntegrationEvent for WalletEvent {
     const TYPES: &'static [&'static str] = &[
         "boxoffice.wallet.points-earned",
         "boxoffice.wallet.points-withdrawn",
+        "boxoffice.wallet.points-purchased",
+        "boxoffice.wallet.points-spent",
+        "boxoffice.wallet.points-refused",
+        "boxoffice.wallet.points-refunded",
     ];
 
     fn subject(&self) -> String {
@@ -65,6 +122,12 @@ impl IntegrationEvent for WalletEvent {
     }
 
     fn correlation(&self) -> String {
-        self.reservation_id().to_string()
+        match self {
+            WalletEvent::PointsPurchased { payment_id, .. } => payment_id.to_string(),
+            other => other
+                .reservation_id()
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! change that renames, removes or retypes a field fails these tests before
 //! it can break a consumer (including ones in other languages).
 
-use contracts::catalog::{CapacityKind, CatalogEvent, InventoryRejection, ListingKind};
+use contracts::catalog::{
+    CapacityKind, CatalogEvent, InventoryRejection, ListingKind, SeatSection,
+};
 use contracts::payment::{Charge, PaymentEvent};
 use contracts::reservation::{Booking, PaymentMethod, ReservationEvent};
 use contracts::wallet::WalletEvent;
@@ -150,6 +152,8 @@ fn catalog_events_keep_their_shape() {
             price: Money::parse(12_000).unwrap(),
             capacity: CapacityKind::Quota { total: 100 },
             starts_at: None,
+            color: None,
+            number: None,
             registered_at: at(),
         },
         "boxoffice.catalog.listing-registered",
@@ -197,6 +201,79 @@ fn catalog_events_keep_their_shape() {
 }
 
 #[test]
+fn musical_and_bike_listing_events_keep_their_shape() {
+    let (_, _, listing_id) = ids();
+    let listing = "01a1fdc6-4590-77c0-b16d-a244459e2f62";
+    let vip = SeatSection {
+        name: "VIP".into(),
+        price: Money::parse(150_000).unwrap(),
+        seats: seats(&["A-1", "A-2"]),
+    };
+    let seat_map = CapacityKind::Seated {
+        total: 4,
+        seats: seats(&["A-1", "A-2", "B-1", "B-2"]),
+        sections: vec![vip],
+    };
+    assert_eq!(
+        seat_map.seat_price("A-2".parse().unwrap(), Money::parse(90_000).unwrap()),
+        Money::parse(150_000).unwrap()
+    );
+    assert_eq!(
+        seat_map.seat_price("B-1".parse().unwrap(), Money::parse(90_000).unwrap()),
+        Money::parse(90_000).unwrap()
+    );
+    assert_wire(
+        CatalogEvent::ListingUpdated {
+            listing_id,
+            title: "Wicked".into(),
+            description: "Act one and two".into(),
+            price: Money::parse(90_000).unwrap(),
+            capacity: seat_map,
+            starts_at: Some(at()),
+            updated_at: at(),
+        },
+        "boxoffice.catalog.listing-updated",
+        json!({
+            "listingId": listing, "title": "Wicked", "description": "Act one and two",
+            "price": 90000,
+            "capacity": {"type": "seated", "total": 4, "seats": ["A-1", "A-2", "B-1", "B-2"],
+                         "sections": [{"name": "VIP", "price": 150000, "seats": ["A-1", "A-2"]}]},
+            "startsAt": "2026-11-21T10:00:00.5Z", "updatedAt": "2026-11-21T10:00:00.5Z"
+        }),
+    );
+    assert_wire(
+        CatalogEvent::ListingWithdrawn {
+            listing_id,
+            cancel_reservations: true,
+            withdrawn_at: at(),
+        },
+        "boxoffice.catalog.listing-withdrawn",
+        json!({"listingId": listing, "cancelReservations": true,
+               "withdrawnAt": "2026-11-21T10:00:00.5Z"}),
+    );
+    assert_wire(
+        CatalogEvent::ListingRegistered {
+            listing_id,
+            kind: ListingKind::Bike,
+            title: "Bike 2".into(),
+            description: "".into(),
+            price: Money::parse(1_000).unwrap(),
+            capacity: CapacityKind::Unit,
+            starts_at: None,
+            color: Some("red".into()),
+            number: Some(2),
+            registered_at: at(),
+        },
+        "boxoffice.catalog.listing-registered",
+        json!({
+            "listingId": listing, "kind": "bike", "title": "Bike 2", "description": "",
+            "price": 1000, "capacity": {"type": "unit"}, "color": "red", "number": 2,
+            "registeredAt": "2026-11-21T10:00:00.5Z"
+        }),
+    );
+}
+
+#[test]
 fn screen_and_seat_events_keep_their_shape() {
     let (reservation_id, _, listing_id) = ids();
     let listing = "01a1fdc6-4590-77c0-b16d-a244459e2f62";
@@ -223,7 +300,10 @@ fn screen_and_seat_events_keep_their_shape() {
             title: "Dune".into(),
             description: "".into(),
             price: Money::parse(15_000).unwrap(),
+            color: None,
+            number: None,
             capacity: CapacityKind::Seated {
+                sections: Vec::new(),
                 total: 2,
                 seats: seats(&["A-1", "A-2"]),
             },
@@ -382,6 +462,84 @@ fn wallet_events_keep_their_shape() {
                "reservationId": "01a1fdc6-4669-7224-80ee-bed2440fa4c3",
                "points": 1000, "shortfall": 500, "balance": 0,
                "withdrawnAt": "2026-11-21T10:00:00.5Z"}),
+    );
+}
+
+#[test]
+fn points_bought_spent_refused_and_refunded_keep_their_shape() {
+    let (reservation_id, user_id, _) = ids();
+    let user = "01a1fdc6-45ec-75f4-86a5-a20223aad838";
+    let reservation = "01a1fdc6-4669-7224-80ee-bed2440fa4c3";
+    let payment_id: PaymentId = "01a1fdc6-4700-7000-8000-000000000001".parse().unwrap();
+    let purchased = WalletEvent::PointsPurchased {
+        user_id,
+        payment_id,
+        points: 3_000,
+        balance: 8_000,
+        purchased_at: at(),
+    };
+    let envelope = purchased.to_envelope();
+    assert_eq!(envelope.subject, user);
+    assert_eq!(envelope.correlationid, payment_id.to_string());
+    assert_eq!(purchased.reservation_id(), None);
+    assert_wire(
+        purchased,
+        "boxoffice.wallet.points-purchased",
+        json!({"userId": user, "paymentId": "01a1fdc6-4700-7000-8000-000000000001",
+               "points": 3000, "balance": 8000, "purchasedAt": "2026-11-21T10:00:00.5Z"}),
+    );
+    let spent = WalletEvent::PointsSpent {
+        user_id,
+        reservation_id,
+        points: 1_000,
+        balance: 7_000,
+        spent_at: at(),
+    };
+    assert_eq!(spent.to_envelope().correlationid, reservation);
+    assert_wire(
+        spent,
+        "boxoffice.wallet.points-spent",
+        json!({"userId": user, "reservationId": reservation, "points": 1000, "balance": 7000,
+               "spentAt": "2026-11-21T10:00:00.5Z"}),
+    );
+    assert_wire(
+        WalletEvent::PointsRefused {
+            user_id,
+            reservation_id,
+            points: 1_000,
+            balance: 500,
+            reason: "not enough points: 500 of 1000".into(),
+            refused_at: at(),
+        },
+        "boxoffice.wallet.points-refused",
+        json!({"userId": user, "reservationId": reservation, "points": 1000, "balance": 500,
+               "reason": "not enough points: 500 of 1000", "refusedAt": "2026-11-21T10:00:00.5Z"}),
+    );
+    assert_wire(
+        WalletEvent::PointsRefunded {
+            user_id,
+            reservation_id,
+            points: 1_000,
+            balance: 8_000,
+            refunded_at: at(),
+        },
+        "boxoffice.wallet.points-refunded",
+        json!({"userId": user, "reservationId": reservation, "points": 1000, "balance": 8000,
+               "refundedAt": "2026-11-21T10:00:00.5Z"}),
+    );
+}
+
+#[test]
+fn a_returned_rental_keeps_its_shape() {
+    let mut expected = json!({"booking": booking_json()});
+    expected["returnedAt"] = json!("2026-11-21T10:00:00.5Z");
+    assert_wire(
+        ReservationEvent::ReservationReturned {
+            booking: booking(),
+            returned_at: at(),
+        },
+        "boxoffice.reservation.returned",
+        expected,
     );
 }
 

@@ -49,6 +49,7 @@ pub fn project(event: &ReservationEvent, version: u64) -> MyReservationRow {
         ReservationEvent::ReservationRejected { rejected_at, .. } => ("rejected", *rejected_at),
         ReservationEvent::ReservationExpired { expired_at, .. } => ("rejected", *expired_at),
         ReservationEvent::ReservationCancelled { cancelled_at, .. } => ("cancelled", *cancelled_at),
+        ReservationEvent::ReservationReturned { returned_at, .. } => ("returned", *returned_at),
     };
     MyReservationRow {
         booking: event.booking().clone(),
@@ -149,8 +150,8 @@ pub enum PointsChange {
     },
 }
 
-pub fn points_change(event: &WalletEvent) -> PointsChange {
-    match event {
+pub fn points_change(event: &WalletEvent) -> Option<PointsChange> {
+    Some(match event {
         WalletEvent::PointsEarned {
             reservation_id,
             points,
@@ -167,7 +168,11 @@ pub fn points_change(event: &WalletEvent) -> PointsChange {
             reservation_id: *reservation_id,
             points: *points,
         },
-    }
+        WalletEvent::PointsPurchased { .. }
+        | WalletEvent::PointsSpent { .. }
+        | WalletEvent::PointsRefused { .. }
+        | WalletEvent::PointsRefunded { .. } => return None,
+    })
 }
 
 /// What my-page keeps about a listing: when it starts, where it shows.
@@ -206,6 +211,8 @@ pub fn listing_fact(event: &CatalogEvent) -> Option<ListingFact> {
             name: screen_name.clone(),
         }),
         CatalogEvent::ScreenRegistered { .. }
+        | CatalogEvent::ListingUpdated { .. }
+        | CatalogEvent::ListingWithdrawn { .. }
         | CatalogEvent::TicketsReserved { .. }
         | CatalogEvent::InventorySold { .. }
         | CatalogEvent::InventoryRejected { .. }

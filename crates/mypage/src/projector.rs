@@ -44,8 +44,10 @@ impl EventHandler for Projector {
             };
         }
         if let Some(wallet_event) = WalletEvent::from_envelope(event)? {
-            let change = projection::points_change(&wallet_event);
-            return self.view.record_points(tx, &change).await;
+            return match projection::points_change(&wallet_event) {
+                Some(change) => self.view.record_points(tx, &change).await,
+                None => Ok(()),
+            };
         }
         if let Some(catalog_event) = CatalogEvent::from_envelope(event)? {
             return match projection::listing_fact(&catalog_event) {
@@ -211,8 +213,11 @@ pub(crate) mod tests {
                 capacity: CapacityKind::Seated {
                     total: 2,
                     seats: self.booking.seats.clone(),
+                    sections: Vec::new(),
                 },
                 starts_at: Some(datetime!(2026-12-24 19:30 UTC)),
+                color: None,
+                number: None,
                 registered_at: at(1),
             }
             .to_envelope()

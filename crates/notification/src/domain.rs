@@ -1,5 +1,6 @@
 //! What customers are told, and when. Pure.
 
+use contracts::catalog::ListingKind;
 use contracts::payment::PaymentEvent;
 use contracts::reservation::ReservationEvent;
 use kernel::ids::{NotificationId, ReservationId, UserId};
@@ -12,6 +13,7 @@ pub enum MessageKind {
     Expired,
     Cancelled,
     Refunded,
+    Returned,
 }
 
 impl MessageKind {
@@ -22,6 +24,7 @@ impl MessageKind {
             MessageKind::Expired => "expired",
             MessageKind::Cancelled => "cancelled",
             MessageKind::Refunded => "refunded",
+            MessageKind::Returned => "returned",
         }
     }
 }
@@ -40,9 +43,13 @@ pub struct Message {
 /// booking only placed is not news yet: its outcome is.
 pub fn message_for(event: &ReservationEvent) -> Option<Message> {
     let booking = event.booking();
-    let tickets = match booking.quantity {
-        1 => "1 ticket".to_owned(),
-        n => format!("{n} tickets"),
+    // What was booked, in the words of its product line.
+    let tickets = match (booking.listing_kind, booking.seats.as_slice()) {
+        (ListingKind::Bike, _) => "a rental".to_owned(),
+        (_, [seat]) => format!("seat {seat}"),
+        (_, []) if booking.quantity == 1 => "1 ticket".to_owned(),
+        (_, []) => format!("{} tickets", booking.quantity),
+        (_, seats) => format!("seats {}", kernel::seat::list(seats)),
     };
     let (kind, text, at) = match event {
         ReservationEvent::ReservationPlaced { .. } => return None,
@@ -84,6 +91,14 @@ pub fn message_for(event: &ReservationEvent) -> Option<Message> {
             ),
             *cancelled_at,
         ),
+        ReservationEvent::ReservationReturned { returned_at, .. } => (
+            MessageKind::Returned,
+            format!(
+                "{} is back, thank you: your rental has ended.",
+                booking.listing_title
+            ),
+            *returned_at,
+        ),
     };
     Some(Message {
         id: NotificationId::new(),
@@ -124,7 +139,6 @@ pub fn message_for_payment(event: &PaymentEvent) -> Option<Message> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contracts::catalog::ListingKind;
     use contracts::payment::Charge;
     use contracts::reservation::{Booking, PaymentMethod};
     use kernel::ids::ListingId;

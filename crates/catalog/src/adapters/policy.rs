@@ -54,7 +54,8 @@ impl EventHandler for InventoryPolicy {
             Some(
                 ReservationEvent::ReservationRejected { booking, .. }
                 | ReservationEvent::ReservationExpired { booking, .. }
-                | ReservationEvent::ReservationCancelled { booking, .. },
+                | ReservationEvent::ReservationCancelled { booking, .. }
+                | ReservationEvent::ReservationReturned { booking, .. },
             ) => {
                 self.listings
                     .release(tx, booking.reservation_id, event)

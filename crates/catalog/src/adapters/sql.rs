@@ -231,6 +231,7 @@ impl Listings {
                 CapacityKind::Seated {
                     total: record.quota.total(),
                     seats,
+                    sections: Vec::new(),
                 }
             }
         };
@@ -242,6 +243,8 @@ impl Listings {
             price: record.price,
             capacity,
             starts_at: record.starts_at,
+            color: None,
+            number: None,
             registered_at: record.created_at,
         }];
         if let Some(screen) = &screen {

@@ -32,7 +32,9 @@ impl EventHandler for SettlementPolicy {
             return Ok(());
         };
         let outcome = match &event {
-            ReservationEvent::ReservationPlaced { .. } => return Ok(()),
+            // A returned rental was paid in full when it was confirmed.
+            ReservationEvent::ReservationPlaced { .. }
+            | ReservationEvent::ReservationReturned { .. } => return Ok(()),
             ReservationEvent::ReservationConfirmed { .. } => BookingOutcome::Confirmed,
             ReservationEvent::ReservationRejected { .. }
             | ReservationEvent::ReservationExpired { .. } => BookingOutcome::Abandoned,

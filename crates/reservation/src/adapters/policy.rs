@@ -42,7 +42,7 @@ impl EventHandler for SagaPolicy {
                 ..
             } => {
                 let seats = match capacity {
-                    CapacityKind::Quota { .. } => None,
+                    CapacityKind::Quota { .. } | CapacityKind::Unit => None,
                     CapacityKind::Seated { seats, .. } => Some(seats),
                 };
                 let listing = ListingSnapshot {
@@ -78,6 +78,8 @@ impl EventHandler for SagaPolicy {
             // Releases need no answer: the reservation is already cancelled.
             CatalogEvent::InventoryReleased { .. }
             | CatalogEvent::InventorySold { .. }
+            | CatalogEvent::ListingUpdated { .. }
+            | CatalogEvent::ListingWithdrawn { .. }
             | CatalogEvent::ScreenRegistered { .. }
             | CatalogEvent::ScreenAssigned { .. } => Ok(()),
         }

@@ -237,7 +237,7 @@ async fn a_seated_showing_gets_the_smallest_screen_and_its_seats() {
     let n = events.len();
     assert!(matches!(
         &events[n - 2],
-        CatalogEvent::ListingRegistered { capacity: CapacityKind::Seated { total: 48, seats }, .. }
+        CatalogEvent::ListingRegistered { capacity: CapacityKind::Seated { total: 48, seats, .. }, .. }
             if seats.len() == 48
     ));
     assert!(matches!(
