@@ -82,6 +82,10 @@ pub enum InventoryRejection {
     SeatTaken {
         seats: Vec<SeatLabel>,
     },
+    /// The bike (or other unit) is out with another customer.
+    InUse,
+    /// The listing was withdrawn from sale.
+    Withdrawn,
     /// The listing has no such seats.
     UnknownSeats {
         seats: Vec<SeatLabel>,
@@ -105,11 +109,13 @@ impl std::fmt::Display for InventoryRejection {
             ),
             InventoryRejection::UnknownListing => write!(f, "the listing does not exist"),
             InventoryRejection::SeatTaken { seats } if seats.len() == 1 => {
-                write!(f, "seat {} is taken", kernel::seat::list(seats))
+                write!(f, "seat unavailable: {} is taken", kernel::seat::list(seats))
             }
             InventoryRejection::SeatTaken { seats } => {
-                write!(f, "seats {} are taken", kernel::seat::list(seats))
+                write!(f, "seats unavailable: {} are taken", kernel::seat::list(seats))
             }
+            InventoryRejection::InUse => write!(f, "unavailable: it is rented out"),
+            InventoryRejection::Withdrawn => write!(f, "the listing is no longer sold"),
             InventoryRejection::UnknownSeats { seats } => {
                 write!(f, "no seat {} on this listing", kernel::seat::list(seats))
             }

@@ -351,7 +351,7 @@ fn screen_and_seat_events_keep_their_shape() {
     let taken = InventoryRejection::SeatTaken {
         seats: seats(&["A-1"]),
     };
-    assert_eq!(taken.to_string(), "seat A-1 is taken");
+    assert_eq!(taken.to_string(), "seat unavailable: A-1 is taken");
     assert_wire(
         CatalogEvent::InventoryRejected {
             reservation_id,

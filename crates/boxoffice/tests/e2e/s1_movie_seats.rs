@@ -131,7 +131,7 @@ async fn two_hundred_customers_racing_for_seat_a1_buy_it_once_and_nobody_else_is
                 let reservation = app
                     .get(&format!("/reservations/{id}"), Some(&customers[*who]))
                     .await;
-                assert_eq!(reservation.body["reason"], "seat A-1 is taken");
+                assert_eq!(reservation.body["reason"], "seat unavailable: A-1 is taken");
             }
             other => panic!("unexpected status {other}"),
         }
