@@ -107,6 +107,15 @@ pub fn services(urls: &ServiceUrls, wallet: bool) -> BTreeMap<String, String> {
     .collect()
 }
 
+/// Reservation's settings; points pay for bookings only where a wallet
+/// takes them.
+fn reservation_settings(config: &Config) -> reservation::Settings {
+    reservation::Settings {
+        points_accepted: config.wallet.enabled,
+        ..config.reservation.clone()
+    }
+}
+
 /// Where reservation finds the services it calls.
 fn peers(urls: &ServiceUrls) -> reservation::Peers {
     reservation::Peers {
@@ -194,7 +203,7 @@ impl Platform {
                 &config.database_for("reservation"),
                 &peers(&urls),
                 shared_bus.clone(),
-                config.reservation.clone(),
+                reservation_settings(config),
             )
             .await?,
             notification::build(
@@ -310,7 +319,7 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
                 &database_url,
                 &peers(&config.urls),
                 bus().await?.0,
-                config.reservation.clone(),
+                reservation_settings(config),
             )
             .await?
         }

@@ -109,10 +109,18 @@ impl std::fmt::Display for InventoryRejection {
             ),
             InventoryRejection::UnknownListing => write!(f, "the listing does not exist"),
             InventoryRejection::SeatTaken { seats } if seats.len() == 1 => {
-                write!(f, "seat unavailable: {} is taken", kernel::seat::list(seats))
+                write!(
+                    f,
+                    "seat unavailable: {} is taken",
+                    kernel::seat::list(seats)
+                )
             }
             InventoryRejection::SeatTaken { seats } => {
-                write!(f, "seats unavailable: {} are taken", kernel::seat::list(seats))
+                write!(
+                    f,
+                    "seats unavailable: {} are taken",
+                    kernel::seat::list(seats)
+                )
             }
             InventoryRejection::InUse => write!(f, "unavailable: it is rented out"),
             InventoryRejection::Withdrawn => write!(f, "the listing is no longer sold"),

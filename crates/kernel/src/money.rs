@@ -47,6 +47,14 @@ impl Money {
             .filter(|total| *total <= MAX_AMOUNT)
             .map(Money)
     }
+
+    /// The sum, or `None` when it would exceed [`MAX_AMOUNT`].
+    pub fn plus(self, other: Money) -> Option<Money> {
+        self.0
+            .checked_add(other.0)
+            .filter(|total| *total <= MAX_AMOUNT)
+            .map(Money)
+    }
 }
 
 impl fmt::Display for Money {
@@ -75,5 +83,7 @@ mod tests {
         let price = Money::parse(MAX_AMOUNT / 2).unwrap();
         assert_eq!(price.times(2), Some(Money(MAX_AMOUNT)));
         assert_eq!(price.times(3), None);
+        assert_eq!(price.plus(price), Some(Money(MAX_AMOUNT)));
+        assert_eq!(price.plus(Money(MAX_AMOUNT / 2 + 1)), None);
     }
 }

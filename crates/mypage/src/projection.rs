@@ -148,6 +148,16 @@ pub enum PointsChange {
         reservation_id: ReservationId,
         points: u64,
     },
+    /// The booking was paid with these points.
+    Spent {
+        reservation_id: ReservationId,
+        points: u64,
+    },
+    /// Points it was paid with came back.
+    Refunded {
+        reservation_id: ReservationId,
+        points: u64,
+    },
 }
 
 pub fn points_change(event: &WalletEvent) -> Option<PointsChange> {
@@ -168,18 +178,40 @@ pub fn points_change(event: &WalletEvent) -> Option<PointsChange> {
             reservation_id: *reservation_id,
             points: *points,
         },
-        WalletEvent::PointsPurchased { .. }
-        | WalletEvent::PointsSpent { .. }
-        | WalletEvent::PointsRefused { .. }
-        | WalletEvent::PointsRefunded { .. } => return None,
+        WalletEvent::PointsSpent {
+            reservation_id,
+            points,
+            ..
+        } => PointsChange::Spent {
+            reservation_id: *reservation_id,
+            points: *points,
+        },
+        WalletEvent::PointsRefunded {
+            reservation_id,
+            points,
+            ..
+        } => PointsChange::Refunded {
+            reservation_id: *reservation_id,
+            points: *points,
+        },
+        // A purchase is no booking's; a refusal took nothing (the booking's
+        // rejection says why).
+        WalletEvent::PointsPurchased { .. } | WalletEvent::PointsRefused { .. } => return None,
     })
 }
 
-/// What my-page keeps about a listing: when it starts, where it shows.
+/// What my-page keeps about a listing: when it starts, where it shows,
+/// what it is called now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListingFact {
     Starts {
         listing_id: ListingId,
+        starts_at: Option<OffsetDateTime>,
+    },
+    /// An admin changed it: its bookings show the new title and start.
+    Changed {
+        listing_id: ListingId,
+        title: String,
         starts_at: Option<OffsetDateTime>,
     },
     Screen {
@@ -210,8 +242,19 @@ pub fn listing_fact(event: &CatalogEvent) -> Option<ListingFact> {
             screen_id: *screen_id,
             name: screen_name.clone(),
         }),
+        CatalogEvent::ListingUpdated {
+            listing_id,
+            title,
+            starts_at,
+            ..
+        } => Some(ListingFact::Changed {
+            listing_id: *listing_id,
+            title: title.clone(),
+            starts_at: *starts_at,
+        }),
+        // A withdrawn listing's bookings are cancelled one by one, and
+        // each cancellation reaches my-page on its own.
         CatalogEvent::ScreenRegistered { .. }
-        | CatalogEvent::ListingUpdated { .. }
         | CatalogEvent::ListingWithdrawn { .. }
         | CatalogEvent::TicketsReserved { .. }
         | CatalogEvent::InventorySold { .. }

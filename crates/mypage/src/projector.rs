@@ -222,6 +222,33 @@ pub(crate) mod tests {
             }
             .to_envelope()
         }
+        pub fn renamed(&self, title: &str) -> Envelope {
+            CatalogEvent::ListingUpdated {
+                listing_id: self.booking.listing_id,
+                title: title.into(),
+                description: String::new(),
+                price: Money::parse(7_500).unwrap(),
+                capacity: CapacityKind::Seated {
+                    total: 2,
+                    seats: self.booking.seats.clone(),
+                    sections: Vec::new(),
+                },
+                starts_at: Some(datetime!(2026-12-25 19:30 UTC)),
+                updated_at: at(4),
+            }
+            .to_envelope()
+        }
+
+        pub fn spent(&self) -> Envelope {
+            WalletEvent::PointsSpent {
+                user_id: self.booking.user_id,
+                reservation_id: self.booking.reservation_id,
+                points: 15_000,
+                balance: 0,
+                spent_at: at(1),
+            }
+            .to_envelope()
+        }
 
         pub fn screen_assigned(&self) -> Envelope {
             CatalogEvent::ScreenAssigned {
@@ -270,7 +297,7 @@ pub(crate) mod tests {
         assert_eq!(detail["payment"], serde_json::json!({"status": "captured"}));
         assert_eq!(
             detail["points"],
-            serde_json::json!({"earned": 1_500, "withdrawn": 0})
+            serde_json::json!({"earned": 1_500, "withdrawn": 0, "spent": 0, "refunded": 0})
         );
         assert_eq!(
             detail["history"],
@@ -311,7 +338,7 @@ pub(crate) mod tests {
         assert_eq!(detail["payment"], serde_json::json!({"status": "refunded"}));
         assert_eq!(
             detail["points"],
-            serde_json::json!({"earned": 1_500, "withdrawn": 1_000})
+            serde_json::json!({"earned": 1_500, "withdrawn": 1_000, "spent": 0, "refunded": 0})
         );
         assert_eq!(detail["screen"]["name"], "Hall 1");
         assert_eq!(detail["startsAt"], "2026-12-24T19:30:00.000000Z");
@@ -325,6 +352,29 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn a_renamed_listing_shows_its_new_title_on_bookings_old_and_new() {
+        let given = given().await;
+        for event in [given.registered(), given.placed(), given.spent()] {
+            given.deliver(&event).await;
+        }
+        given.deliver(&given.renamed("LALALand (sing-along)")).await;
+        // A booking event still naming the old title does not undo it.
+        given.deliver(&given.confirmed()).await;
+
+        let detail = given.detail().await;
+        assert_eq!(detail["title"], "LALALand (sing-along)");
+        assert_eq!(detail["startsAt"], "2026-12-25T19:30:00.000000Z");
+        assert_eq!(detail["points"]["spent"], 15_000);
+        let mine = given
+            .view
+            .for_user(&given.booking.user_id.to_string(), None, 10)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(mine[0].title, "LALALand (sing-along)");
+    }
+
+    #[tokio::test]
     async fn a_booking_without_payment_or_listing_facts_shows_none() {
         let given = given().await;
         given.deliver(&given.placed()).await;
@@ -335,7 +385,7 @@ pub(crate) mod tests {
         assert!(detail.get("startsAt").is_none());
         assert_eq!(
             detail["points"],
-            serde_json::json!({"earned": 0, "withdrawn": 0})
+            serde_json::json!({"earned": 0, "withdrawn": 0, "spent": 0, "refunded": 0})
         );
         // Only its owner finds it, when an owner is asked for.
         let stranger = UserId::new().to_string();

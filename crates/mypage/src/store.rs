@@ -64,6 +64,13 @@ CREATE TABLE my_points (
     withdrawn BIGINT NOT NULL DEFAULT 0
 );";
 
+/// Listings keep their current title (a renamed musical shows it on every
+/// booking); bookings paid with points show what was spent and refunded.
+const TITLES_AND_SPENT_POINTS: &str = "
+ALTER TABLE my_listings ADD COLUMN title TEXT;
+ALTER TABLE my_points ADD COLUMN spent BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE my_points ADD COLUMN refunded BIGINT NOT NULL DEFAULT 0;";
+
 pub const MIGRATIONS: &[MigrationScript] = &[
     MigrationScript {
         version: 100,
@@ -82,6 +89,12 @@ pub const MIGRATIONS: &[MigrationScript] = &[
         description: "mypage: seats, history, listings, payments and points of bookings",
         sqlite: DETAILS,
         postgres: DETAILS,
+    },
+    MigrationScript {
+        version: 103,
+        description: "mypage: current listing titles, points spent on bookings",
+        sqlite: TITLES_AND_SPENT_POINTS,
+        postgres: TITLES_AND_SPENT_POINTS,
     },
 ];
 
@@ -146,6 +159,8 @@ pub struct PaymentView {
 pub struct PointsView {
     pub earned: i64,
     pub withdrawn: i64,
+    pub spent: i64,
+    pub refunded: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -203,7 +218,9 @@ impl MyReservations {
             "INSERT INTO my_reservations
                  (reservation_id, user_id, listing_id, title, kind, quantity, amount, status, updated_at,
                   version, seats, payment_method)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             VALUES ($1, $2, $3,
+                     COALESCE((SELECT title FROM my_listings WHERE listing_id = $3), $4),
+                     $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (reservation_id) DO UPDATE
                  SET status = excluded.status, updated_at = excluded.updated_at, version = excluded.version,
                      seats = excluded.seats, payment_method = excluded.payment_method
@@ -287,6 +304,14 @@ impl MyReservations {
                 reservation_id,
                 points,
             } => ("withdrawn", reservation_id, points),
+            PointsChange::Spent {
+                reservation_id,
+                points,
+            } => ("spent", reservation_id, points),
+            PointsChange::Refunded {
+                reservation_id,
+                points,
+            } => ("refunded", reservation_id, points),
         };
         sqlx::query(&format!(
             "INSERT INTO my_points (reservation_id, {column}) VALUES ($1, $2)
@@ -300,13 +325,34 @@ impl MyReservations {
         Ok(())
     }
 
-    /// Records when a listing starts or which screen it shows on.
+    /// Records when a listing starts, which screen it shows on, or its
+    /// new title (then also on every booking of it).
     pub async fn record_listing(
         &self,
         tx: &mut Transaction<'static, Any>,
         fact: &ListingFact,
     ) -> anyhow::Result<()> {
         let query = match fact {
+            ListingFact::Changed {
+                listing_id,
+                title,
+                starts_at,
+            } => {
+                sqlx::query("UPDATE my_reservations SET title = $2 WHERE listing_id = $1")
+                    .bind(listing_id.to_string())
+                    .bind(title.clone())
+                    .execute(&mut **tx)
+                    .await
+                    .context("renaming a listing's bookings")?;
+                sqlx::query(
+                    "INSERT INTO my_listings (listing_id, title, starts_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (listing_id) DO UPDATE
+                         SET title = excluded.title, starts_at = excluded.starts_at",
+                )
+                .bind(listing_id.to_string())
+                .bind(title.clone())
+                .bind(starts_at.map(timestamp))
+            }
             ListingFact::Starts {
                 listing_id,
                 starts_at,
@@ -347,7 +393,7 @@ impl MyReservations {
             "SELECT r.reservation_id, r.user_id, r.listing_id, r.title, r.kind, r.quantity, r.seats,
                     r.amount, r.payment_method, r.status, r.updated_at,
                     l.starts_at, l.screen_id, l.screen_name,
-                    p.status AS payment_status, pt.earned, pt.withdrawn
+                    p.status AS payment_status, pt.earned, pt.withdrawn, pt.spent, pt.refunded
              FROM my_reservations r
              LEFT JOIN my_listings l ON l.listing_id = r.listing_id
              LEFT JOIN my_payments p ON p.reservation_id = r.reservation_id
@@ -384,6 +430,8 @@ impl MyReservations {
         let payment: Option<String> = row.try_get("payment_status")?;
         let earned: Option<i64> = row.try_get("earned")?;
         let withdrawn: Option<i64> = row.try_get("withdrawn")?;
+        let spent: Option<i64> = row.try_get("spent")?;
+        let refunded: Option<i64> = row.try_get("refunded")?;
         Ok(Some(MyReservationDetail {
             reservation_id: row.try_get("reservation_id")?,
             listing_id: row.try_get("listing_id")?,
@@ -401,6 +449,8 @@ impl MyReservations {
             points: PointsView {
                 earned: earned.unwrap_or(0),
                 withdrawn: withdrawn.unwrap_or(0),
+                spent: spent.unwrap_or(0),
+                refunded: refunded.unwrap_or(0),
             },
             status: row.try_get("status")?,
             history,

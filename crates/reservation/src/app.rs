@@ -37,6 +37,8 @@ pub enum AppError {
         detail: String,
         retry_after_secs: u32,
     },
+    #[error("points are not accepted here (this deployment has no wallet); pay by card")]
+    PointsNotAccepted,
     #[error(transparent)]
     Infrastructure(#[from] anyhow::Error),
 }
@@ -47,7 +49,8 @@ pub struct PlaceReservation {
     pub user_id: UserId,
     pub listing_id: ListingId,
     pub order: Order,
-    pub payment_method: PaymentMethod,
+    /// `None`: the listing's usual way (points for bikes, card for shows).
+    pub payment_method: Option<PaymentMethod>,
     pub idempotency_key: Option<String>,
 }
 
@@ -59,6 +62,8 @@ pub struct Reservations {
     placements: Placements,
     /// How long a booking may stay pending.
     deadline: Duration,
+    /// Whether bookings may be paid with points (a wallet is deployed).
+    points_accepted: bool,
 }
 
 /// Most overdue bookings expired in one round.
@@ -73,6 +78,7 @@ impl Reservations {
         catalog: CatalogClient,
         payment: PaymentClient,
         deadline: Duration,
+        points_accepted: bool,
     ) -> Reservations {
         let placements = Placements::start(store.clone());
         Reservations {
@@ -81,6 +87,7 @@ impl Reservations {
             payment,
             placements,
             deadline,
+            points_accepted,
         }
     }
 
@@ -99,6 +106,12 @@ impl Reservations {
             }
         }
         let listing = self.listing(request.listing_id).await?;
+        let payment_method = request
+            .payment_method
+            .unwrap_or_else(|| listing.default_payment());
+        if payment_method == PaymentMethod::Points && !self.points_accepted {
+            return Err(AppError::PointsNotAccepted);
+        }
         let now = kernel::now();
         let events = domain::decide(
             None,
@@ -107,7 +120,7 @@ impl Reservations {
                 user_id: request.user_id,
                 listing,
                 order: request.order,
-                payment_method: request.payment_method,
+                payment_method,
                 at: now,
                 deadline: now + self.deadline,
             },
@@ -275,8 +288,66 @@ impl Reservations {
         Ok(reservation)
     }
 
-    /// Applies a saga step inside the consumer's transaction.
-    pub async fn on_catalog_answer(
+    /// Ends a bike rental on behalf of `caller` (admins may end anyone's).
+    pub async fn return_rental(
+        &self,
+        id: ReservationId,
+        caller: UserId,
+        admin: bool,
+    ) -> Result<Reservation, AppError> {
+        let mut tx = self.store.store().begin().await?;
+        let owned = self
+            .store
+            .load(&mut tx, id)
+            .await?
+            .is_some_and(|(r, _)| admin || r.user_id == caller);
+        if !owned {
+            return Err(ReservationError::NotFound.into());
+        }
+        let reservation = self
+            .execute(&mut tx, id, Command::Return { at: kernel::now() }, None)
+            .await?;
+        self.store.store().commit(tx).await?;
+        Ok(reservation)
+    }
+
+    /// A listing was withdrawn from sale: no new bookings of it, and with
+    /// `cancel_reservations` every live booking of it is cancelled (and so
+    /// refunded and released by the rest of the saga), inside the
+    /// consumer's transaction.
+    pub async fn on_listing_withdrawn(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        listing: ListingId,
+        cancel_reservations: bool,
+        cause: &Envelope,
+    ) -> anyhow::Result<()> {
+        self.store.withdraw_listing(tx, listing).await?;
+        if !cancel_reservations {
+            return Ok(());
+        }
+        let live = self.store.live_for_listing(tx, listing).await?;
+        let count = live.len();
+        for id in live {
+            match self
+                .execute(tx, id, Command::Cancel { at: kernel::now() }, Some(cause))
+                .await
+            {
+                Ok(_) => {}
+                // Ended meanwhile (rejected, returned): nothing to cancel.
+                Err(AppError::Domain(error)) => {
+                    tracing::info!(reservation = %id, %error, "not cancelled with its listing")
+                }
+                Err(error) => return Err(anyhow::anyhow!(error)),
+            }
+        }
+        tracing::info!(%listing, count, "bookings of a withdrawn listing cancelled");
+        Ok(())
+    }
+
+    /// Applies a saga step (catalog's or the wallet's answer) inside the
+    /// consumer's transaction.
+    pub async fn on_saga_answer(
         &self,
         tx: &mut Transaction<'static, Any>,
         id: ReservationId,
@@ -288,7 +359,7 @@ impl Reservations {
             // An answer about a reservation this service never stored cannot
             // be acted on; say so and move on rather than block the stream.
             Err(AppError::Domain(ReservationError::NotFound)) => {
-                tracing::warn!(reservation = %id, event = %cause.id, "catalog answered about an unknown reservation");
+                tracing::warn!(reservation = %id, event = %cause.id, "an answer about an unknown reservation");
                 Ok(())
             }
             Err(error) => Err(anyhow::anyhow!(error)),
@@ -393,7 +464,13 @@ fn integration_events(
                     reason: reason.clone(),
                     expired_at: *at,
                 }),
-                Event::CancellationRequested { .. } => None,
+                Event::Returned { at } => Some(ReservationEvent::ReservationReturned {
+                    booking: booking.clone(),
+                    returned_at: *at,
+                }),
+                Event::CancellationRequested { .. } | Event::Held { .. } | Event::Paid { .. } => {
+                    None
+                }
             };
             public.map(|event| {
                 let mut outgoing = event.outgoing(cause);
@@ -482,6 +559,8 @@ mod tests {
             title: "LALALand".into(),
             price: Money::parse(12_000).unwrap(),
             seats: None,
+            sections: Vec::new(),
+            withdrawn: false,
         };
         let events = domain::decide(
             None,

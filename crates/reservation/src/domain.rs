@@ -7,6 +7,13 @@
 //! and carried out the moment catalog answers, so the customer never has to
 //! wait for the saga to be able to change their mind.
 //!
+//! A booking is confirmed once catalog holds its inventory *and* it is
+//! paid. A card booking is paid before it is placed (the card is
+//! authorised synchronously); a booking paid with points is paid when the
+//! wallet, answering the `ReservationPlaced` event, has taken the points,
+//! and rejected when the wallet refuses. The two answers may come in either
+//! order. A bike rental ends when the bike is returned.
+//!
 //! Every booking has a deadline: a reservation still pending when it
 //! passes is expired (compensated: whatever catalog held and payment
 //! authorised is given back), or cancelled if the customer asked to.
@@ -14,7 +21,7 @@
 //! Decisions are `decide(state, command) -> events`; state changes only by
 //! `apply(event)`.
 
-use contracts::catalog::ListingKind;
+use contracts::catalog::{ListingKind, SeatSection};
 use contracts::reservation::PaymentMethod;
 use kernel::ids::{ListingId, ReservationId, UserId};
 use kernel::{Money, SeatLabel};
@@ -77,6 +84,29 @@ pub struct ListingSnapshot {
     pub price: Money,
     /// Every seat on sale, for a seated listing; `None` for a ticket quota.
     pub seats: Option<Vec<SeatLabel>>,
+    /// Seats sold at a price of their own.
+    pub sections: Vec<SeatSection>,
+    /// No longer sold (an admin deleted it).
+    pub withdrawn: bool,
+}
+
+impl ListingSnapshot {
+    /// What one seat costs: its section's price, or the listing's.
+    pub fn seat_price(&self, seat: SeatLabel) -> Money {
+        self.sections
+            .iter()
+            .find(|section| section.seats.contains(&seat))
+            .map_or(self.price, |section| section.price)
+    }
+
+    /// How a booking of it is paid when the customer does not say: bikes
+    /// with points, shows by card.
+    pub fn default_payment(&self) -> PaymentMethod {
+        match self.kind {
+            ListingKind::Bike => PaymentMethod::Points,
+            ListingKind::Movie | ListingKind::Musical => PaymentMethod::Card,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +115,8 @@ pub enum Status {
     Confirmed,
     Rejected,
     Cancelled,
+    /// A rental that ended: the bike is back.
+    Returned,
 }
 
 impl Status {
@@ -94,6 +126,7 @@ impl Status {
             Status::Confirmed => "confirmed",
             Status::Rejected => "rejected",
             Status::Cancelled => "cancelled",
+            Status::Returned => "returned",
         }
     }
 
@@ -103,6 +136,7 @@ impl Status {
             "confirmed" => Some(Status::Confirmed),
             "rejected" => Some(Status::Rejected),
             "cancelled" => Some(Status::Cancelled),
+            "returned" => Some(Status::Returned),
             _ => None,
         }
     }
@@ -122,6 +156,11 @@ pub struct Reservation {
     pub reason: Option<String>,
     /// The customer asked to cancel while catalog had not answered yet.
     pub cancel_requested: bool,
+    /// Catalog holds the tickets, seats or bike.
+    pub held: bool,
+    /// The amount is secured: a card authorised, points taken, or nothing
+    /// to pay.
+    pub paid: bool,
     /// Still pending at this moment, the booking is expired.
     pub deadline: OffsetDateTime,
     pub created_at: OffsetDateTime,
@@ -148,7 +187,20 @@ pub enum Command {
         reason: String,
         at: OffsetDateTime,
     },
+    /// The wallet took the points the booking costs.
+    ConfirmPayment {
+        at: OffsetDateTime,
+    },
+    /// The wallet could not take them.
+    RefusePayment {
+        reason: String,
+        at: OffsetDateTime,
+    },
     Cancel {
+        at: OffsetDateTime,
+    },
+    /// The customer brought the bike back.
+    Return {
         at: OffsetDateTime,
     },
     /// The deadline passed.
@@ -160,12 +212,35 @@ pub enum Command {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    Placed(Reservation),
-    Confirmed { at: OffsetDateTime },
-    Rejected { reason: String, at: OffsetDateTime },
-    Expired { reason: String, at: OffsetDateTime },
-    CancellationRequested { at: OffsetDateTime },
-    Cancelled { at: OffsetDateTime },
+    Placed(Box<Reservation>),
+    Confirmed {
+        at: OffsetDateTime,
+    },
+    Rejected {
+        reason: String,
+        at: OffsetDateTime,
+    },
+    Expired {
+        reason: String,
+        at: OffsetDateTime,
+    },
+    CancellationRequested {
+        at: OffsetDateTime,
+    },
+    Cancelled {
+        at: OffsetDateTime,
+    },
+    /// Catalog holds the inventory; payment is still awaited.
+    Held {
+        at: OffsetDateTime,
+    },
+    /// Paid; catalog's answer is still awaited.
+    Paid {
+        at: OffsetDateTime,
+    },
+    Returned {
+        at: OffsetDateTime,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -197,6 +272,16 @@ pub enum ReservationError {
     AlreadyCancelled,
     #[error("the reservation was rejected ({0}); there is nothing to cancel")]
     NotCancellable(String),
+    #[error("{0} is no longer sold")]
+    ListingWithdrawn(String),
+    #[error("{0} is rented one bike at a time: give no quantity, or 1")]
+    OneBikePerRental(String),
+    #[error("{0} is not a rental; only bike rentals are returned")]
+    NotARental(String),
+    #[error("the bike was already returned")]
+    AlreadyReturned,
+    #[error("the rental cannot be returned: {0}")]
+    NotReturnable(&'static str),
 }
 
 /// Decides what happens when `command` meets the reservation's current state.
@@ -219,16 +304,15 @@ pub fn decide(
                 deadline,
             },
         ) => {
+            if listing.withdrawn {
+                return Err(ReservationError::ListingWithdrawn(listing.title));
+            }
             let (quantity, seats) = fit(&listing, order)?;
-            let amount =
-                listing
-                    .price
-                    .times(quantity.get())
-                    .ok_or(ReservationError::AmountTooLarge {
-                        quantity: quantity.get(),
-                        price: listing.price,
-                    })?;
-            Ok(vec![Event::Placed(Reservation {
+            let amount = price(&listing, quantity, &seats)?;
+            // A card is authorised before the booking is placed; points are
+            // taken afterwards, by the wallet.
+            let paid = payment_method == PaymentMethod::Card || amount == Money::ZERO;
+            Ok(vec![Event::Placed(Box::new(Reservation {
                 id,
                 user_id,
                 listing,
@@ -239,16 +323,29 @@ pub fn decide(
                 status: Status::Pending,
                 reason: None,
                 cancel_requested: false,
+                held: false,
+                paid,
                 deadline,
                 created_at: at,
                 updated_at: at,
-            })])
+            }))])
         }
         (Some(_), Command::Place { .. }) => Err(ReservationError::AlreadyPlaced),
         (None, _) => Err(ReservationError::NotFound),
         (Some(r), Command::ConfirmHold { at }) => Ok(match r.status {
-            Status::Pending if r.cancel_requested => vec![Event::Cancelled { at }],
-            Status::Pending => vec![Event::Confirmed { at }],
+            Status::Pending if r.held => vec![],
+            Status::Pending if !r.paid => vec![Event::Held { at }],
+            Status::Pending => vec![settled(r, at)],
+            _ => vec![],
+        }),
+        (Some(r), Command::ConfirmPayment { at }) => Ok(match r.status {
+            Status::Pending if r.paid => vec![],
+            Status::Pending if !r.held => vec![Event::Paid { at }],
+            Status::Pending => vec![settled(r, at)],
+            _ => vec![],
+        }),
+        (Some(r), Command::RefusePayment { reason, at }) => Ok(match r.status {
+            Status::Pending => vec![Event::Rejected { reason, at }],
             _ => vec![],
         }),
         (Some(r), Command::RejectHold { reason, at }) => Ok(match r.status {
@@ -260,10 +357,25 @@ pub fn decide(
             Status::Pending if r.cancel_requested => Ok(vec![]),
             Status::Pending => Ok(vec![Event::CancellationRequested { at }]),
             Status::Cancelled => Err(ReservationError::AlreadyCancelled),
+            Status::Returned => Err(ReservationError::AlreadyReturned),
             Status::Rejected => Err(ReservationError::NotCancellable(
                 r.reason.clone().unwrap_or_else(|| "rejected".to_owned()),
             )),
         },
+        (Some(r), Command::Return { at }) => {
+            if r.listing.kind != ListingKind::Bike {
+                return Err(ReservationError::NotARental(r.listing.title.clone()));
+            }
+            match r.status {
+                Status::Confirmed => Ok(vec![Event::Returned { at }]),
+                Status::Returned => Err(ReservationError::AlreadyReturned),
+                Status::Pending => Err(ReservationError::NotReturnable(
+                    "the rental has not started yet",
+                )),
+                Status::Cancelled => Err(ReservationError::NotReturnable("it was cancelled")),
+                Status::Rejected => Err(ReservationError::NotReturnable("it was rejected")),
+            }
+        }
         (Some(r), Command::Expire { reason, at }) => Ok(match r.status {
             // The customer wanted out anyway: it ends as they asked.
             Status::Pending if r.cancel_requested => vec![Event::Cancelled { at }],
@@ -273,12 +385,51 @@ pub fn decide(
     }
 }
 
+/// Held and paid: the booking is confirmed, or cancelled if the customer
+/// asked to while it was pending.
+fn settled(r: &Reservation, at: OffsetDateTime) -> Event {
+    if r.cancel_requested {
+        Event::Cancelled { at }
+    } else {
+        Event::Confirmed { at }
+    }
+}
+
+/// What the booking costs: each seat at its own price, or the listing's
+/// price per ticket (or rental).
+fn price(
+    listing: &ListingSnapshot,
+    quantity: Quantity,
+    seats: &[SeatLabel],
+) -> Result<Money, ReservationError> {
+    let too_large = ReservationError::AmountTooLarge {
+        quantity: quantity.get(),
+        price: listing.price,
+    };
+    if seats.is_empty() {
+        return listing.price.times(quantity.get()).ok_or(too_large);
+    }
+    seats
+        .iter()
+        .try_fold(Money::ZERO, |total, seat| {
+            total.plus(listing.seat_price(*seat))
+        })
+        .ok_or(too_large)
+}
+
 /// Checks the order against how the listing is sold: the quantity it is
 /// for, and its seats.
 fn fit(
     listing: &ListingSnapshot,
     order: Order,
 ) -> Result<(Quantity, Vec<SeatLabel>), ReservationError> {
+    if listing.kind == ListingKind::Bike {
+        return match order {
+            Order::Tickets(quantity) if quantity.get() == 1 => Ok((quantity, Vec::new())),
+            Order::Tickets(_) => Err(ReservationError::OneBikePerRental(listing.title.clone())),
+            Order::Seats(_) => Err(ReservationError::SeatsOnQuotaListing(listing.title.clone())),
+        };
+    }
     match (order, &listing.seats) {
         (Order::Tickets(quantity), None) => Ok((quantity, Vec::new())),
         (Order::Tickets(_), Some(_)) => Err(ReservationError::SeatsRequired(listing.title.clone())),
@@ -306,7 +457,7 @@ fn fit(
 /// Evolves the state by one event.
 pub fn apply(state: Option<Reservation>, event: &Event) -> Option<Reservation> {
     match (state, event) {
-        (_, Event::Placed(reservation)) => Some(reservation.clone()),
+        (_, Event::Placed(reservation)) => Some(reservation.as_ref().clone()),
         (Some(mut r), Event::Confirmed { at }) => {
             r.status = Status::Confirmed;
             r.updated_at = *at;
@@ -334,6 +485,21 @@ pub fn apply(state: Option<Reservation>, event: &Event) -> Option<Reservation> {
             r.updated_at = *at;
             Some(r)
         }
+        (Some(mut r), Event::Held { at }) => {
+            r.held = true;
+            r.updated_at = *at;
+            Some(r)
+        }
+        (Some(mut r), Event::Paid { at }) => {
+            r.paid = true;
+            r.updated_at = *at;
+            Some(r)
+        }
+        (Some(mut r), Event::Returned { at }) => {
+            r.status = Status::Returned;
+            r.updated_at = *at;
+            Some(r)
+        }
         (None, _) => None,
     }
 }
@@ -353,6 +519,8 @@ mod tests {
             title: "LALALand".into(),
             price: Money::parse(price).unwrap(),
             seats: None,
+            sections: Vec::new(),
+            withdrawn: false,
         }
     }
 
@@ -379,7 +547,41 @@ mod tests {
             title: "Dune".into(),
             price: Money::parse(15_000).unwrap(),
             seats: Some(labels(&["A-1", "A-2", "A-3", "B-1"])),
+            sections: Vec::new(),
+            withdrawn: false,
         }
+    }
+
+    fn bike() -> ListingSnapshot {
+        ListingSnapshot {
+            id: ListingId::new(),
+            kind: ListingKind::Bike,
+            title: "Bike 1".into(),
+            price: Money::parse(1_000).unwrap(),
+            seats: None,
+            sections: Vec::new(),
+            withdrawn: false,
+        }
+    }
+
+    fn rent(listing: ListingSnapshot, payment_method: PaymentMethod) -> Command {
+        Command::Place {
+            id: ReservationId::new(),
+            user_id: UserId::new(),
+            listing,
+            order: Order::Tickets(Quantity::parse(1).unwrap()),
+            payment_method,
+            at: at(),
+            deadline: at() + time::Duration::minutes(2),
+        }
+    }
+
+    fn held() -> Command {
+        Command::ConfirmHold { at: at() }
+    }
+
+    fn points_taken() -> Command {
+        Command::ConfirmPayment { at: at() }
     }
 
     fn place_seats(listing: ListingSnapshot, seats: &[&str]) -> Result<Command, ReservationError> {
@@ -662,6 +864,152 @@ mod tests {
         assert_eq!(
             decide(state.as_ref(), place(1)),
             Err(ReservationError::AlreadyPlaced)
+        );
+    }
+
+    #[test]
+    fn a_booking_paid_with_points_waits_for_both_the_hold_and_the_points_in_either_order() {
+        let (state, events) = given(vec![rent(bike(), PaymentMethod::Points)]).when(held());
+        assert_eq!(events.unwrap(), vec![Event::Held { at: at() }]);
+        assert_eq!(state.as_ref().unwrap().status, Status::Pending);
+        let (state, events) = Scenario { state }.when(points_taken());
+        assert_eq!(events.unwrap(), vec![Event::Confirmed { at: at() }]);
+        assert_eq!(state.unwrap().status, Status::Confirmed);
+
+        let (state, events) =
+            given(vec![rent(bike(), PaymentMethod::Points), points_taken()]).when(held());
+        assert_eq!(events.unwrap(), vec![Event::Confirmed { at: at() }]);
+        assert_eq!(state.unwrap().status, Status::Confirmed);
+    }
+
+    #[test]
+    fn points_refused_reject_the_booking_with_the_wallets_reason() {
+        let refuse = Command::RefusePayment {
+            reason: "not enough points: 500 available, 1000 needed".into(),
+            at: at(),
+        };
+        let (state, events) = given(vec![rent(bike(), PaymentMethod::Points), held()]).when(refuse);
+        assert!(matches!(
+            events.unwrap().as_slice(),
+            [Event::Rejected { .. }]
+        ));
+        let rejected = state.unwrap();
+        assert_eq!(rejected.status, Status::Rejected);
+        assert_eq!(
+            rejected.reason.as_deref(),
+            Some("not enough points: 500 available, 1000 needed")
+        );
+        // Points arriving late after all change nothing.
+        let late = Scenario {
+            state: Some(rejected),
+        }
+        .when(points_taken());
+        assert_eq!(late.1.unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_card_booking_is_paid_when_placed_and_confirmed_by_the_hold_alone() {
+        let (state, events) = given(vec![rent(bike(), PaymentMethod::Card)]).when(held());
+        assert_eq!(events.unwrap(), vec![Event::Confirmed { at: at() }]);
+        assert!(state.unwrap().paid);
+    }
+
+    #[test]
+    fn repeated_answers_decide_nothing_more() {
+        let (_, events) = given(vec![rent(bike(), PaymentMethod::Points), held()]).when(held());
+        assert_eq!(events.unwrap(), vec![]);
+        let (_, events) =
+            given(vec![rent(bike(), PaymentMethod::Points), points_taken()]).when(points_taken());
+        assert_eq!(events.unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_cancel_asked_while_points_are_awaited_ends_cancelled_once_both_answered() {
+        let cancel = Command::Cancel { at: at() };
+        let (state, events) =
+            given(vec![rent(bike(), PaymentMethod::Points), held(), cancel]).when(points_taken());
+        assert_eq!(events.unwrap(), vec![Event::Cancelled { at: at() }]);
+        assert_eq!(state.unwrap().status, Status::Cancelled);
+    }
+
+    #[test]
+    fn a_rented_bike_is_returned_once_and_only_a_rental_can_be() {
+        let rented = vec![rent(bike(), PaymentMethod::Points), held(), points_taken()];
+        let (state, events) = given(rented).when(Command::Return { at: at() });
+        assert_eq!(events.unwrap(), vec![Event::Returned { at: at() }]);
+        let returned = state.unwrap();
+        assert_eq!(returned.status, Status::Returned);
+        let scenario = Scenario {
+            state: Some(returned.clone()),
+        };
+        assert_eq!(
+            scenario.when(Command::Return { at: at() }).1,
+            Err(ReservationError::AlreadyReturned)
+        );
+        let scenario = Scenario {
+            state: Some(returned),
+        };
+        assert_eq!(
+            scenario.when(Command::Cancel { at: at() }).1,
+            Err(ReservationError::AlreadyReturned)
+        );
+        let (_, events) = given(vec![place(2), held()]).when(Command::Return { at: at() });
+        assert_eq!(events, Err(ReservationError::NotARental("LALALand".into())));
+        let (_, events) =
+            given(vec![rent(bike(), PaymentMethod::Points)]).when(Command::Return { at: at() });
+        assert!(matches!(events, Err(ReservationError::NotReturnable(_))));
+    }
+
+    #[test]
+    fn a_bike_is_rented_one_at_a_time_and_has_no_seats() {
+        let two = Command::Place {
+            id: ReservationId::new(),
+            user_id: UserId::new(),
+            listing: bike(),
+            order: Order::Tickets(Quantity::parse(2).unwrap()),
+            payment_method: PaymentMethod::Points,
+            at: at(),
+            deadline: at(),
+        };
+        assert_eq!(
+            given(vec![]).when(two).1,
+            Err(ReservationError::OneBikePerRental("Bike 1".into()))
+        );
+        assert!(matches!(
+            given(vec![]).when(place_seats(bike(), &["A-1"]).unwrap()).1,
+            Err(ReservationError::SeatsOnQuotaListing(_))
+        ));
+    }
+
+    #[test]
+    fn seats_in_a_section_cost_the_sections_price() {
+        let mut wicked = dune();
+        wicked.kind = ListingKind::Musical;
+        wicked.sections = vec![SeatSection {
+            name: "VIP".into(),
+            price: Money::parse(150_000).unwrap(),
+            seats: labels(&["A-1", "A-2", "A-3"]),
+        }];
+        let (state, _) = given(vec![]).when(place_seats(wicked, &["A-1", "B-1"]).unwrap());
+        assert_eq!(state.unwrap().amount, Money::parse(165_000).unwrap());
+    }
+
+    #[test]
+    fn a_withdrawn_listing_takes_no_new_bookings() {
+        let mut gone = lalaland(10_000);
+        gone.withdrawn = true;
+        let command = Command::Place {
+            id: ReservationId::new(),
+            user_id: UserId::new(),
+            listing: gone,
+            order: Order::Tickets(Quantity::parse(1).unwrap()),
+            payment_method: PaymentMethod::Card,
+            at: at(),
+            deadline: at(),
+        };
+        assert_eq!(
+            given(vec![]).when(command).1,
+            Err(ReservationError::ListingWithdrawn("LALALand".into()))
         );
     }
 }

@@ -5,7 +5,8 @@
 //! booking), then stores a *pending* reservation with its
 //! `ReservationPlaced` event (transactional outbox) and answers 202 without
 //! calling catalog; catalog's answer, arriving as an event, confirms or
-//! rejects it. A booking still pending at its deadline is expired. Listings are validated and priced from a local replica built
+//! rejects it; a booking paid with points also waits for the wallet to take
+//! them. A booking still pending at its deadline is expired. Listings are validated and priced from a local replica built
 //! from catalog's events, falling back to one synchronous lookup for a
 //! listing the replica has not heard of yet.
 //!
@@ -38,6 +39,10 @@ pub struct Settings {
     pub deadline_secs: u64,
     /// The synchronous call to payment (`[reservation.payment]`).
     pub payment: PaymentCallSettings,
+    /// Whether bookings may be paid with points; set by the platform from
+    /// whether the wallet is deployed, not configured here.
+    #[serde(skip)]
+    pub points_accepted: bool,
 }
 
 impl Default for Settings {
@@ -45,6 +50,7 @@ impl Default for Settings {
         Settings {
             deadline_secs: 120,
             payment: PaymentCallSettings::default(),
+            points_accepted: true,
         }
     }
 }
@@ -74,11 +80,12 @@ pub async fn build(
         adapters::catalog_client::CatalogClient::new(&peers.catalog),
         adapters::payment_client::PaymentClient::new(&peers.payment, settings.payment),
         Duration::from_secs(settings.deadline_secs.max(1)),
+        settings.points_accepted,
     );
     let router = adapters::http::router(reservations.clone());
     let consumer = Consumer {
         group: "reservation.saga".to_owned(),
-        topics: vec![topics::CATALOG],
+        topics: vec![topics::CATALOG, topics::WALLET],
         store: store.clone(),
         bus: bus.clone(),
         handler: Arc::new(adapters::policy::SagaPolicy::new(reservations.clone())),

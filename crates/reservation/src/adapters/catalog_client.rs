@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use contracts::catalog::ListingKind;
+use contracts::catalog::{ListingKind, SeatSection};
 use kernel::ids::ListingId;
 use kernel::{Money, SeatLabel};
 use serde::Deserialize;
@@ -41,6 +41,30 @@ struct CapacityView {
 #[derive(Deserialize)]
 struct SeatView {
     label: SeatLabel,
+    /// The seat's section, when it is in one, and then its price.
+    #[serde(default)]
+    section: Option<String>,
+    #[serde(default)]
+    price: Option<i64>,
+}
+
+/// The sections of a seat map, gathered from its seats.
+fn sections(seats: &[SeatView]) -> Result<Vec<SeatSection>, LookupError> {
+    let mut sections: Vec<SeatSection> = Vec::new();
+    for seat in seats {
+        let (Some(name), Some(price)) = (&seat.section, seat.price) else {
+            continue;
+        };
+        match sections.iter_mut().find(|section| &section.name == name) {
+            Some(section) => section.seats.push(seat.label),
+            None => sections.push(SeatSection {
+                name: name.clone(),
+                price: Money::parse(price).map_err(|e| LookupError::Unavailable(e.to_string()))?,
+                seats: vec![seat.label],
+            }),
+        }
+    }
+    Ok(sections)
 }
 
 impl CatalogClient {
@@ -76,7 +100,7 @@ impl CatalogClient {
         let view: ListingView = response.json().await.map_err(unavailable)?;
         let price =
             Money::parse(view.price).map_err(|e| LookupError::Unavailable(e.to_string()))?;
-        let seats = if view.capacity.kind == "seated" {
+        let (seats, sections) = if view.capacity.kind == "seated" {
             let seats: Vec<SeatView> = self
                 .http
                 .get(format!("{}/listings/{id}/seats", self.base_url))
@@ -87,9 +111,13 @@ impl CatalogClient {
                 .json()
                 .await
                 .map_err(unavailable)?;
-            Some(seats.into_iter().map(|seat| seat.label).collect())
+            let sections = sections(&seats)?;
+            (
+                Some(seats.into_iter().map(|seat| seat.label).collect()),
+                sections,
+            )
         } else {
-            None
+            (None, Vec::new())
         };
         Ok(Some(ListingSnapshot {
             id: view.id,
@@ -97,6 +125,8 @@ impl CatalogClient {
             title: view.title,
             price,
             seats,
+            sections,
+            withdrawn: false,
         }))
     }
 }

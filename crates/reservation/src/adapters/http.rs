@@ -22,6 +22,7 @@ pub fn router(reservations: Reservations) -> Router {
         .route("/reservations", post(place).get(list))
         .route("/reservations/{id}", get(find))
         .route("/reservations/{id}/cancel", post(cancel))
+        .route("/reservations/{id}/return", post(return_rental))
         .with_state(reservations)
 }
 
@@ -88,11 +89,16 @@ impl From<AppError> for ApiError {
                 | ReservationError::DuplicateSeat(_)
                 | ReservationError::SeatsOnQuotaListing(_)
                 | ReservationError::SeatsRequired(_)
-                | ReservationError::UnknownSeats { .. } => ApiError::Unprocessable(e.to_string()),
+                | ReservationError::UnknownSeats { .. }
+                | ReservationError::ListingWithdrawn(_)
+                | ReservationError::OneBikePerRental(_)
+                | ReservationError::NotARental(_) => ApiError::Unprocessable(e.to_string()),
                 ReservationError::NotFound => ApiError::NotFound("no such reservation".to_owned()),
                 ReservationError::AlreadyPlaced
                 | ReservationError::AlreadyCancelled
-                | ReservationError::NotCancellable(_) => ApiError::Conflict(e.to_string()),
+                | ReservationError::NotCancellable(_)
+                | ReservationError::AlreadyReturned
+                | ReservationError::NotReturnable(_) => ApiError::Conflict(e.to_string()),
             },
             AppError::UnknownListing(id) => {
                 ApiError::Unprocessable(format!("no listing with id {id}"))
@@ -111,6 +117,7 @@ impl From<AppError> for ApiError {
                 detail,
                 retry_after_secs,
             },
+            AppError::PointsNotAccepted => ApiError::Unprocessable(error.to_string()),
             AppError::Infrastructure(e) => ApiError::Internal(e),
         }
     }
@@ -126,19 +133,13 @@ async fn place(
         ApiError::Unprocessable(format!("no listing with id {:?}", request.listing_id))
     })?;
     let order = order(request.quantity, request.seats.unwrap_or_default())?;
-    let payment_method = request.payment_method.unwrap_or(PaymentMethod::Card);
-    if payment_method == PaymentMethod::Points {
-        return Err(ApiError::Unprocessable(
-            "points can pay for bike rentals only; pay for shows by card".to_owned(),
-        ));
-    }
     let idempotency_key = idempotency_key(&headers)?;
     let reservation = reservations
         .place(PlaceReservation {
             user_id: caller.user_id,
             listing_id,
             order,
-            payment_method,
+            payment_method: request.payment_method,
             idempotency_key,
         })
         .await?;
@@ -231,6 +232,20 @@ async fn cancel(
 ) -> Result<impl IntoResponse, ApiError> {
     let reservation = reservations
         .cancel(reservation_id(&id)?, caller.user_id, caller.is_admin())
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ReservationView::from(&reservation)),
+    ))
+}
+
+async fn return_rental(
+    State(reservations): State<Reservations>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let reservation = reservations
+        .return_rental(reservation_id(&id)?, caller.user_id, caller.is_admin())
         .await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -1,8 +1,9 @@
-//! The saga policy: catalog's answers move reservations on, and catalog's
-//! listing events keep the local listing replica current.
+//! The saga policy: catalog's and the wallet's answers move reservations
+//! on, and catalog's listing events keep the local listing replica current.
 
 use async_trait::async_trait;
 use contracts::catalog::{CapacityKind, CatalogEvent};
+use contracts::wallet::WalletEvent;
 use contracts::IntegrationEvent;
 use kernel::Envelope;
 use runtime::consumer::EventHandler;
@@ -28,6 +29,9 @@ impl EventHandler for SagaPolicy {
         tx: &mut Transaction<'static, Any>,
         event: &Envelope,
     ) -> anyhow::Result<()> {
+        if let Some(wallet_event) = WalletEvent::from_envelope(event)? {
+            return self.on_wallet(tx, wallet_event, event).await;
+        }
         let Some(catalog_event) = CatalogEvent::from_envelope(event)? else {
             return Ok(());
         };
@@ -41,25 +45,46 @@ impl EventHandler for SagaPolicy {
                 capacity,
                 ..
             } => {
-                let seats = match capacity {
-                    CapacityKind::Quota { .. } | CapacityKind::Unit => None,
-                    CapacityKind::Seated { seats, .. } => Some(seats),
-                };
+                let (seats, sections) = seat_map(capacity);
                 let listing = ListingSnapshot {
                     id: listing_id,
                     kind,
                     title,
                     price,
                     seats,
+                    sections,
+                    withdrawn: false,
                 };
                 self.reservations
                     .store()
                     .remember_listing(tx, &listing)
                     .await
             }
+            CatalogEvent::ListingUpdated {
+                listing_id,
+                title,
+                price,
+                capacity,
+                ..
+            } => {
+                let (seats, sections) = seat_map(capacity);
+                self.reservations
+                    .store()
+                    .update_listing(tx, listing_id, &title, price, seats.as_deref(), &sections)
+                    .await
+            }
+            CatalogEvent::ListingWithdrawn {
+                listing_id,
+                cancel_reservations,
+                ..
+            } => {
+                self.reservations
+                    .on_listing_withdrawn(tx, listing_id, cancel_reservations, event)
+                    .await
+            }
             CatalogEvent::TicketsReserved { reservation_id, .. } => {
                 self.reservations
-                    .on_catalog_answer(tx, reservation_id, Command::ConfirmHold { at }, event)
+                    .on_saga_answer(tx, reservation_id, Command::ConfirmHold { at }, event)
                     .await
             }
             CatalogEvent::InventoryRejected {
@@ -72,16 +97,60 @@ impl EventHandler for SagaPolicy {
                     at,
                 };
                 self.reservations
-                    .on_catalog_answer(tx, reservation_id, command, event)
+                    .on_saga_answer(tx, reservation_id, command, event)
                     .await
             }
             // Releases need no answer: the reservation is already cancelled.
             CatalogEvent::InventoryReleased { .. }
             | CatalogEvent::InventorySold { .. }
-            | CatalogEvent::ListingUpdated { .. }
-            | CatalogEvent::ListingWithdrawn { .. }
             | CatalogEvent::ScreenRegistered { .. }
             | CatalogEvent::ScreenAssigned { .. } => Ok(()),
         }
+    }
+}
+
+impl SagaPolicy {
+    /// The wallet's answer to a booking paid with points.
+    async fn on_wallet(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        wallet_event: WalletEvent,
+        event: &Envelope,
+    ) -> anyhow::Result<()> {
+        let at = kernel::now();
+        let (reservation_id, command) = match wallet_event {
+            WalletEvent::PointsSpent { reservation_id, .. } => {
+                (reservation_id, Command::ConfirmPayment { at })
+            }
+            WalletEvent::PointsRefused {
+                reservation_id,
+                reason,
+                ..
+            } => (reservation_id, Command::RefusePayment { reason, at }),
+            // Points earned, bought, given back or withdrawn do not move a
+            // booking on.
+            WalletEvent::PointsEarned { .. }
+            | WalletEvent::PointsWithdrawn { .. }
+            | WalletEvent::PointsPurchased { .. }
+            | WalletEvent::PointsRefunded { .. } => return Ok(()),
+        };
+        self.reservations
+            .on_saga_answer(tx, reservation_id, command, event)
+            .await
+    }
+}
+
+/// The seats on sale and their sections, for a seated listing.
+fn seat_map(
+    capacity: CapacityKind,
+) -> (
+    Option<Vec<kernel::SeatLabel>>,
+    Vec<contracts::catalog::SeatSection>,
+) {
+    match capacity {
+        CapacityKind::Quota { .. } | CapacityKind::Unit => (None, Vec::new()),
+        CapacityKind::Seated {
+            seats, sections, ..
+        } => (Some(seats), sections),
     }
 }

@@ -4,6 +4,7 @@
 //! transaction.
 
 use anyhow::Context;
+use contracts::catalog::SeatSection;
 use contracts::reservation::PaymentMethod;
 use kernel::ids::{ListingId, ReservationId, UserId};
 use kernel::{Money, SeatLabel};
@@ -58,6 +59,16 @@ UPDATE reservations SET deadline = updated_at;
 CREATE INDEX reservations_by_deadline ON reservations (status, deadline);
 ALTER TABLE listing_replica ADD COLUMN seats TEXT;";
 
+/// Bookings paid with points wait for the wallet as well as for catalog;
+/// every booking stored before was paid (by card) when placed. Listings
+/// gain seat sections and can be withdrawn.
+const POINTS_AND_WITHDRAWALS: &str = "
+ALTER TABLE reservations ADD COLUMN held BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE reservations ADD COLUMN paid BIGINT NOT NULL DEFAULT 1;
+CREATE INDEX reservations_by_listing ON reservations (listing_id, status);
+ALTER TABLE listing_replica ADD COLUMN sections TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE listing_replica ADD COLUMN withdrawn BIGINT NOT NULL DEFAULT 0;";
+
 pub const MIGRATIONS: &[MigrationScript] = &[
     MigrationScript {
         version: 100,
@@ -77,11 +88,18 @@ pub const MIGRATIONS: &[MigrationScript] = &[
         sqlite: SEATS_AND_DEADLINES,
         postgres: SEATS_AND_DEADLINES,
     },
+    MigrationScript {
+        version: 103,
+        description: "reservation: points payments, seat sections, withdrawn listings",
+        sqlite: POINTS_AND_WITHDRAWALS,
+        postgres: POINTS_AND_WITHDRAWALS,
+    },
 ];
 
 const COLUMNS: &str =
     "id, user_id, listing_id, listing_title, listing_kind, price, quantity, seats, amount, \
-    payment_method, status, reason, cancel_requested, deadline, version, created_at, updated_at";
+    payment_method, status, reason, cancel_requested, held, paid, deadline, version, created_at, \
+    updated_at";
 
 const RESERVATIONS: Listing = Listing {
     table: "reservations",
@@ -136,7 +154,8 @@ impl ReservationStore {
         // PostgreSQL transaction shared with other bookings): it stores nothing.
         let inserted = sqlx::query(&format!(
             "INSERT INTO reservations ({COLUMNS}, idempotency_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, $15, $16, $17)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 1, $17, $18,
+                     $19)
              ON CONFLICT (user_id, idempotency_key) DO NOTHING"
         ))
         .bind(r.id.to_string())
@@ -152,6 +171,8 @@ impl ReservationStore {
         .bind(r.status.as_str())
         .bind(r.reason.clone())
         .bind(i64::from(r.cancel_requested))
+        .bind(i64::from(r.held))
+        .bind(i64::from(r.paid))
         .bind(timestamp(r.deadline))
         .bind(timestamp(r.created_at))
         .bind(timestamp(r.updated_at))
@@ -173,7 +194,7 @@ impl ReservationStore {
     ) -> anyhow::Result<()> {
         let updated = sqlx::query(
             "UPDATE reservations SET status = $1, reason = $2, cancel_requested = $3, updated_at = $4,
-                 version = version + $7
+                 version = version + $7, held = $8, paid = $9
              WHERE id = $5 AND version = $6",
         )
         .bind(r.status.as_str())
@@ -183,6 +204,8 @@ impl ReservationStore {
         .bind(r.id.to_string())
         .bind(version)
         .bind(i64::try_from(events)?)
+        .bind(i64::from(r.held))
+        .bind(i64::from(r.paid))
         .execute(&mut **tx)
         .await?;
         if updated.rows_affected() != 1 {
@@ -264,24 +287,85 @@ impl ReservationStore {
     }
 
     pub async fn listing(&self, id: ListingId) -> anyhow::Result<Option<ListingSnapshot>> {
-        let row =
-            sqlx::query("SELECT id, kind, title, price, seats FROM listing_replica WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(self.store.reader())
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, kind, title, price, seats, sections, withdrawn FROM listing_replica
+             WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(self.store.reader())
+        .await?;
         row.map(|row| {
             let id: String = row.try_get("id")?;
             let kind: String = row.try_get("kind")?;
             let seats: Option<String> = row.try_get("seats")?;
+            let sections: String = row.try_get("sections")?;
             Ok(ListingSnapshot {
                 id: id.parse()?,
                 kind: serde_json::from_value(serde_json::Value::String(kind))?,
                 title: row.try_get("title")?,
                 price: Money::parse(row.try_get("price")?)?,
                 seats: seats.as_deref().map(parse_seats).transpose()?,
+                sections: serde_json::from_str(&sections).context("a listing's seat sections")?,
+                withdrawn: row.try_get::<i64, _>("withdrawn")? != 0,
             })
         })
         .transpose()
+    }
+
+    /// Follows an admin's change of a listing the replica knows (one it
+    /// has not heard of is looked up in full when first booked).
+    pub async fn update_listing(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: ListingId,
+        title: &str,
+        price: Money,
+        seats: Option<&[SeatLabel]>,
+        sections: &[SeatSection],
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE listing_replica SET title = $2, price = $3, seats = $4, sections = $5
+             WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(title)
+        .bind(price.minor_units())
+        .bind(seats.map(seat_list))
+        .bind(serde_json::to_string(sections)?)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a listing as no longer sold.
+    pub async fn withdraw_listing(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: ListingId,
+    ) -> anyhow::Result<()> {
+        sqlx::query("UPDATE listing_replica SET withdrawn = 1 WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// The bookings of a listing that are still pending or confirmed.
+    pub async fn live_for_listing(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        listing: ListingId,
+    ) -> anyhow::Result<Vec<ReservationId>> {
+        let rows = sqlx::query(
+            "SELECT id FROM reservations
+             WHERE listing_id = $1 AND status IN ('pending', 'confirmed') ORDER BY id",
+        )
+        .bind(listing.to_string())
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>("id")?.parse()?))
+            .collect()
     }
 
     /// Records (or refreshes) a listing in the replica.
@@ -291,15 +375,18 @@ impl ReservationStore {
         listing: &ListingSnapshot,
     ) -> anyhow::Result<()> {
         sqlx::query(
-            "INSERT INTO listing_replica (id, kind, title, price, seats) VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO listing_replica (id, kind, title, price, seats, sections, withdrawn)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, title = excluded.title,
-                 price = excluded.price, seats = excluded.seats",
+                 price = excluded.price, seats = excluded.seats, sections = excluded.sections",
         )
         .bind(listing.id.to_string())
         .bind(listing.kind.as_str())
         .bind(&listing.title)
         .bind(listing.price.minor_units())
         .bind(listing.seats.as_deref().map(seat_list))
+        .bind(serde_json::to_string(&listing.sections)?)
+        .bind(i64::from(listing.withdrawn))
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -341,9 +428,11 @@ fn from_row(row: &AnyRow) -> anyhow::Result<Reservation> {
             kind: serde_json::from_value(serde_json::Value::String(text("listing_kind")?))?,
             title: text("listing_title")?,
             price: Money::parse(number("price")?)?,
-            // The booking keeps its own seats; the listing's seat map is
-            // only needed to place one.
+            // The booking keeps its own seats and amount; the listing's
+            // seat map is only needed to place one.
             seats: None,
+            sections: Vec::new(),
+            withdrawn: false,
         },
         quantity: Quantity::parse(number("quantity")?)?,
         seats: parse_seats(&text("seats")?)?,
@@ -352,6 +441,8 @@ fn from_row(row: &AnyRow) -> anyhow::Result<Reservation> {
         status: Status::parse(&status).with_context(|| format!("unknown status {status:?}"))?,
         reason: row.try_get("reason")?,
         cancel_requested: number("cancel_requested")? != 0,
+        held: number("held")? != 0,
+        paid: number("paid")? != 0,
         deadline: parse_timestamp(&text("deadline")?)?,
         created_at: parse_timestamp(&text("created_at")?)?,
         updated_at: parse_timestamp(&text("updated_at")?)?,
