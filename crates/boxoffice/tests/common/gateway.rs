@@ -126,6 +126,62 @@ impl Gateway {
         answer.body["id"].as_str().unwrap().to_owned()
     }
 
+    /// Registers a musical with its own seat map of `rows` × `per_row`
+    /// seats at 90000 a seat; returns its id.
+    pub async fn musical(&self, admin: &str, title: &str, rows: u32, per_row: u32) -> String {
+        let answer = self
+            .post(
+                "/listings",
+                Some(admin),
+                json!({"kind": "musical", "title": title, "price": 90000,
+                       "seating": {"rows": rows, "seatsPerRow": per_row}}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+        answer.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Registers a bike (1000 points a rental); returns its id and number.
+    pub async fn bike(&self, admin: &str, color: &str) -> (String, u64) {
+        let answer = self
+            .post(
+                "/listings",
+                Some(admin),
+                json!({"kind": "bike", "color": color}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+        let number = answer.body["number"].as_u64().expect("a bike has a number");
+        (answer.body["id"].as_str().unwrap().to_owned(), number)
+    }
+
+    /// Buys points by card; answers the wallet's reply.
+    pub async fn buy_points(&self, token: &str, amount: i64) -> Answer {
+        self.post("/points/purchases", Some(token), json!({"amount": amount}))
+            .await
+    }
+
+    /// The caller's points balance.
+    pub async fn balance(&self, token: &str) -> u64 {
+        let answer = self.get("/points", Some(token)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        answer.body["balance"].as_u64().unwrap()
+    }
+
+    /// Rents a bike, paying with points (a bike's default).
+    pub async fn rent(&self, token: &str, bike: &str) -> Answer {
+        self.post("/reservations", Some(token), json!({"listingId": bike}))
+            .await
+    }
+
+    /// Whether a bike is free to rent, from its listing.
+    pub async fn bike_free(&self, bike: &str) -> bool {
+        let answer = self.get(&format!("/listings/{bike}"), None).await;
+        answer.body["capacity"]["available"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("a bike says whether it is free: {answer:?}"))
+    }
+
     pub async fn book_seats(&self, token: &str, listing: &str, seats: &[&str]) -> Answer {
         self.post(
             "/reservations",

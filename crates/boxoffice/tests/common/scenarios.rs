@@ -110,3 +110,117 @@ pub async fn movie_ticket_walkthrough(app: &Gateway) {
     assert_eq!(again.status, 409, "{again:?}");
     assert_eq!(app.available(&lalaland).await, 100);
 }
+
+/// The S3 write-up's walkthrough (public bikes paid with points), against
+/// any deployment.
+pub async fn bike_rental_walkthrough(app: &Gateway) {
+    let admin = app.admin_token().await;
+    let (bike1, first) = app.bike(&admin, "green").await;
+    let (bike2, second) = app.bike(&admin, "red").await;
+    assert_eq!(second, first + 1, "bike numbers follow each other");
+
+    // Points bought by card: the first purchase opens the wallet, the next
+    // tops it up.
+    let rider = app.customer("rider-10").await;
+    let bought = app.buy_points(&rider, 3000).await;
+    assert_eq!(bought.status, 201, "{bought:?}");
+    assert_eq!(bought.body["balance"], 3000);
+    assert_eq!(app.buy_points(&rider, 5000).await.body["balance"], 8000);
+
+    // Renting takes 1000 points; the bike is in use.
+    let rented = app.rent(&rider, &bike1).await;
+    assert_eq!(rented.status, 202, "{rented:?}");
+    assert_eq!(rented.body["paymentMethod"], "points");
+    assert_eq!(rented.body["amount"], 1000);
+    let rental = rented.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.settled(&rider, &rental).await, "confirmed");
+    assert_eq!(app.balance(&rider).await, 7000);
+    eventually(|| async { (!app.bike_free(&bike1).await).then_some(()) }).await;
+
+    // Not enough points: rejected, nothing taken, told why.
+    let poor = app.customer("rider-500").await;
+    assert_eq!(app.buy_points(&poor, 500).await.body["balance"], 500);
+    let refused = app.rent(&poor, &bike2).await;
+    assert_eq!(refused.status, 202, "{refused:?}");
+    let refused = refused.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.settled(&poor, &refused).await, "rejected");
+    let reason = app
+        .get(&format!("/reservations/{refused}"), Some(&poor))
+        .await;
+    assert!(
+        reason.body["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not enough points"),
+        "{reason:?}"
+    );
+    let told = eventually(|| async {
+        let all = app.list("/notifications", &poor).await;
+        all.into_iter()
+            .find(|n| n["reservationId"] == refused.as_str())
+    })
+    .await;
+    assert_eq!(told["kind"], "rejected");
+    assert!(told["message"]
+        .as_str()
+        .unwrap()
+        .contains("not enough points"));
+    assert_eq!(app.balance(&poor).await, 500);
+    eventually(|| async { app.bike_free(&bike2).await.then_some(()) }).await;
+
+    // Cancel before pick-up: the points come back, the bike is free.
+    let cancelled = app
+        .post(
+            &format!("/reservations/{rental}/cancel"),
+            Some(&rider),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(cancelled.status, 202, "{cancelled:?}");
+    eventually(|| async { (app.balance(&rider).await == 8000).then_some(()) }).await;
+    eventually(|| async { app.bike_free(&bike1).await.then_some(()) }).await;
+
+    // Rent again and bring it back: the bike is free, the rental paid.
+    let again = app.rent(&rider, &bike1).await;
+    let again = again.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.settled(&rider, &again).await, "confirmed");
+    let returned = app
+        .post(
+            &format!("/reservations/{again}/return"),
+            Some(&rider),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(returned.status, 202, "{returned:?}");
+    assert_eq!(returned.body["status"], "returned");
+    eventually(|| async { app.bike_free(&bike1).await.then_some(()) }).await;
+    assert_eq!(app.balance(&rider).await, 7000);
+    let twice = app
+        .post(
+            &format!("/reservations/{again}/return"),
+            Some(&rider),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(twice.status, 409, "{twice:?}");
+    let not_theirs = app
+        .post(
+            &format!("/reservations/{again}/return"),
+            Some(&poor),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(not_theirs.status, 404, "{not_theirs:?}");
+
+    // My page shows the rentals as they ended.
+    let mine = eventually(|| async {
+        let rows = app.list("/mypage/reservations", &rider).await;
+        (rows.len() == 2 && rows.iter().all(|r| r["status"] != "pending")).then_some(rows)
+    })
+    .await;
+    let statuses: Vec<&str> = mine.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert!(
+        statuses.contains(&"returned") && statuses.contains(&"cancelled"),
+        "{mine:?}"
+    );
+}

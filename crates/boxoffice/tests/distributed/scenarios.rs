@@ -8,7 +8,7 @@ use futures::stream::{self, StreamExt};
 use serde_json::Value;
 
 use crate::common::gateway::{eventually, set_patience, Gateway};
-use crate::common::scenarios::movie_ticket_walkthrough;
+use crate::common::scenarios::{bike_rental_walkthrough, movie_ticket_walkthrough};
 use crate::deployment::{Deployment, Servers};
 
 /// Rebalances after a member dies wait out the session timeout (6 s), so
@@ -67,6 +67,15 @@ async fn the_movie_ticket_walkthrough_runs_on_kafka_and_postgres() {
         return;
     };
     movie_ticket_walkthrough(&deployment.gateway).await;
+    deployment.tear_down().await;
+}
+
+#[tokio::test]
+async fn the_bike_rental_walkthrough_runs_on_kafka_and_postgres() {
+    let Some(deployment) = deploy("bike rental walkthrough").await else {
+        return;
+    };
+    bike_rental_walkthrough(&deployment.gateway).await;
     deployment.tear_down().await;
 }
 
@@ -187,6 +196,7 @@ async fn after_restarting_every_service_and_postgres_the_data_is_intact_and_ids_
     let admin = gateway.admin_token().await;
     let customer = gateway.customer("regular").await;
     let movie = gateway.movie(&admin, "Groundhog Day", 10).await;
+    let (_, first_bike) = gateway.bike(&admin, "green").await;
     let before_ids = book_many(&gateway, &customer, &movie, 5, 1).await;
     settle_all(&gateway, &customer, &before_ids).await;
     let before_ids: BTreeSet<String> = before_ids.into_iter().collect();
@@ -216,6 +226,10 @@ async fn after_restarting_every_service_and_postgres_the_data_is_intact_and_ids_
     let after = snapshot(gateway.clone(), customer.clone(), movie.clone()).await;
     assert_eq!(after, before, "PostgreSQL restarted: {restarted_postgres}");
     assert!(!gateway.token("regular", "correct horse").await.is_empty());
+
+    // Bike numbers continue: the next bike is the one after.
+    let (_, next_bike) = gateway.bike(&admin, "red").await;
+    assert_eq!(next_bike, first_bike + 1, "bike numbers continue");
 
     // New bookings continue from there: 5 left, then sold out.
     let more = book_many(&gateway, &customer, &movie, 6, 1).await;

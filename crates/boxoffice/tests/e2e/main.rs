@@ -18,5 +18,7 @@ mod rate_limits;
 mod restart;
 mod s0_movie_tickets;
 mod s1_movie_seats;
+mod s2_musicals;
+mod s3_bikes;
 mod screens;
 mod tokens;

@@ -108,3 +108,18 @@ async fn a_restart_keeps_everything_and_consumers_catch_up_exactly_once() {
     assert_eq!(app.available(&movie).await, 10);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn bike_numbers_and_wallets_continue_after_a_restart() {
+    let mut app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let rider = app.customer("night-rider").await;
+    let (_, first) = app.bike(&admin, "green").await;
+    assert_eq!(app.buy_points(&rider, 3000).await.body["balance"], 3000);
+    app.restart().await;
+
+    let admin = app.admin_token().await;
+    let (_, second) = app.bike(&admin, "red").await;
+    assert_eq!(second, first + 1, "bike 2 after bike 1");
+    assert_eq!(app.buy_points(&rider, 5000).await.body["balance"], 8000);
+}
