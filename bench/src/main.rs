@@ -28,6 +28,12 @@
 //!   past the payment timeout once the circuit breaker had opened, the
 //!   fallback's latency, and how long the breaker took to close.
 //!
+//! - `points-rental`: riders buy points by card and rent bikes with them for
+//!   `--seconds`, each rental watched until confirmed (or refused: the bike
+//!   is out) and returned. Prints rentals per second, answer and
+//!   confirmation latencies, and audits every wallet (bought − 1,000 per
+//!   rental, never negative) and every bike (free again at the end).
+//!
 //! ```sh
 //! cargo build --release -p boxoffice -p bench
 //! ./target/release/bench --clients 64 --seconds 20
@@ -54,6 +60,8 @@ enum Scenario {
     SeatRush,
     /// Payment slow for 20 s under load: the circuit breaker at work.
     Breaker,
+    /// Bikes rented with points and returned, for `--seconds`.
+    PointsRental,
 }
 
 #[derive(Parser)]
@@ -252,6 +260,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Quota => run(&args, &http, &base, &deployment).await,
         Scenario::SeatRush => seat_rush(&args, &http, &base, &deployment).await,
         Scenario::Breaker => breaker(&args, &http, &base, &deployment).await,
+        Scenario::PointsRental => points_rental(&args, &http, &base, &deployment).await,
     };
     deployment.stop().await;
     let _ = std::fs::remove_dir_all(&data);
@@ -502,6 +511,8 @@ struct Answered {
     took: Duration,
     status: u16,
     detail: String,
+    /// The reservation's id, when one was created.
+    id: String,
 }
 
 async fn send_booking(
@@ -519,22 +530,21 @@ async fn send_booking(
         .json(body)
         .send()
         .await;
-    let (status, detail) = match response {
+    let (status, detail, id) = match response {
         Ok(response) => {
             let status = response.status().as_u16();
             let body: Value = response.json().await.unwrap_or(Value::Null);
-            (
-                status,
-                body["detail"].as_str().unwrap_or_default().to_owned(),
-            )
+            let text = |field: &str| body[field].as_str().unwrap_or_default().to_owned();
+            (status, text("detail"), text("id"))
         }
-        Err(error) => (0, error.to_string()),
+        Err(error) => (0, error.to_string(), String::new()),
     };
     Answered {
         sent,
         took: t.elapsed(),
         status,
         detail,
+        id,
     }
 }
 
@@ -704,6 +714,185 @@ async fn seat_rush_report(
         bail!("seat audit failed");
     }
     Ok(())
+}
+
+/// Points each rider buys before renting (the most one purchase may be).
+const RIDER_POINTS: u64 = 1_000_000;
+/// What one rental costs.
+const RENTAL_POINTS: u64 = 1_000;
+
+/// What one rider did: rentals confirmed, refused, and how long each
+/// rental took from request to its outcome.
+#[derive(Default)]
+struct Rides {
+    answers: Vec<Answered>,
+    confirmed: u64,
+    refused: u64,
+    outcome_times: Vec<Duration>,
+}
+
+/// Riders rent bikes with points and bring them back, for `--seconds`.
+async fn points_rental(
+    args: &Args,
+    http: &reqwest::Client,
+    base: &str,
+    deployment: &Deployment,
+) -> anyhow::Result<()> {
+    wait_ready(http, base).await?;
+    let admin = token(http, base, "admin", ADMIN_PASSWORD).await?;
+    // Four bikes a rider: mostly free, sometimes taken by another.
+    let mut bikes = Vec::new();
+    for n in 0..args.clients * 4 {
+        let color = ["red", "green", "blue"][n % 3];
+        let bike = post(
+            http,
+            base,
+            "/listings",
+            Some(&admin),
+            json!({"kind": "bike", "color": color}),
+        )
+        .await?;
+        bikes.push(bike["id"].as_str().context("bike id")?.to_owned());
+    }
+    let riders = customers(http, base, "rider", args.clients).await?;
+    for rider in &riders {
+        post(
+            http,
+            base,
+            "/points/purchases",
+            Some(rider),
+            json!({"amount": RIDER_POINTS}),
+        )
+        .await?;
+    }
+    println!(
+        "boxoffice points rental: {} riders, {} bikes, {} s, {}",
+        args.clients,
+        bikes.len(),
+        args.seconds,
+        deployment.mode
+    );
+    let bikes = Arc::new(bikes);
+    let started = Instant::now();
+    let until = started + Duration::from_secs(args.seconds);
+    let mut clients = Vec::new();
+    for (index, rider) in riders.iter().cloned().enumerate() {
+        let (http, base, bikes) = (http.clone(), base.to_owned(), bikes.clone());
+        clients.push(tokio::spawn(async move {
+            ride(&http, &base, &rider, &bikes, index, started, until).await
+        }));
+    }
+    let mut rides = Vec::new();
+    for client in clients {
+        rides.push(client.await??);
+    }
+    let elapsed = started.elapsed();
+    let answers: Vec<Answered> = rides.iter().flat_map(|r| r.answers.clone()).collect();
+    let confirmed: u64 = rides.iter().map(|r| r.confirmed).sum();
+    let refused: u64 = rides.iter().map(|r| r.refused).sum();
+    let mut outcomes = Histogram::<u64>::new(3)?;
+    for took in rides.iter().flat_map(|r| &r.outcome_times) {
+        outcomes.record(took.as_micros() as u64)?;
+    }
+    let all = histogram_of(answers.iter())?;
+    println!(
+        "rentals                {confirmed} confirmed and returned, {refused} refused (bike out), {:.0} rentals/s",
+        confirmed as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "answer time            p50 {:.1} ms   p99 {:.1} ms   (202 Accepted)",
+        ms(&all, 0.5),
+        ms(&all, 0.99)
+    );
+    println!(
+        "request to outcome     p50 {:.1} ms   p99 {:.1} ms   (points taken and bike held, or refused)",
+        ms(&outcomes, 0.5),
+        ms(&outcomes, 0.99)
+    );
+    // Every wallet: what was bought less 1,000 a rental had, once refusals
+    // have been refunded; every bike free again.
+    let settle_started = Instant::now();
+    let wrong_wallets = loop {
+        let mut wrong = 0;
+        for (rider, rides) in riders.iter().zip(&rides) {
+            let balance = get(http, base, "/points", Some(rider)).await?["balance"]
+                .as_u64()
+                .context("balance")?;
+            wrong += usize::from(balance != RIDER_POINTS - RENTAL_POINTS * rides.confirmed);
+        }
+        if wrong == 0 || settle_started.elapsed() > Duration::from_secs(60) {
+            break wrong;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let listings = get(http, base, "/listings?kind=bike&limit=1000", None).await?;
+    let out = listings
+        .as_array()
+        .map(|bikes| {
+            bikes
+                .iter()
+                .filter(|b| b["capacity"]["available"] != true)
+                .count()
+        })
+        .unwrap_or(usize::MAX);
+    let ok = wrong_wallets == 0 && out == 0;
+    println!(
+        "audit                  wallets off: {wrong_wallets}, bikes still out: {out}: {}",
+        if ok { "OK" } else { "MISMATCH" }
+    );
+    if !ok {
+        bail!("points rental audit failed");
+    }
+    Ok(())
+}
+
+/// One rider's loop: rent a bike, wait for the outcome, return it if had.
+async fn ride(
+    http: &reqwest::Client,
+    base: &str,
+    rider: &str,
+    bikes: &[String],
+    index: usize,
+    started: Instant,
+    until: Instant,
+) -> anyhow::Result<Rides> {
+    let mut rides = Rides::default();
+    let mut turn = 0usize;
+    while Instant::now() < until {
+        // Mostly the rider's own four bikes, now and then someone else's.
+        let bike = &bikes[(index * 4 + turn.wrapping_mul(7919) % 5) % bikes.len()];
+        turn += 1;
+        let asked = Instant::now();
+        let answer = send_booking(http, base, rider, &json!({"listingId": bike}), started).await;
+        let id = answer.id.clone();
+        let accepted = answer.status == 202;
+        rides.answers.push(answer);
+        if !accepted {
+            continue;
+        }
+        let status = loop {
+            let reservation = get(http, base, &format!("/reservations/{id}"), Some(rider)).await?;
+            match reservation["status"].as_str() {
+                Some("pending") | None => tokio::time::sleep(Duration::from_millis(5)).await,
+                Some(status) => break status.to_owned(),
+            }
+        };
+        rides.outcome_times.push(asked.elapsed());
+        if status == "confirmed" {
+            rides.confirmed += 1;
+            post(
+                http,
+                base,
+                &format!("/reservations/{id}/return"),
+                Some(rider),
+                Value::Null,
+            )
+            .await?;
+        } else {
+            rides.refused += 1;
+        }
+    }
+    Ok(rides)
 }
 
 /// Clients book one ticket at a time while payment is made slow and then
