@@ -1,5 +1,5 @@
-//! Catalog REST routes: admins register screens and listings, anyone
-//! browses listings and their seat maps.
+//! Catalog REST routes: admins register, change and withdraw listings and
+//! register screens; anyone browses listings and their seat maps.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -9,17 +9,20 @@ use axum::{Json, Router};
 use contracts::catalog::ListingKind;
 use kernel::ids::{ListingId, ScreenId};
 use runtime::http::{timestamp, ApiError, Body, Caller, Page};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::sql::screens::ScreenRecord;
-use super::sql::{ListingRecord, Listings, RegisterError, Screens};
+use super::sql::{ChangeError, ListingRecord, Listings, RegisterError, Screens, WithdrawError};
 use crate::domain::screen::{AssignmentError, NewScreen, ScreenDraft};
-use crate::domain::{ListingDraft, NewListing, SeatingDraft};
+use crate::domain::seat_map::{self, SeatMapPatch, SectionDraft};
+use crate::domain::{
+    ListingChangeDraft, ListingDraft, ListingError, NewListing, SeatingDraft, SoldBy,
+};
 
 pub fn router(listings: Listings, screens: Screens) -> Router {
     Router::new()
         .route("/listings", get(list).post(register))
-        .route("/listings/{id}", get(find))
+        .route("/listings/{id}", get(find).patch(change).delete(withdraw))
         .route("/listings/{id}/seats", get(seat_map))
         .with_state(listings)
         .merge(
@@ -30,27 +33,53 @@ pub fn router(listings: Listings, screens: Screens) -> Router {
         )
 }
 
+/// What each kind needs (a title and price for shows, a colour for a
+/// bike) is checked by the domain, which names what is missing.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RegisterListing {
     kind: Option<ListingKind>,
-    title: String,
+    title: Option<String>,
     description: Option<String>,
-    price: i64,
+    price: Option<i64>,
     tickets: Option<i64>,
     seating: Option<SeatingRequest>,
     starts_at: Option<String>,
     color: Option<String>,
 }
 
-/// `{screenId}` or `{rows, seatsPerRow}`; which one is checked by the
-/// domain, so that a wrong mix is answered with what is missing.
+/// `{screenId}` or `{rows, seatsPerRow}` (with `sections` for a musical);
+/// which one is checked by the domain, so that a wrong mix is answered
+/// with what is missing.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SeatingRequest {
     screen_id: Option<String>,
     rows: Option<i64>,
     seats_per_row: Option<i64>,
+    sections: Option<Vec<SectionRequest>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SectionRequest {
+    name: String,
+    price: i64,
+    rows: Vec<String>,
+}
+
+impl From<SectionRequest> for SectionDraft {
+    fn from(request: SectionRequest) -> Self {
+        SectionDraft {
+            name: request.name,
+            price: request.price,
+            rows: request.rows,
+        }
+    }
+}
+
+fn section_drafts(sections: Option<Vec<SectionRequest>>) -> Option<Vec<SectionDraft>> {
+    sections.map(|sections| sections.into_iter().map(SectionDraft::from).collect())
 }
 
 #[derive(Debug, Serialize)]
@@ -66,14 +95,39 @@ pub struct ListingView {
     screen: Option<ScreenRefView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     starts_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    color: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    number: Option<u32>,
+    /// A bike's registration date, as the bike registry calls it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registered_at: Option<String>,
     created_at: String,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 enum CapacityView {
-    Quota { total: u32, available: u32 },
-    Seated { total: u32, available: u32 },
+    Quota {
+        total: u32,
+        available: u32,
+    },
+    Seated {
+        total: u32,
+        available: u32,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        sections: Vec<SectionView>,
+    },
+    Unit {
+        available: bool,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct SectionView {
+    name: String,
+    price: i64,
+    rows: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,17 +145,47 @@ impl From<&ListingRecord> for ListingView {
             title: record.title.clone(),
             description: record.description.clone(),
             price: record.price.minor_units(),
-            capacity: match record.screen {
-                Some(_) => CapacityView::Seated { total, available },
-                None => CapacityView::Quota { total, available },
+            capacity: match record.sold_by() {
+                SoldBy::Tickets => CapacityView::Quota { total, available },
+                SoldBy::Seats => CapacityView::Seated {
+                    total,
+                    available,
+                    sections: record
+                        .sections
+                        .iter()
+                        .map(|section| SectionView {
+                            name: section.name().to_owned(),
+                            price: section.price().minor_units(),
+                            rows: section.rows().iter().map(ToString::to_string).collect(),
+                        })
+                        .collect(),
+                },
+                SoldBy::Unit => CapacityView::Unit {
+                    available: available > 0,
+                },
             },
             screen: record.screen.as_ref().map(|screen| ScreenRefView {
                 id: screen.id.to_string(),
                 name: screen.name.clone(),
             }),
             starts_at: record.starts_at.map(timestamp),
+            color: record.color.clone(),
+            number: record.number,
+            registered_at: (record.kind == ListingKind::Bike).then(|| timestamp(record.created_at)),
             created_at: timestamp(record.created_at),
         }
+    }
+}
+
+/// A listing the admin sent that is not valid: 400 when it lacks what its
+/// kind always has (as a body missing a field of its type), 422 otherwise.
+fn invalid(error: ListingError) -> ApiError {
+    if error.is_malformed() {
+        ApiError::BadRequest(format!(
+            "the body does not match the expected shape: {error}"
+        ))
+    } else {
+        ApiError::Unprocessable(error.to_string())
     }
 }
 
@@ -111,11 +195,6 @@ async fn register(
     Body(request): Body<RegisterListing>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_admin()?;
-    if request.color.is_some() {
-        return Err(ApiError::Unprocessable(
-            "color applies to bikes, which are not on sale yet".to_owned(),
-        ));
-    }
     let listing = NewListing::parse(ListingDraft {
         kind: request.kind,
         title: request.title,
@@ -126,10 +205,12 @@ async fn register(
             screen_id: seating.screen_id,
             rows: seating.rows,
             seats_per_row: seating.seats_per_row,
+            sections: section_drafts(seating.sections),
         }),
         starts_at: request.starts_at,
+        color: request.color,
     })
-    .map_err(|error| ApiError::Unprocessable(error.to_string()))?;
+    .map_err(invalid)?;
     let record = listings
         .register(listing)
         .await
@@ -140,13 +221,133 @@ async fn register(
             RegisterError::Assignment(error) => ApiError::Unprocessable(error.to_string()),
             RegisterError::Store(error) => ApiError::Internal(error),
         })?;
-    tracing::info!(listing = %record.id, title = %record.title,
-        screen = record.screen.as_ref().map(|s| s.name.as_str()), "listing registered");
+    tracing::info!(listing = %record.id, kind = record.kind.as_str(), title = %record.title,
+        screen = record.screen.as_ref().map(|s| s.name.as_str()), number = record.number,
+        "listing registered");
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/listings/{}", record.id))],
         Json(ListingView::from(&record)),
     ))
+}
+
+/// A change: each field left out stays as it is. Only `startsAt` may be
+/// `null` (the showing no longer has a set time); an unknown field is
+/// refused by name.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ChangeListing {
+    #[serde(default, deserialize_with = "present")]
+    title: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    price: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    starts_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    color: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    seating: Option<Option<SeatingChange>>,
+}
+
+/// A musical's new seat map; what is left out stays as it is.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SeatingChange {
+    rows: Option<i64>,
+    seats_per_row: Option<i64>,
+    sections: Option<Vec<SectionRequest>>,
+}
+
+/// A field that is present, `null` or not: `Some(None)` for `null`, so
+/// that it can be told from a field left out (`None`, by `default`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A field that may be left out but not be `null`.
+fn not_null<T>(field: &str, value: Option<Option<T>>) -> Result<Option<T>, ApiError> {
+    match value {
+        Some(None) => Err(ApiError::Unprocessable(format!(
+            "{field} cannot be null; leave it out to keep it as it is"
+        ))),
+        Some(Some(value)) => Ok(Some(value)),
+        None => Ok(None),
+    }
+}
+
+async fn change(
+    State(listings): State<Listings>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(request): Body<ChangeListing>,
+) -> Result<Json<ListingView>, ApiError> {
+    caller.require_admin()?;
+    let listing_id = listing_id(&id)?;
+    let draft = ListingChangeDraft {
+        title: not_null("title", request.title)?,
+        description: not_null("description", request.description)?,
+        price: not_null("price", request.price)?,
+        starts_at: request.starts_at,
+        color: not_null("color", request.color)?,
+        seating: not_null("seating", request.seating)?.map(|seating| SeatMapPatch {
+            rows: seating.rows,
+            seats_per_row: seating.seats_per_row,
+            sections: section_drafts(seating.sections),
+        }),
+    };
+    let record = listings
+        .update(listing_id, draft)
+        .await
+        .map_err(|error| match error {
+            ChangeError::NotFound(_) => unknown_listing(&id),
+            ChangeError::Invalid(error) => invalid(error),
+            ChangeError::BookedSeats(error) => ApiError::Conflict(error.to_string()),
+            ChangeError::ScreenBusy(error) => ApiError::Conflict(error.to_string()),
+            ChangeError::Store(error) => ApiError::Internal(error),
+        })?;
+    tracing::info!(listing = %record.id, title = %record.title, "listing changed");
+    Ok(Json(ListingView::from(&record)))
+}
+
+#[derive(Debug, Deserialize)]
+struct WithdrawQuery {
+    #[serde(rename = "cancelReservations")]
+    cancel_reservations: Option<String>,
+}
+
+async fn withdraw(
+    State(listings): State<Listings>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<WithdrawQuery>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    let listing_id = listing_id(&id)?;
+    let cancel_reservations = match query.cancel_reservations.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "cancelReservations must be true or false (got {other:?})"
+            )))
+        }
+    };
+    listings
+        .withdraw(listing_id, cancel_reservations)
+        .await
+        .map_err(|error| match error {
+            WithdrawError::NotFound(_) => unknown_listing(&id),
+            error @ WithdrawError::LiveReservations { .. } => ApiError::Conflict(error.to_string()),
+            WithdrawError::Store(error) => ApiError::Internal(error),
+        })?;
+    tracing::info!(listing = %listing_id, cancel_reservations, "listing withdrawn");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,16 +387,31 @@ async fn find(
     Ok(Json(ListingView::from(&record)))
 }
 
-async fn find_listing(listings: &Listings, id: &str) -> Result<ListingRecord, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no listing with id {id:?}"));
-    let listing_id: ListingId = id.parse().map_err(|_| not_found())?;
-    listings.find(listing_id).await?.ok_or_else(not_found)
+fn unknown_listing(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no listing with id {id:?}"))
 }
 
+fn listing_id(id: &str) -> Result<ListingId, ApiError> {
+    id.parse().map_err(|_| unknown_listing(id))
+}
+
+async fn find_listing(listings: &Listings, id: &str) -> Result<ListingRecord, ApiError> {
+    listings
+        .find(listing_id(id)?)
+        .await?
+        .ok_or_else(|| unknown_listing(id))
+}
+
+/// A seat and where it stands; on a musical also what it costs and its
+/// section (a movie's seats all cost the listing's price).
 #[derive(Debug, Serialize)]
 struct SeatView {
     label: String,
     status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    price: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    section: Option<String>,
 }
 
 async fn seat_map(
@@ -203,18 +419,32 @@ async fn seat_map(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<SeatView>>, ApiError> {
     let record = find_listing(&listings, &id).await?;
-    if record.screen.is_none() {
-        return Err(ApiError::NotFound(format!(
-            "listing {id} sells tickets by quota and has no seat map"
-        )));
+    match record.sold_by() {
+        SoldBy::Seats => {}
+        SoldBy::Tickets => {
+            return Err(ApiError::NotFound(format!(
+                "listing {id} sells tickets by quota and has no seat map"
+            )))
+        }
+        SoldBy::Unit => {
+            return Err(ApiError::NotFound(format!(
+                "listing {id} is a bike and has no seat map"
+            )))
+        }
     }
+    let priced = record.kind == ListingKind::Musical;
     let seats = listings.seat_map(record.id).await?;
     Ok(Json(
         seats
             .into_iter()
-            .map(|(seat, status)| SeatView {
-                label: seat.to_string(),
-                status: status.as_str(),
+            .map(|(seat, status)| {
+                let (price, section) = seat_map::seat_price(&record.sections, seat, record.price);
+                SeatView {
+                    label: seat.to_string(),
+                    status: status.as_str(),
+                    price: priced.then(|| price.minor_units()),
+                    section: section.map(str::to_owned),
+                }
             })
             .collect(),
     ))

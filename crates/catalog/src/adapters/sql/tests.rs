@@ -53,8 +53,8 @@ impl Catalog {
     /// A seated showing on the smallest screen (Hall 3, 6 × 8: 48 seats).
     async fn showing(&self) -> ListingId {
         let listing = NewListing::parse(ListingDraft {
-            title: "Seated".into(),
-            price: 1_500,
+            title: Some("Seated".into()),
+            price: Some(1_500),
             seating: Some(SeatingDraft {
                 rows: Some(2),
                 seats_per_row: Some(2),
@@ -68,8 +68,8 @@ impl Catalog {
 
     async fn quota(&self, tickets: i64) -> ListingId {
         let listing = NewListing::parse(ListingDraft {
-            title: "Quota".into(),
-            price: 1_500,
+            title: Some("Quota".into()),
+            price: Some(1_500),
             tickets: Some(tickets),
             ..ListingDraft::default()
         })
@@ -272,8 +272,8 @@ async fn a_screen_busy_at_that_time_is_not_given_to_a_second_showing() {
     let catalog = Catalog::sqlite().await;
     let at = |text: &str| Some(text.to_owned());
     let draft = |starts_at: Option<String>| ListingDraft {
-        title: "Late show".into(),
-        price: 1_000,
+        title: Some("Late show".into()),
+        price: Some(1_000),
         seating: Some(SeatingDraft {
             rows: Some(6),
             seats_per_row: Some(8),
