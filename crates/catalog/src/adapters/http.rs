@@ -538,3 +538,425 @@ async fn find_screen(
     let record = screens.find(screen_id).await?.ok_or_else(not_found)?;
     Ok(Json(ScreenView::from(&record)))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body as Payload;
+    use axum::http::{Method, Request};
+    use contracts::reservation::{Booking, PaymentMethod, ReservationEvent};
+    use contracts::IntegrationEvent;
+    use kernel::ids::{ReservationId, UserId};
+    use kernel::Money;
+    use runtime::http::{ROLE_HEADER, USER_ID_HEADER};
+    use runtime::Store;
+    use serde_json::{json, Value};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::adapters::sql::MIGRATIONS;
+    use crate::Settings;
+
+    struct Api {
+        _dir: tempfile::TempDir,
+        store: Store,
+        listings: Listings,
+        router: Router,
+    }
+
+    struct Answer {
+        status: u16,
+        body: Value,
+    }
+
+    impl Answer {
+        fn detail(&self) -> &str {
+            self.body["detail"].as_str().unwrap_or_default()
+        }
+    }
+
+    impl Api {
+        async fn new() -> Api {
+            let dir = tempfile::tempdir().unwrap();
+            let url = runtime::store::sqlite_url(dir.path(), "catalog");
+            let store = Store::connect(&url, MIGRATIONS).await.unwrap();
+            let listings = Listings::new(store.clone());
+            let screens = Screens::new(store.clone());
+            screens
+                .ensure(Settings::default().screens().unwrap())
+                .await
+                .unwrap();
+            Api {
+                _dir: dir,
+                router: router(listings.clone(), screens),
+                store,
+                listings,
+            }
+        }
+
+        async fn call(&self, method: Method, uri: &str, role: &str, body: Option<Value>) -> Answer {
+            let request = Request::builder()
+                .method(method)
+                .uri(uri)
+                .header(USER_ID_HEADER, UserId::new().to_string())
+                .header(ROLE_HEADER, role)
+                .header(header::CONTENT_TYPE, "application/json");
+            let request = match body {
+                Some(body) => request.body(Payload::from(body.to_string())),
+                None => request.body(Payload::empty()),
+            };
+            let response = self.router.clone().oneshot(request.unwrap()).await.unwrap();
+            let status = response.status().as_u16();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let body = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).unwrap()
+            };
+            Answer { status, body }
+        }
+
+        async fn admin(&self, method: Method, uri: &str, body: Option<Value>) -> Answer {
+            self.call(method, uri, "admin", body).await
+        }
+
+        async fn get(&self, uri: &str) -> Answer {
+            self.call(Method::GET, uri, "customer", None).await
+        }
+
+        /// Registers a listing and answers its id.
+        async fn register(&self, listing: Value) -> String {
+            let answer = self.admin(Method::POST, "/listings", Some(listing)).await;
+            assert_eq!(answer.status, 201, "{}", answer.body);
+            answer.body["id"].as_str().unwrap().to_owned()
+        }
+
+        /// Holds a booking of `listing` as a placed reservation would.
+        async fn hold(&self, listing: &str, seats: &[&str]) {
+            let booking = Booking {
+                reservation_id: ReservationId::new(),
+                user_id: UserId::new(),
+                listing_id: listing.parse().unwrap(),
+                listing_title: "Booked".into(),
+                listing_kind: ListingKind::Movie,
+                quantity: seats.len().max(1) as u32,
+                seats: seats.iter().map(|seat| seat.parse().unwrap()).collect(),
+                amount: Money::parse(1_000).unwrap(),
+                payment_method: PaymentMethod::Card,
+            };
+            let placed = ReservationEvent::ReservationPlaced {
+                booking: booking.clone(),
+                placed_at: kernel::now(),
+            }
+            .to_envelope();
+            let mut tx = self.store.begin().await.unwrap();
+            self.listings
+                .hold(&mut tx, &booking, &placed)
+                .await
+                .unwrap();
+            self.store.commit(tx).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bike_is_registered_with_its_number_colour_and_rental_price() {
+        let api = Api::new().await;
+        let answer = api
+            .admin(
+                Method::POST,
+                "/listings",
+                Some(json!({"kind": "bike", "color": "red"})),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        let bike = &answer.body;
+        assert_eq!(bike["title"], "Bike 1");
+        assert_eq!(bike["number"], 1);
+        assert_eq!(bike["color"], "red");
+        assert_eq!(bike["price"], 1000);
+        assert_eq!(bike["capacity"], json!({"type": "unit", "available": true}));
+        assert_eq!(bike["registeredAt"], bike["createdAt"]);
+        let second = api
+            .register(json!({"kind": "bike", "color": "blue", "title": "Blue", "price": 800}))
+            .await;
+        let second = api.get(&format!("/listings/{second}")).await.body;
+        assert_eq!(
+            (&second["number"], &second["title"]),
+            (&json!(2), &json!("Blue"))
+        );
+        assert_eq!(
+            api.get("/listings?kind=bike")
+                .await
+                .body
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(api
+            .get("/listings?kind=musical")
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .is_empty());
+        let seats = api
+            .get(&format!("/listings/{}/seats", bike["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(
+            (
+                seats.status,
+                seats.detail().ends_with("is a bike and has no seat map")
+            ),
+            (404, true)
+        );
+
+        let colourless = api
+            .admin(Method::POST, "/listings", Some(json!({"kind": "bike"})))
+            .await;
+        assert_eq!(
+            (colourless.status, colourless.detail()),
+            (422, "a bike needs a `color`")
+        );
+        let coloured_movie = api
+            .admin(
+                Method::POST,
+                "/listings",
+                Some(json!({"kind": "movie", "title": "T", "price": 1, "tickets": 5, "color": "red"})),
+            )
+            .await;
+        assert_eq!(
+            (coloured_movie.status, coloured_movie.detail()),
+            (422, "color applies to bikes only, not to a movie")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_musical_shows_its_sections_and_prices_every_seat() {
+        let api = Api::new().await;
+        let musical = api
+            .register(json!({"kind": "musical", "title": "Wicked", "price": 90000,
+                "seating": {"rows": 2, "seatsPerRow": 2,
+                    "sections": [{"name": "VIP", "price": 150000, "rows": ["A"]}]}}))
+            .await;
+        let view = api.get(&format!("/listings/{musical}")).await.body;
+        assert_eq!(
+            view["capacity"],
+            json!({"type": "seated", "total": 4, "available": 4,
+                   "sections": [{"name": "VIP", "price": 150000, "rows": ["A"]}]})
+        );
+        assert!(view.get("screen").is_none(), "{view}");
+        api.hold(&musical, &["A-2"]).await;
+        let seats = api.get(&format!("/listings/{musical}/seats")).await.body;
+        assert_eq!(
+            seats,
+            json!([
+                {"label": "A-1", "status": "available", "price": 150000, "section": "VIP"},
+                {"label": "A-2", "status": "held", "price": 150000, "section": "VIP"},
+                {"label": "B-1", "status": "available", "price": 90000},
+                {"label": "B-2", "status": "available", "price": 90000},
+            ])
+        );
+        let overlapping = api
+            .admin(
+                Method::POST,
+                "/listings",
+                Some(json!({"kind": "musical", "title": "Cats", "price": 1,
+                    "seating": {"rows": 2, "seatsPerRow": 2, "sections": [
+                        {"name": "VIP", "price": 5, "rows": ["A"]},
+                        {"name": "Stalls", "price": 3, "rows": ["A", "B"]}]}})),
+            )
+            .await;
+        assert_eq!(
+            (overlapping.status, overlapping.detail()),
+            (422, "sections: row A is in both VIP and Stalls")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_movie_answers_as_it_did() {
+        let api = Api::new().await;
+        let movie = api
+            .register(
+                json!({"title": "Dune", "price": 1800, "seating": {"rows": 2, "seatsPerRow": 2}}),
+            )
+            .await;
+        let view = api.get(&format!("/listings/{movie}")).await.body;
+        assert_eq!(
+            view["capacity"],
+            json!({"type": "seated", "total": 48, "available": 48})
+        );
+        assert_eq!(view["screen"]["name"], "Hall 3");
+        for absent in ["color", "number", "registeredAt"] {
+            assert!(view.get(absent).is_none(), "{view}");
+        }
+        let seats = api.get(&format!("/listings/{movie}/seats")).await.body;
+        assert_eq!(seats[0], json!({"label": "A-1", "status": "available"}));
+        let untitled = api
+            .admin(
+                Method::POST,
+                "/listings",
+                Some(json!({"price": 1, "tickets": 5})),
+            )
+            .await;
+        assert_eq!(untitled.status, 400);
+        assert!(
+            untitled.detail().contains("missing field `title`"),
+            "{}",
+            untitled.body
+        );
+    }
+
+    #[tokio::test]
+    async fn a_change_is_for_admins_names_unknown_fields_and_changes_nothing_when_refused() {
+        let api = Api::new().await;
+        let movie = api
+            .register(json!({"title": "Dune", "price": 1800, "tickets": 10,
+                             "startsAt": "2026-12-24T19:30:00Z"}))
+            .await;
+        let uri = format!("/listings/{movie}");
+        let patch = |body: Value| api.admin(Method::PATCH, &uri, Some(body));
+
+        let customer = api
+            .call(
+                Method::PATCH,
+                &uri,
+                "customer",
+                Some(json!({"title": "Mine"})),
+            )
+            .await;
+        assert_eq!(customer.status, 403);
+        let unknown = api
+            .admin(
+                Method::PATCH,
+                &format!("/listings/{}", ListingId::new()),
+                Some(json!({"title": "X"})),
+            )
+            .await;
+        assert_eq!(unknown.status, 404);
+        let tickets = patch(json!({"tickets": 5})).await;
+        assert_eq!(tickets.status, 400);
+        assert!(
+            tickets.detail().contains("unknown field `tickets`"),
+            "{}",
+            tickets.body
+        );
+        let null = patch(json!({"title": null})).await;
+        assert_eq!(
+            (null.status, null.detail()),
+            (
+                422,
+                "title cannot be null; leave it out to keep it as it is"
+            )
+        );
+        let negative = patch(json!({"title": "Dune: Part Two", "price": -1})).await;
+        assert_eq!(negative.status, 422);
+        assert!(
+            negative.detail().contains("must not be negative"),
+            "{}",
+            negative.body
+        );
+        let seating = patch(json!({"seating": {"rows": 3}})).await;
+        assert_eq!(seating.status, 422);
+        assert_eq!(api.get(&uri).await.body["title"], "Dune");
+
+        let changed = patch(json!({"title": "Dune: Part Two", "startsAt": null})).await;
+        assert_eq!(changed.status, 200, "{}", changed.body);
+        assert_eq!(changed.body["title"], "Dune: Part Two");
+        assert!(changed.body.get("startsAt").is_none(), "{}", changed.body);
+        assert_eq!(api.get(&uri).await.body, changed.body);
+    }
+
+    #[tokio::test]
+    async fn a_seat_map_change_dropping_a_booked_seat_is_a_conflict_naming_it() {
+        let api = Api::new().await;
+        let musical = api
+            .register(json!({"kind": "musical", "title": "Wicked", "price": 90000,
+                "seating": {"rows": 2, "seatsPerRow": 2}}))
+            .await;
+        api.hold(&musical, &["B-1"]).await;
+        let uri = format!("/listings/{musical}");
+        let shrink = api
+            .admin(Method::PATCH, &uri, Some(json!({"seating": {"rows": 1}})))
+            .await;
+        assert_eq!(
+            (shrink.status, shrink.detail()),
+            (409, "seat B-1 is booked and would be removed")
+        );
+        let nested = api
+            .admin(
+                Method::PATCH,
+                &uri,
+                Some(json!({"seating": {"blocked": ["A-1"]}})),
+            )
+            .await;
+        assert_eq!(nested.status, 400);
+        assert!(
+            nested.detail().contains("unknown field `blocked`"),
+            "{}",
+            nested.body
+        );
+        let sections = api
+            .admin(
+                Method::PATCH,
+                &uri,
+                Some(json!({"seating": {"seatsPerRow": 3,
+                    "sections": [{"name": "Front", "price": 120000, "rows": ["A"]}]}})),
+            )
+            .await;
+        assert_eq!(sections.status, 200, "{}", sections.body);
+        assert_eq!(
+            sections.body["capacity"],
+            json!({"type": "seated", "total": 6, "available": 5,
+                   "sections": [{"name": "Front", "price": 120000, "rows": ["A"]}]})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_listing_with_live_bookings_is_deleted_only_with_them_cancelled() {
+        let api = Api::new().await;
+        let movie = api
+            .register(json!({"title": "Dune", "price": 1800, "tickets": 10}))
+            .await;
+        api.hold(&movie, &[]).await;
+        let uri = format!("/listings/{movie}");
+        let customer = api.call(Method::DELETE, &uri, "customer", None).await;
+        assert_eq!(customer.status, 403);
+        let live = api.admin(Method::DELETE, &uri, None).await;
+        assert_eq!(live.status, 409);
+        assert_eq!(
+            live.detail(),
+            format!("listing {movie} has 1 live reservation; delete with ?cancelReservations=true to cancel and refund them")
+        );
+        let unclear = api
+            .admin(
+                Method::DELETE,
+                &format!("{uri}?cancelReservations=maybe"),
+                None,
+            )
+            .await;
+        assert_eq!(unclear.status, 400);
+        let withdrawn = api
+            .admin(
+                Method::DELETE,
+                &format!("{uri}?cancelReservations=true"),
+                None,
+            )
+            .await;
+        assert_eq!((withdrawn.status, withdrawn.body), (204, Value::Null));
+        assert_eq!(api.get(&uri).await.status, 404);
+        assert!(api
+            .get("/listings")
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .is_empty());
+        assert_eq!(api.admin(Method::DELETE, &uri, None).await.status, 404);
+        let patch = api
+            .admin(Method::PATCH, &uri, Some(json!({"title": "Back"})))
+            .await;
+        assert_eq!(patch.status, 404);
+    }
+}
