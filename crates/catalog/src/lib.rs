@@ -1,19 +1,22 @@
 //! The catalog context: what can be booked and how much of it is left.
 //!
-//! It owns listings (movies sold by a ticket quota or by assigned seats on
-//! a screen; musicals and bikes come with their product lines), the screens
-//! seated showings play on, and is the single authority on inventory: a
-//! reservation is only ever confirmed after catalog has held its tickets
-//! or seats.
+//! It owns listings — movies sold by a ticket quota or by assigned seats
+//! on a screen, musicals sold by seat on a seat map of their own with
+//! priced sections, bikes rented one customer at a time — the screens
+//! seated movies play on, and is the single authority on inventory: a
+//! reservation is only ever confirmed after catalog has held its tickets,
+//! seats or bike.
 //!
 //! # Layout
-//! - [`domain`]: pure rules — validating a new listing or screen, choosing
-//!   a screen, holding and releasing tickets against a quota, what a
-//!   seated booking may ask for.
+//! - [`domain`]: pure rules — validating a new listing, a change to one or
+//!   a screen, choosing a screen, a musical's seat map and what changing
+//!   it may not remove, holding and releasing tickets against a quota,
+//!   what a booking may ask for.
 //! - `adapters::http`: the admin and public REST routes.
 //! - `adapters::sql`: screens, listings, seats and holds in the service's
 //!   own database; a seat is held by inserting its row, unique per
-//!   showing, so it can never be sold twice.
+//!   showing, so it can never be sold twice; a bike is a quota of one.
+//!   Admins' changes and withdrawals are in `adapters::sql::changes`.
 //! - `adapters::policy`: the inventory policy reacting to reservation events.
 
 mod adapters;

@@ -1,5 +1,5 @@
-//! Catalog REST routes: admins register screens and listings, anyone
-//! browses listings and their seat maps.
+//! Catalog REST routes: admins register, change and withdraw listings and
+//! register screens; anyone browses listings and their seat maps.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -9,17 +9,20 @@ use axum::{Json, Router};
 use contracts::catalog::ListingKind;
 use kernel::ids::{ListingId, ScreenId};
 use runtime::http::{timestamp, ApiError, Body, Caller, Page};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::sql::screens::ScreenRecord;
-use super::sql::{ListingRecord, Listings, RegisterError, Screens};
+use super::sql::{ChangeError, ListingRecord, Listings, RegisterError, Screens, WithdrawError};
 use crate::domain::screen::{AssignmentError, NewScreen, ScreenDraft};
-use crate::domain::{ListingDraft, NewListing, SeatingDraft};
+use crate::domain::seat_map::{self, SeatMapPatch, SectionDraft};
+use crate::domain::{
+    ListingChangeDraft, ListingDraft, ListingError, NewListing, SeatingDraft, SoldBy,
+};
 
 pub fn router(listings: Listings, screens: Screens) -> Router {
     Router::new()
         .route("/listings", get(list).post(register))
-        .route("/listings/{id}", get(find))
+        .route("/listings/{id}", get(find).patch(change).delete(withdraw))
         .route("/listings/{id}/seats", get(seat_map))
         .with_state(listings)
         .merge(
@@ -30,27 +33,53 @@ pub fn router(listings: Listings, screens: Screens) -> Router {
         )
 }
 
+/// What each kind needs (a title and price for shows, a colour for a
+/// bike) is checked by the domain, which names what is missing.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RegisterListing {
     kind: Option<ListingKind>,
-    title: String,
+    title: Option<String>,
     description: Option<String>,
-    price: i64,
+    price: Option<i64>,
     tickets: Option<i64>,
     seating: Option<SeatingRequest>,
     starts_at: Option<String>,
     color: Option<String>,
 }
 
-/// `{screenId}` or `{rows, seatsPerRow}`; which one is checked by the
-/// domain, so that a wrong mix is answered with what is missing.
+/// `{screenId}` or `{rows, seatsPerRow}` (with `sections` for a musical);
+/// which one is checked by the domain, so that a wrong mix is answered
+/// with what is missing.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SeatingRequest {
     screen_id: Option<String>,
     rows: Option<i64>,
     seats_per_row: Option<i64>,
+    sections: Option<Vec<SectionRequest>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SectionRequest {
+    name: String,
+    price: i64,
+    rows: Vec<String>,
+}
+
+impl From<SectionRequest> for SectionDraft {
+    fn from(request: SectionRequest) -> Self {
+        SectionDraft {
+            name: request.name,
+            price: request.price,
+            rows: request.rows,
+        }
+    }
+}
+
+fn section_drafts(sections: Option<Vec<SectionRequest>>) -> Option<Vec<SectionDraft>> {
+    sections.map(|sections| sections.into_iter().map(SectionDraft::from).collect())
 }
 
 #[derive(Debug, Serialize)]
@@ -66,14 +95,39 @@ pub struct ListingView {
     screen: Option<ScreenRefView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     starts_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    color: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    number: Option<u32>,
+    /// A bike's registration date, as the bike registry calls it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registered_at: Option<String>,
     created_at: String,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 enum CapacityView {
-    Quota { total: u32, available: u32 },
-    Seated { total: u32, available: u32 },
+    Quota {
+        total: u32,
+        available: u32,
+    },
+    Seated {
+        total: u32,
+        available: u32,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        sections: Vec<SectionView>,
+    },
+    Unit {
+        available: bool,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct SectionView {
+    name: String,
+    price: i64,
+    rows: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,17 +145,47 @@ impl From<&ListingRecord> for ListingView {
             title: record.title.clone(),
             description: record.description.clone(),
             price: record.price.minor_units(),
-            capacity: match record.screen {
-                Some(_) => CapacityView::Seated { total, available },
-                None => CapacityView::Quota { total, available },
+            capacity: match record.sold_by() {
+                SoldBy::Tickets => CapacityView::Quota { total, available },
+                SoldBy::Seats => CapacityView::Seated {
+                    total,
+                    available,
+                    sections: record
+                        .sections
+                        .iter()
+                        .map(|section| SectionView {
+                            name: section.name().to_owned(),
+                            price: section.price().minor_units(),
+                            rows: section.rows().iter().map(ToString::to_string).collect(),
+                        })
+                        .collect(),
+                },
+                SoldBy::Unit => CapacityView::Unit {
+                    available: available > 0,
+                },
             },
             screen: record.screen.as_ref().map(|screen| ScreenRefView {
                 id: screen.id.to_string(),
                 name: screen.name.clone(),
             }),
             starts_at: record.starts_at.map(timestamp),
+            color: record.color.clone(),
+            number: record.number,
+            registered_at: (record.kind == ListingKind::Bike).then(|| timestamp(record.created_at)),
             created_at: timestamp(record.created_at),
         }
+    }
+}
+
+/// A listing the admin sent that is not valid: 400 when it lacks what its
+/// kind always has (as a body missing a field of its type), 422 otherwise.
+fn invalid(error: ListingError) -> ApiError {
+    if error.is_malformed() {
+        ApiError::BadRequest(format!(
+            "the body does not match the expected shape: {error}"
+        ))
+    } else {
+        ApiError::Unprocessable(error.to_string())
     }
 }
 
@@ -111,11 +195,6 @@ async fn register(
     Body(request): Body<RegisterListing>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_admin()?;
-    if request.color.is_some() {
-        return Err(ApiError::Unprocessable(
-            "color applies to bikes, which are not on sale yet".to_owned(),
-        ));
-    }
     let listing = NewListing::parse(ListingDraft {
         kind: request.kind,
         title: request.title,
@@ -126,10 +205,12 @@ async fn register(
             screen_id: seating.screen_id,
             rows: seating.rows,
             seats_per_row: seating.seats_per_row,
+            sections: section_drafts(seating.sections),
         }),
         starts_at: request.starts_at,
+        color: request.color,
     })
-    .map_err(|error| ApiError::Unprocessable(error.to_string()))?;
+    .map_err(invalid)?;
     let record = listings
         .register(listing)
         .await
@@ -140,13 +221,133 @@ async fn register(
             RegisterError::Assignment(error) => ApiError::Unprocessable(error.to_string()),
             RegisterError::Store(error) => ApiError::Internal(error),
         })?;
-    tracing::info!(listing = %record.id, title = %record.title,
-        screen = record.screen.as_ref().map(|s| s.name.as_str()), "listing registered");
+    tracing::info!(listing = %record.id, kind = record.kind.as_str(), title = %record.title,
+        screen = record.screen.as_ref().map(|s| s.name.as_str()), number = record.number,
+        "listing registered");
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/listings/{}", record.id))],
         Json(ListingView::from(&record)),
     ))
+}
+
+/// A change: each field left out stays as it is. Only `startsAt` may be
+/// `null` (the showing no longer has a set time); an unknown field is
+/// refused by name.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ChangeListing {
+    #[serde(default, deserialize_with = "present")]
+    title: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    price: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    starts_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    color: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    seating: Option<Option<SeatingChange>>,
+}
+
+/// A musical's new seat map; what is left out stays as it is.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SeatingChange {
+    rows: Option<i64>,
+    seats_per_row: Option<i64>,
+    sections: Option<Vec<SectionRequest>>,
+}
+
+/// A field that is present, `null` or not: `Some(None)` for `null`, so
+/// that it can be told from a field left out (`None`, by `default`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A field that may be left out but not be `null`.
+fn not_null<T>(field: &str, value: Option<Option<T>>) -> Result<Option<T>, ApiError> {
+    match value {
+        Some(None) => Err(ApiError::Unprocessable(format!(
+            "{field} cannot be null; leave it out to keep it as it is"
+        ))),
+        Some(Some(value)) => Ok(Some(value)),
+        None => Ok(None),
+    }
+}
+
+async fn change(
+    State(listings): State<Listings>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(request): Body<ChangeListing>,
+) -> Result<Json<ListingView>, ApiError> {
+    caller.require_admin()?;
+    let listing_id = listing_id(&id)?;
+    let draft = ListingChangeDraft {
+        title: not_null("title", request.title)?,
+        description: not_null("description", request.description)?,
+        price: not_null("price", request.price)?,
+        starts_at: request.starts_at,
+        color: not_null("color", request.color)?,
+        seating: not_null("seating", request.seating)?.map(|seating| SeatMapPatch {
+            rows: seating.rows,
+            seats_per_row: seating.seats_per_row,
+            sections: section_drafts(seating.sections),
+        }),
+    };
+    let record = listings
+        .update(listing_id, draft)
+        .await
+        .map_err(|error| match error {
+            ChangeError::NotFound(_) => unknown_listing(&id),
+            ChangeError::Invalid(error) => invalid(error),
+            ChangeError::BookedSeats(error) => ApiError::Conflict(error.to_string()),
+            ChangeError::ScreenBusy(error) => ApiError::Conflict(error.to_string()),
+            ChangeError::Store(error) => ApiError::Internal(error),
+        })?;
+    tracing::info!(listing = %record.id, title = %record.title, "listing changed");
+    Ok(Json(ListingView::from(&record)))
+}
+
+#[derive(Debug, Deserialize)]
+struct WithdrawQuery {
+    #[serde(rename = "cancelReservations")]
+    cancel_reservations: Option<String>,
+}
+
+async fn withdraw(
+    State(listings): State<Listings>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<WithdrawQuery>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    let listing_id = listing_id(&id)?;
+    let cancel_reservations = match query.cancel_reservations.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "cancelReservations must be true or false (got {other:?})"
+            )))
+        }
+    };
+    listings
+        .withdraw(listing_id, cancel_reservations)
+        .await
+        .map_err(|error| match error {
+            WithdrawError::NotFound(_) => unknown_listing(&id),
+            error @ WithdrawError::LiveReservations { .. } => ApiError::Conflict(error.to_string()),
+            WithdrawError::Store(error) => ApiError::Internal(error),
+        })?;
+    tracing::info!(listing = %listing_id, cancel_reservations, "listing withdrawn");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,16 +387,31 @@ async fn find(
     Ok(Json(ListingView::from(&record)))
 }
 
-async fn find_listing(listings: &Listings, id: &str) -> Result<ListingRecord, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no listing with id {id:?}"));
-    let listing_id: ListingId = id.parse().map_err(|_| not_found())?;
-    listings.find(listing_id).await?.ok_or_else(not_found)
+fn unknown_listing(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no listing with id {id:?}"))
 }
 
+fn listing_id(id: &str) -> Result<ListingId, ApiError> {
+    id.parse().map_err(|_| unknown_listing(id))
+}
+
+async fn find_listing(listings: &Listings, id: &str) -> Result<ListingRecord, ApiError> {
+    listings
+        .find(listing_id(id)?)
+        .await?
+        .ok_or_else(|| unknown_listing(id))
+}
+
+/// A seat and where it stands; on a musical also what it costs and its
+/// section (a movie's seats all cost the listing's price).
 #[derive(Debug, Serialize)]
 struct SeatView {
     label: String,
     status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    price: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    section: Option<String>,
 }
 
 async fn seat_map(
@@ -203,18 +419,32 @@ async fn seat_map(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<SeatView>>, ApiError> {
     let record = find_listing(&listings, &id).await?;
-    if record.screen.is_none() {
-        return Err(ApiError::NotFound(format!(
-            "listing {id} sells tickets by quota and has no seat map"
-        )));
+    match record.sold_by() {
+        SoldBy::Seats => {}
+        SoldBy::Tickets => {
+            return Err(ApiError::NotFound(format!(
+                "listing {id} sells tickets by quota and has no seat map"
+            )))
+        }
+        SoldBy::Unit => {
+            return Err(ApiError::NotFound(format!(
+                "listing {id} is a bike and has no seat map"
+            )))
+        }
     }
+    let priced = record.kind == ListingKind::Musical;
     let seats = listings.seat_map(record.id).await?;
     Ok(Json(
         seats
             .into_iter()
-            .map(|(seat, status)| SeatView {
-                label: seat.to_string(),
-                status: status.as_str(),
+            .map(|(seat, status)| {
+                let (price, section) = seat_map::seat_price(&record.sections, seat, record.price);
+                SeatView {
+                    label: seat.to_string(),
+                    status: status.as_str(),
+                    price: priced.then(|| price.minor_units()),
+                    section: section.map(str::to_owned),
+                }
             })
             .collect(),
     ))
@@ -307,4 +537,426 @@ async fn find_screen(
     let screen_id: ScreenId = id.parse().map_err(|_| not_found())?;
     let record = screens.find(screen_id).await?.ok_or_else(not_found)?;
     Ok(Json(ScreenView::from(&record)))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body as Payload;
+    use axum::http::{Method, Request};
+    use contracts::reservation::{Booking, PaymentMethod, ReservationEvent};
+    use contracts::IntegrationEvent;
+    use kernel::ids::{ReservationId, UserId};
+    use kernel::Money;
+    use runtime::http::{ROLE_HEADER, USER_ID_HEADER};
+    use runtime::Store;
+    use serde_json::{json, Value};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::adapters::sql::MIGRATIONS;
+    use crate::Settings;
+
+    struct Api {
+        _dir: tempfile::TempDir,
+        store: Store,
+        listings: Listings,
+        router: Router,
+    }
+
+    struct Answer {
+        status: u16,
+        body: Value,
+    }
+
+    impl Answer {
+        fn detail(&self) -> &str {
+            self.body["detail"].as_str().unwrap_or_default()
+        }
+    }
+
+    impl Api {
+        async fn new() -> Api {
+            let dir = tempfile::tempdir().unwrap();
+            let url = runtime::store::sqlite_url(dir.path(), "catalog");
+            let store = Store::connect(&url, MIGRATIONS).await.unwrap();
+            let listings = Listings::new(store.clone());
+            let screens = Screens::new(store.clone());
+            screens
+                .ensure(Settings::default().screens().unwrap())
+                .await
+                .unwrap();
+            Api {
+                _dir: dir,
+                router: router(listings.clone(), screens),
+                store,
+                listings,
+            }
+        }
+
+        async fn call(&self, method: Method, uri: &str, role: &str, body: Option<Value>) -> Answer {
+            let request = Request::builder()
+                .method(method)
+                .uri(uri)
+                .header(USER_ID_HEADER, UserId::new().to_string())
+                .header(ROLE_HEADER, role)
+                .header(header::CONTENT_TYPE, "application/json");
+            let request = match body {
+                Some(body) => request.body(Payload::from(body.to_string())),
+                None => request.body(Payload::empty()),
+            };
+            let response = self.router.clone().oneshot(request.unwrap()).await.unwrap();
+            let status = response.status().as_u16();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let body = if bytes.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).unwrap()
+            };
+            Answer { status, body }
+        }
+
+        async fn admin(&self, method: Method, uri: &str, body: Option<Value>) -> Answer {
+            self.call(method, uri, "admin", body).await
+        }
+
+        async fn get(&self, uri: &str) -> Answer {
+            self.call(Method::GET, uri, "customer", None).await
+        }
+
+        /// Registers a listing and answers its id.
+        async fn register(&self, listing: Value) -> String {
+            let answer = self.admin(Method::POST, "/listings", Some(listing)).await;
+            assert_eq!(answer.status, 201, "{}", answer.body);
+            answer.body["id"].as_str().unwrap().to_owned()
+        }
+
+        /// Holds a booking of `listing` as a placed reservation would.
+        async fn hold(&self, listing: &str, seats: &[&str]) {
+            let booking = Booking {
+                reservation_id: ReservationId::new(),
+                user_id: UserId::new(),
+                listing_id: listing.parse().unwrap(),
+                listing_title: "Booked".into(),
+                listing_kind: ListingKind::Movie,
+                quantity: seats.len().max(1) as u32,
+                seats: seats.iter().map(|seat| seat.parse().unwrap()).collect(),
+                amount: Money::parse(1_000).unwrap(),
+                payment_method: PaymentMethod::Card,
+            };
+            let placed = ReservationEvent::ReservationPlaced {
+                booking: booking.clone(),
+                placed_at: kernel::now(),
+            }
+            .to_envelope();
+            let mut tx = self.store.begin().await.unwrap();
+            self.listings
+                .hold(&mut tx, &booking, &placed)
+                .await
+                .unwrap();
+            self.store.commit(tx).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bike_is_registered_with_its_number_colour_and_rental_price() {
+        let api = Api::new().await;
+        let answer = api
+            .admin(
+                Method::POST,
+                "/listings",
+                Some(json!({"kind": "bike", "color": "red"})),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        let bike = &answer.body;
+        assert_eq!(bike["title"], "Bike 1");
+        assert_eq!(bike["number"], 1);
+        assert_eq!(bike["color"], "red");
+        assert_eq!(bike["price"], 1000);
+        assert_eq!(bike["capacity"], json!({"type": "unit", "available": true}));
+        assert_eq!(bike["registeredAt"], bike["createdAt"]);
+        let second = api
+            .register(json!({"kind": "bike", "color": "blue", "title": "Blue", "price": 800}))
+            .await;
+        let second = api.get(&format!("/listings/{second}")).await.body;
+        assert_eq!(
+            (&second["number"], &second["title"]),
+            (&json!(2), &json!("Blue"))
+        );
+        assert_eq!(
+            api.get("/listings?kind=bike")
+                .await
+                .body
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(api
+            .get("/listings?kind=musical")
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .is_empty());
+        let seats = api
+            .get(&format!("/listings/{}/seats", bike["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(
+            (
+                seats.status,
+                seats.detail().ends_with("is a bike and has no seat map")
+            ),
+            (404, true)
+        );
+
+        let colourless = api
+            .admin(Method::POST, "/listings", Some(json!({"kind": "bike"})))
+            .await;
+        assert_eq!(
+            (colourless.status, colourless.detail()),
+            (422, "a bike needs a `color`")
+        );
+        let coloured_movie = api
+            .admin(
+                Method::POST,
+                "/listings",
+                Some(json!({"kind": "movie", "title": "T", "price": 1, "tickets": 5, "color": "red"})),
+            )
+            .await;
+        assert_eq!(
+            (coloured_movie.status, coloured_movie.detail()),
+            (422, "color applies to bikes only, not to a movie")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_musical_shows_its_sections_and_prices_every_seat() {
+        let api = Api::new().await;
+        let musical = api
+            .register(json!({"kind": "musical", "title": "Wicked", "price": 90000,
+                "seating": {"rows": 2, "seatsPerRow": 2,
+                    "sections": [{"name": "VIP", "price": 150000, "rows": ["A"]}]}}))
+            .await;
+        let view = api.get(&format!("/listings/{musical}")).await.body;
+        assert_eq!(
+            view["capacity"],
+            json!({"type": "seated", "total": 4, "available": 4,
+                   "sections": [{"name": "VIP", "price": 150000, "rows": ["A"]}]})
+        );
+        assert!(view.get("screen").is_none(), "{view}");
+        api.hold(&musical, &["A-2"]).await;
+        let seats = api.get(&format!("/listings/{musical}/seats")).await.body;
+        assert_eq!(
+            seats,
+            json!([
+                {"label": "A-1", "status": "available", "price": 150000, "section": "VIP"},
+                {"label": "A-2", "status": "held", "price": 150000, "section": "VIP"},
+                {"label": "B-1", "status": "available", "price": 90000},
+                {"label": "B-2", "status": "available", "price": 90000},
+            ])
+        );
+        let overlapping = api
+            .admin(
+                Method::POST,
+                "/listings",
+                Some(json!({"kind": "musical", "title": "Cats", "price": 1,
+                    "seating": {"rows": 2, "seatsPerRow": 2, "sections": [
+                        {"name": "VIP", "price": 5, "rows": ["A"]},
+                        {"name": "Stalls", "price": 3, "rows": ["A", "B"]}]}})),
+            )
+            .await;
+        assert_eq!(
+            (overlapping.status, overlapping.detail()),
+            (422, "sections: row A is in both VIP and Stalls")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_movie_answers_as_it_did() {
+        let api = Api::new().await;
+        let movie = api
+            .register(
+                json!({"title": "Dune", "price": 1800, "seating": {"rows": 2, "seatsPerRow": 2}}),
+            )
+            .await;
+        let view = api.get(&format!("/listings/{movie}")).await.body;
+        assert_eq!(
+            view["capacity"],
+            json!({"type": "seated", "total": 48, "available": 48})
+        );
+        assert_eq!(view["screen"]["name"], "Hall 3");
+        for absent in ["color", "number", "registeredAt"] {
+            assert!(view.get(absent).is_none(), "{view}");
+        }
+        let seats = api.get(&format!("/listings/{movie}/seats")).await.body;
+        assert_eq!(seats[0], json!({"label": "A-1", "status": "available"}));
+        let untitled = api
+            .admin(
+                Method::POST,
+                "/listings",
+                Some(json!({"price": 1, "tickets": 5})),
+            )
+            .await;
+        assert_eq!(untitled.status, 400);
+        assert!(
+            untitled.detail().contains("missing field `title`"),
+            "{}",
+            untitled.body
+        );
+    }
+
+    #[tokio::test]
+    async fn a_change_is_for_admins_names_unknown_fields_and_changes_nothing_when_refused() {
+        let api = Api::new().await;
+        let movie = api
+            .register(json!({"title": "Dune", "price": 1800, "tickets": 10,
+                             "startsAt": "2026-12-24T19:30:00Z"}))
+            .await;
+        let uri = format!("/listings/{movie}");
+        let patch = |body: Value| api.admin(Method::PATCH, &uri, Some(body));
+
+        let customer = api
+            .call(
+                Method::PATCH,
+                &uri,
+                "customer",
+                Some(json!({"title": "Mine"})),
+            )
+            .await;
+        assert_eq!(customer.status, 403);
+        let unknown = api
+            .admin(
+                Method::PATCH,
+                &format!("/listings/{}", ListingId::new()),
+                Some(json!({"title": "X"})),
+            )
+            .await;
+        assert_eq!(unknown.status, 404);
+        let tickets = patch(json!({"tickets": 5})).await;
+        assert_eq!(tickets.status, 400);
+        assert!(
+            tickets.detail().contains("unknown field `tickets`"),
+            "{}",
+            tickets.body
+        );
+        let null = patch(json!({"title": null})).await;
+        assert_eq!(
+            (null.status, null.detail()),
+            (
+                422,
+                "title cannot be null; leave it out to keep it as it is"
+            )
+        );
+        let negative = patch(json!({"title": "Dune: Part Two", "price": -1})).await;
+        assert_eq!(negative.status, 422);
+        assert!(
+            negative.detail().contains("must not be negative"),
+            "{}",
+            negative.body
+        );
+        let seating = patch(json!({"seating": {"rows": 3}})).await;
+        assert_eq!(seating.status, 422);
+        assert_eq!(api.get(&uri).await.body["title"], "Dune");
+
+        let changed = patch(json!({"title": "Dune: Part Two", "startsAt": null})).await;
+        assert_eq!(changed.status, 200, "{}", changed.body);
+        assert_eq!(changed.body["title"], "Dune: Part Two");
+        assert!(changed.body.get("startsAt").is_none(), "{}", changed.body);
+        assert_eq!(api.get(&uri).await.body, changed.body);
+    }
+
+    #[tokio::test]
+    async fn a_seat_map_change_dropping_a_booked_seat_is_a_conflict_naming_it() {
+        let api = Api::new().await;
+        let musical = api
+            .register(json!({"kind": "musical", "title": "Wicked", "price": 90000,
+                "seating": {"rows": 2, "seatsPerRow": 2}}))
+            .await;
+        api.hold(&musical, &["B-1"]).await;
+        let uri = format!("/listings/{musical}");
+        let shrink = api
+            .admin(Method::PATCH, &uri, Some(json!({"seating": {"rows": 1}})))
+            .await;
+        assert_eq!(
+            (shrink.status, shrink.detail()),
+            (409, "seat B-1 is booked and would be removed")
+        );
+        let nested = api
+            .admin(
+                Method::PATCH,
+                &uri,
+                Some(json!({"seating": {"blocked": ["A-1"]}})),
+            )
+            .await;
+        assert_eq!(nested.status, 400);
+        assert!(
+            nested.detail().contains("unknown field `blocked`"),
+            "{}",
+            nested.body
+        );
+        let sections = api
+            .admin(
+                Method::PATCH,
+                &uri,
+                Some(json!({"seating": {"seatsPerRow": 3,
+                    "sections": [{"name": "Front", "price": 120000, "rows": ["A"]}]}})),
+            )
+            .await;
+        assert_eq!(sections.status, 200, "{}", sections.body);
+        assert_eq!(
+            sections.body["capacity"],
+            json!({"type": "seated", "total": 6, "available": 5,
+                   "sections": [{"name": "Front", "price": 120000, "rows": ["A"]}]})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_listing_with_live_bookings_is_deleted_only_with_them_cancelled() {
+        let api = Api::new().await;
+        let movie = api
+            .register(json!({"title": "Dune", "price": 1800, "tickets": 10}))
+            .await;
+        api.hold(&movie, &[]).await;
+        let uri = format!("/listings/{movie}");
+        let customer = api.call(Method::DELETE, &uri, "customer", None).await;
+        assert_eq!(customer.status, 403);
+        let live = api.admin(Method::DELETE, &uri, None).await;
+        assert_eq!(live.status, 409);
+        assert_eq!(
+            live.detail(),
+            format!("listing {movie} has 1 live reservation; delete with ?cancelReservations=true to cancel and refund them")
+        );
+        let unclear = api
+            .admin(
+                Method::DELETE,
+                &format!("{uri}?cancelReservations=maybe"),
+                None,
+            )
+            .await;
+        assert_eq!(unclear.status, 400);
+        let withdrawn = api
+            .admin(
+                Method::DELETE,
+                &format!("{uri}?cancelReservations=true"),
+                None,
+            )
+            .await;
+        assert_eq!((withdrawn.status, withdrawn.body), (204, Value::Null));
+        assert_eq!(api.get(&uri).await.status, 404);
+        assert!(api
+            .get("/listings")
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .is_empty());
+        assert_eq!(api.admin(Method::DELETE, &uri, None).await.status, 404);
+        let patch = api
+            .admin(Method::PATCH, &uri, Some(json!({"title": "Back"})))
+            .await;
+        assert_eq!(patch.status, 404);
+    }
 }

@@ -1,5 +1,6 @@
 //! Listings, their seats and holds in catalog's own database.
 
+mod changes;
 pub mod screens;
 #[cfg(test)]
 mod tests;
@@ -21,9 +22,11 @@ use sqlx::{Any, Row, Transaction};
 use time::OffsetDateTime;
 
 use crate::domain::screen::{self, AssignmentError, Screen};
+use crate::domain::seat_map::{self, SeatRow, Section};
 use crate::domain::seats::{self, HoldStatus, SeatStatus};
-use crate::domain::{Capacity, NewListing, Quota, Seating};
+use crate::domain::{bike_title, Capacity, NewListing, Quota, Seating, SoldBy};
 
+pub use changes::{ChangeError, WithdrawError};
 pub use screens::Screens;
 
 const SCHEMA: &str = "
@@ -84,6 +87,30 @@ CREATE TABLE seat_holds (
 );
 CREATE INDEX seat_holds_by_reservation ON seat_holds (reservation_id);";
 
+/// Musicals, bikes, and listings changed or withdrawn by an admin.
+/// - `sections`: a musical's priced sections, as JSON (`[{name, price,
+///   rows}]`, read with the listing; its seats are in `listing_seats`).
+/// - `color`, `number`: a bike's. Numbers come from the `counters` row,
+///   taken in the registering transaction: they never repeat, not even
+///   after a registration rolled back or the database restarted (a
+///   `max() + 1` would hand out the number of a bike registered at the
+///   same moment); the unique index is the last word.
+/// - `withdrawn_at`: a deleted listing stays, so that its holds can still
+///   be released and its events still name it; it is no longer shown or
+///   sold.
+const UNITS_AND_CHANGES: &str = "
+ALTER TABLE listings ADD COLUMN sections TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE listings ADD COLUMN color TEXT;
+ALTER TABLE listings ADD COLUMN number BIGINT;
+ALTER TABLE listings ADD COLUMN withdrawn_at TEXT;
+CREATE UNIQUE INDEX listings_by_number ON listings (number);
+CREATE INDEX holds_by_listing ON holds (listing_id, status);
+CREATE TABLE counters (
+    name TEXT PRIMARY KEY,
+    next_value BIGINT NOT NULL CHECK (next_value > 0)
+);
+INSERT INTO counters (name, next_value) VALUES ('bike', 1);";
+
 pub const MIGRATIONS: &[MigrationScript] = &[
     MigrationScript {
         version: 100,
@@ -103,6 +130,12 @@ pub const MIGRATIONS: &[MigrationScript] = &[
         sqlite: SEATS,
         postgres: SEATS,
     },
+    MigrationScript {
+        version: 103,
+        description: "catalog: musical sections, bikes, listing withdrawal",
+        sqlite: UNITS_AND_CHANGES,
+        postgres: UNITS_AND_CHANGES,
+    },
 ];
 
 /// A listing as stored.
@@ -113,12 +146,26 @@ pub struct ListingRecord {
     pub title: String,
     pub description: String,
     pub price: Money,
-    /// Tickets, or for a seated showing its seats, and how many are left.
+    /// Tickets, or for a seated showing its seats, and how many are left;
+    /// a bike is a quota of one.
     pub quota: Quota,
-    /// The screen of a seated showing; `None` for a quota.
+    /// The screen of a seated movie; `None` for anything else.
     pub screen: Option<ScreenRef>,
+    /// A musical's priced sections.
+    pub sections: Vec<Section>,
     pub starts_at: Option<OffsetDateTime>,
+    /// A bike's colour and number.
+    pub color: Option<String>,
+    pub number: Option<u32>,
     pub created_at: OffsetDateTime,
+    /// When an admin deleted it; it is kept for its holds and history.
+    pub withdrawn_at: Option<OffsetDateTime>,
+}
+
+impl ListingRecord {
+    pub fn sold_by(&self) -> SoldBy {
+        SoldBy::of(self.kind, self.screen.is_some())
+    }
 }
 
 /// The screen a seated showing is on.
@@ -150,10 +197,12 @@ pub struct Listings {
 }
 
 const COLUMNS: &str = "id, kind, title, description, price, total, available, created_at, \
-                       screen_id, screen_name, starts_at";
+                       screen_id, screen_name, starts_at, sections, color, number, withdrawn_at";
 
-const LISTINGS: Listing = Listing {
-    table: "listings",
+/// The listings on sale: a withdrawn one is neither listed nor a place for
+/// a page to continue from.
+const ON_SALE: Listing = Listing {
+    table: "(SELECT * FROM listings WHERE withdrawn_at IS NULL) AS on_sale",
     columns: COLUMNS,
     sort: "created_at",
     id: "id",
@@ -169,13 +218,14 @@ impl Listings {
     }
 
     /// Stores a new listing and announces it, in one transaction. A seated
-    /// showing is given its screen and that screen's seats here; the
+    /// movie is given its screen and that screen's seats here; the
     /// screens are locked first, so two registrations at once cannot both
-    /// take a screen that is free for only one of them.
+    /// take a screen that is free for only one of them. A musical brings
+    /// its own seats; a bike takes the next number.
     pub async fn register(&self, listing: NewListing) -> Result<ListingRecord, RegisterError> {
         let mut tx = self.store.begin().await?;
-        let (quota, screen) = match listing.capacity {
-            Capacity::Quota(quota) => (quota, None),
+        let (quota, screen, seats, sections) = match listing.capacity {
+            Capacity::Quota(quota) => (quota, None, Vec::new(), Vec::new()),
             Capacity::Seated(seating) => {
                 let schedules = screens::schedules(&mut tx, &self.store, listing.starts_at).await?;
                 let screen: Screen = match seating {
@@ -187,13 +237,41 @@ impl Listings {
                     }
                 };
                 let total = screen.layout.sellable();
-                (Quota::restore(total, total), Some(screen))
+                let seats = screen.layout.seats();
+                (
+                    Quota::restore(total, total),
+                    Some(screen),
+                    seats,
+                    Vec::new(),
+                )
+            }
+            Capacity::SeatMap(map) => {
+                let total = map.total();
+                let seats = map.seats();
+                (
+                    Quota::restore(total, total),
+                    None,
+                    seats,
+                    map.into_sections(),
+                )
+            }
+            Capacity::Unit => (Quota::unit(), None, Vec::new(), Vec::new()),
+        };
+        let number = match listing.kind {
+            ListingKind::Bike => Some(next_bike_number(&mut tx).await?),
+            ListingKind::Movie | ListingKind::Musical => None,
+        };
+        let title = match (listing.title, number) {
+            (Some(title), _) => title,
+            (None, Some(number)) => bike_title(number),
+            (None, None) => {
+                return Err(anyhow::anyhow!("only a bike may be registered untitled").into())
             }
         };
         let record = ListingRecord {
             id: ListingId::new(),
             kind: listing.kind,
-            title: listing.title,
+            title,
             description: listing.description,
             price: listing.price,
             quota,
@@ -201,11 +279,16 @@ impl Listings {
                 id: screen.id,
                 name: screen.name.clone(),
             }),
+            sections,
             starts_at: listing.starts_at,
+            color: listing.color,
+            number,
             created_at: kernel::now(),
+            withdrawn_at: None,
         };
         sqlx::query(&format!(
-            "INSERT INTO listings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "INSERT INTO listings ({COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL)"
         ))
         .bind(record.id.to_string())
         .bind(record.kind.as_str())
@@ -218,33 +301,23 @@ impl Listings {
         .bind(record.screen.as_ref().map(|screen| screen.id.to_string()))
         .bind(record.screen.as_ref().map(|screen| screen.name.clone()))
         .bind(record.starts_at.map(timestamp))
+        .bind(stored_sections(&record.sections)?)
+        .bind(record.color.clone())
+        .bind(record.number.map(i64::from))
         .execute(&mut *tx)
         .await
         .context("storing a listing")?;
-        let capacity = match &screen {
-            None => CapacityKind::Quota {
-                total: record.quota.total(),
-            },
-            Some(screen) => {
-                let seats = screen.layout.seats();
-                insert_seats(&mut tx, record.id, &seats).await?;
-                CapacityKind::Seated {
-                    total: record.quota.total(),
-                    seats,
-                    sections: Vec::new(),
-                }
-            }
-        };
+        insert_seats(&mut tx, record.id, &seats).await?;
         let mut events = vec![CatalogEvent::ListingRegistered {
             listing_id: record.id,
             kind: record.kind,
             title: record.title.clone(),
             description: record.description.clone(),
             price: record.price,
-            capacity,
+            capacity: capacity(&record, seats),
             starts_at: record.starts_at,
-            color: None,
-            number: None,
+            color: record.color.clone(),
+            number: record.number,
             registered_at: record.created_at,
         }];
         if let Some(screen) = &screen {
@@ -260,31 +333,25 @@ impl Listings {
         Ok(record)
     }
 
+    /// A listing on sale (a withdrawn one is not found).
     pub async fn find(&self, id: ListingId) -> anyhow::Result<Option<ListingRecord>> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM listings WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(self.store.reader())
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM listings WHERE id = $1 AND withdrawn_at IS NULL"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(self.store.reader())
+        .await?;
         row.map(|row| from_row(&row)).transpose()
     }
 
     /// Every seat of a seated showing and where it stands, in seat order.
     pub async fn seat_map(&self, id: ListingId) -> anyhow::Result<Vec<(SeatLabel, SeatStatus)>> {
-        let seats: Vec<String> =
-            sqlx::query_scalar("SELECT seat FROM listing_seats WHERE listing_id = $1")
-                .bind(id.to_string())
-                .fetch_all(self.store.reader())
-                .await
-                .context("reading a seat map")?;
+        let seats = seats_of_listing(self.store.reader(), id).await?;
         let taken = sqlx::query("SELECT seat, status FROM seat_holds WHERE listing_id = $1")
             .bind(id.to_string())
             .fetch_all(self.store.reader())
             .await
             .context("reading held seats")?;
-        let seats = seats
-            .iter()
-            .map(|seat| seat.parse::<SeatLabel>())
-            .collect::<Result<Vec<_>, _>>()?;
         let taken = taken
             .iter()
             .map(|row| {
@@ -310,7 +377,7 @@ impl Listings {
             .collect();
         let Some(rows) = self
             .store
-            .page(&LISTINGS, &filters, after.map(|id| id.to_string()), limit)
+            .page(&ON_SALE, &filters, after.map(|id| id.to_string()), limit)
             .await?
         else {
             return Ok(None);
@@ -355,14 +422,19 @@ impl Listings {
             };
             return outbox::append(tx, &[event.outgoing(Some(cause))]).await;
         };
-        let outcome = match seats::check_booking(
-            listing.screen.is_some(),
-            &booking.seats,
-            booking.quantity,
-        ) {
-            Ok(()) if booking.seats.is_empty() => listing.quota.hold(booking.quantity),
-            Ok(()) => self.hold_seats(tx, &listing, booking).await?,
-            Err(reason) => Err(reason),
+        let sold_by = listing.sold_by();
+        let outcome = if listing.withdrawn_at.is_some() {
+            // Its holds are still released, but nothing new is held.
+            Err(InventoryRejection::Withdrawn)
+        } else {
+            match seats::check_booking(sold_by, &booking.seats, booking.quantity) {
+                Err(reason) => Err(reason),
+                Ok(()) => match sold_by {
+                    SoldBy::Tickets => listing.quota.hold(booking.quantity),
+                    SoldBy::Unit => listing.quota.lend(),
+                    SoldBy::Seats => self.hold_seats(tx, &listing, booking).await?,
+                },
+            }
         };
         let event = match outcome {
             Ok(after) => {
@@ -653,6 +725,94 @@ impl Listings {
     }
 }
 
+/// The next bike's number, taken from its counter in the registering
+/// transaction: a rolled-back registration gives its number back, a
+/// committed one never shares it.
+async fn next_bike_number(tx: &mut Transaction<'static, Any>) -> anyhow::Result<u32> {
+    let next: i64 = sqlx::query_scalar(
+        "UPDATE counters SET next_value = next_value + 1 WHERE name = 'bike' RETURNING next_value",
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .context("numbering a bike")?;
+    Ok(u32::try_from(next - 1)?)
+}
+
+/// What the listing's events say of its capacity; `seats` are those of a
+/// seated listing, in seat order.
+fn capacity(record: &ListingRecord, seats: Vec<SeatLabel>) -> CapacityKind {
+    match record.sold_by() {
+        SoldBy::Tickets => CapacityKind::Quota {
+            total: record.quota.total(),
+        },
+        SoldBy::Seats => CapacityKind::Seated {
+            total: record.quota.total(),
+            sections: seat_map::published_sections(&record.sections, &seats),
+            seats,
+        },
+        SoldBy::Unit => CapacityKind::Unit,
+    }
+}
+
+/// Every seat of a seated listing, in seat order.
+async fn seats_of_listing<'e, E>(executor: E, listing: ListingId) -> anyhow::Result<Vec<SeatLabel>>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let seats: Vec<String> =
+        sqlx::query_scalar("SELECT seat FROM listing_seats WHERE listing_id = $1")
+            .bind(listing.to_string())
+            .fetch_all(executor)
+            .await
+            .context("reading a seat map")?;
+    let mut seats = seats
+        .iter()
+        .map(|seat| seat.parse::<SeatLabel>())
+        .collect::<Result<Vec<_>, _>>()?;
+    seats.sort_unstable();
+    Ok(seats)
+}
+
+/// A musical's sections as `listings.sections` keeps them.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StoredSection {
+    name: String,
+    price: i64,
+    rows: Vec<String>,
+}
+
+fn stored_sections(sections: &[Section]) -> anyhow::Result<String> {
+    let stored: Vec<StoredSection> = sections
+        .iter()
+        .map(|section| StoredSection {
+            name: section.name().to_owned(),
+            price: section.price().minor_units(),
+            rows: section.rows().iter().map(ToString::to_string).collect(),
+        })
+        .collect();
+    Ok(serde_json::to_string(&stored)?)
+}
+
+fn read_sections(text: &str) -> anyhow::Result<Vec<Section>> {
+    let stored: Vec<StoredSection> =
+        serde_json::from_str(text).context("reading a listing's sections")?;
+    stored
+        .into_iter()
+        .map(|section| {
+            let rows = section
+                .rows
+                .iter()
+                .map(|row| row.parse::<SeatRow>())
+                .collect::<anyhow::Result<_>>()?;
+            Ok(Section::restore(
+                section.name,
+                Money::parse(section.price)?,
+                rows,
+            ))
+        })
+        .collect()
+}
+
 /// Writes a new showing's seats, a few hundred per statement.
 async fn insert_seats(
     tx: &mut Transaction<'static, Any>,
@@ -689,6 +849,9 @@ fn from_row(row: &AnyRow) -> anyhow::Result<ListingRecord> {
     let screen_id: Option<String> = row.try_get("screen_id")?;
     let screen_name: Option<String> = row.try_get("screen_name")?;
     let starts_at: Option<String> = row.try_get("starts_at")?;
+    let sections: String = row.try_get("sections")?;
+    let number: Option<i64> = row.try_get("number")?;
+    let withdrawn_at: Option<String> = row.try_get("withdrawn_at")?;
     Ok(ListingRecord {
         id: id.parse()?,
         kind: serde_json::from_value(serde_json::Value::String(kind))?,
@@ -703,7 +866,11 @@ fn from_row(row: &AnyRow) -> anyhow::Result<ListingRecord> {
             }),
             None => None,
         },
+        sections: read_sections(&sections)?,
         starts_at: starts_at.as_deref().map(parse_timestamp).transpose()?,
+        color: row.try_get("color")?,
+        number: number.map(u32::try_from).transpose()?,
         created_at: parse_timestamp(&created_at)?,
+        withdrawn_at: withdrawn_at.as_deref().map(parse_timestamp).transpose()?,
     })
 }

@@ -1,6 +1,7 @@
-//! Seats of a seated showing: which a booking may ask for, and how the
-//! seat map reads. Whether a seat is free is decided by the database (one
-//! row per held or sold seat, unique per showing), never by reading first.
+//! What a booking may ask for (seats of a seated showing, tickets of a
+//! quota, a bike alone), and how the seat map reads. Whether a seat is
+//! free is decided by the database (one row per held or sold seat, unique
+//! per showing), never by reading first.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -8,6 +9,8 @@ use std::str::FromStr;
 
 use contracts::catalog::InventoryRejection;
 use kernel::SeatLabel;
+
+use super::SoldBy;
 
 /// Where one seat of a showing stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,23 +100,31 @@ impl FromStr for HoldStatus {
 }
 
 /// Checks that a booking suits how its listing is sold: named seats for a
-/// seated showing (each once, as many as tickets), none for a quota.
+/// seated showing (each once, as many as tickets), none for a quota, and
+/// for a unit (a bike) none and just the one.
 pub fn check_booking(
-    seated: bool,
+    sold_by: SoldBy,
     seats: &[SeatLabel],
     quantity: u32,
 ) -> Result<(), InventoryRejection> {
     let unsuitable = |detail: String| Err(InventoryRejection::Unsuitable { detail });
-    match (seated, seats.is_empty()) {
-        (false, false) => unsuitable(format!(
+    match (sold_by, seats.is_empty()) {
+        (SoldBy::Tickets, false) => unsuitable(format!(
             "this listing sells tickets by quota; it has no seats to choose ({} named)",
             kernel::seat::list(seats)
         )),
-        (true, true) => {
+        (SoldBy::Unit, false) => unsuitable(format!(
+            "a bike has no seats to choose ({} named)",
+            kernel::seat::list(seats)
+        )),
+        (SoldBy::Unit, true) if quantity != 1 => unsuitable(format!(
+            "a bike is rented one at a time ({quantity} requested)"
+        )),
+        (SoldBy::Seats, true) => {
             unsuitable("this showing has assigned seats; name the seats to book".into())
         }
-        (false, true) => Ok(()),
-        (true, false) => {
+        (SoldBy::Tickets | SoldBy::Unit, true) => Ok(()),
+        (SoldBy::Seats, false) => {
             let distinct: BTreeSet<SeatLabel> = seats.iter().copied().collect();
             if distinct.len() != seats.len() {
                 return unsuitable(format!(
@@ -176,30 +187,51 @@ mod tests {
 
     #[test]
     fn a_seated_booking_names_each_of_its_seats_once() {
-        assert_eq!(check_booking(true, &seats(&["A-1", "A-2"]), 2), Ok(()));
+        assert_eq!(
+            check_booking(SoldBy::Seats, &seats(&["A-1", "A-2"]), 2),
+            Ok(())
+        );
         assert!(matches!(
-            check_booking(true, &[], 2),
+            check_booking(SoldBy::Seats, &[], 2),
             Err(InventoryRejection::Unsuitable { .. })
         ));
         assert!(matches!(
-            check_booking(true, &seats(&["A-1", "A-1"]), 2),
+            check_booking(SoldBy::Seats, &seats(&["A-1", "A-1"]), 2),
             Err(InventoryRejection::Unsuitable { .. })
         ));
         assert!(matches!(
-            check_booking(true, &seats(&["A-1"]), 2),
+            check_booking(SoldBy::Seats, &seats(&["A-1"]), 2),
             Err(InventoryRejection::Unsuitable { .. })
         ));
     }
 
     #[test]
     fn a_quota_booking_names_no_seats() {
-        assert_eq!(check_booking(false, &[], 3), Ok(()));
+        assert_eq!(check_booking(SoldBy::Tickets, &[], 3), Ok(()));
         let Err(InventoryRejection::Unsuitable { detail }) =
-            check_booking(false, &seats(&["A-1"]), 1)
+            check_booking(SoldBy::Tickets, &seats(&["A-1"]), 1)
         else {
             panic!("seats on a quota listing are unsuitable");
         };
         assert!(detail.contains("quota"), "{detail}");
+    }
+
+    #[test]
+    fn a_bike_is_booked_alone_without_seats() {
+        assert_eq!(check_booking(SoldBy::Unit, &[], 1), Ok(()));
+        let unsuitable =
+            |seats: &[SeatLabel], quantity| match check_booking(SoldBy::Unit, seats, quantity) {
+                Err(InventoryRejection::Unsuitable { detail }) => detail,
+                other => panic!("{other:?}"),
+            };
+        assert_eq!(
+            unsuitable(&[], 2),
+            "a bike is rented one at a time (2 requested)"
+        );
+        assert_eq!(
+            unsuitable(&seats(&["A-1"]), 1),
+            "a bike has no seats to choose (A-1 named)"
+        );
     }
 
     #[test]

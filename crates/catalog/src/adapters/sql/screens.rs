@@ -150,7 +150,8 @@ async fn insert(
 
 /// Every screen with what it shows, for assigning one to a showing at
 /// `starts_at`. The screens stay locked (PostgreSQL) until the showing is
-/// stored, so a concurrent registration sees it.
+/// stored, so a concurrent registration sees it. A withdrawn showing no
+/// longer occupies its screen.
 pub(super) async fn schedules(
     tx: &mut Transaction<'static, Any>,
     store: &Store,
@@ -173,7 +174,7 @@ pub(super) async fn schedules(
         .collect::<anyhow::Result<_>>()?;
     let counts = sqlx::query(
         "SELECT screen_id, COUNT(*) AS showings FROM listings
-         WHERE screen_id IS NOT NULL GROUP BY screen_id",
+         WHERE screen_id IS NOT NULL AND withdrawn_at IS NULL GROUP BY screen_id",
     )
     .fetch_all(&mut **tx)
     .await
@@ -193,7 +194,8 @@ pub(super) async fn schedules(
     if let Some(starts_at) = starts_at {
         let nearby = sqlx::query(
             "SELECT id, screen_id, starts_at FROM listings
-             WHERE screen_id IS NOT NULL AND starts_at > $1 AND starts_at < $2",
+             WHERE screen_id IS NOT NULL AND withdrawn_at IS NULL
+               AND starts_at > $1 AND starts_at < $2",
         )
         .bind(timestamp(starts_at - SHOWING_LENGTH))
         .bind(timestamp(starts_at + SHOWING_LENGTH))

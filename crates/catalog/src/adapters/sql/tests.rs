@@ -14,8 +14,9 @@ use runtime::Store;
 
 use super::*;
 use crate::adapters::policy::InventoryPolicy;
+use crate::domain::seat_map::{SeatMapPatch, SectionDraft};
 use crate::domain::seats::SeatStatus;
-use crate::domain::{ListingDraft, SeatingDraft};
+use crate::domain::{ListingChangeDraft, ListingDraft, SeatingDraft};
 use crate::Settings;
 
 struct Catalog {
@@ -53,8 +54,8 @@ impl Catalog {
     /// A seated showing on the smallest screen (Hall 3, 6 × 8: 48 seats).
     async fn showing(&self) -> ListingId {
         let listing = NewListing::parse(ListingDraft {
-            title: "Seated".into(),
-            price: 1_500,
+            title: Some("Seated".into()),
+            price: Some(1_500),
             seating: Some(SeatingDraft {
                 rows: Some(2),
                 seats_per_row: Some(2),
@@ -66,10 +67,38 @@ impl Catalog {
         self.listings.register(listing).await.unwrap().id
     }
 
+    /// A musical of `rows` × `per_row` seats with these sections.
+    async fn musical(&self, rows: i64, per_row: i64, sections: Vec<SectionDraft>) -> ListingId {
+        let listing = NewListing::parse(ListingDraft {
+            kind: Some(ListingKind::Musical),
+            title: Some("Wicked".into()),
+            price: Some(90_000),
+            seating: Some(SeatingDraft {
+                rows: Some(rows),
+                seats_per_row: Some(per_row),
+                sections: Some(sections),
+                ..SeatingDraft::default()
+            }),
+            ..ListingDraft::default()
+        })
+        .unwrap();
+        self.listings.register(listing).await.unwrap().id
+    }
+
+    async fn bike(&self, color: &str) -> ListingRecord {
+        let listing = NewListing::parse(ListingDraft {
+            kind: Some(ListingKind::Bike),
+            color: Some(color.into()),
+            ..ListingDraft::default()
+        })
+        .unwrap();
+        self.listings.register(listing).await.unwrap()
+    }
+
     async fn quota(&self, tickets: i64) -> ListingId {
         let listing = NewListing::parse(ListingDraft {
-            title: "Quota".into(),
-            price: 1_500,
+            title: Some("Quota".into()),
+            price: Some(1_500),
             tickets: Some(tickets),
             ..ListingDraft::default()
         })
@@ -98,9 +127,8 @@ impl Catalog {
         }
     }
 
-    /// Every catalog event in the outbox about reservations (screens and
-    /// listings left out), in order.
-    async fn inventory_events(&self) -> Vec<CatalogEvent> {
+    /// Every catalog event in the outbox, in order.
+    async fn events(&self) -> Vec<CatalogEvent> {
         let rows: Vec<String> = sqlx::query_scalar("SELECT envelope FROM outbox ORDER BY seq")
             .fetch_all(self.store.reader())
             .await
@@ -108,15 +136,36 @@ impl Catalog {
         rows.iter()
             .map(|row| serde_json::from_str::<Envelope>(row).unwrap())
             .filter_map(|envelope| CatalogEvent::from_envelope(&envelope).unwrap())
+            .collect()
+    }
+
+    /// Every catalog event in the outbox about reservations (screens and
+    /// listings left out), in order.
+    async fn inventory_events(&self) -> Vec<CatalogEvent> {
+        self.events()
+            .await
+            .into_iter()
             .filter(|event| {
                 !matches!(
                     event,
                     CatalogEvent::ScreenRegistered { .. }
                         | CatalogEvent::ListingRegistered { .. }
+                        | CatalogEvent::ListingUpdated { .. }
+                        | CatalogEvent::ListingWithdrawn { .. }
                         | CatalogEvent::ScreenAssigned { .. }
                 )
             })
             .collect()
+    }
+
+    /// What the listing stands at, on sale or withdrawn.
+    async fn stored(&self, listing: ListingId) -> ListingRecord {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM listings WHERE id = $1"))
+            .bind(listing.to_string())
+            .fetch_one(self.store.reader())
+            .await
+            .unwrap();
+        from_row(&row).unwrap()
     }
 
     async fn seat(&self, listing: ListingId, label: &str) -> SeatStatus {
@@ -153,6 +202,42 @@ fn booking(listing: ListingId, seats: &[&str]) -> Booking {
         amount: Money::parse(1_500).unwrap(),
         payment_method: PaymentMethod::Card,
     }
+}
+
+/// A bike rental as reservation books it: one, no seats.
+fn rental(listing: ListingId) -> Booking {
+    Booking {
+        listing_kind: ListingKind::Bike,
+        listing_title: "Bike".into(),
+        amount: Money::parse(1_000).unwrap(),
+        payment_method: PaymentMethod::Points,
+        ..booking(listing, &[])
+    }
+}
+
+fn returned(booking: &Booking) -> Envelope {
+    ReservationEvent::ReservationReturned {
+        booking: booking.clone(),
+        returned_at: kernel::now(),
+    }
+    .to_envelope()
+}
+
+/// A database of its own on the PostgreSQL server `BOXOFFICE_TEST_POSTGRES`
+/// names; `None` without one (CI always has one).
+fn postgres(purpose: &str) -> Option<String> {
+    let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs this test: set BOXOFFICE_TEST_POSTGRES"
+        );
+        return None;
+    };
+    let database = format!(
+        "catalog_{purpose}_{}",
+        ReservationId::new().as_uuid().simple()
+    );
+    Some(format!("{}/{database}", server.trim_end_matches('/')))
 }
 
 fn placed(booking: &Booking) -> Envelope {
@@ -272,8 +357,8 @@ async fn a_screen_busy_at_that_time_is_not_given_to_a_second_showing() {
     let catalog = Catalog::sqlite().await;
     let at = |text: &str| Some(text.to_owned());
     let draft = |starts_at: Option<String>| ListingDraft {
-        title: "Late show".into(),
-        price: 1_000,
+        title: Some("Late show".into()),
+        price: Some(1_000),
         seating: Some(SeatingDraft {
             rows: Some(6),
             seats_per_row: Some(8),
@@ -540,15 +625,9 @@ async fn a_quota_is_held_sold_and_given_back_as_before() {
 /// bookings for the same few seats: each seat ends with one holder.
 #[tokio::test]
 async fn racing_replicas_on_postgres_sell_each_seat_once() {
-    let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs this test: set BOXOFFICE_TEST_POSTGRES"
-        );
+    let Some(url) = postgres("seats") else {
         return;
     };
-    let database = format!("catalog_seats_{}", ReservationId::new().as_uuid().simple());
-    let url = format!("{}/{database}", server.trim_end_matches('/'));
     let one = Arc::new(Catalog::on(&url, None).await);
     let two = Arc::new(Catalog::on(&url, None).await);
     let listing = one.showing().await;
@@ -598,4 +677,537 @@ async fn racing_replicas_on_postgres_sell_each_seat_once() {
         .unwrap();
     assert_eq!(holders as usize, reserved);
     assert_eq!(one.available(listing).await as usize, 48 - reserved);
+}
+
+fn labels_of(seats: &[SeatLabel]) -> String {
+    kernel::seat::list(seats)
+}
+
+fn vip(rows: &[&str]) -> SectionDraft {
+    SectionDraft {
+        name: "VIP".into(),
+        price: 150_000,
+        rows: rows.iter().map(|row| (*row).to_owned()).collect(),
+    }
+}
+
+fn seating(rows: Option<i64>, sections: Option<Vec<SectionDraft>>) -> ListingChangeDraft {
+    ListingChangeDraft {
+        seating: Some(SeatMapPatch {
+            rows,
+            seats_per_row: None,
+            sections,
+        }),
+        ..ListingChangeDraft::default()
+    }
+}
+
+#[tokio::test]
+async fn a_musical_sells_its_own_seats_with_section_prices_and_gets_no_screen() {
+    let catalog = Catalog::sqlite().await;
+    let listing = catalog.musical(3, 2, vec![vip(&["A"])]).await;
+    let record = catalog.listings.find(listing).await.unwrap().unwrap();
+    assert_eq!(record.screen, None);
+    assert_eq!(record.sold_by(), SoldBy::Seats);
+    assert_eq!((record.quota.total(), record.quota.available()), (6, 6));
+    assert_eq!(record.sections[0].name(), "VIP");
+    let events = catalog.events().await;
+    assert!(
+        !events
+            .iter()
+            .any(|event| matches!(event, CatalogEvent::ScreenAssigned { .. })),
+        "{events:#?}"
+    );
+    let Some(CatalogEvent::ListingRegistered {
+        kind: ListingKind::Musical,
+        capacity:
+            CapacityKind::Seated {
+                total,
+                seats,
+                sections,
+            },
+        ..
+    }) = events.last()
+    else {
+        panic!("{events:#?}");
+    };
+    assert_eq!(*total, 6);
+    assert_eq!(labels_of(seats), "A-1, A-2, B-1, B-2, C-1, C-2");
+    assert_eq!(sections[0].price, Money::parse(150_000).unwrap());
+    assert_eq!(labels_of(&sections[0].seats), "A-1, A-2");
+
+    let front = booking(listing, &["A-1", "A-2"]);
+    catalog.apply(&placed(&front)).await;
+    catalog.apply(&placed(&booking(listing, &["A-2"]))).await;
+    catalog.apply(&placed(&booking(listing, &["D-1"]))).await;
+    assert_eq!(catalog.seat(listing, "A-2").await, SeatStatus::Held);
+    assert_eq!(catalog.available(listing).await, 4);
+    let reasons: Vec<_> = catalog
+        .inventory_events()
+        .await
+        .iter()
+        .filter_map(rejection)
+        .cloned()
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            InventoryRejection::SeatTaken {
+                seats: labels(&["A-2"])
+            },
+            InventoryRejection::UnknownSeats {
+                seats: labels(&["D-1"])
+            }
+        ]
+    );
+}
+
+#[tokio::test]
+async fn bikes_are_numbered_on_after_the_store_is_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = runtime::store::sqlite_url(dir.path(), "catalog");
+    bikes_are_numbered_on_across_restarts(&url).await;
+}
+
+#[tokio::test]
+async fn bikes_are_numbered_on_after_postgres_is_reconnected() {
+    let Some(url) = postgres("bikes") else {
+        return;
+    };
+    bikes_are_numbered_on_across_restarts(&url).await;
+}
+
+async fn bikes_are_numbered_on_across_restarts(url: &str) {
+    let catalog = Catalog::on(url, None).await;
+    let first = catalog.bike("red").await;
+    let second = catalog.bike("blue").await;
+    assert_eq!((first.number, first.title.as_str()), (Some(1), "Bike 1"));
+    assert_eq!((second.number, second.title.as_str()), (Some(2), "Bike 2"));
+    assert_eq!(first.price, Money::parse(1_000).unwrap());
+    assert_eq!(first.color.as_deref(), Some("red"));
+    catalog.store.close().await;
+    drop(catalog);
+
+    let reopened = Catalog::on(url, None).await;
+    let third = reopened.bike("green").await;
+    assert_eq!((third.number, third.title.as_str()), (Some(3), "Bike 3"));
+    let found = reopened.listings.find(third.id).await.unwrap().unwrap();
+    assert_eq!(found, third);
+    let Some(CatalogEvent::ListingRegistered {
+        capacity,
+        color,
+        number,
+        ..
+    }) = reopened.events().await.pop()
+    else {
+        panic!("a bike is announced");
+    };
+    assert_eq!(capacity, CapacityKind::Unit);
+    assert_eq!((color.as_deref(), number), (Some("green"), Some(3)));
+}
+
+#[tokio::test]
+async fn a_bike_is_rented_to_one_customer_at_a_time_and_again_once_returned() {
+    let catalog = Catalog::sqlite().await;
+    let bike = catalog.bike("red").await.id;
+    let first = rental(bike);
+    let second = rental(bike);
+    catalog.apply(&placed(&first)).await;
+    catalog.apply(&placed(&second)).await;
+    catalog.apply(&confirmed(&first)).await;
+    assert_eq!(catalog.available(bike).await, 0);
+    catalog.apply(&returned(&first)).await;
+    assert_eq!(catalog.available(bike).await, 1);
+    let third = rental(bike);
+    catalog.apply(&placed(&third)).await;
+    catalog.apply(&cancelled(&third)).await;
+    let mut seated = rental(bike);
+    seated.seats = labels(&["A-1"]);
+    catalog.apply(&placed(&seated)).await;
+    let mut two = rental(bike);
+    two.quantity = 2;
+    catalog.apply(&placed(&two)).await;
+    assert_eq!(catalog.available(bike).await, 1);
+    let events = catalog.inventory_events().await;
+    assert!(
+        matches!(
+            events.as_slice(),
+            [
+                CatalogEvent::TicketsReserved {
+                    quantity: 1,
+                    available: 0,
+                    ..
+                },
+                CatalogEvent::InventoryRejected {
+                    reason: InventoryRejection::InUse,
+                    ..
+                },
+                CatalogEvent::InventorySold { quantity: 1, .. },
+                CatalogEvent::InventoryReleased {
+                    quantity: 1,
+                    available: 1,
+                    ..
+                },
+                CatalogEvent::TicketsReserved { available: 0, .. },
+                CatalogEvent::InventoryReleased { available: 1, .. },
+                CatalogEvent::InventoryRejected {
+                    reason: InventoryRejection::Unsuitable { .. },
+                    ..
+                },
+                CatalogEvent::InventoryRejected {
+                    reason: InventoryRejection::Unsuitable { .. },
+                    ..
+                },
+            ]
+        ),
+        "{events:#?}"
+    );
+}
+
+/// 50 customers book one bike at the same moment, on `replicas` catalog
+/// replicas: one gets it, the others hear it is in use.
+async fn fifty_customers_race_for_one_bike(replicas: &[Arc<Catalog>]) {
+    let bike = replicas[0].bike("red").await.id;
+    let mut racing = tokio::task::JoinSet::new();
+    for n in 0..50 {
+        let replica = replicas[n % replicas.len()].clone();
+        let envelope = placed(&rental(bike));
+        racing.spawn(async move { replica.apply(&envelope).await });
+    }
+    while let Some(done) = racing.join_next().await {
+        done.unwrap();
+    }
+    let events = replicas[0].inventory_events().await;
+    let held = events
+        .iter()
+        .filter(|event| matches!(event, CatalogEvent::TicketsReserved { .. }))
+        .count();
+    let in_use = events
+        .iter()
+        .filter_map(rejection)
+        .filter(|reason| **reason == InventoryRejection::InUse)
+        .count();
+    assert_eq!((held, in_use), (1, 49), "{events:#?}");
+    let live: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM holds WHERE listing_id = $1 AND status = 'held'")
+            .bind(bike.to_string())
+            .fetch_one(replicas[0].store.reader())
+            .await
+            .unwrap();
+    assert_eq!(live, 1);
+    assert_eq!(replicas[0].available(bike).await, 0);
+}
+
+#[tokio::test]
+async fn fifty_customers_booking_one_bike_at_once_rent_it_once() {
+    let catalog = Arc::new(Catalog::sqlite().await);
+    fifty_customers_race_for_one_bike(&[catalog]).await;
+}
+
+#[tokio::test]
+async fn racing_replicas_on_postgres_rent_a_bike_once() {
+    let Some(url) = postgres("bike_race") else {
+        return;
+    };
+    let one = Arc::new(Catalog::on(&url, None).await);
+    let two = Arc::new(Catalog::on(&url, None).await);
+    fifty_customers_race_for_one_bike(&[one, two]).await;
+}
+
+#[tokio::test]
+async fn a_seat_map_change_that_would_drop_booked_seats_is_refused_naming_them() {
+    let catalog = Catalog::sqlite().await;
+    let listing = catalog.musical(10, 2, vec![]).await;
+    let pending = booking(listing, &["J-1"]);
+    let bought = booking(listing, &["J-2"]);
+    catalog.apply(&placed(&pending)).await;
+    catalog.apply(&placed(&bought)).await;
+    catalog.apply(&confirmed(&bought)).await;
+
+    let refused = catalog
+        .listings
+        .update(listing, seating(Some(9), None))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, ChangeError::BookedSeats(_)), "{refused}");
+    assert_eq!(
+        refused.to_string(),
+        "seats J-1, J-2 are booked and would be removed"
+    );
+    assert_eq!(catalog.listings.seat_map(listing).await.unwrap().len(), 20);
+    assert!(!catalog
+        .events()
+        .await
+        .iter()
+        .any(|event| matches!(event, CatalogEvent::ListingUpdated { .. })));
+
+    let grown = catalog
+        .listings
+        .update(listing, seating(Some(11), Some(vec![vip(&["A"])])))
+        .await
+        .unwrap();
+    assert_eq!((grown.quota.total(), grown.quota.available()), (22, 20));
+    assert_eq!(catalog.seat(listing, "K-2").await, SeatStatus::Available);
+    assert_eq!(catalog.seat(listing, "J-2").await, SeatStatus::Sold);
+    let Some(CatalogEvent::ListingUpdated {
+        capacity:
+            CapacityKind::Seated {
+                total: 22,
+                seats,
+                sections,
+            },
+        ..
+    }) = catalog.events().await.pop()
+    else {
+        panic!("a changed seat map is announced");
+    };
+    assert_eq!(seats.len(), 22);
+    assert_eq!(labels_of(&sections[0].seats), "A-1, A-2");
+
+    catalog.apply(&cancelled(&pending)).await;
+    catalog.apply(&cancelled(&bought)).await;
+    let shrunk = catalog
+        .listings
+        .update(listing, seating(Some(9), None))
+        .await
+        .unwrap();
+    assert_eq!((shrunk.quota.total(), shrunk.quota.available()), (18, 18));
+    assert_eq!(shrunk.sections[0].name(), "VIP");
+    let map = catalog.listings.seat_map(listing).await.unwrap();
+    assert_eq!(map.last().unwrap().0.to_string(), "I-2");
+    let stored: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM listing_seats WHERE listing_id = $1")
+            .bind(listing.to_string())
+            .fetch_one(catalog.store.reader())
+            .await
+            .unwrap();
+    assert_eq!(stored, 18);
+}
+
+#[tokio::test]
+async fn a_change_is_announced_in_full_and_an_invalid_one_changes_nothing() {
+    let catalog = Catalog::sqlite().await;
+    let bike = catalog.bike("red").await;
+    let changed = catalog
+        .listings
+        .update(
+            bike.id,
+            ListingChangeDraft {
+                color: Some("green".into()),
+                price: Some(1_200),
+                ..ListingChangeDraft::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.color.as_deref(), Some("green"));
+    assert_eq!(changed.title, "Bike 1");
+    assert_eq!(
+        catalog.listings.find(bike.id).await.unwrap().unwrap(),
+        changed
+    );
+    assert!(matches!(
+        catalog.events().await.pop(),
+        Some(CatalogEvent::ListingUpdated { capacity: CapacityKind::Unit, price, title, .. })
+            if price == Money::parse(1_200).unwrap() && title == "Bike 1"
+    ));
+
+    let refused = catalog
+        .listings
+        .update(
+            bike.id,
+            ListingChangeDraft {
+                title: Some("Renamed".into()),
+                starts_at: Some(Some("2026-11-21T19:30:00Z".into())),
+                ..ListingChangeDraft::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, ChangeError::Invalid(_)), "{refused}");
+    assert_eq!(
+        catalog.listings.find(bike.id).await.unwrap().unwrap(),
+        changed
+    );
+    assert!(matches!(
+        catalog
+            .listings
+            .update(ListingId::new(), ListingChangeDraft::default())
+            .await,
+        Err(ChangeError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_showing_moves_only_to_a_time_its_screen_is_free() {
+    let catalog = Catalog::sqlite().await;
+    let hall3 = |start: &str| ListingDraft {
+        title: Some("Late show".into()),
+        price: Some(1_000),
+        seating: Some(SeatingDraft {
+            rows: Some(6),
+            seats_per_row: Some(8),
+            ..SeatingDraft::default()
+        }),
+        starts_at: Some(start.to_owned()),
+        ..ListingDraft::default()
+    };
+    let register = |draft| async {
+        catalog
+            .listings
+            .register(NewListing::parse(draft).unwrap())
+            .await
+            .unwrap()
+    };
+    let early = register(hall3("2026-11-21T18:00:00Z")).await;
+    let late = register(hall3("2026-11-21T22:00:00Z")).await;
+    assert_eq!(early.screen, late.screen);
+    let move_late = |start: &str| {
+        catalog.listings.update(
+            late.id,
+            ListingChangeDraft {
+                starts_at: Some(Some(start.to_owned())),
+                ..ListingChangeDraft::default()
+            },
+        )
+    };
+    let busy = move_late("2026-11-21T19:00:00Z").await.unwrap_err();
+    assert!(
+        matches!(&busy, ChangeError::ScreenBusy(AssignmentError::Busy { listing, .. }) if *listing == early.id),
+        "{busy}"
+    );
+    // Its own old time is no obstacle.
+    move_late("2026-11-21T23:00:00Z").await.unwrap();
+    // A withdrawn showing frees its screen.
+    catalog.listings.withdraw(early.id, false).await.unwrap();
+    let moved = move_late("2026-11-21T19:00:00Z").await.unwrap();
+    assert_eq!(
+        moved.starts_at,
+        Some(time::macros::datetime!(2026-11-21 19:00 UTC))
+    );
+}
+
+#[tokio::test]
+async fn a_listing_with_live_bookings_is_withdrawn_only_with_them_cancelled() {
+    let catalog = Catalog::sqlite().await;
+    let listing = catalog.quota(10).await;
+    let mut pending = booking(listing, &[]);
+    pending.quantity = 4;
+    let bought = booking(listing, &[]);
+    let refused = booking(listing, &["A-1"]);
+    catalog.apply(&placed(&pending)).await;
+    catalog.apply(&placed(&bought)).await;
+    catalog.apply(&confirmed(&bought)).await;
+    catalog.apply(&placed(&refused)).await;
+
+    let live = catalog.listings.withdraw(listing, false).await.unwrap_err();
+    assert_eq!(
+        live.to_string(),
+        format!("listing {listing} has 2 live reservations; delete with ?cancelReservations=true to cancel and refund them")
+    );
+    assert!(catalog.listings.find(listing).await.unwrap().is_some());
+
+    catalog.listings.withdraw(listing, true).await.unwrap();
+    assert!(matches!(
+        catalog.events().await.pop(),
+        Some(CatalogEvent::ListingWithdrawn { listing_id, cancel_reservations: true, .. })
+            if listing_id == listing
+    ));
+    assert!(catalog.listings.find(listing).await.unwrap().is_none());
+    assert!(catalog.stored(listing).await.withdrawn_at.is_some());
+    assert!(matches!(
+        catalog.listings.withdraw(listing, true).await,
+        Err(WithdrawError::NotFound(_))
+    ));
+    assert!(matches!(
+        catalog
+            .listings
+            .update(
+                listing,
+                ListingChangeDraft {
+                    title: Some("Back".into()),
+                    ..ListingChangeDraft::default()
+                }
+            )
+            .await,
+        Err(ChangeError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_withdrawn_listing_refuses_new_bookings_but_gives_back_the_old_ones() {
+    let catalog = Catalog::sqlite().await;
+    let listing = catalog.showing().await;
+    let held = booking(listing, &["A-1"]);
+    let bought = booking(listing, &["A-2"]);
+    catalog.apply(&placed(&held)).await;
+    catalog.apply(&placed(&bought)).await;
+    catalog.apply(&confirmed(&bought)).await;
+    catalog.listings.withdraw(listing, true).await.unwrap();
+
+    let late = booking(listing, &["A-3"]);
+    catalog.apply(&placed(&late)).await;
+    catalog.apply(&cancelled(&held)).await;
+    catalog.apply(&cancelled(&bought)).await;
+    let events = catalog.inventory_events().await;
+    let n = events.len();
+    assert!(
+        matches!(
+            &events[n - 3..],
+            [
+                CatalogEvent::InventoryRejected {
+                    reason: InventoryRejection::Withdrawn,
+                    ..
+                },
+                CatalogEvent::InventoryReleased { available: 47, .. },
+                CatalogEvent::InventoryReleased { available: 48, .. },
+            ]
+        ),
+        "{events:#?}"
+    );
+    assert_eq!(catalog.seat(listing, "A-2").await, SeatStatus::Available);
+    assert_eq!(catalog.seat(listing, "A-3").await, SeatStatus::Available);
+    // A listing nobody booked needs no cancelling.
+    let unbooked = catalog.bike("red").await.id;
+    catalog.listings.withdraw(unbooked, false).await.unwrap();
+    catalog.apply(&placed(&rental(unbooked))).await;
+    assert!(matches!(
+        catalog.inventory_events().await.pop(),
+        Some(CatalogEvent::InventoryRejected {
+            reason: InventoryRejection::Withdrawn,
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn listings_are_listed_by_kind_without_the_withdrawn_ones() {
+    let catalog = Catalog::sqlite().await;
+    let movie = catalog.quota(5).await;
+    let musical = catalog.musical(2, 2, vec![]).await;
+    let kept = catalog.bike("red").await.id;
+    let gone = catalog.bike("blue").await.id;
+    catalog.listings.withdraw(gone, false).await.unwrap();
+    let listings = &catalog.listings;
+    let ids = |kind| async move {
+        listings
+            .list(kind, None, 10)
+            .await
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(|listing| listing.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(None).await, [movie, musical, kept]);
+    assert_eq!(ids(Some(ListingKind::Bike)).await, [kept]);
+    assert_eq!(ids(Some(ListingKind::Musical)).await, [musical]);
+    assert_eq!(ids(Some(ListingKind::Movie)).await, [movie]);
+    // A page cannot continue from a withdrawn listing.
+    assert!(catalog
+        .listings
+        .list(None, Some(gone), 10)
+        .await
+        .unwrap()
+        .is_none());
 }
