@@ -177,6 +177,9 @@ pub enum CatalogEvent {
             skip_serializing_if = "Option::is_none"
         )]
         starts_at: Option<OffsetDateTime>,
+        /// A bike's colour.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        color: Option<String>,
         #[serde(with = "time::serde::rfc3339")]
         updated_at: OffsetDateTime,
     },

@@ -230,6 +230,7 @@ fn musical_and_bike_listing_events_keep_their_shape() {
             price: Money::parse(90_000).unwrap(),
             capacity: seat_map,
             starts_at: Some(at()),
+            color: None,
             updated_at: at(),
         },
         "boxoffice.catalog.listing-updated",

@@ -222,6 +222,7 @@ pub(crate) mod tests {
             }
             .to_envelope()
         }
+
         pub fn renamed(&self, title: &str) -> Envelope {
             CatalogEvent::ListingUpdated {
                 listing_id: self.booking.listing_id,
@@ -234,6 +235,7 @@ pub(crate) mod tests {
                     sections: Vec::new(),
                 },
                 starts_at: Some(datetime!(2026-12-25 19:30 UTC)),
+                color: None,
                 updated_at: at(4),
             }
             .to_envelope()

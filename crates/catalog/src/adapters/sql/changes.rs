@@ -126,6 +126,7 @@ impl Listings {
             price: listing.price,
             capacity: capacity(&listing, seats),
             starts_at: listing.starts_at,
+            color: listing.color.clone(),
             updated_at: kernel::now(),
         };
         outbox::append(&mut tx, &[event.outgoing(None)]).await?;
