@@ -288,7 +288,6 @@ async fn deleting_a_musical_with_bookings_needs_cancel_reservations_which_refund
         .any(|l| l["id"] == show.as_str()));
 
     for (token, id) in &booked {
-        assert_eq!(app.settled(token, id).await, "confirmed");
         eventually(|| async {
             (app.reservation_status(token, id).await == "cancelled").then_some(())
         })
