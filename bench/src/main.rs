@@ -34,6 +34,14 @@
 //!   confirmation latencies, and audits every wallet (bought − 1,000 per
 //!   rental, never negative) and every bike (free again at the end).
 //!
+//! - `hold-expiry` (with `--distributed`): customers book every seat of a
+//!   500-seat musical with points while the wallet process is down, so
+//!   catalog holds each seat and nothing pays for it; at the deadline
+//!   (`--deadline-secs`, 5) reservation expires them all while other
+//!   customers keep booking tickets by card. Prints holds expired per
+//!   second, checks every seat is free again, then restarts the wallet and
+//!   audits that every wallet is whole (spent on replay, refunded).
+//!
 //! ```sh
 //! cargo build --release -p boxoffice -p bench
 //! ./target/release/bench --clients 64 --seconds 20
@@ -62,6 +70,8 @@ enum Scenario {
     Breaker,
     /// Bikes rented with points and returned, for `--seconds`.
     PointsRental,
+    /// Seats held for bookings nobody pays, expired at their deadline.
+    HoldExpiry,
 }
 
 #[derive(Parser)]
@@ -69,6 +79,9 @@ struct Args {
     /// What to measure.
     #[arg(long, value_enum, default_value_t = Scenario::Quota)]
     scenario: Scenario,
+    /// How long a booking may stay pending (the hold-expiry scenario sets 5).
+    #[arg(long)]
+    deadline_secs: Option<u64>,
     /// Booking requests in the seat rush.
     #[arg(long, default_value_t = 10_000)]
     requests: usize,
@@ -97,7 +110,7 @@ struct Args {
 
 /// The processes under test, by name.
 struct Deployment {
-    processes: Vec<(&'static str, tokio::process::Child)>,
+    processes: Vec<Process>,
     /// PostgreSQL server and database prefix to drop afterwards (distributed).
     databases: Option<(String, String)>,
     /// Each consumer group and where its metrics are.
@@ -107,27 +120,19 @@ struct Deployment {
 
 impl Deployment {
     fn start(args: &Args, data: &std::path::Path) -> anyhow::Result<Deployment> {
+        let deadline = args
+            .deadline_secs
+            .or((args.scenario == Scenario::HoldExpiry).then_some(5))
+            .map(|secs| {
+                (
+                    "BOXOFFICE_RESERVATION__DEADLINE_SECS".to_owned(),
+                    secs.to_string(),
+                )
+            });
         let spawn = |name: &'static str, command_args: Vec<String>, env: &[(String, String)]| {
-            tokio::process::Command::new(&args.binary)
-                .args(command_args)
-                .envs(env.iter().cloned())
-                .env("BOXOFFICE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-                // Each client books far faster than a person: keep the
-                // per-user limit (and its cost) on the path, but out of reach.
-                .env("BOXOFFICE_RATE_LIMITS__WRITES_PER_SECOND", "1000000")
-                .env("BOXOFFICE_RATE_LIMITS__WRITES_BURST", "1000000")
-                .env("BOXOFFICE_DATA_DIR", data)
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .map(|child| (name, child))
-                .with_context(|| {
-                    format!(
-                        "starting {} (build it with cargo build --release)",
-                        args.binary.display()
-                    )
-                })
+            let mut env = env.to_vec();
+            env.extend(deadline.clone());
+            spawn_process(&args.binary, data, name, command_args, &env)
         };
         if !args.distributed {
             let up = vec!["up".into(), "--port".into(), args.port.to_string()];
@@ -205,13 +210,13 @@ impl Deployment {
     fn pids(&self) -> Vec<(&'static str, u32)> {
         self.processes
             .iter()
-            .filter_map(|(name, child)| child.id().map(|pid| (*name, pid)))
+            .filter_map(|process| process.child.id().map(|pid| (process.name, pid)))
             .collect()
     }
 
     async fn stop(mut self) {
-        for (_, child) in &mut self.processes {
-            child.kill().await.ok();
+        for process in &mut self.processes {
+            process.kill().await;
         }
         if let Some((server, namespace)) = &self.databases {
             use sqlx::Connection;
@@ -224,6 +229,73 @@ impl Deployment {
                 }
             }
         }
+    }
+}
+
+/// Starts one platform process with the bench's settings.
+fn spawn_process(
+    binary: &std::path::Path,
+    data: &std::path::Path,
+    name: &'static str,
+    command_args: Vec<String>,
+    env: &[(String, String)],
+) -> anyhow::Result<Process> {
+    let child = tokio::process::Command::new(binary)
+        .args(&command_args)
+        .envs(env.iter().cloned())
+        .env("BOXOFFICE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        // Each client books far faster than a person: keep the
+        // per-user limit (and its cost) on the path, but out of reach.
+        .env("BOXOFFICE_RATE_LIMITS__WRITES_PER_SECOND", "1000000")
+        .env("BOXOFFICE_RATE_LIMITS__WRITES_BURST", "1000000")
+        .env("BOXOFFICE_DATA_DIR", data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| {
+            format!(
+                "starting {} (build it with cargo build --release)",
+                binary.display()
+            )
+        })?;
+    Ok(Process {
+        name,
+        child,
+        command_args,
+        env: env.to_vec(),
+        binary: binary.to_owned(),
+        data: data.to_owned(),
+    })
+}
+
+/// A running platform process and how to start it again.
+struct Process {
+    name: &'static str,
+    child: tokio::process::Child,
+    command_args: Vec<String>,
+    env: Vec<(String, String)>,
+    binary: PathBuf,
+    data: PathBuf,
+}
+
+impl Process {
+    /// Kills it hard, as a crash would.
+    async fn kill(&mut self) {
+        self.child.kill().await.ok();
+    }
+
+    /// Starts it again, as it was started.
+    fn restart(&mut self) -> anyhow::Result<()> {
+        let again = spawn_process(
+            &self.binary,
+            &self.data,
+            self.name,
+            self.command_args.clone(),
+            &self.env,
+        )?;
+        *self = again;
+        Ok(())
     }
 }
 
@@ -251,7 +323,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let data = std::env::temp_dir().join(format!("boxoffice-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let deployment = Deployment::start(&args, &data)?;
+    let mut deployment = Deployment::start(&args, &data)?;
     let base = format!("http://127.0.0.1:{}", args.port);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients * 2)
@@ -261,6 +333,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::SeatRush => seat_rush(&args, &http, &base, &deployment).await,
         Scenario::Breaker => breaker(&args, &http, &base, &deployment).await,
         Scenario::PointsRental => points_rental(&args, &http, &base, &deployment).await,
+        Scenario::HoldExpiry => hold_expiry(&args, &http, &base, &mut deployment).await,
     };
     deployment.stop().await;
     let _ = std::fs::remove_dir_all(&data);
@@ -842,6 +915,219 @@ async fn points_rental(
     );
     if !ok {
         bail!("points rental audit failed");
+    }
+    Ok(())
+}
+
+/// Every seat of a musical held for a booking nobody pays (the wallet is
+/// down), expired at the deadline under a background of card bookings.
+async fn hold_expiry(
+    args: &Args,
+    http: &reqwest::Client,
+    base: &str,
+    deployment: &mut Deployment,
+) -> anyhow::Result<()> {
+    const ROWS: u64 = 20;
+    const PER_ROW: u64 = 25;
+    const POINTS: u64 = 100_000;
+    anyhow::ensure!(
+        args.distributed,
+        "hold-expiry stops the wallet process: run it with --distributed"
+    );
+    wait_ready(http, base).await?;
+    let admin = token(http, base, "admin", ADMIN_PASSWORD).await?;
+    let musical = post(
+        http,
+        base,
+        "/listings",
+        Some(&admin),
+        json!({"kind": "musical", "title": "Expiry", "price": 100,
+               "seating": {"rows": ROWS, "seatsPerRow": PER_ROW}}),
+    )
+    .await?;
+    let musical = musical["id"].as_str().context("listing id")?.to_owned();
+    let movie = post(
+        http,
+        base,
+        "/listings",
+        Some(&admin),
+        json!({"kind": "movie", "title": "Background", "price": 100, "tickets": 1_000_000}),
+    )
+    .await?;
+    let movie = movie["id"].as_str().context("listing id")?.to_owned();
+    let holders = customers(http, base, "holder", args.clients).await?;
+    for holder in &holders {
+        post(
+            http,
+            base,
+            "/points/purchases",
+            Some(holder),
+            json!({"amount": POINTS}),
+        )
+        .await?;
+    }
+    let background = customers(http, base, "moviegoer", args.clients).await?;
+    let wallet = deployment
+        .processes
+        .iter_mut()
+        .find(|process| process.name == "wallet")
+        .context("a wallet process")?;
+    wallet.kill().await;
+    println!(
+        "boxoffice hold expiry: {} seats held for bookings paid with points while the wallet is down, {} clients, {}",
+        ROWS * PER_ROW,
+        args.clients,
+        deployment.mode
+    );
+
+    // Book every seat, spread over the holders.
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for holder in holders.clone() {
+        let (http, base, musical, next) =
+            (http.clone(), base.to_owned(), musical.clone(), next.clone());
+        clients.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            loop {
+                let seat = next.fetch_add(1, Ordering::Relaxed);
+                if seat >= ROWS * PER_ROW {
+                    return answers;
+                }
+                let label = format!(
+                    "{}-{}",
+                    char::from(b'A' + (seat / PER_ROW) as u8),
+                    seat % PER_ROW + 1
+                );
+                let body =
+                    json!({"listingId": musical, "seats": [label], "paymentMethod": "points"});
+                answers.push(send_booking(&http, &base, &holder, &body, started).await);
+            }
+        }));
+    }
+    let mut answers = Vec::new();
+    for client in clients {
+        answers.extend(client.await?);
+    }
+    let accepted = answers.iter().filter(|a| a.status == 202).count();
+    anyhow::ensure!(
+        accepted as u64 == ROWS * PER_ROW,
+        "every seat booking is accepted ({accepted})"
+    );
+    let seat_counts = |seats: &Value| {
+        let of = |status: &str| {
+            seats
+                .as_array()
+                .map(|seats| seats.iter().filter(|s| s["status"] == status).count())
+                .unwrap_or(0)
+        };
+        (of("held"), of("available"))
+    };
+    // Held, all of them, waiting for points that do not come.
+    let held_at = loop {
+        let seats = get(http, base, &format!("/listings/{musical}/seats"), None).await?;
+        if seat_counts(&seats).0 as u64 == ROWS * PER_ROW {
+            break started.elapsed();
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(120),
+            "seats never all held"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Card bookings go on meanwhile.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for goer in background {
+        let (http, base, movie, stop) =
+            (http.clone(), base.to_owned(), movie.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let mut booked = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let body = json!({"listingId": movie, "quantity": 1});
+                if send_booking(&http, &base, &goer, &body, started)
+                    .await
+                    .status
+                    == 202
+                {
+                    booked += 1;
+                }
+            }
+            booked
+        }));
+    }
+    let deadline = started + Duration::from_secs(args.deadline_secs.unwrap_or(5));
+    let (first_free, all_free) = {
+        let mut first_free = None;
+        loop {
+            let seats = get(http, base, &format!("/listings/{musical}/seats"), None).await?;
+            let (_, available) = seat_counts(&seats);
+            if available > 0 && first_free.is_none() {
+                first_free = Some(started.elapsed());
+            }
+            if available as u64 == ROWS * PER_ROW {
+                break (first_free.unwrap_or_default(), started.elapsed());
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(300),
+                "seats stuck: only {available} free after 300 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    let mut background_bookings = 0;
+    for client in load {
+        background_bookings += client.await?;
+    }
+    let sweep = all_free
+        .saturating_sub(first_free)
+        .max(Duration::from_millis(1));
+    println!(
+        "holds                  {} held {:.1} s after the first booking; deadline {:.1} s after it",
+        ROWS * PER_ROW,
+        held_at.as_secs_f64(),
+        deadline.duration_since(started).as_secs_f64()
+    );
+    println!(
+        "expiry sweep           first seat free at {:.2} s, all {} free at {:.2} s: {:.0} holds expired/s",
+        first_free.as_secs_f64(),
+        ROWS * PER_ROW,
+        all_free.as_secs_f64(),
+        (ROWS * PER_ROW) as f64 / sweep.as_secs_f64()
+    );
+    println!("background             {background_bookings} card bookings accepted meanwhile");
+
+    // The wallet comes back, spends for the expired bookings on replay and
+    // refunds them: every wallet whole again.
+    let wallet = deployment
+        .processes
+        .iter_mut()
+        .find(|process| process.name == "wallet")
+        .context("a wallet process")?;
+    wallet.restart()?;
+    let back = Instant::now();
+    let whole = loop {
+        let mut whole = 0;
+        for holder in &holders {
+            if let Ok(points) = get(http, base, "/points", Some(holder)).await {
+                whole += usize::from(points["balance"] == POINTS);
+            }
+        }
+        if whole == holders.len() || back.elapsed() > Duration::from_secs(120) {
+            break whole;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let ok = whole == holders.len();
+    println!(
+        "audit                  all seats free again; wallets whole after the wallet's restart: {whole}/{} ({:.1} s): {}",
+        holders.len(),
+        back.elapsed().as_secs_f64(),
+        if ok { "OK" } else { "MISMATCH" }
+    );
+    if !ok {
+        bail!("hold expiry audit failed");
     }
     Ok(())
 }
