@@ -203,6 +203,14 @@ pub(crate) mod tests {
             .to_envelope()
         }
 
+        fn seat_map(&self) -> CapacityKind {
+            CapacityKind::Seated {
+                total: 2,
+                seats: self.booking.seats.clone(),
+                sections: Vec::new(),
+            }
+        }
+
         pub fn registered(&self) -> Envelope {
             CatalogEvent::ListingRegistered {
                 listing_id: self.booking.listing_id,
@@ -210,11 +218,7 @@ pub(crate) mod tests {
                 title: "LALALand".into(),
                 description: String::new(),
                 price: Money::parse(7_500).unwrap(),
-                capacity: CapacityKind::Seated {
-                    total: 2,
-                    seats: self.booking.seats.clone(),
-                    sections: Vec::new(),
-                },
+                capacity: self.seat_map(),
                 starts_at: Some(datetime!(2026-12-24 19:30 UTC)),
                 color: None,
                 number: None,
@@ -229,11 +233,7 @@ pub(crate) mod tests {
                 title: title.into(),
                 description: String::new(),
                 price: Money::parse(7_500).unwrap(),
-                capacity: CapacityKind::Seated {
-                    total: 2,
-                    seats: self.booking.seats.clone(),
-                    sections: Vec::new(),
-                },
+                capacity: self.seat_map(),
                 starts_at: Some(datetime!(2026-12-25 19:30 UTC)),
                 color: None,
                 updated_at: at(4),

@@ -271,21 +271,8 @@ impl Reservations {
         caller: UserId,
         admin: bool,
     ) -> Result<Reservation, AppError> {
-        let mut tx = self.store.store().begin().await?;
-        let owned = self
-            .store
-            .load(&mut tx, id)
-            .await?
-            .filter(|(r, _)| admin || r.user_id == caller)
-            .map(|(r, _)| r.id);
-        if owned.is_none() {
-            return Err(ReservationError::NotFound.into());
-        }
-        let reservation = self
-            .execute(&mut tx, id, Command::Cancel { at: kernel::now() }, None)
-            .await?;
-        self.store.store().commit(tx).await?;
-        Ok(reservation)
+        let command = Command::Cancel { at: kernel::now() };
+        self.on_behalf_of(id, caller, admin, command).await
     }
 
     /// Ends a bike rental on behalf of `caller` (admins may end anyone's).
@@ -294,6 +281,19 @@ impl Reservations {
         id: ReservationId,
         caller: UserId,
         admin: bool,
+    ) -> Result<Reservation, AppError> {
+        let command = Command::Return { at: kernel::now() };
+        self.on_behalf_of(id, caller, admin, command).await
+    }
+
+    /// A customer's command on their own booking; someone else's is not
+    /// found, whoever asks, unless an admin asks.
+    async fn on_behalf_of(
+        &self,
+        id: ReservationId,
+        caller: UserId,
+        admin: bool,
+        command: Command,
     ) -> Result<Reservation, AppError> {
         let mut tx = self.store.store().begin().await?;
         let owned = self
@@ -304,9 +304,7 @@ impl Reservations {
         if !owned {
             return Err(ReservationError::NotFound.into());
         }
-        let reservation = self
-            .execute(&mut tx, id, Command::Return { at: kernel::now() }, None)
-            .await?;
+        let reservation = self.execute(&mut tx, id, command, None).await?;
         self.store.store().commit(tx).await?;
         Ok(reservation)
     }
