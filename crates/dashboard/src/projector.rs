@@ -103,9 +103,11 @@ pub(crate) mod tests {
 
     pub(crate) async fn given() -> Given {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&sqlite_url(dir.path(), "dashboard"), MIGRATIONS)
-            .await
-            .unwrap();
+        given_on(&sqlite_url(dir.path(), "dashboard"), dir).await
+    }
+
+    async fn given_on(url: &str, dir: tempfile::TempDir) -> Given {
+        let store = Store::connect(url, MIGRATIONS).await.unwrap();
         let view = DashboardView::new(store.clone());
         Given {
             _dir: dir,
@@ -510,5 +512,67 @@ pub(crate) mod tests {
         };
         given.deliver(&payment.to_envelope()).await;
         assert_eq!(given.view.changes().await.unwrap(), 1);
+    }
+
+    /// The same view on PostgreSQL, when `BOXOFFICE_TEST_POSTGRES` names a
+    /// server: the statements, the sums and the row locks of both engines.
+    #[tokio::test]
+    async fn the_view_reads_the_same_on_postgres() {
+        let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok() else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs this test: set BOXOFFICE_TEST_POSTGRES"
+            );
+            return;
+        };
+        let database = format!("dashboard_{}", ReservationId::new().as_uuid().simple());
+        let url = format!("{}/{database}", server.trim_end_matches('/'));
+        let given = given_on(&url, tempfile::tempdir().unwrap()).await;
+        let (listing, registered) = movie(10);
+        let kept = Booked::new(listing, 3, PaymentMethod::Card);
+        let with_points = Booked::new(listing, 2, PaymentMethod::Points);
+        let dropped = Booked::new(listing, 4, PaymentMethod::Card);
+        let spent = WalletEvent::PointsSpent {
+            user_id: with_points.booking.user_id,
+            reservation_id: with_points.booking.reservation_id,
+            points: 24_000,
+            balance: 0,
+            spent_at: at(2),
+        };
+        given
+            .deliver_all(&[
+                kept.sold(),
+                registered,
+                kept.reserved(),
+                kept.confirmed(),
+                kept.placed(),
+                with_points.placed(),
+                with_points.reserved(),
+                with_points.sold(),
+                with_points.confirmed(),
+                spent.to_envelope(),
+                spent.to_envelope(),
+                dropped.placed(),
+                dropped.reserved(),
+                dropped.sold(),
+                dropped.confirmed(),
+                dropped.cancelled(),
+                dropped.released(),
+                dropped.confirmed(),
+            ])
+            .await;
+        let dashboard = given.dashboard().await;
+        assert_eq!(counts(&given.listing(listing).await), (10, 0, 5, 5));
+        assert_eq!(
+            dashboard["reservations"],
+            json!({"pending": 0, "confirmed": 2, "rejected": 0, "cancelled": 1, "returned": 0})
+        );
+        assert_eq!(
+            dashboard["revenue"],
+            json!({"card": 36_000, "points": 24_000})
+        );
+        assert_eq!(dashboard["points"], json!({"issued": 0, "spent": 24_000}));
+        assert_eq!(given.view.changes().await.unwrap(), 18);
+        given.store.close().await;
     }
 }
