@@ -301,13 +301,14 @@ impl Process {
 
 const ADMIN_PASSWORD: &str = "bench-admin-password";
 /// The services of a distributed deployment (the gateway besides).
-const SERVICES: [&str; 6] = [
+const SERVICES: [&str; 7] = [
     "catalog",
     "reservation",
     "payment",
     "wallet",
     "notification",
     "mypage",
+    "dashboard",
 ];
 /// Every consumer group, in saga order, and the service it runs in.
 const CONSUMERS: [(&str, &str); 4] = [

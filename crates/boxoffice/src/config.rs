@@ -44,6 +44,8 @@ pub struct Config {
     /// Where the other services answer, for `serve` (the gateway's routes,
     /// reservation's catalog lookups).
     pub urls: ServiceUrls,
+    /// The gateway (`[gateway]`): its route table, `[[gateway.routes]]`.
+    pub gateway: GatewayConfig,
     /// The gateway's rate limits (`[rate_limits]`, e.g.
     /// `BOXOFFICE_RATE_LIMITS__AUTH_PER_SECOND`); a rate of 0 turns one off.
     pub rate_limits: RateLimits,
@@ -82,6 +84,68 @@ impl Default for WalletConfig {
     }
 }
 
+/// The gateway's settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GatewayConfig {
+    /// Which service answers which path prefix. A table in a file replaces
+    /// this one whole; the default is [`RouteConfig::defaults`].
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            routes: RouteConfig::defaults(),
+        }
+    }
+}
+
+/// One route of the gateway: requests whose path starts with `prefix` go to
+/// `service` (a name: `catalog`, `reservation`, … found in `[urls]`, or
+/// the in-process address under `up`), to the same path, or to `rewrite`
+/// when there is one: `{rest}` in it stands for what follows the prefix,
+/// and a query in it is added to the client's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub prefix: String,
+    pub service: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<String>,
+}
+
+impl RouteConfig {
+    fn new(prefix: &str, service: &str, rewrite: Option<&str>) -> RouteConfig {
+        RouteConfig {
+            prefix: prefix.to_owned(),
+            service: service.to_owned(),
+            rewrite: rewrite.map(str::to_owned),
+        }
+    }
+
+    /// The public API: each service's own prefixes, and the aliases
+    /// `/items` (musicals), `/items/{id}`, `/seats/{listingId}` and
+    /// `/myPages` of the catalog's and my page's paths.
+    pub fn defaults() -> Vec<RouteConfig> {
+        vec![
+            RouteConfig::new("/listings", "catalog", None),
+            RouteConfig::new("/screens", "catalog", None),
+            RouteConfig::new("/reservations", "reservation", None),
+            RouteConfig::new("/notifications", "notification", None),
+            RouteConfig::new("/mypage", "mypage", None),
+            RouteConfig::new("/payments", "payment", None),
+            RouteConfig::new("/admin/payment-provider", "payment", None),
+            RouteConfig::new("/points", "wallet", None),
+            RouteConfig::new("/dashboard", "dashboard", None),
+            RouteConfig::new("/items", "catalog", Some("/listings?kind=musical")),
+            RouteConfig::new("/items/", "catalog", Some("/listings/{rest}")),
+            RouteConfig::new("/seats/", "catalog", Some("/listings/{rest}/seats")),
+            RouteConfig::new("/myPages", "mypage", Some("/mypage/reservations{rest}")),
+        ]
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BusKind {
@@ -98,6 +162,34 @@ pub struct ServiceUrls {
     pub mypage: String,
     pub payment: String,
     pub wallet: String,
+    pub dashboard: String,
+}
+
+impl ServiceUrls {
+    /// Every service a route may name.
+    pub const NAMES: [&'static str; 7] = [
+        "catalog",
+        "reservation",
+        "notification",
+        "mypage",
+        "payment",
+        "wallet",
+        "dashboard",
+    ];
+
+    /// The url of the service called `name`, if there is one.
+    pub fn of(&self, name: &str) -> Option<&str> {
+        Some(match name {
+            "catalog" => &self.catalog,
+            "reservation" => &self.reservation,
+            "notification" => &self.notification,
+            "mypage" => &self.mypage,
+            "payment" => &self.payment,
+            "wallet" => &self.wallet,
+            "dashboard" => &self.dashboard,
+            _ => return None,
+        })
+    }
 }
 
 impl Default for ServiceUrls {
@@ -109,6 +201,7 @@ impl Default for ServiceUrls {
             mypage: "http://127.0.0.1:8084".into(),
             payment: "http://127.0.0.1:8085".into(),
             wallet: "http://127.0.0.1:8086".into(),
+            dashboard: "http://127.0.0.1:8087".into(),
         }
     }
 }
@@ -127,6 +220,7 @@ impl Default for Config {
             bus: BusKind::Embedded,
             kafka: KafkaSettings::default(),
             urls: ServiceUrls::default(),
+            gateway: GatewayConfig::default(),
             rate_limits: RateLimits::default(),
             catalog: catalog::Settings::default(),
             reservation: reservation::Settings::default(),
@@ -336,6 +430,48 @@ mod tests {
                     blocked: vec!["A-1".into()],
                 }]
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_route_table_is_built_in_and_a_file_replaces_it_whole() {
+        figment::Jail::expect_with(|jail| {
+            let routes = Config::load(None).unwrap().gateway.routes;
+            assert_eq!(routes, RouteConfig::defaults());
+            assert!(routes
+                .iter()
+                .any(|r| r.prefix == "/dashboard" && r.service == "dashboard"));
+            jail.create_file(
+                "boxoffice.toml",
+                "[[gateway.routes]]\nprefix = \"/films\"\nservice = \"catalog\"\nrewrite = \"/listings?kind=movie\"\n\
+                 [[gateway.routes]]\nprefix = \"/listings\"\nservice = \"catalog\"\n",
+            )?;
+            let routes = Config::load(None).unwrap().gateway.routes;
+            assert_eq!(
+                routes,
+                [
+                    RouteConfig::new("/films", "catalog", Some("/listings?kind=movie")),
+                    RouteConfig::new("/listings", "catalog", None),
+                ]
+            );
+            jail.set_env("BOXOFFICE_URLS__DASHBOARD", "http://d:7");
+            assert_eq!(
+                Config::load(None).unwrap().urls.of("dashboard"),
+                Some("http://d:7")
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_route_with_a_misspelt_field_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "boxoffice.toml",
+                "[[gateway.routes]]\nprefix = \"/x\"\nservise = \"catalog\"\n",
+            )?;
+            assert!(Config::load(None).is_err());
             Ok(())
         });
     }

@@ -33,17 +33,19 @@ pub enum ServiceName {
     Mypage,
     Payment,
     Wallet,
+    Dashboard,
     Gateway,
 }
 
 impl ServiceName {
-    pub const ALL: [ServiceName; 7] = [
+    pub const ALL: [ServiceName; 8] = [
         ServiceName::Catalog,
         ServiceName::Reservation,
         ServiceName::Notification,
         ServiceName::Mypage,
         ServiceName::Payment,
         ServiceName::Wallet,
+        ServiceName::Dashboard,
         ServiceName::Gateway,
     ];
 
@@ -55,6 +57,7 @@ impl ServiceName {
             ServiceName::Mypage => "mypage",
             ServiceName::Payment => "payment",
             ServiceName::Wallet => "wallet",
+            ServiceName::Dashboard => "dashboard",
             ServiceName::Gateway => "gateway",
         }
     }
@@ -68,26 +71,33 @@ impl ServiceName {
     }
 }
 
-/// The gateway's routes: which service owns which path prefix. Without
-/// the wallet (a deployment without points) `/points` is not served.
-pub fn routes(urls: &ServiceUrls, wallet: bool) -> Vec<Route> {
-    let route = |prefix: &str, upstream: &str| Route {
-        prefix: prefix.to_owned(),
-        upstream: upstream.to_owned(),
-    };
-    let points = wallet.then(|| route("/points", &urls.wallet));
-    vec![
-        route("/listings", &urls.catalog),
-        route("/screens", &urls.catalog),
-        route("/reservations", &urls.reservation),
-        route("/notifications", &urls.notification),
-        route("/mypage", &urls.mypage),
-        route("/payments", &urls.payment),
-        route("/admin/payment-provider", &urls.payment),
-    ]
-    .into_iter()
-    .chain(points)
-    .collect()
+/// The gateway's routes: the configured table (`[[gateway.routes]]`), each
+/// service found by name in `urls`. Without the wallet (a deployment
+/// without points) its routes (`/points`) are left out. Checked here, so a
+/// wrong table stops the start before anything runs.
+pub fn routes(config: &Config, urls: &ServiceUrls) -> anyhow::Result<Vec<Route>> {
+    let mut routes = Vec::new();
+    for route in &config.gateway.routes {
+        let upstream = urls.of(&route.service).with_context(|| {
+            format!(
+                "gateway route {:?} names the service {:?}, which does not exist (services: {})",
+                route.prefix,
+                route.service,
+                ServiceUrls::NAMES.join(", ")
+            )
+        })?;
+        if route.service == "wallet" && !config.wallet.enabled {
+            continue;
+        }
+        routes.push(Route {
+            prefix: route.prefix.clone(),
+            service: route.service.clone(),
+            upstream: upstream.to_owned(),
+            rewrite: route.rewrite.clone(),
+        });
+    }
+    gateway::proxy::RouteTable::new(routes.clone())?;
+    Ok(routes)
 }
 
 /// The services that keep dead letters, by name, for the gateway's
@@ -100,6 +110,7 @@ pub fn services(urls: &ServiceUrls, wallet: bool) -> BTreeMap<String, String> {
         ("notification", &urls.notification),
         ("mypage", &urls.mypage),
         ("payment", &urls.payment),
+        ("dashboard", &urls.dashboard),
     ]
     .into_iter()
     .map(|(name, url)| (name.to_owned(), url.clone()))
@@ -168,11 +179,9 @@ impl Platform {
             config.separates_databases(),
             "`up` runs every service: database_url needs a {{service}} placeholder so each gets its own database"
         );
-        let (shared_bus, embedded) = connect_bus(config, "up").await?;
-
         // Every service gets a free loopback port; the gateway gets the public one.
         let mut listeners = Vec::new();
-        for _ in 0..6 {
+        for _ in 0..7 {
             listeners.push(TcpListener::bind("127.0.0.1:0").await?);
         }
         let url_of = |listener: &TcpListener| -> anyhow::Result<String> {
@@ -184,8 +193,11 @@ impl Platform {
             notification: url_of(&listeners[2])?,
             mypage: url_of(&listeners[3])?,
             payment: url_of(&listeners[4])?,
-            wallet: url_of(&listeners[5])?,
+            dashboard: url_of(&listeners[5])?,
+            wallet: url_of(&listeners[6])?,
         };
+        let routes = routes(config, &urls)?;
+        let (shared_bus, embedded) = connect_bus(config, "up").await?;
         let gateway_listener = TcpListener::bind((config.host.as_str(), config.port))
             .await
             .with_context(|| format!("binding {}:{}", config.host, config.port))?;
@@ -219,6 +231,7 @@ impl Platform {
                 config.payment.clone(),
             )
             .await?,
+            dashboard::build(&config.database_for("dashboard"), shared_bus.clone()).await?,
         ];
         let mut apps = apps;
         let wallet_listener = listeners.pop().expect("a wallet listener");
@@ -233,7 +246,9 @@ impl Platform {
             );
             listeners.push(wallet_listener);
         }
-        apps.push(gateway::build(gateway_settings(config, dir, &urls, &admin.value)?).await?);
+        apps.push(
+            gateway::build(gateway_settings(config, dir, routes, &urls, &admin.value)?).await?,
+        );
         listeners.push(gateway_listener);
 
         let (trigger, shutdown) = shutdown::channel();
@@ -287,6 +302,7 @@ async fn serve(
 fn gateway_settings(
     config: &Config,
     dir: &Path,
+    routes: Vec<Route>,
     urls: &ServiceUrls,
     admin_password: &str,
 ) -> anyhow::Result<gateway::Settings> {
@@ -296,7 +312,7 @@ fn gateway_settings(
         jwt_secret: jwt.value,
         token_ttl: Duration::from_secs(config.token_ttl_secs),
         admin_password: admin_password.to_owned(),
-        routes: routes(urls, config.wallet.enabled),
+        routes,
         services: services(urls, config.wallet.enabled),
         rate_limits: config.rate_limits,
     })
@@ -342,7 +358,9 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
             notification::build(&database_url, bus().await?.0, config.notification.clone()).await?
         }
         ServiceName::Mypage => mypage::build(&database_url, bus().await?.0).await?,
+        ServiceName::Dashboard => dashboard::build(&database_url, bus().await?.0).await?,
         ServiceName::Gateway => {
+            let routes = routes(config, &config.urls)?;
             let admin = secrets::resolve(config.admin_password.as_deref(), dir, "admin-password")?;
             if admin.generated {
                 println!(
@@ -351,7 +369,14 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
                     admin.value
                 );
             }
-            gateway::build(gateway_settings(config, dir, &config.urls, &admin.value)?).await?
+            gateway::build(gateway_settings(
+                config,
+                dir,
+                routes,
+                &config.urls,
+                &admin.value,
+            )?)
+            .await?
         }
     };
     let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
@@ -381,6 +406,7 @@ pub async fn migrate(config: &Config, only: Option<ServiceName>) -> anyhow::Resu
             ServiceName::Mypage => mypage::MIGRATIONS,
             ServiceName::Payment => payment::MIGRATIONS,
             ServiceName::Wallet => wallet::MIGRATIONS,
+            ServiceName::Dashboard => dashboard::MIGRATIONS,
             ServiceName::Gateway => gateway::MIGRATIONS,
         };
         let url = config.database_for(service.database_name());

@@ -3,7 +3,8 @@
 
 use axum::http::Method;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Ordered from the least to the most demanding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Access {
     /// Anyone, without a token.
     Public,
@@ -13,10 +14,12 @@ pub enum Access {
     Admin,
 }
 
-/// The access a request needs. Browsing the catalog, signing in and the
-/// operational endpoints are public; changing the catalog, the screen
-/// registry (`/screens`) and `/admin/*` (dead letters) are for admins; everything else needs a signed-in user
-/// (services then decide what of it is the caller's own).
+/// The access a request needs. Browsing the catalog (`/listings`, and its
+/// aliases `/items` and `/seats`), signing in and the operational endpoints
+/// are public; changing the catalog, the screen registry (`/screens`),
+/// `/admin/*` (dead letters) and the `/dashboard` are for admins;
+/// everything else needs a signed-in user (services then decide what of it
+/// is the caller's own).
 pub fn required(method: &Method, path: &str) -> Access {
     let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
     if under("/health")
@@ -27,14 +30,14 @@ pub fn required(method: &Method, path: &str) -> Access {
     {
         return Access::Public;
     }
-    if under("/listings") {
+    if under("/listings") || under("/items") || under("/seats") {
         return if method == Method::GET || method == Method::HEAD {
             Access::Public
         } else {
             Access::Admin
         };
     }
-    if under("/admin") || under("/screens") {
+    if under("/admin") || under("/screens") || under("/dashboard") {
         return Access::Admin;
     }
     Access::SignedIn
@@ -80,6 +83,25 @@ mod tests {
         assert_eq!(required(&Method::POST, "/listings"), Access::Admin);
         assert_eq!(required(&Method::PATCH, "/listings/abc"), Access::Admin);
         assert_eq!(required(&Method::DELETE, "/listings/abc"), Access::Admin);
+    }
+
+    #[test]
+    fn the_public_aliases_of_the_catalog_are_browsed_like_it() {
+        for path in ["/items", "/items/abc", "/seats/abc"] {
+            assert_eq!(required(&Method::GET, path), Access::Public, "{path}");
+            assert_eq!(required(&Method::HEAD, path), Access::Public, "{path}");
+            assert_eq!(required(&Method::POST, path), Access::Admin, "{path}");
+        }
+        assert_eq!(required(&Method::GET, "/myPages"), Access::SignedIn);
+        assert_eq!(required(&Method::GET, "/myPages/abc"), Access::SignedIn);
+        assert_eq!(required(&Method::GET, "/itemsx"), Access::SignedIn);
+    }
+
+    #[test]
+    fn the_dashboard_is_for_admins() {
+        assert_eq!(required(&Method::GET, "/dashboard"), Access::Admin);
+        assert_eq!(required(&Method::GET, "/dashboard/stream"), Access::Admin);
+        assert!(Access::Public < Access::SignedIn && Access::SignedIn < Access::Admin);
     }
 
     #[test]

@@ -99,7 +99,7 @@ fn authorize(
 ) -> Result<Caller, ApiError> {
     state
         .upstream
-        .authorize(method, path, headers)?
+        .authorize(method, &[path], headers)?
         .ok_or_else(|| ApiError::Unauthorized("authentication is required".to_owned()))
 }
 

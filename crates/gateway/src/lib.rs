@@ -47,7 +47,7 @@ pub struct Settings {
     pub token_ttl: Duration,
     /// The admin's password: the `admin` user is created or updated with it.
     pub admin_password: String,
-    /// Path prefix → service base URL.
+    /// Path prefix → service base URL (and the path asked of it).
     pub routes: Vec<Route>,
     /// Services that keep dead letters: name → base URL.
     pub services: BTreeMap<String, String>,
@@ -60,12 +60,25 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         settings.jwt_secret.len() >= 32,
         "the token signing secret must be at least 32 bytes"
     );
+    let table = proxy::RouteTable::new(settings.routes.clone())?;
+    for route in &settings.routes {
+        match &route.rewrite {
+            Some(rewrite) => tracing::info!(
+                prefix = %route.prefix, service = %route.service, %rewrite,
+                "route {} → {} as {rewrite}", route.prefix, route.service
+            ),
+            None => tracing::info!(
+                prefix = %route.prefix, service = %route.service,
+                "route {} → {}", route.prefix, route.service
+            ),
+        }
+    }
     let store = Store::connect(&settings.database_url, MIGRATIONS).await?;
     let passwords = passwords::Passwords::for_this_machine().await?;
     let users = identity::Users::new(store.clone(), passwords);
     users.ensure_admin(&settings.admin_password).await?;
     let tokens = identity::Tokens::new(settings.jwt_secret.as_bytes(), settings.token_ttl);
-    let routes = Arc::new(proxy::RouteTable::new(settings.routes)?);
+    let routes = Arc::new(table);
     let limiter = limits::Limiter::new(settings.rate_limits);
     let upstream = proxy::Upstream::new(routes.clone(), tokens.clone(), limiter.clone());
     let auth = Router::new()
@@ -105,6 +118,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         .fallback(proxy::forward)
         .with_state(upstream.clone())
         .layer(middleware::from_fn(proxy::reject_ambiguous_paths));
+    let streams = upstream.clone();
     Ok(App::new("gateway", router)
         .readiness(move || {
             let (store, upstream) = (store.clone(), upstream.clone());
@@ -114,6 +128,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
                 }
                 upstream.check_ready().await
             }
+        })
+        .worker("event-streams", move |mut shutdown| async move {
+            shutdown.wait().await;
+            streams.close_streams();
+            Ok(())
         })
         .worker("rate-limit-sweeper", move |mut shutdown| async move {
             loop {

@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use runtime::http::{
     ApiError, Caller, MAX_BODY_BYTES, ROLE_HEADER, USERNAME_HEADER, USER_ID_HEADER,
 };
+use tokio::sync::watch;
 
 use crate::access::{self, Access};
 use crate::identity::Tokens;
@@ -20,11 +21,42 @@ use crate::limits::Limiter;
 /// The largest answer from a service the gateway passes on (502 beyond).
 pub const MAX_UPSTREAM_BODY_BYTES: usize = 16 * 1024 * 1024;
 
-/// Requests whose path starts with `prefix` go to `upstream`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+/// Requests whose path starts with `prefix` go to `upstream`, the base url
+/// of the service named `service`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub prefix: String,
+    /// The service's name, for the start-up log and messages.
+    pub service: String,
     pub upstream: String,
+    /// The path the service is asked for, when it is not the client's:
+    /// `{rest}` stands for what follows the prefix in the client's path
+    /// (`/seats/` + `/listings/{rest}/seats`: `/seats/42` asks for
+    /// `/listings/42/seats`). A query in it (`/listings?kind=musical`) is
+    /// added to the client's, and wins over a parameter of the same name.
+    pub rewrite: Option<String>,
+}
+
+/// No route leads there, whatever the table says: services call each
+/// other on these paths, clients never do.
+const SERVICE_ONLY: &str = "/internal";
+
+/// Whether `path` is one for services only, however many slashes it
+/// repeats on the way there.
+fn is_service_only(path: &str) -> bool {
+    let path = collapse_slashes(path);
+    path == SERVICE_ONLY || path.starts_with(&format!("{SERVICE_ONLY}/"))
+}
+
+/// `path` with each run of slashes made one (`/a//b` → `/a/b`).
+fn collapse_slashes(path: &str) -> String {
+    let mut collapsed = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && collapsed.ends_with('/')) {
+            collapsed.push(c);
+        }
+    }
+    collapsed
 }
 
 #[derive(Debug)]
@@ -33,18 +65,63 @@ pub struct RouteTable {
     routes: Vec<Route>,
 }
 
+/// Where a request goes: the route and the service's path and query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target<'a> {
+    pub route: &'a Route,
+    pub path: String,
+    pub query: Option<String>,
+}
+
+impl Target<'_> {
+    /// The url of the request to the service.
+    pub fn url(&self) -> String {
+        match &self.query {
+            Some(query) => format!("{}{}?{query}", self.route.upstream, self.path),
+            None => format!("{}{}", self.route.upstream, self.path),
+        }
+    }
+}
+
 impl RouteTable {
+    /// Checks every route (an absolute prefix, once; an http(s) upstream;
+    /// a rewrite that is an absolute path; nothing under `/internal`).
     pub fn new(mut routes: Vec<Route>) -> anyhow::Result<RouteTable> {
+        let mut seen = std::collections::BTreeSet::new();
         for route in &mut routes {
             anyhow::ensure!(
                 route.prefix.starts_with('/'),
-                "route prefix {:?} must start with '/'",
+                "gateway route {:?} ({}): a prefix must start with '/'",
+                route.prefix,
+                route.service
+            );
+            anyhow::ensure!(
+                seen.insert(route.prefix.clone()),
+                "gateway route {:?} is in the table twice: each prefix may have one route",
                 route.prefix
             );
             anyhow::ensure!(
                 route.upstream.starts_with("http://") || route.upstream.starts_with("https://"),
-                "upstream {:?} must be an http(s) url",
-                route.upstream
+                "gateway route {:?}: the upstream {:?} of {} must be an http(s) url",
+                route.prefix,
+                route.upstream,
+                route.service
+            );
+            if let Some(rewrite) = &route.rewrite {
+                anyhow::ensure!(
+                    rewrite.starts_with('/'),
+                    "gateway route {:?}: the rewrite {rewrite:?} must be a path starting with '/'",
+                    route.prefix
+                );
+            }
+            let leads_inside = is_service_only(&route.prefix)
+                || route.rewrite.as_deref().is_some_and(|rewrite| {
+                    is_service_only(rewrite.split('?').next().unwrap_or(""))
+                });
+            anyhow::ensure!(
+                !leads_inside,
+                "gateway route {:?}: {SERVICE_ONLY}/… is for services only and cannot be routed to",
+                route.prefix
             );
             route.upstream = route.upstream.trim_end_matches('/').to_owned();
         }
@@ -60,6 +137,30 @@ impl RouteTable {
         })
     }
 
+    /// Where a client's `path` and `query` go, if a route takes them and
+    /// the service's path is not one for services only.
+    pub fn target(&self, path: &str, query: Option<&str>) -> Option<Target<'_>> {
+        let route = self.route(path)?;
+        let (path, query) = match &route.rewrite {
+            None => (path.to_owned(), query.map(str::to_owned)),
+            Some(rewrite) => {
+                let rest = path.strip_prefix(route.prefix.as_str()).unwrap_or_default();
+                let (template, fixed) = match rewrite.split_once('?') {
+                    Some((template, fixed)) => (template, Some(fixed)),
+                    None => (rewrite.as_str(), None),
+                };
+                (
+                    collapse_slashes(&template.replace("{rest}", rest)),
+                    merge_queries(fixed, query),
+                )
+            }
+        };
+        if is_service_only(&path) {
+            return None;
+        }
+        Some(Target { route, path, query })
+    }
+
     /// Distinct upstreams, for readiness.
     fn upstreams(&self) -> Vec<&str> {
         let mut all: Vec<&str> = self.routes.iter().map(|r| r.upstream.as_str()).collect();
@@ -69,13 +170,43 @@ impl RouteTable {
     }
 }
 
+/// A rewrite's fixed query followed by the client's, less the client's
+/// parameters the fixed query already sets.
+fn merge_queries(fixed: Option<&str>, client: Option<&str>) -> Option<String> {
+    let name = |pair: &str| pair.split('=').next().unwrap_or_default().to_owned();
+    let fixed: Vec<&str> = fixed
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .collect();
+    let taken: Vec<String> = fixed.iter().map(|pair| name(pair)).collect();
+    let merged: Vec<&str> = fixed
+        .iter()
+        .copied()
+        .chain(
+            client
+                .unwrap_or_default()
+                .split('&')
+                .filter(|pair| !pair.is_empty() && !taken.contains(&name(pair))),
+        )
+        .collect();
+    (!merged.is_empty()).then(|| merged.join("&"))
+}
+
 #[derive(Clone, Debug)]
 pub struct Upstream {
     routes: Arc<RouteTable>,
     tokens: Tokens,
     limiter: Limiter,
     http: reqwest::Client,
+    /// Turns true when the gateway shuts down: answers streamed from a
+    /// service (server-sent events) end then, so the server can stop.
+    closing: Arc<watch::Sender<bool>>,
 }
+
+/// How long a service may take to answer (all of it, or for a stream of
+/// events, its headers).
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Headers that describe one hop, never forwarded.
 const HOP_BY_HOP: &[&str] = &[
@@ -93,8 +224,10 @@ const HOP_BY_HOP: &[&str] = &[
 
 impl Upstream {
     pub fn new(routes: Arc<RouteTable>, tokens: Tokens, limiter: Limiter) -> Upstream {
+        // No total timeout on the client: an event stream lasts as long as
+        // its client listens. `exchange` bounds everything else.
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
+            .connect_timeout(UPSTREAM_TIMEOUT)
             .pool_max_idle_per_host(256)
             .build()
             .expect("a plain HTTP client always builds");
@@ -103,7 +236,13 @@ impl Upstream {
             tokens,
             limiter,
             http,
+            closing: Arc::new(watch::channel(false).0),
         }
+    }
+
+    /// Ends the event streams in flight (the gateway is shutting down).
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
     }
 
     /// Ready when every service behind the gateway says it is.
@@ -125,17 +264,23 @@ impl Upstream {
     }
 
     /// Who is calling, as the `Authorization` header proves, and whether
-    /// they may do what they ask. On a public path a missing, malformed,
-    /// invalid or expired token counts as no token (browsing goes on after
-    /// a token expired); elsewhere it is refused. A signed-in caller's
-    /// changes count against their rate limit.
+    /// they may do what they ask: what the path asks for and, when the
+    /// route sends it to another path, what that path asks for too (an
+    /// alias never opens what its target keeps closed). On a public path a
+    /// missing, malformed, invalid or expired token counts as no token
+    /// (browsing goes on after a token expired); elsewhere it is refused.
+    /// A signed-in caller's changes count against their rate limit.
     pub fn authorize(
         &self,
         method: &Method,
-        path: &str,
+        paths: &[&str],
         headers: &HeaderMap,
     ) -> Result<Option<Caller>, ApiError> {
-        let access = access::required(method, path);
+        let access = paths
+            .iter()
+            .map(|path| access::required(method, path))
+            .max()
+            .unwrap_or(Access::SignedIn);
         let caller = match self.caller(headers) {
             Ok(caller) => caller,
             Err(_) if access == Access::Public => None,
@@ -187,19 +332,27 @@ impl Upstream {
         &self.http
     }
 
-    /// Sends a request to a service and reads its answer, refusing one
-    /// larger than [`MAX_UPSTREAM_BODY_BYTES`].
+    /// Sends a request to a service and reads its answer within
+    /// [`UPSTREAM_TIMEOUT`], refusing one larger than
+    /// [`MAX_UPSTREAM_BODY_BYTES`]. An event stream (`text/event-stream`)
+    /// is passed on as it comes, chunk by chunk, for as long as it lasts.
     pub async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Response, ApiError> {
         let (client, request) = request.build_split();
         let request = request.map_err(|e| ApiError::Internal(e.into()))?;
         let target = request.url().to_string();
-        let mut answer = client.execute(request).await.map_err(|error| {
+        let deadline = tokio::time::Instant::now() + UPSTREAM_TIMEOUT;
+        let unavailable = |error: &dyn std::fmt::Display| {
             tracing::warn!(%target, error = %error, "upstream unavailable");
             ApiError::Unavailable {
                 detail: "the service behind this path is unavailable; try again shortly".to_owned(),
                 retry_after_secs: 1,
             }
-        })?;
+        };
+        let answer = match tokio::time::timeout_at(deadline, client.execute(request)).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(error)) => return Err(unavailable(&error)),
+            Err(_) => return Err(unavailable(&"no answer in time")),
+        };
         let status =
             StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         let mut headers = HeaderMap::with_capacity(answer.headers().len());
@@ -208,38 +361,89 @@ impl Upstream {
                 headers.append(name.clone(), value.clone());
             }
         }
-        let too_large = || {
-            tracing::warn!(%target, limit = MAX_UPSTREAM_BODY_BYTES, "upstream answer too large");
-            ApiError::BadGateway(format!(
-                "the service's answer is larger than {} MiB",
-                MAX_UPSTREAM_BODY_BYTES / (1024 * 1024)
-            ))
-        };
-        if answer
-            .content_length()
-            .is_some_and(|length| length > MAX_UPSTREAM_BODY_BYTES as u64)
-        {
-            return Err(too_large());
-        }
-        let mut body = BytesMut::new();
-        while let Some(chunk) = answer
-            .chunk()
-            .await
-            .map_err(|error| ApiError::Unavailable {
-                detail: format!("the service's answer was cut off: {error}"),
-                retry_after_secs: 1,
-            })?
-        {
-            if body.len() + chunk.len() > MAX_UPSTREAM_BODY_BYTES {
-                return Err(too_large());
+        let body = if is_event_stream(&headers) {
+            // Nothing between the service and the client may hold events back.
+            headers.insert(
+                HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            );
+            stream_body(answer, self.closing.subscribe())
+        } else {
+            match tokio::time::timeout_at(deadline, read_body(answer, &target)).await {
+                Ok(body) => body?,
+                Err(_) => {
+                    return Err(ApiError::Unavailable {
+                        detail: "the service's answer was cut off: it took too long".to_owned(),
+                        retry_after_secs: 1,
+                    })
+                }
             }
-            body.extend_from_slice(&chunk);
-        }
-        let mut response = Response::new(Body::from(body.freeze()));
+        };
+        let mut response = Response::new(body);
         *response.status_mut() = status;
         *response.headers_mut() = headers;
         Ok(response)
     }
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim_start().starts_with("text/event-stream"))
+}
+
+/// The whole answer, up to [`MAX_UPSTREAM_BODY_BYTES`].
+async fn read_body(mut answer: reqwest::Response, target: &str) -> Result<Body, ApiError> {
+    let too_large = || {
+        tracing::warn!(%target, limit = MAX_UPSTREAM_BODY_BYTES, "upstream answer too large");
+        ApiError::BadGateway(format!(
+            "the service's answer is larger than {} MiB",
+            MAX_UPSTREAM_BODY_BYTES / (1024 * 1024)
+        ))
+    };
+    if answer
+        .content_length()
+        .is_some_and(|length| length > MAX_UPSTREAM_BODY_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = answer
+        .chunk()
+        .await
+        .map_err(|error| ApiError::Unavailable {
+            detail: format!("the service's answer was cut off: {error}"),
+            retry_after_secs: 1,
+        })?
+    {
+        if body.len() + chunk.len() > MAX_UPSTREAM_BODY_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Body::from(body.freeze()))
+}
+
+/// The answer's chunks as they arrive, until the service ends it, the
+/// connection to it breaks, or the gateway shuts down.
+fn stream_body(answer: reqwest::Response, closing: watch::Receiver<bool>) -> Body {
+    let chunks = futures::stream::unfold(Some((answer, closing)), |state| async move {
+        let (mut answer, mut closing) = state?;
+        let chunk = tokio::select! {
+            chunk = answer.chunk() => chunk,
+            _ = async { closing.wait_for(|closing| *closing).await.map(|_| ()) } => Ok(None),
+        };
+        match chunk {
+            Ok(Some(chunk)) => Some((Ok::<_, std::io::Error>(chunk), Some((answer, closing)))),
+            Ok(None) => None,
+            Err(error) => {
+                tracing::debug!(error = %error, "an event stream from a service broke off");
+                None
+            }
+        }
+    });
+    Body::from_stream(chunks)
 }
 
 /// The headers a service receives: the caller's, less the hop-by-hop ones,
@@ -286,16 +490,13 @@ pub async fn forward(State(upstream): State<Upstream>, request: Request) -> Resp
 async fn forward_checked(upstream: Upstream, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
-    let caller = upstream.authorize(&parts.method, path, &parts.headers)?;
-    let route = upstream
-        .routes
-        .route(path)
-        .ok_or_else(|| ApiError::NotFound(format!("no route for {path}")))?;
-    // The query goes on as it came (`?limit=…&after=…`).
-    let target = match parts.uri.query() {
-        Some(query) => format!("{}{path}?{query}", route.upstream),
-        None => format!("{}{path}", route.upstream),
+    let Some(target) = upstream.routes.target(path, parts.uri.query()) else {
+        // Who may call what is decided before whether it exists, as for
+        // any other path: an anonymous caller learns nothing of routes.
+        upstream.authorize(&parts.method, &[path], &parts.headers)?;
+        return Err(ApiError::NotFound(format!("no route for {path}")));
     };
+    let caller = upstream.authorize(&parts.method, &[path, &target.path], &parts.headers)?;
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| {
@@ -306,7 +507,7 @@ async fn forward_checked(upstream: Upstream, request: Request) -> Result<Respons
         .exchange(
             upstream
                 .http
-                .request(parts.method, &target)
+                .request(parts.method, target.url())
                 .headers(headers)
                 .body(body),
         )
@@ -317,20 +518,20 @@ async fn forward_checked(upstream: Upstream, request: Request) -> Result<Respons
 mod tests {
     use super::*;
 
+    fn route(prefix: &str, upstream: &str, rewrite: Option<&str>) -> Route {
+        Route {
+            prefix: prefix.into(),
+            service: "svc".into(),
+            upstream: upstream.into(),
+            rewrite: rewrite.map(str::to_owned),
+        }
+    }
+
     fn table() -> RouteTable {
         RouteTable::new(vec![
-            Route {
-                prefix: "/listings".into(),
-                upstream: "http://catalog:1/".into(),
-            },
-            Route {
-                prefix: "/reservations".into(),
-                upstream: "http://reservation:2".into(),
-            },
-            Route {
-                prefix: "/mypage".into(),
-                upstream: "http://mypage:3".into(),
-            },
+            route("/listings", "http://catalog:1/", None),
+            route("/reservations", "http://reservation:2", None),
+            route("/mypage", "http://mypage:3", None),
         ])
         .unwrap()
     }
@@ -365,15 +566,98 @@ mod tests {
 
     #[test]
     fn a_route_needs_an_absolute_prefix_and_an_http_upstream() {
-        assert!(RouteTable::new(vec![Route {
-            prefix: "listings".into(),
-            upstream: "http://a".into()
-        }])
-        .is_err());
-        assert!(RouteTable::new(vec![Route {
-            prefix: "/a".into(),
-            upstream: "ftp://a".into()
-        }])
-        .is_err());
+        assert!(RouteTable::new(vec![route("listings", "http://a", None)]).is_err());
+        assert!(RouteTable::new(vec![route("/a", "ftp://a", None)]).is_err());
+        assert!(RouteTable::new(vec![route("/a", "http://a", Some("b/{rest}"))]).is_err());
+    }
+
+    #[test]
+    fn a_prefix_may_have_one_route() {
+        let error = RouteTable::new(vec![
+            route("/a", "http://a", None),
+            route("/a", "http://b", None),
+        ])
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("\"/a\" is in the table twice"),
+            "{error}"
+        );
+    }
+
+    fn url(table: &RouteTable, path: &str, query: Option<&str>) -> Option<String> {
+        table.target(path, query).map(|target| target.url())
+    }
+
+    #[test]
+    fn a_rewrite_puts_what_follows_the_prefix_in_its_place() {
+        let table = RouteTable::new(vec![
+            route("/listings", "http://catalog", None),
+            route("/items", "http://catalog", Some("/listings?kind=musical")),
+            route("/items/", "http://catalog", Some("/listings/{rest}")),
+            route("/seats/", "http://catalog", Some("/listings/{rest}/seats")),
+            route(
+                "/myPages",
+                "http://mypage",
+                Some("/mypage/reservations{rest}"),
+            ),
+        ])
+        .unwrap();
+        let cases = [
+            ("/items", None, "http://catalog/listings?kind=musical"),
+            (
+                "/items",
+                Some("limit=5&kind=movie&after=x"),
+                "http://catalog/listings?kind=musical&limit=5&after=x",
+            ),
+            ("/items/42", None, "http://catalog/listings/42"),
+            ("/items/42", Some("a=b"), "http://catalog/listings/42?a=b"),
+            ("/seats/42", None, "http://catalog/listings/42/seats"),
+            (
+                "/myPages",
+                Some("limit=1"),
+                "http://mypage/mypage/reservations?limit=1",
+            ),
+            ("/myPages/7", None, "http://mypage/mypage/reservations/7"),
+            (
+                "/listings/42",
+                Some("q=1"),
+                "http://catalog/listings/42?q=1",
+            ),
+        ];
+        for (path, query, expected) in cases {
+            assert_eq!(
+                url(&table, path, query).as_deref(),
+                Some(expected),
+                "{path}"
+            );
+        }
+        assert_eq!(url(&table, "/seats", None), None);
+    }
+
+    #[test]
+    fn no_route_leads_to_the_paths_for_services_only() {
+        for (prefix, rewrite) in [
+            ("/internal", None),
+            ("/internal/x", None),
+            ("/a", Some("/internal/{rest}")),
+            ("/a", Some("/internal?x=1")),
+        ] {
+            let error = RouteTable::new(vec![route(prefix, "http://a", rewrite)]).unwrap_err();
+            assert!(error.to_string().contains("for services only"), "{error}");
+        }
+        // Everything else goes to one service, but still not there.
+        let everything = RouteTable::new(vec![
+            route("/", "http://a", None),
+            route("/x", "http://a", Some("/{rest}")),
+        ])
+        .unwrap();
+        assert_eq!(url(&everything, "/internal/authorisations", None), None);
+        assert_eq!(url(&everything, "/x/internal/authorisations", None), None);
+        assert_eq!(url(&everything, "/x/internal", None), None);
+        assert_eq!(url(&everything, "//internal/x", None), None);
+        assert_eq!(
+            url(&everything, "/internals", None).as_deref(),
+            Some("http://a/internals")
+        );
     }
 }

@@ -9,6 +9,7 @@ use axum::extract::Request;
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
+use futures::StreamExt;
 use gateway::proxy::MAX_UPSTREAM_BODY_BYTES;
 
 use support::{gateway, serve};
@@ -32,6 +33,27 @@ fn catalog() -> Router {
         .route(
             "/listings/just-right",
             get(|| async { vec![b'x'; MAX_UPSTREAM_BODY_BYTES] }),
+        )
+        .route(
+            "/listings/events",
+            get(|| async {
+                // One event now, the next much later: only a proxy that
+                // passes chunks on as they come shows the first in time.
+                let first = futures::stream::once(async {
+                    Ok::<_, Infallible>(Bytes::from_static(b"event: hello\ndata: 1\n\n"))
+                });
+                let later = futures::stream::once(async {
+                    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                    Ok::<_, Infallible>(Bytes::from_static(b"event: late\ndata: 2\n\n"))
+                });
+                (
+                    [
+                        ("content-type", "text/event-stream"),
+                        ("cache-control", "no-cache"),
+                    ],
+                    Body::from_stream(first.chain(later)),
+                )
+            }),
         )
         .route(
             "/listings",
@@ -139,4 +161,33 @@ async fn a_public_read_with_a_bad_token_is_served_as_anonymous() {
         .await
         .unwrap();
     assert_ne!(answer.text().await.unwrap(), "/listings as anonymous");
+}
+
+#[tokio::test]
+async fn an_event_stream_is_passed_on_as_it_comes_and_ends_when_the_gateway_stops() {
+    let upstream = serve(catalog()).await;
+    let gateway = gateway(&[("catalog", "/listings", &upstream)]).await;
+    let mut answer = gateway
+        .http
+        .get(format!("{}/listings/events", gateway.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-type"], "text/event-stream");
+    assert_eq!(answer.headers()["cache-control"], "no-cache");
+    let bounded = std::time::Duration::from_secs(5);
+    let first = tokio::time::timeout(bounded, answer.chunk())
+        .await
+        .expect("the first event arrives before the stream ends")
+        .unwrap()
+        .unwrap();
+    assert_eq!(&first[..], b"event: hello\ndata: 1\n\n");
+
+    // Stopping the gateway ends the stream rather than waiting for it.
+    gateway.shut_down();
+    let end = tokio::time::timeout(bounded, answer.chunk())
+        .await
+        .expect("the stream ends when the gateway stops");
+    assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
 }

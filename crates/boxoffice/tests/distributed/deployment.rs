@@ -82,24 +82,26 @@ fn server_url(url: &str) -> String {
 }
 
 /// The services a deployment runs, in start order.
-pub const SERVICES: [&str; 7] = [
+pub const SERVICES: [&str; 8] = [
     "catalog",
     "payment",
     "reservation",
     "wallet",
     "notification",
     "mypage",
+    "dashboard",
     "gateway",
 ];
 
 /// Services with a database of their own (the gateway's is `identity`).
-const DATABASES: [&str; 7] = [
+const DATABASES: [&str; 8] = [
     "catalog",
     "payment",
     "reservation",
     "wallet",
     "notification",
     "mypage",
+    "dashboard",
     "identity",
 ];
 
@@ -196,6 +198,7 @@ impl Deployment {
             .env("BOXOFFICE_URLS__MYPAGE", url("mypage"))
             .env("BOXOFFICE_URLS__PAYMENT", url("payment"))
             .env("BOXOFFICE_URLS__WALLET", url("wallet"))
+            .env("BOXOFFICE_URLS__DASHBOARD", url("dashboard"))
             // Half a dozen processes share two cores here; the production
             // 610 ms would time out calls that are merely queued.
             .env("BOXOFFICE_RESERVATION__PAYMENT__TIMEOUT_MS", "5000")

@@ -38,9 +38,11 @@ pub async fn gateway(services: &[(&str, &str, &str)]) -> TestGateway {
         admin_password: ADMIN_PASSWORD.to_owned(),
         routes: services
             .iter()
-            .map(|(_, prefix, url)| Route {
+            .map(|(name, prefix, url)| Route {
                 prefix: (*prefix).to_owned(),
+                service: (*name).to_owned(),
                 upstream: (*url).to_owned(),
+                rewrite: None,
             })
             .collect(),
         services: services
@@ -63,6 +65,11 @@ pub async fn gateway(services: &[(&str, &str, &str)]) -> TestGateway {
 }
 
 impl TestGateway {
+    /// Shuts the gateway down, as SIGTERM would.
+    pub fn shut_down(&self) {
+        self._trigger.fire();
+    }
+
     pub async fn token(&self, username: &str, password: &str) -> String {
         let answer: Value = self
             .http
