@@ -423,6 +423,7 @@ pub(crate) mod tests {
             price: Money::parse(1_000).unwrap(),
             capacity: CapacityKind::Unit,
             starts_at: None,
+            color: Some("blue".into()),
             updated_at: at(4),
         };
         given.deliver(&renamed.to_envelope()).await;
