@@ -217,6 +217,7 @@ impl Platform {
             apps.push(
                 wallet::build(
                     &config.database_for("wallet"),
+                    &urls.payment,
                     shared_bus.clone(),
                     config.wallet.settings.clone(),
                 )
@@ -324,6 +325,7 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
             );
             wallet::build(
                 &database_url,
+                &config.urls.payment,
                 bus().await?.0,
                 config.wallet.settings.clone(),
             )
