@@ -881,4 +881,46 @@ mod tests {
             (Status::Authorised, None)
         );
     }
+
+    /// Charged, repeated, cancelled and refunded, and a late charge
+    /// refused, on PostgreSQL when `BOXOFFICE_TEST_POSTGRES` names a server.
+    #[tokio::test]
+    async fn sales_hold_on_postgres() {
+        let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok() else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs this test: set BOXOFFICE_TEST_POSTGRES"
+            );
+            return;
+        };
+        let database = format!("payment_sales_{}", PaymentId::new().as_uuid().simple());
+        let url = format!("{}/{database}", server.trim_end_matches('/'));
+        let store = Store::connect(&url, crate::MIGRATIONS).await.unwrap();
+        let payments = Payments::new(
+            PaymentStore::new(store),
+            Arc::new(FakeProvider::new(ProviderSettings::default())),
+        );
+        let paid = sale(3_000);
+        let first = payments.charge(paid.clone()).await.unwrap();
+        assert_eq!(payments.charge(paid.clone()).await.unwrap(), first);
+        payments
+            .cancel_charge(paid.payment_id, paid.user_id, paid.amount)
+            .await
+            .unwrap();
+        assert_eq!(payments.settle_some().await.unwrap(), 1);
+        assert_eq!(
+            sale_status(&payments, paid.payment_id).await,
+            (Status::Refunded, None)
+        );
+        let late = sale(3_000);
+        payments
+            .cancel_charge(late.payment_id, late.user_id, late.amount)
+            .await
+            .unwrap();
+        assert!(matches!(
+            payments.charge(late).await,
+            Err(ChargeError::Cancelled(_))
+        ));
+        assert_eq!(published(&payments).await.len(), 3);
+    }
 }

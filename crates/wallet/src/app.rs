@@ -549,4 +549,62 @@ mod tests {
         assert_eq!(bought.balance, points(3_000));
         assert_eq!(card.charges(), [purchase.payment_id]);
     }
+
+    /// Buying, topping up, a repeated key, two requests at once, a retry
+    /// after payment was down, and the recovery of a purchase left pending.
+    async fn purchases_hold_on(db: &Db) {
+        let card = FakeCard::default();
+        let user = UserId::new();
+        let shop = purchases(db, &card);
+        shop.buy(user, points(3_000), Some("a")).await.unwrap();
+        let topped = shop.buy(user, points(5_000), None).await.unwrap();
+        assert_eq!(topped.balance, points(8_000));
+        let again = shop.buy(user, points(3_000), Some("a")).await.unwrap();
+        assert_eq!(again.balance, points(3_000), "the first answer");
+
+        *card.latency.lock().unwrap() = Duration::from_millis(50);
+        let (one, two) = tokio::join!(
+            shop.buy(user, points(1_000), Some("b")),
+            shop.buy(user, points(1_000), Some("b")),
+        );
+        assert_eq!(one.unwrap(), two.unwrap());
+        *card.latency.lock().unwrap() = Duration::ZERO;
+
+        card.answer_next(Err(unavailable(false)));
+        assert!(shop.buy(user, points(500), Some("c")).await.is_err());
+        shop.buy(user, points(500), Some("c")).await.unwrap();
+
+        db.wallets
+            .open_purchase(user, Some("d"), points(100))
+            .await
+            .unwrap();
+        assert_eq!(
+            shop.recover_some(kernel::now() + Duration::from_secs(1))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(db.balance(user).await, 9_600);
+        assert_eq!(card.charges().len(), 6, "a, top-up, b, c twice, d");
+        let purchased = db
+            .published()
+            .await
+            .into_iter()
+            .filter(|e| matches!(e, WalletEvent::PointsPurchased { .. }))
+            .count();
+        assert_eq!(purchased, 5);
+    }
+
+    #[tokio::test]
+    async fn purchases_hold_on_sqlite() {
+        purchases_hold_on(&sqlite().await).await;
+    }
+
+    #[tokio::test]
+    async fn purchases_hold_on_postgres() {
+        let Some(url) = crate::testing::postgres_url("purchases") else {
+            return;
+        };
+        purchases_hold_on(&crate::testing::on(&url).await).await;
+    }
 }

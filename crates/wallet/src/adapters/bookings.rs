@@ -341,7 +341,7 @@ mod tests {
             }
         }
         let spent: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(points), 0) FROM wallet_entries WHERE user_id = $1 AND kind = 'spent'",
+            "SELECT CAST(COALESCE(SUM(points), 0) AS BIGINT) FROM wallet_entries WHERE user_id = $1 AND kind = 'spent'",
         )
         .bind(user.to_string())
         .fetch_one(db.store.reader())
@@ -365,5 +365,36 @@ mod tests {
         let one = Arc::new(on(&url).await);
         let two = Arc::new(on(&url).await);
         twenty_spends_race_for_five_thousand_points(&[one, two]).await;
+    }
+
+    /// Spent, refused without a wallet, given back once, on PostgreSQL.
+    #[tokio::test]
+    async fn the_saga_step_holds_on_postgres() {
+        let Some(url) = postgres_url("saga") else {
+            return;
+        };
+        let db = on(&url).await;
+        let user = UserId::new();
+        let refused = booking(user, 1_000, PaymentMethod::Points);
+        db.deliver(&policy(&db), &placed(&refused)).await;
+        holding(&db, user, 5_000).await;
+        let paid = booking(user, 1_000, PaymentMethod::Points);
+        db.deliver(&policy(&db), &placed(&paid)).await;
+        db.deliver(&policy(&db), &placed(&paid)).await;
+        db.deliver(&policy(&db), &placed(&refused)).await;
+        assert_eq!(db.balance(user).await, 4_000);
+        db.deliver(&policy(&db), &ended(&paid, "cancelled")).await;
+        db.deliver(&policy(&db), &ended(&paid, "cancelled")).await;
+        assert_eq!(db.balance(user).await, 5_000);
+        let published = db.published().await;
+        assert_eq!(spent_and_refused(&published), (1, 1));
+        assert!(matches!(
+            published.last(),
+            Some(WalletEvent::PointsRefunded {
+                points: 1_000,
+                balance: 5_000,
+                ..
+            })
+        ));
     }
 }
