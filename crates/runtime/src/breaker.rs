@@ -336,7 +336,9 @@ mod tests {
     async fn serve(fake: Fake) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let router = Router::new().route("/do", post(answer)).with_state(fake);
+        let router = Router::new()
+            .route("/internal/do", post(answer))
+            .with_state(fake);
         tokio::spawn(async move { axum::serve(listener, router).await });
         url
     }
@@ -363,7 +365,7 @@ mod tests {
     }
 
     async fn call(client: &GuardedClient) -> Result<Answer, CallError> {
-        client.post("/do", &serde_json::json!({})).await
+        client.post("/internal/do", &serde_json::json!({})).await
     }
 
     fn gauge(caller: &str) -> Option<String> {

@@ -28,8 +28,8 @@ pub fn router(wallets: Wallets, purchases: Purchases) -> Router {
 
 /// The header under which a client makes a purchase safe to repeat.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-/// The longest Idempotency-Key taken.
-const MAX_KEY_LEN: usize = 255;
+/// Longest accepted `Idempotency-Key` (as for bookings).
+const MAX_IDEMPOTENCY_KEY: usize = 200;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +77,7 @@ fn points_asked(amount: &Value) -> Result<Points, ApiError> {
     Points::purchase(whole).map_err(|invalid| ApiError::Unprocessable(invalid.to_string()))
 }
 
+/// The caller's `Idempotency-Key`, read as bookings read theirs.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
@@ -84,11 +85,12 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     value
         .to_str()
         .ok()
-        .filter(|key| !key.is_empty() && key.len() <= MAX_KEY_LEN)
+        .map(str::trim)
+        .filter(|key| !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY)
         .map(Some)
         .ok_or_else(|| {
-            ApiError::Unprocessable(format!(
-                "Idempotency-Key must be 1 to {MAX_KEY_LEN} printable characters"
+            ApiError::BadRequest(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
             ))
         })
 }
@@ -385,8 +387,8 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("used for a purchase of 3000 points"));
-        let (status, _, _) = buy(&shop.router, user, r#"{"amount": 3000}"#, Some("")).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, _, _) = buy(&shop.router, user, r#"{"amount": 3000}"#, Some(" ")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 
     #[tokio::test]
