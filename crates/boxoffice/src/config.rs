@@ -58,7 +58,9 @@ pub struct Config {
     /// Payments: the built-in provider's behaviour at start
     /// (`[payment.provider]`: `latency_ms`, `failure_rate`, `down`, `decline_above`).
     pub payment: payment::Settings,
-    /// Loyalty points (`[wallet]`: `enabled`, `earn_rate_percent`). A
+    /// Loyalty points (`[wallet]`: `enabled`, `earn_rate_percent`; the call
+    /// to payment that charges purchases, `[wallet.payment]`: `timeout_ms`,
+    /// `failures_to_open`, `open_for_ms`). A
     /// deployment without points (S4) turns the wallet off: bookings and
     /// payments work the same, nothing earns points, `/points` is not served.
     pub wallet: WalletConfig,
@@ -392,6 +394,21 @@ mod tests {
             assert_eq!(config.wallet.settings.earn_rate_percent, 5);
             jail.set_env("BOXOFFICE_WALLET__ENABLED", "false");
             assert!(!Config::load(None).unwrap().wallet.enabled);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_wallets_call_to_payment_is_configurable() {
+        figment::Jail::expect_with(|jail| {
+            let defaults = Config::load(None).unwrap().wallet.settings.payment;
+            assert_eq!(defaults.timeout_ms, 1_220);
+            jail.create_file("boxoffice.toml", "[wallet.payment]\ntimeout_ms = 900")?;
+            jail.set_env("BOXOFFICE_WALLET__PAYMENT__OPEN_FOR_MS", "500");
+            let payment = Config::load(None).unwrap().wallet.settings.payment;
+            assert_eq!(payment.timeout_ms, 900);
+            assert_eq!(payment.open_for_ms, 500);
+            assert_eq!(payment.failures_to_open, 5);
             Ok(())
         });
     }

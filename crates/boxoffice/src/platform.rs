@@ -239,6 +239,7 @@ impl Platform {
             apps.push(
                 wallet::build(
                     &config.database_for("wallet"),
+                    &urls.payment,
                     shared_bus.clone(),
                     config.wallet.settings.clone(),
                 )
@@ -349,6 +350,7 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
             );
             wallet::build(
                 &database_url,
+                &config.urls.payment,
                 bus().await?.0,
                 config.wallet.settings.clone(),
             )

@@ -15,7 +15,10 @@ use sqlx::{Any, Transaction};
 use tokio::sync::Notify;
 
 use crate::adapters::sql::{charge, PaymentStore};
-use crate::domain::{settlement_for, BookingOutcome, Payment, Settlement, Standing, Status};
+use crate::domain::{
+    sale_standing, settlement_for, BookingOutcome, Payment, SaleStanding, Settlement, Standing,
+    Status,
+};
 use crate::provider::{PaymentProvider, ProviderError};
 
 /// An authorisation request for a booking.
@@ -35,6 +38,33 @@ pub enum AuthoriseError {
     /// The booking's authorisation was already voided (its caller gave up).
     #[error("the payment for reservation {0} was voided; place the booking again")]
     Voided(ReservationId),
+    #[error(transparent)]
+    Infrastructure(#[from] anyhow::Error),
+}
+
+/// A card sale for something other than a booking (points): authorised
+/// and captured at once. `payment_id` is the caller's, so asking again
+/// after a lost answer never charges twice.
+#[derive(Debug, Clone)]
+pub struct Sale {
+    pub payment_id: PaymentId,
+    pub user_id: UserId,
+    pub amount: Money,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChargeError {
+    #[error("{0}")]
+    Declined(String),
+    #[error("{0}")]
+    Unavailable(String),
+    /// The charge was cancelled (its caller gave up waiting) before or
+    /// after it was made; nothing stays taken.
+    #[error("charge {0} was cancelled; nothing was taken. Charge again under a new payment id")]
+    Cancelled(PaymentId),
+    /// The payment id names another payment.
+    #[error("payment {0} is another payment (a booking's, or another user's or amount's charge)")]
+    Different(PaymentId),
     #[error(transparent)]
     Infrastructure(#[from] anyhow::Error),
 }
@@ -123,7 +153,7 @@ impl Payments {
             // The booking got a payment meanwhile: a void from a caller that
             // gave up waiting, or a repeated request. Ours must not stand.
             if payment.status == Status::Authorised {
-                self.release_orphan(payment.id, payment.amount);
+                self.release_orphan(payment.id, Settlement::Void, payment.amount);
             }
             let existing = self
                 .store
@@ -137,13 +167,151 @@ impl Payments {
         answer(payment)
     }
 
+    /// Charges a card at once (authorise, then capture) for a sale that is
+    /// no booking. Idempotent by payment id: asking again answers what the
+    /// first request got. A capture the provider fails after authorising
+    /// is left to the settler: the amount is reserved on the card already,
+    /// so the sale stands and is answered as paid.
+    pub async fn charge(&self, sale: Sale) -> Result<Payment, ChargeError> {
+        if let Some(existing) = self.store.find(sale.payment_id).await? {
+            return answer_sale(existing, &sale);
+        }
+        let now = kernel::now();
+        let mut payment = Payment {
+            id: sale.payment_id,
+            reservation_id: None,
+            user_id: sale.user_id,
+            amount: sale.amount,
+            status: Status::Authorised,
+            pending: None,
+            reason: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut events = Vec::with_capacity(2);
+        match self.provider.authorise(payment.id, payment.amount).await {
+            Ok(()) => {
+                events.push(PaymentEvent::PaymentAuthorised {
+                    charge: charge(&payment),
+                    authorised_at: now,
+                });
+                match self
+                    .provider
+                    .settle(payment.id, Settlement::Capture, payment.amount)
+                    .await
+                {
+                    Ok(()) => {
+                        payment.status = Status::Captured;
+                        events.push(PaymentEvent::PaymentCaptured {
+                            charge: charge(&payment),
+                            captured_at: now,
+                        });
+                    }
+                    Err(error) => {
+                        tracing::warn!(payment = %payment.id, %error, "capturing a sale failed; the settler captures it when the provider is back");
+                        payment.pending = Some(Settlement::Capture);
+                    }
+                }
+            }
+            Err(ProviderError::Unavailable(why)) => {
+                metrics::counter!("boxoffice_payments_total", "outcome" => "unavailable")
+                    .increment(1);
+                return Err(ChargeError::Unavailable(why));
+            }
+            Err(ProviderError::Declined(reason)) => {
+                payment.status = Status::Declined;
+                payment.reason = Some(reason.clone());
+                events.push(PaymentEvent::PaymentDeclined {
+                    charge: charge(&payment),
+                    reason,
+                    declined_at: now,
+                });
+            }
+        }
+        if !self.store.insert_sale(&payment, &events).await? {
+            let existing = self
+                .store
+                .find(payment.id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("a payment conflicts but cannot be found"))?;
+            // Cancelled while the provider was charging: what it took must
+            // go back. (A repeated request that got there first is the
+            // same charge at the provider, which knows it by its id.)
+            if sale_standing(&existing, sale.user_id, sale.amount) == SaleStanding::Cancelled {
+                match payment.status {
+                    Status::Captured => {
+                        self.release_orphan(payment.id, Settlement::Refund, payment.amount)
+                    }
+                    Status::Authorised => {
+                        self.release_orphan(payment.id, Settlement::Void, payment.amount)
+                    }
+                    _ => {}
+                }
+            }
+            return answer_sale(existing, &sale);
+        }
+        metrics::counter!("boxoffice_payments_total", "outcome" => payment.status.as_str())
+            .increment(1);
+        if payment.pending.is_some() {
+            self.settle_now.notify_one();
+        }
+        answer_sale(payment, &sale)
+    }
+
+    /// The caller of a charge never got its answer (it timed out): refund
+    /// it if it was taken, void it if only reserved, or, if it has not
+    /// arrived yet, make sure it is refused and taken back when it does.
+    pub async fn cancel_charge(
+        &self,
+        id: PaymentId,
+        user: UserId,
+        amount: Money,
+    ) -> Result<(), ChargeError> {
+        // Twice at most: a charge recorded between the look-up and the
+        // marker is then found and taken back.
+        for _ in 0..2 {
+            let mut tx = self.store.store().begin().await?;
+            match self.store.load(&mut tx, id).await? {
+                None => {
+                    if self
+                        .store
+                        .insert_cancel_marker(&mut tx, id, user, amount)
+                        .await?
+                    {
+                        self.store.store().commit(tx).await?;
+                        return Ok(());
+                    }
+                }
+                Some((payment, version)) => {
+                    if payment.reservation_id.is_some() || payment.user_id != user {
+                        return Err(ChargeError::Different(id));
+                    }
+                    let standing = Standing {
+                        status: payment.status,
+                        pending: payment.pending,
+                    };
+                    if let Some(settlement) = settlement_for(standing, BookingOutcome::Cancelled) {
+                        self.store
+                            .request(&mut tx, &payment, version, settlement)
+                            .await?;
+                    }
+                    self.store.store().commit(tx).await?;
+                    self.settle_now.notify_one();
+                    return Ok(());
+                }
+            }
+        }
+        Err(anyhow::Error::from(runtime::retry::Contention(format!("payment {id}"))).into())
+    }
+
     /// An authorisation the provider granted but nobody will use: void it
-    /// with the provider, retrying in the background until it answers.
-    fn release_orphan(&self, id: PaymentId, amount: Money) {
+    /// with the provider (or refund it, if it was captured), retrying in
+    /// the background until it answers.
+    fn release_orphan(&self, id: PaymentId, settlement: Settlement, amount: Money) {
         let provider = self.provider.clone();
         tokio::spawn(async move {
             for attempt in 0..20u32 {
-                match provider.settle(id, Settlement::Void, amount).await {
+                match provider.settle(id, settlement, amount).await {
                     Ok(()) => return,
                     Err(error) => {
                         tracing::warn!(payment = %id, attempt, %error, "voiding an unused authorisation failed; trying again");
@@ -274,6 +442,15 @@ impl Payments {
             Some(error) => Err(Unavailable(format!("the payment provider ({error})")).into()),
             None => Ok(settled),
         }
+    }
+}
+
+fn answer_sale(payment: Payment, sale: &Sale) -> Result<Payment, ChargeError> {
+    match sale_standing(&payment, sale.user_id, sale.amount) {
+        SaleStanding::Paid => Ok(payment),
+        SaleStanding::Declined(reason) => Err(ChargeError::Declined(reason)),
+        SaleStanding::Cancelled => Err(ChargeError::Cancelled(payment.id)),
+        SaleStanding::Different => Err(ChargeError::Different(payment.id)),
     }
 }
 
@@ -427,5 +604,323 @@ mod tests {
             status(&payments, request.reservation_id).await,
             (Status::Declined, None)
         );
+    }
+
+    fn sale(amount: i64) -> Sale {
+        Sale {
+            payment_id: PaymentId::new(),
+            user_id: UserId::new(),
+            amount: Money::parse(amount).unwrap(),
+        }
+    }
+
+    /// The events in payment's outbox, oldest first.
+    async fn published(payments: &Payments) -> Vec<PaymentEvent> {
+        use contracts::IntegrationEvent;
+        use sqlx::Row;
+        let rows = sqlx::query("SELECT envelope FROM outbox ORDER BY seq")
+            .fetch_all(payments.store().store().reader())
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|row| {
+                let text: String = row.try_get("envelope").unwrap();
+                let envelope: kernel::Envelope = serde_json::from_str(&text).unwrap();
+                PaymentEvent::from_envelope(&envelope).unwrap().unwrap()
+            })
+            .collect()
+    }
+
+    async fn sale_status(payments: &Payments, id: PaymentId) -> (Status, Option<Settlement>) {
+        let payment = payments.store().find(id).await.unwrap().unwrap();
+        (payment.status, payment.pending)
+    }
+
+    #[tokio::test]
+    async fn a_sale_is_authorised_and_captured_at_once_for_no_booking() {
+        let dir = tempfile::tempdir().unwrap();
+        let (payments, _) = payments(&dir, ProviderSettings::default()).await;
+        let sale = sale(3_000);
+        let paid = payments.charge(sale.clone()).await.unwrap();
+        assert_eq!(paid.id, sale.payment_id);
+        assert_eq!((paid.status, paid.pending), (Status::Captured, None));
+        let events = published(&payments).await;
+        assert!(
+            matches!(
+                events.as_slice(),
+                [
+                    PaymentEvent::PaymentAuthorised { charge: authorised, .. },
+                    PaymentEvent::PaymentCaptured { charge: captured, .. },
+                ] if authorised == captured
+                    && captured.reservation_id.is_none()
+                    && captured.payment_id == sale.payment_id
+                    && captured.amount.minor_units() == 3_000
+            ),
+            "{events:#?}"
+        );
+        let listed = payments
+            .store()
+            .list(Some(sale.user_id), None, 10)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(listed, [paid]);
+    }
+
+    #[tokio::test]
+    async fn charging_again_under_the_same_payment_id_answers_the_first_outcome_and_charges_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = ProviderSettings {
+            decline_above: Some(5_000),
+            ..ProviderSettings::default()
+        };
+        let (payments, provider) = payments(&dir, settings).await;
+        let paid = sale(3_000);
+        let first = payments.charge(paid.clone()).await.unwrap();
+        // Even with the card now refusing everything, the repeat is paid.
+        provider.set(ProviderSettings {
+            decline_above: Some(0),
+            ..ProviderSettings::default()
+        });
+        let again = payments.charge(paid.clone()).await.unwrap();
+        assert_eq!(first, again);
+
+        provider.set(settings);
+        let refused = sale(6_000);
+        let declined = payments.charge(refused.clone()).await;
+        assert!(
+            matches!(&declined, Err(ChargeError::Declined(reason)) if reason.contains("5000")),
+            "{declined:?}"
+        );
+        provider.set(ProviderSettings::default());
+        let again = payments.charge(refused.clone()).await;
+        assert!(matches!(again, Err(ChargeError::Declined(_))), "{again:?}");
+        assert_eq!(
+            sale_status(&payments, refused.payment_id).await,
+            (Status::Declined, None)
+        );
+        // Authorised + captured once, declined once.
+        assert_eq!(published(&payments).await.len(), 3);
+
+        let other_amount = Sale {
+            amount: Money::parse(3_001).unwrap(),
+            ..paid
+        };
+        let reused = payments.charge(other_amount).await;
+        assert!(
+            matches!(reused, Err(ChargeError::Different(_))),
+            "{reused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sale_while_the_provider_is_down_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let down = ProviderSettings {
+            down: true,
+            ..ProviderSettings::default()
+        };
+        let (payments, provider) = payments(&dir, down).await;
+        let sale = sale(3_000);
+        let refused = payments.charge(sale.clone()).await;
+        assert!(
+            matches!(refused, Err(ChargeError::Unavailable(_))),
+            "{refused:?}"
+        );
+        assert!(payments
+            .store()
+            .find(sale.payment_id)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(published(&payments).await.is_empty());
+        // Asking again once it is back charges, once.
+        provider.set(ProviderSettings::default());
+        assert_eq!(
+            payments.charge(sale.clone()).await.unwrap().status,
+            Status::Captured
+        );
+    }
+
+    /// Fails every capture, approves the rest: a provider that falls over
+    /// between the authorisation and the capture.
+    struct CaptureFails(FakeProvider, std::sync::atomic::AtomicBool);
+
+    #[async_trait::async_trait]
+    impl PaymentProvider for CaptureFails {
+        async fn authorise(&self, payment: PaymentId, amount: Money) -> Result<(), ProviderError> {
+            self.0.authorise(payment, amount).await
+        }
+
+        async fn settle(
+            &self,
+            payment: PaymentId,
+            settlement: Settlement,
+            amount: Money,
+        ) -> Result<(), ProviderError> {
+            if settlement == Settlement::Capture && self.1.load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return Err(ProviderError::Unavailable("it failed to answer".into()));
+            }
+            self.0.settle(payment, settlement, amount).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sale_whose_capture_fails_is_paid_and_captured_by_the_settler() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&sqlite_url(dir.path(), "payment"), crate::MIGRATIONS)
+            .await
+            .unwrap();
+        let provider = Arc::new(CaptureFails(
+            FakeProvider::new(ProviderSettings::default()),
+            std::sync::atomic::AtomicBool::new(true),
+        ));
+        let payments = Payments::new(PaymentStore::new(store), provider.clone());
+        let sale = sale(3_000);
+        let paid = payments.charge(sale.clone()).await.unwrap();
+        assert_eq!(
+            (paid.status, paid.pending),
+            (Status::Authorised, Some(Settlement::Capture))
+        );
+        assert!(payments.settle_some().await.is_err());
+        provider.1.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(payments.settle_some().await.unwrap(), 1);
+        assert_eq!(
+            sale_status(&payments, sale.payment_id).await,
+            (Status::Captured, None)
+        );
+        assert!(matches!(
+            published(&payments).await.as_slice(),
+            [
+                PaymentEvent::PaymentAuthorised { .. },
+                PaymentEvent::PaymentCaptured { charge, .. }
+            ] if charge.reservation_id.is_none()
+        ));
+    }
+
+    #[tokio::test]
+    async fn cancelling_a_captured_sale_refunds_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (payments, _) = payments(&dir, ProviderSettings::default()).await;
+        let sale = sale(3_000);
+        payments.charge(sale.clone()).await.unwrap();
+        for _ in 0..2 {
+            payments
+                .cancel_charge(sale.payment_id, sale.user_id, sale.amount)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            sale_status(&payments, sale.payment_id).await,
+            (Status::Captured, Some(Settlement::Refund))
+        );
+        assert_eq!(payments.settle_some().await.unwrap(), 1);
+        assert_eq!(
+            sale_status(&payments, sale.payment_id).await,
+            (Status::Refunded, None)
+        );
+        payments
+            .cancel_charge(sale.payment_id, sale.user_id, sale.amount)
+            .await
+            .unwrap();
+        assert_eq!(payments.settle_some().await.unwrap(), 0);
+        assert!(matches!(
+            published(&payments).await.last(),
+            Some(PaymentEvent::PaymentRefunded { charge, .. }) if charge.reservation_id.is_none()
+        ));
+        // The charge is asked again: it was taken back, and says so.
+        let again = payments.charge(sale).await;
+        assert!(matches!(again, Err(ChargeError::Cancelled(_))), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn a_cancel_before_the_charge_arrives_refuses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (payments, _) = payments(&dir, ProviderSettings::default()).await;
+        let sale = sale(3_000);
+        payments
+            .cancel_charge(sale.payment_id, sale.user_id, sale.amount)
+            .await
+            .unwrap();
+        let late = payments.charge(sale.clone()).await;
+        assert!(matches!(late, Err(ChargeError::Cancelled(_))), "{late:?}");
+        assert_eq!(
+            sale_status(&payments, sale.payment_id).await,
+            (Status::Voided, None)
+        );
+        assert!(published(&payments).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_booking_payment_cannot_be_charged_or_cancelled_as_a_sale() {
+        let dir = tempfile::tempdir().unwrap();
+        let (payments, _) = payments(&dir, ProviderSettings::default()).await;
+        let request = booking(15_000);
+        let authorised = payments.authorise(request.clone()).await.unwrap();
+        let cancel = payments
+            .cancel_charge(authorised.id, request.user_id, request.amount)
+            .await;
+        assert!(
+            matches!(cancel, Err(ChargeError::Different(_))),
+            "{cancel:?}"
+        );
+        let charge = payments
+            .charge(Sale {
+                payment_id: authorised.id,
+                user_id: request.user_id,
+                amount: request.amount,
+            })
+            .await;
+        assert!(
+            matches!(charge, Err(ChargeError::Different(_))),
+            "{charge:?}"
+        );
+        assert_eq!(
+            status(&payments, request.reservation_id).await,
+            (Status::Authorised, None)
+        );
+    }
+
+    /// Charged, repeated, cancelled and refunded, and a late charge
+    /// refused, on PostgreSQL when `BOXOFFICE_TEST_POSTGRES` names a server.
+    #[tokio::test]
+    async fn sales_hold_on_postgres() {
+        let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok() else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs this test: set BOXOFFICE_TEST_POSTGRES"
+            );
+            return;
+        };
+        let database = format!("payment_sales_{}", PaymentId::new().as_uuid().simple());
+        let url = format!("{}/{database}", server.trim_end_matches('/'));
+        let store = Store::connect(&url, crate::MIGRATIONS).await.unwrap();
+        let payments = Payments::new(
+            PaymentStore::new(store),
+            Arc::new(FakeProvider::new(ProviderSettings::default())),
+        );
+        let paid = sale(3_000);
+        let first = payments.charge(paid.clone()).await.unwrap();
+        assert_eq!(payments.charge(paid.clone()).await.unwrap(), first);
+        payments
+            .cancel_charge(paid.payment_id, paid.user_id, paid.amount)
+            .await
+            .unwrap();
+        assert_eq!(payments.settle_some().await.unwrap(), 1);
+        assert_eq!(
+            sale_status(&payments, paid.payment_id).await,
+            (Status::Refunded, None)
+        );
+        let late = sale(3_000);
+        payments
+            .cancel_charge(late.payment_id, late.user_id, late.amount)
+            .await
+            .unwrap();
+        assert!(matches!(
+            payments.charge(late).await,
+            Err(ChargeError::Cancelled(_))
+        ));
+        assert_eq!(published(&payments).await.len(), 3);
     }
 }

@@ -216,6 +216,47 @@ pub struct Payment {
     pub updated_at: OffsetDateTime,
 }
 
+/// What a charge (a card sale, e.g. of points) answers when its payment id
+/// is known already: the first outcome, whatever happened since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaleStanding {
+    /// Taken, or reserved and being captured.
+    Paid,
+    /// The card was refused, for this reason.
+    Declined(String),
+    /// The caller took the sale back (it never got the answer): nothing
+    /// stays taken, and the id must not be charged again.
+    Cancelled,
+    /// The id names another payment: a booking's, or another user's or
+    /// amount's sale.
+    Different,
+}
+
+/// Where an existing payment leaves a charge request for `user` and
+/// `amount` under the same payment id.
+pub fn sale_standing(
+    existing: &Payment,
+    user: kernel::ids::UserId,
+    amount: kernel::Money,
+) -> SaleStanding {
+    if existing.reservation_id.is_some() || existing.user_id != user || existing.amount != amount {
+        return SaleStanding::Different;
+    }
+    match (existing.status, existing.pending) {
+        (Status::Declined, _) => SaleStanding::Declined(
+            existing
+                .reason
+                .clone()
+                .unwrap_or_else(|| "the card was declined".to_owned()),
+        ),
+        (Status::Voided | Status::Refunded, _)
+        | (_, Some(Settlement::Void | Settlement::Refund)) => SaleStanding::Cancelled,
+        (Status::Authorised | Status::Captured, None | Some(Settlement::Capture)) => {
+            SaleStanding::Paid
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,6 +370,70 @@ mod tests {
         };
         assert!(bad_latency.validate().is_err());
         assert!(ProviderSettings::default().validate().is_ok());
+    }
+
+    fn sale(status: Status, pending: Option<Settlement>) -> Payment {
+        let now = kernel::now();
+        Payment {
+            id: kernel::ids::PaymentId::new(),
+            reservation_id: None,
+            user_id: kernel::ids::UserId::new(),
+            amount: kernel::Money::parse(3_000).unwrap(),
+            status,
+            pending,
+            reason: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn a_repeated_charge_stands_where_the_first_one_ended() {
+        let stands = |payment: &Payment| sale_standing(payment, payment.user_id, payment.amount);
+        assert_eq!(stands(&sale(Status::Captured, None)), SaleStanding::Paid);
+        // Reserved on the card, captured once the provider is back.
+        assert_eq!(
+            stands(&sale(Status::Authorised, Some(Settlement::Capture))),
+            SaleStanding::Paid
+        );
+        assert_eq!(
+            stands(&sale(Status::Declined, None)),
+            SaleStanding::Declined("the card was declined".to_owned())
+        );
+        for (status, pending) in [
+            (Status::Voided, None),
+            (Status::Refunded, None),
+            (Status::Captured, Some(Settlement::Refund)),
+            (Status::Authorised, Some(Settlement::Void)),
+        ] {
+            assert_eq!(
+                stands(&sale(status, pending)),
+                SaleStanding::Cancelled,
+                "{status:?} {pending:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_payment_id_of_another_payment_is_not_this_charge() {
+        let paid = sale(Status::Captured, None);
+        let other_amount = kernel::Money::parse(3_001).unwrap();
+        assert_eq!(
+            sale_standing(&paid, paid.user_id, other_amount),
+            SaleStanding::Different
+        );
+        assert_eq!(
+            sale_standing(&paid, kernel::ids::UserId::new(), paid.amount),
+            SaleStanding::Different
+        );
+        let booking = Payment {
+            reservation_id: Some(kernel::ids::ReservationId::new()),
+            ..paid.clone()
+        };
+        assert_eq!(
+            sale_standing(&booking, paid.user_id, paid.amount),
+            SaleStanding::Different
+        );
     }
 
     #[test]

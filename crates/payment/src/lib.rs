@@ -9,11 +9,16 @@
 //! once, when it is back. Each step is an event
 //! (`PaymentAuthorised/Declined/Captured/Voided/Refunded`).
 //!
+//! A card sale for no booking (the wallet selling points) is `charge`d:
+//! authorised and captured at once, idempotent by the caller's payment id,
+//! its events without a reservation. A caller that never got the answer
+//! cancels it: refunded if it was taken, refused if it arrives late.
+//!
 //! # Layout
 //! - [`domain`]: statuses, which settlement a booking outcome calls for,
 //!   the fake provider's rules (pure).
 //! - [`provider`]: the `PaymentProvider` port and the built-in fake.
-//! - [`app`]: authorise, request settlements, settle.
+//! - [`app`]: authorise, charge, request settlements, settle.
 //! - `adapters`: REST, SQL, the settlement policy.
 
 mod adapters;

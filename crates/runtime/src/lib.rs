@@ -19,10 +19,13 @@
 //! - [`retry`]: telling a passing fault from a rejection, and waiting one out.
 //! - [`http`]: problem+json errors, the caller's identity, JSON bodies with
 //!   precise rejections, health and metrics routes.
+//! - [`breaker`]: synchronous calls to another service with a timeout and
+//!   a circuit breaker, its state a gauge per dependency and caller.
 //! - [`app`]: a service assembled from a router and background workers,
 //!   served until shutdown.
 
 pub mod app;
+pub mod breaker;
 pub mod consumer;
 pub mod dead_letters;
 pub mod group_commit;

@@ -1,6 +1,7 @@
 //! Payment REST routes. `/internal/*` is for other services (the gateway
-//! routes no client there); `/payments` and `/admin/payment-provider` are
-//! public through the gateway.
+//! routes no client there): reservation's authorisations and their voids,
+//! wallet's charges (points bought by card) and their cancels.
+//! `/payments` and `/admin/payment-provider` are public through the gateway.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,7 +13,7 @@ use kernel::Money;
 use runtime::http::{timestamp, ApiError, Body, Caller, Page};
 use serde::{Deserialize, Serialize};
 
-use crate::app::{Authorisation, AuthoriseError, Payments};
+use crate::app::{Authorisation, AuthoriseError, ChargeError, Payments, Sale};
 use crate::domain::{Payment, ProviderSettings};
 use crate::provider::FakeProvider;
 
@@ -29,6 +30,8 @@ pub fn router(payments: Payments, provider: FakeProvider) -> Router {
             "/internal/authorisations/{reservation_id}/void",
             post(abandon),
         )
+        .route("/internal/charges", post(charge))
+        .route("/internal/charges/{payment_id}/cancel", post(cancel_charge))
         .route("/payments", get(list))
         .route(
             "/admin/payment-provider",
@@ -48,6 +51,21 @@ struct AuthoriseRequest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct AbandonRequest {
+    user_id: UserId,
+    amount: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ChargeRequest {
+    payment_id: PaymentId,
+    user_id: UserId,
+    amount: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CancelRequest {
     user_id: UserId,
     amount: i64,
 }
@@ -129,6 +147,55 @@ async fn abandon(
     Ok(StatusCode::ACCEPTED)
 }
 
+fn charge_error(error: ChargeError) -> ApiError {
+    match error {
+        ChargeError::Declined(reason) => ApiError::PaymentRequired(reason),
+        ChargeError::Unavailable(why) => ApiError::Unavailable {
+            detail: format!("the payment provider is unavailable ({why}); try again later"),
+            retry_after_secs: 1,
+        },
+        ChargeError::Cancelled(_) | ChargeError::Different(_) => {
+            ApiError::Conflict(error.to_string())
+        }
+        ChargeError::Infrastructure(error) => ApiError::Internal(error),
+    }
+}
+
+/// A card sale for no booking (points), authorised and captured at once;
+/// idempotent by `paymentId`.
+async fn charge(
+    State(routes): State<Routes>,
+    Body(request): Body<ChargeRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let payment = routes
+        .payments
+        .charge(Sale {
+            payment_id: request.payment_id,
+            user_id: request.user_id,
+            amount: amount(request.amount)?,
+        })
+        .await
+        .map_err(charge_error)?;
+    Ok((StatusCode::CREATED, Json(PaymentView::from(&payment))))
+}
+
+/// Takes back a charge whose caller never got the answer.
+async fn cancel_charge(
+    State(routes): State<Routes>,
+    Path(payment_id): Path<String>,
+    Body(request): Body<CancelRequest>,
+) -> Result<StatusCode, ApiError> {
+    let id: PaymentId = payment_id
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("no payment with id {payment_id:?}")))?;
+    routes
+        .payments
+        .cancel_charge(id, request.user_id, amount(request.amount)?)
+        .await
+        .map_err(charge_error)?;
+    Ok(StatusCode::ACCEPTED)
+}
+
 async fn list(
     State(routes): State<Routes>,
     caller: Caller,
@@ -192,4 +259,126 @@ async fn change_provider(
     .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     routes.provider.set(settings);
     Ok(Json(settings.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body as HttpBody;
+    use axum::http::{header, Request};
+    use runtime::http::{ROLE_HEADER, USER_ID_HEADER};
+    use runtime::store::sqlite_url;
+    use runtime::Store;
+    use serde_json::{json, Value};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::adapters::sql::PaymentStore;
+
+    async fn routes(dir: &tempfile::TempDir) -> (Router, FakeProvider) {
+        let store = Store::connect(&sqlite_url(dir.path(), "payment"), crate::MIGRATIONS)
+            .await
+            .unwrap();
+        let provider = FakeProvider::new(ProviderSettings {
+            decline_above: Some(50_000),
+            ..ProviderSettings::default()
+        });
+        let payments = Payments::new(PaymentStore::new(store), Arc::new(provider.clone()));
+        (router(payments, provider.clone()), provider)
+    }
+
+    async fn call(router: &Router, request: Request<HttpBody>) -> (StatusCode, Value) {
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    fn post(uri: &str, body: &Value) -> Request<HttpBody> {
+        Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(HttpBody::from(body.to_string()))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_charge_answers_201_again_402_declined_503_unavailable_and_shows_in_payments() {
+        let dir = tempfile::tempdir().unwrap();
+        let (router, provider) = routes(&dir).await;
+        let user = UserId::new();
+        let sale = json!({"paymentId": PaymentId::new(), "userId": user, "amount": 3000});
+
+        let (status, paid) = call(&router, post("/internal/charges", &sale)).await;
+        assert_eq!(status, StatusCode::CREATED, "{paid}");
+        assert_eq!(paid["status"], "captured");
+        assert_eq!(paid["amount"], 3000);
+        assert!(paid.get("reservationId").is_none());
+        let (status, again) = call(&router, post("/internal/charges", &sale)).await;
+        assert_eq!((status, &again), (StatusCode::CREATED, &paid));
+
+        let too_much = json!({"paymentId": PaymentId::new(), "userId": user, "amount": 60000});
+        let (status, problem) = call(&router, post("/internal/charges", &too_much)).await;
+        assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{problem}");
+        assert!(problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("over its limit"));
+
+        provider.set(ProviderSettings {
+            down: true,
+            ..ProviderSettings::default()
+        });
+        let later = json!({"paymentId": PaymentId::new(), "userId": user, "amount": 100});
+        let (status, _) = call(&router, post("/internal/charges", &later)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+
+        let mine = Request::get("/payments")
+            .header(USER_ID_HEADER, user.to_string())
+            .header(ROLE_HEADER, "customer")
+            .body(HttpBody::empty())
+            .unwrap();
+        let (status, listed) = call(&router, mine).await;
+        assert_eq!(status, StatusCode::OK);
+        let statuses: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses, ["declined", "captured"], "newest first");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_charge_is_refused_when_it_arrives_late() {
+        let dir = tempfile::tempdir().unwrap();
+        let (router, _) = routes(&dir).await;
+        let id = PaymentId::new();
+        let user = UserId::new();
+        let (status, _) = call(
+            &router,
+            post(
+                &format!("/internal/charges/{id}/cancel"),
+                &json!({"userId": user, "amount": 3000}),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let sale = json!({"paymentId": id, "userId": user, "amount": 3000});
+        let (status, problem) = call(&router, post("/internal/charges", &sale)).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+        assert!(problem["detail"].as_str().unwrap().contains("cancelled"));
+
+        let (status, _) = call(
+            &router,
+            post(
+                "/internal/charges/not-an-id/cancel",
+                &json!({"userId": user, "amount": 3000}),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
 }

@@ -5,7 +5,7 @@
 use anyhow::Context;
 use contracts::payment::{Charge, PaymentEvent};
 use contracts::IntegrationEvent;
-use kernel::ids::{ReservationId, UserId};
+use kernel::ids::{PaymentId, ReservationId, UserId};
 use kernel::Money;
 use runtime::http::{parse_timestamp, timestamp};
 use runtime::store::{Listing, MigrationScript};
@@ -91,22 +91,75 @@ impl PaymentStore {
         tx: &mut Transaction<'static, Any>,
         payment: &Payment,
     ) -> anyhow::Result<bool> {
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9)
-             ON CONFLICT (reservation_id) DO NOTHING"
+        insert_unless(tx, payment, "reservation_id").await
+    }
+
+    /// Stores a new charge (a sale for no booking) with its events in one
+    /// transaction; `false` (nothing stored) when its payment id is taken
+    /// already: a repeated request, or a cancel that came first.
+    pub async fn insert_sale(
+        &self,
+        payment: &Payment,
+        events: &[PaymentEvent],
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.store.begin().await?;
+        let inserted = insert_unless(&mut tx, payment, "id").await?;
+        if inserted {
+            let events: Vec<_> = events.iter().map(|event| event.outgoing(None)).collect();
+            outbox::append(&mut tx, &events).await?;
+        }
+        self.store.commit(tx).await?;
+        Ok(inserted)
+    }
+
+    pub async fn find(&self, id: PaymentId) -> anyhow::Result<Option<Payment>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM payments WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(self.store.reader())
+            .await?;
+        row.map(|row| from_row(&row)).transpose()
+    }
+
+    /// A payment by its id, locked for change on PostgreSQL.
+    pub async fn load(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: PaymentId,
+    ) -> anyhow::Result<Option<Versioned>> {
+        let lock = self.store.for_update();
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM payments WHERE id = $1{lock}"
         ))
-        .bind(payment.id.to_string())
-        .bind(payment.reservation_id.map(|id| id.to_string()))
-        .bind(payment.user_id.to_string())
-        .bind(payment.amount.minor_units())
-        .bind(payment.status.as_str())
-        .bind(payment.pending.map(Settlement::as_str))
-        .bind(payment.reason.clone())
-        .bind(timestamp(payment.created_at))
-        .bind(timestamp(payment.updated_at))
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+        row.map(|row| Ok((from_row(&row)?, row.try_get("version")?)))
+            .transpose()
+    }
+
+    /// A cancel for a charge that was never recorded (its caller gave up
+    /// waiting): kept under the charge's own id so that the charge, if it
+    /// arrives late, is refused and taken back. `false` when the id was
+    /// taken meanwhile (the charge got there first).
+    pub async fn insert_cancel_marker(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: PaymentId,
+        user: UserId,
+        amount: Money,
+    ) -> anyhow::Result<bool> {
+        let now = timestamp(kernel::now());
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO payments ({COLUMNS}) VALUES ($1, NULL, $2, $3, 'voided', NULL, $4, 1, $5, $5)
+             ON CONFLICT (id) DO NOTHING"
+        ))
+        .bind(id.to_string())
+        .bind(user.to_string())
+        .bind(amount.minor_units())
+        .bind("cancelled before the charge completed")
+        .bind(now)
         .execute(&mut **tx)
-        .await
-        .context("storing a payment")?;
+        .await?;
         Ok(inserted.rows_affected() == 1)
     }
 
@@ -267,6 +320,32 @@ impl PaymentStore {
             .collect::<anyhow::Result<_>>()
             .map(Some)
     }
+}
+
+/// Inserts `payment` unless a payment with the same `unique` column (its
+/// booking, or its id) exists; whether it was inserted.
+async fn insert_unless(
+    tx: &mut Transaction<'static, Any>,
+    payment: &Payment,
+    unique: &str,
+) -> anyhow::Result<bool> {
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9)
+         ON CONFLICT ({unique}) DO NOTHING"
+    ))
+    .bind(payment.id.to_string())
+    .bind(payment.reservation_id.map(|id| id.to_string()))
+    .bind(payment.user_id.to_string())
+    .bind(payment.amount.minor_units())
+    .bind(payment.status.as_str())
+    .bind(payment.pending.map(Settlement::as_str))
+    .bind(payment.reason.clone())
+    .bind(timestamp(payment.created_at))
+    .bind(timestamp(payment.updated_at))
+    .execute(&mut **tx)
+    .await
+    .context("storing a payment")?;
+    Ok(inserted.rows_affected() == 1)
 }
 
 /// The facts every event of this payment repeats.

@@ -1,8 +1,10 @@
-//! Wallets and their entries in the wallet service's own database.
+//! Wallets, their entries and purchases of points in the wallet service's
+//! own database.
 //!
 //! A wallet row holds the balance (`CHECK (balance >= 0)`); every change
-//! is also an entry, unique per (booking, kind) so a booking earns and is
-//! withdrawn at most once whatever the inbox lets through. Balance writes
+//! is also an entry, unique per (booking, kind) so a booking earns, is
+//! withdrawn, spends and is given back at most once whatever the inbox
+//! lets through; a purchase is credited once, guarded by its status. Balance writes
 //! happen on a locked row and are guarded by the value they were computed
 //! from, so two replicas can never lose each other's update.
 
@@ -12,16 +14,17 @@ use std::str::FromStr;
 use anyhow::Context;
 use contracts::wallet::WalletEvent;
 use contracts::IntegrationEvent;
-use kernel::ids::{ReservationId, UserId};
+use kernel::ids::{PaymentId, ReservationId, UserId};
 use kernel::Envelope;
 use runtime::http::timestamp;
 use runtime::retry::Contention;
 use runtime::store::{Listing, MigrationScript};
 use runtime::{outbox, Store};
+use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use time::OffsetDateTime;
 
-use crate::domain::{Insufficient, Points, Wallet};
+use crate::domain::{pay_booking, Points, PurchaseStatus, Wallet};
 
 const SCHEMA: &str = "
 CREATE TABLE wallets (
@@ -41,12 +44,47 @@ CREATE TABLE wallet_entries (
 );
 CREATE INDEX wallet_entries_by_user ON wallet_entries (user_id, at);";
 
-pub const MIGRATIONS: &[MigrationScript] = &[MigrationScript {
-    version: 100,
-    description: "wallet: wallets and their entries",
-    sqlite: SCHEMA,
-    postgres: SCHEMA,
-}];
+/// Purchases of points, recorded before the card is charged so that none
+/// is lost if the process stops between the charge and the credit; and
+/// bookings refused payment with points, so a redelivered booking is
+/// refused again rather than paid once the customer has bought more.
+const PURCHASES: &str = "
+CREATE TABLE point_purchases (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    idempotency_key TEXT,
+    payment_id TEXT NOT NULL UNIQUE,
+    points BIGINT NOT NULL CHECK (points > 0),
+    status TEXT NOT NULL,
+    reason TEXT,
+    balance BIGINT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (user_id, idempotency_key)
+);
+CREATE INDEX point_purchases_to_recover ON point_purchases (status, updated_at);
+CREATE TABLE points_refusals (
+    reservation_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    points BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    refused_at TEXT NOT NULL
+);";
+
+pub const MIGRATIONS: &[MigrationScript] = &[
+    MigrationScript {
+        version: 100,
+        description: "wallet: wallets and their entries",
+        sqlite: SCHEMA,
+        postgres: SCHEMA,
+    },
+    MigrationScript {
+        version: 101,
+        description: "wallet: purchases of points, bookings refused payment with points",
+        sqlite: PURCHASES,
+        postgres: PURCHASES,
+    },
+];
 
 /// What changed a balance. Stored and answered as its lowercase name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +93,7 @@ pub enum EntryKind {
     Withdrawn,
     Spent,
     Purchased,
+    Refunded,
 }
 
 impl EntryKind {
@@ -64,6 +103,7 @@ impl EntryKind {
             EntryKind::Withdrawn => "withdrawn",
             EntryKind::Spent => "spent",
             EntryKind::Purchased => "purchased",
+            EntryKind::Refunded => "refunded",
         }
     }
 }
@@ -83,6 +123,7 @@ impl FromStr for EntryKind {
             "withdrawn" => Ok(EntryKind::Withdrawn),
             "spent" => Ok(EntryKind::Spent),
             "purchased" => Ok(EntryKind::Purchased),
+            "refunded" => Ok(EntryKind::Refunded),
             other => anyhow::bail!("unknown wallet entry kind {other:?}"),
         }
     }
@@ -226,56 +267,340 @@ impl Wallets {
         outbox::append(tx, &[event.outgoing(Some(cause))]).await
     }
 
-    /// Pays with points, all or nothing: `Ok(Err(_))` when the balance is
-    /// short, and then nothing was deducted. The deduction itself is one
-    /// guarded statement (`balance >= points`), so even a writer that skipped
-    /// the lock could not take the balance below zero. At most one spend per
-    /// booking when `reservation` is given.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the bike line pays with points; no route spends yet"
-        )
-    )]
-    pub async fn spend(
+    /// Locks the wallets a batch of bookings will pay from or give back
+    /// to, in id order (on PostgreSQL). Unlike [`Wallets::lock_in_order`]
+    /// it opens none: a booking paid from no wallet is refused, and must
+    /// not leave an empty one behind.
+    pub async fn lock_existing(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        users: Vec<UserId>,
+    ) -> anyhow::Result<()> {
+        let users = users.iter().map(ToString::to_string).collect();
+        self.store
+            .lock_in_order(tx, "wallets", "user_id", users)
+            .await
+    }
+
+    /// Pays a booking with points, all or nothing, once per booking: spent
+    /// (`PointsSpent`) when the balance covers it, otherwise refused
+    /// (`PointsRefused`, nothing deducted). The deduction is one guarded
+    /// statement (`balance >= points`) on the locked row, so even a writer
+    /// that skipped the lock could not take the balance below zero.
+    pub async fn pay_for_booking(
         &self,
         tx: &mut Transaction<'static, Any>,
         user: UserId,
+        reservation: ReservationId,
         points: Points,
-        reservation: Option<ReservationId>,
-    ) -> anyhow::Result<Result<Wallet, Insufficient>> {
-        let wallet = self.load_for_update(tx, user).await?;
-        let after = match wallet.spend(points) {
-            Ok(after) => after,
-            Err(insufficient) => return Ok(Err(insufficient)),
-        };
-        let spent = sqlx::query(
-            "UPDATE wallets SET balance = balance - $1, updated_at = $2
-             WHERE user_id = $3 AND balance >= $1",
-        )
-        .bind(to_sql(points)?)
-        .bind(timestamp(kernel::now()))
-        .bind(user.to_string())
-        .execute(&mut **tx)
-        .await?;
-        if spent.rows_affected() != 1 {
-            return Ok(Err(Insufficient {
-                requested: points,
-                balance: wallet.balance(),
-            }));
+        cause: &Envelope,
+    ) -> anyhow::Result<()> {
+        let wallet = self.load_existing_for_update(tx, user).await?;
+        // Checked under the wallet's lock: a second replica paying the same
+        // booking sees the first one's decision once it gets the lock.
+        if entry_points(tx, reservation, EntryKind::Spent)
+            .await?
+            .is_some()
+            || refused(tx, reservation).await?
+        {
+            return Ok(());
         }
+        let at = kernel::now();
+        let event = match pay_booking(wallet, points) {
+            Ok(after) => {
+                let spent = sqlx::query(
+                    "UPDATE wallets SET balance = balance - $1, updated_at = $2
+                     WHERE user_id = $3 AND balance >= $1",
+                )
+                .bind(to_sql(points)?)
+                .bind(timestamp(at))
+                .bind(user.to_string())
+                .execute(&mut **tx)
+                .await?;
+                if spent.rows_affected() != 1 {
+                    return Err(Contention(format!("the wallet of {user}")).into());
+                }
+                insert_entry(
+                    tx,
+                    user,
+                    EntryKind::Spent,
+                    points,
+                    Points::ZERO,
+                    Some(reservation),
+                    at,
+                )
+                .await?;
+                WalletEvent::PointsSpent {
+                    user_id: user,
+                    reservation_id: reservation,
+                    points: points.value(),
+                    balance: after.balance().value(),
+                    spent_at: at,
+                }
+            }
+            Err(refusal) => {
+                let reason = refusal.to_string();
+                // No wallet means no lock: two replicas may both get here,
+                // and only the one that records the refusal announces it.
+                let recorded = sqlx::query(
+                    "INSERT INTO points_refusals (reservation_id, user_id, points, reason, refused_at)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (reservation_id) DO NOTHING",
+                )
+                .bind(reservation.to_string())
+                .bind(user.to_string())
+                .bind(to_sql(points)?)
+                .bind(&reason)
+                .bind(timestamp(at))
+                .execute(&mut **tx)
+                .await?;
+                if recorded.rows_affected() != 1 {
+                    return Ok(());
+                }
+                WalletEvent::PointsRefused {
+                    user_id: user,
+                    reservation_id: reservation,
+                    points: points.value(),
+                    balance: wallet.map_or(0, |wallet| wallet.balance().value()),
+                    reason,
+                    refused_at: at,
+                }
+            }
+        };
+        outbox::append(tx, &[event.outgoing(Some(cause))]).await
+    }
+
+    /// Gives back what a booking that did not go ahead spent, once, and
+    /// announces it (`PointsRefunded`). A booking that spent nothing
+    /// (refused, or paid by card) changes nothing.
+    pub async fn give_back(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        user: UserId,
+        reservation: ReservationId,
+        cause: &Envelope,
+    ) -> anyhow::Result<()> {
+        let Some(wallet) = self.load_existing_for_update(tx, user).await? else {
+            return Ok(());
+        };
+        let Some(spent) = entry_points(tx, reservation, EntryKind::Spent).await? else {
+            return Ok(());
+        };
+        if entry_points(tx, reservation, EntryKind::Refunded)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let at = kernel::now();
+        let after = wallet.give_back(spent);
+        self.set_balance(tx, user, wallet, after).await?;
         insert_entry(
             tx,
             user,
-            EntryKind::Spent,
-            points,
+            EntryKind::Refunded,
+            spent,
             Points::ZERO,
-            reservation,
-            kernel::now(),
+            Some(reservation),
+            at,
         )
         .await?;
-        Ok(Ok(after))
+        let event = WalletEvent::PointsRefunded {
+            user_id: user,
+            reservation_id: reservation,
+            points: spent.value(),
+            balance: after.balance().value(),
+            refunded_at: at,
+        };
+        outbox::append(tx, &[event.outgoing(Some(cause))]).await
+    }
+
+    /// Records a purchase before its card is charged: a new one, or, when
+    /// the user already made one under `key`, that one (nothing recorded).
+    pub async fn open_purchase(
+        &self,
+        user: UserId,
+        key: Option<&str>,
+        points: Points,
+    ) -> anyhow::Result<Opened> {
+        let now = timestamp(kernel::now());
+        let purchase = Purchase {
+            id: uuid::Uuid::now_v7().to_string(),
+            user_id: user,
+            payment_id: PaymentId::new(),
+            points,
+            status: PurchaseStatus::Pending,
+            reason: None,
+            balance: None,
+            updated_at: now.clone(),
+        };
+        let mut tx = self.store.begin().await?;
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO point_purchases ({PURCHASE_COLUMNS}, idempotency_key, created_at)
+             VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6, $7, $6)
+             ON CONFLICT (user_id, idempotency_key) DO NOTHING"
+        ))
+        .bind(&purchase.id)
+        .bind(user.to_string())
+        .bind(purchase.payment_id.to_string())
+        .bind(to_sql(points)?)
+        .bind(PurchaseStatus::Pending.as_str())
+        .bind(&now)
+        .bind(key)
+        .execute(&mut *tx)
+        .await
+        .context("recording a purchase of points")?;
+        self.store.commit(tx).await?;
+        if inserted.rows_affected() == 1 {
+            return Ok(Opened::New(purchase));
+        }
+        let key = key.context("a purchase without a key conflicts")?;
+        let row = sqlx::query(&format!(
+            "SELECT {PURCHASE_COLUMNS} FROM point_purchases WHERE user_id = $1 AND idempotency_key = $2"
+        ))
+        .bind(user.to_string())
+        .bind(key)
+        .fetch_one(self.store.reader())
+        .await
+        .context("finding the purchase under its key")?;
+        Ok(Opened::Existing(purchase_from_row(&row)?))
+    }
+
+    /// A purchase as it stands now.
+    pub async fn purchase(&self, id: &str) -> anyhow::Result<Purchase> {
+        let row = sqlx::query(&format!(
+            "SELECT {PURCHASE_COLUMNS} FROM point_purchases WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_one(self.store.reader())
+        .await
+        .with_context(|| format!("loading purchase {id}"))?;
+        purchase_from_row(&row)
+    }
+
+    /// Moves a purchase on from where it was read (same status, same
+    /// payment); `false` when something else moved it first.
+    pub async fn mark_purchase(
+        &self,
+        purchase: &Purchase,
+        to: PurchaseStatus,
+        reason: Option<&str>,
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.store.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE point_purchases SET status = $1, reason = $2, updated_at = $3
+             WHERE id = $4 AND payment_id = $5 AND status = $6",
+        )
+        .bind(to.as_str())
+        .bind(reason)
+        .bind(timestamp(kernel::now()))
+        .bind(&purchase.id)
+        .bind(purchase.payment_id.to_string())
+        .bind(purchase.status.as_str())
+        .execute(&mut *tx)
+        .await?;
+        self.store.commit(tx).await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// Takes a purchase on to charge it: a failed or cancelled one is tried
+    /// again under a new payment id, a stale pending one keeps its own (its
+    /// charge may have happened). `None` when something else took it first.
+    pub async fn take_purchase(&self, purchase: &Purchase) -> anyhow::Result<Option<Purchase>> {
+        let now = timestamp(kernel::now());
+        let payment_id = match purchase.status {
+            PurchaseStatus::Pending => purchase.payment_id,
+            _ => PaymentId::new(),
+        };
+        let mut tx = self.store.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE point_purchases SET status = $1, payment_id = $2, reason = NULL, updated_at = $3
+             WHERE id = $4 AND payment_id = $5 AND status = $6 AND updated_at = $7",
+        )
+        .bind(PurchaseStatus::Pending.as_str())
+        .bind(payment_id.to_string())
+        .bind(&now)
+        .bind(&purchase.id)
+        .bind(purchase.payment_id.to_string())
+        .bind(purchase.status.as_str())
+        .bind(&purchase.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        self.store.commit(tx).await?;
+        Ok((updated.rows_affected() == 1).then(|| Purchase {
+            payment_id,
+            status: PurchaseStatus::Pending,
+            reason: None,
+            updated_at: now,
+            ..purchase.clone()
+        }))
+    }
+
+    /// Credits a charged purchase, in one transaction with its entry and
+    /// `PointsPurchased`: the first purchase opens the wallet, later ones
+    /// top it up. The balance after it, or `None` when the purchase was no
+    /// longer pending under this payment (credited already, or given up).
+    pub async fn credit_purchase(&self, purchase: &Purchase) -> anyhow::Result<Option<Points>> {
+        let mut tx = self.store.begin().await?;
+        let user = purchase.user_id;
+        let wallet = self.load_for_update(&mut tx, user).await?;
+        let after = wallet.top_up(purchase.points);
+        let at = kernel::now();
+        let credited = sqlx::query(
+            "UPDATE point_purchases SET status = $1, balance = $2, updated_at = $3
+             WHERE id = $4 AND payment_id = $5 AND status = $6",
+        )
+        .bind(PurchaseStatus::Credited.as_str())
+        .bind(to_sql(after.balance())?)
+        .bind(timestamp(at))
+        .bind(&purchase.id)
+        .bind(purchase.payment_id.to_string())
+        .bind(PurchaseStatus::Pending.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if credited.rows_affected() != 1 {
+            return Ok(None);
+        }
+        self.set_balance(&mut tx, user, wallet, after).await?;
+        insert_entry(
+            &mut tx,
+            user,
+            EntryKind::Purchased,
+            purchase.points,
+            Points::ZERO,
+            None,
+            at,
+        )
+        .await?;
+        let event = WalletEvent::PointsPurchased {
+            user_id: user,
+            payment_id: purchase.payment_id,
+            points: purchase.points.value(),
+            balance: after.balance().value(),
+            purchased_at: at,
+        };
+        outbox::append(&mut tx, &[event.outgoing(None)]).await?;
+        self.store.commit(tx).await?;
+        Ok(Some(after.balance()))
+    }
+
+    /// Purchases a stopped process may have left half done: pending or
+    /// being taken back, untouched since `before`; oldest first.
+    pub async fn purchases_to_recover(
+        &self,
+        before: OffsetDateTime,
+        limit: i64,
+    ) -> anyhow::Result<Vec<Purchase>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PURCHASE_COLUMNS} FROM point_purchases
+             WHERE status IN ($1, $2) AND updated_at < $3 ORDER BY updated_at LIMIT $4"
+        ))
+        .bind(PurchaseStatus::Pending.as_str())
+        .bind(PurchaseStatus::Cancelling.as_str())
+        .bind(timestamp(before))
+        .bind(limit)
+        .fetch_all(self.store.reader())
+        .await?;
+        rows.iter().map(purchase_from_row).collect()
     }
 
     /// A user's balance; zero for a user who never had a wallet.
@@ -315,6 +640,26 @@ impl Wallets {
             })
             .collect::<anyhow::Result<_>>()
             .map(Some)
+    }
+
+    /// The user's wallet, if there is one, locked until the transaction
+    /// ends on PostgreSQL.
+    async fn load_existing_for_update(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        user: UserId,
+    ) -> anyhow::Result<Option<Wallet>> {
+        let lock = self.store.for_update();
+        let balance: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT balance FROM wallets WHERE user_id = $1{lock}"
+        ))
+        .bind(user.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .with_context(|| format!("loading the wallet of {user}"))?;
+        balance
+            .map(|balance| Ok(Wallet::restore(from_sql(balance)?)))
+            .transpose()
     }
 
     /// The user's wallet, created empty if need be and locked until the
@@ -360,6 +705,65 @@ impl Wallets {
         }
         Ok(())
     }
+}
+
+/// A purchase of points as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purchase {
+    pub id: String,
+    pub user_id: UserId,
+    /// What the card is charged under; payment charges an id at most once.
+    pub payment_id: PaymentId,
+    pub points: Points,
+    pub status: PurchaseStatus,
+    /// Why the card was declined, or why the charge failed.
+    pub reason: Option<String>,
+    /// The balance right after the credit.
+    pub balance: Option<Points>,
+    /// When it last changed (stored text, compared as it is).
+    pub updated_at: String,
+}
+
+/// What recording a purchase found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// Recorded now: this request charges it.
+    New(Purchase),
+    /// Made before under the same key.
+    Existing(Purchase),
+}
+
+const PURCHASE_COLUMNS: &str =
+    "id, user_id, payment_id, points, status, reason, balance, updated_at";
+
+fn purchase_from_row(row: &AnyRow) -> anyhow::Result<Purchase> {
+    let text = |name: &str| -> anyhow::Result<String> { Ok(row.try_get::<String, _>(name)?) };
+    let status = text("status")?;
+    let balance: Option<i64> = row.try_get("balance")?;
+    Ok(Purchase {
+        id: text("id")?,
+        user_id: text("user_id")?.parse()?,
+        payment_id: text("payment_id")?.parse()?,
+        points: from_sql(row.try_get("points")?)?,
+        status: PurchaseStatus::parse(&status)
+            .with_context(|| format!("unknown purchase status {status:?}"))?,
+        reason: row.try_get("reason")?,
+        balance: balance.map(from_sql).transpose()?,
+        updated_at: text("updated_at")?,
+    })
+}
+
+/// Whether the booking was already refused payment with points.
+async fn refused(
+    tx: &mut Transaction<'static, Any>,
+    reservation: ReservationId,
+) -> anyhow::Result<bool> {
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT reservation_id FROM points_refusals WHERE reservation_id = $1")
+            .bind(reservation.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(found.is_some())
 }
 
 async fn ensure_wallet(tx: &mut Transaction<'static, Any>, user: UserId) -> anyhow::Result<()> {
