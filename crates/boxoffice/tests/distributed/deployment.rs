@@ -202,6 +202,7 @@ impl Deployment {
             // Half a dozen processes share two cores here; the production
             // 610 ms would time out calls that are merely queued.
             .env("BOXOFFICE_RESERVATION__PAYMENT__TIMEOUT_MS", "5000")
+            .env("BOXOFFICE_WALLET__PAYMENT__TIMEOUT_MS", "5000")
             .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("BOXOFFICE_LOG_FORMAT", "json")
             .env("RUST_LOG", "info,sqlx=warn")

@@ -283,7 +283,11 @@ async fn breaker_state(deployment: &Deployment) -> Option<f64> {
         .await
         .ok()?;
     text.lines()
-        .find(|line| line.starts_with("boxoffice_circuit_breaker_state{dependency=\"payment\"}"))
+        .find(|line| {
+            line.starts_with(
+                "boxoffice_circuit_breaker_state{dependency=\"payment\",caller=\"reservation\"}",
+            )
+        })
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
 }

@@ -114,7 +114,8 @@ async fn a_corrupted_log_entry_is_parked_by_every_consumer_listed_by_the_gateway
             "dashboard.projection",
             "mypage.projection",
             "notification.sender",
-            "payment.settlement"
+            "payment.settlement",
+            "wallet.bookings"
         ]
     );
     // There is no event in it to replay: the refusal says so.

@@ -40,6 +40,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     // production 610 ms would time out payment calls that are merely
     // queued. The breaker tests set their own timeout.
     config.reservation.payment.timeout_ms = 5_000;
+    config.wallet.settings.payment.timeout_ms = 5_000;
     configure(&mut config);
     let platform = Platform::start(&config).await.expect("the platform starts");
     TestApp {

@@ -55,6 +55,7 @@ async fn breaker_state(app: &TestApp) -> Option<f64> {
         .find(|line| {
             line.starts_with("boxoffice_circuit_breaker_state")
                 && line.contains("dependency=\"payment\"")
+                && line.contains("caller=\"reservation\"")
         })
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
