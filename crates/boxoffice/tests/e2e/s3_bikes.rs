@@ -140,12 +140,14 @@ async fn bad_points_and_rental_requests_are_refused_naming_the_problem_and_chang
     );
     assert!(colourless.detail().contains("color"), "{colourless:?}");
 
-    // Points without any: rejected with the reason, nothing taken.
-    let rental = app.rent(&rider, &bike).await;
+    // Points without any (the ticket above earned some: a newcomer has
+    // none): rejected with the reason, nothing taken.
+    let newcomer = app.customer("newcomer").await;
+    let rental = app.rent(&newcomer, &bike).await;
     let rental = rental.body["id"].as_str().unwrap().to_owned();
-    assert_eq!(app.settled(&rider, &rental).await, "rejected");
+    assert_eq!(app.settled(&newcomer, &rental).await, "rejected");
     let why = app
-        .get(&format!("/reservations/{rental}"), Some(&rider))
+        .get(&format!("/reservations/{rental}"), Some(&newcomer))
         .await;
     assert!(
         why.body["reason"].as_str().unwrap().contains("buy points"),
