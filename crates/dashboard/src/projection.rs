@@ -469,6 +469,9 @@ pub enum PointsKind {
     Spent,
     /// Given back for a booking paid with points that did not go ahead.
     Refunded,
+    /// Earned points taken back with their payment's refund (no longer
+    /// issued).
+    Withdrawn,
 }
 
 impl PointsKind {
@@ -477,6 +480,7 @@ impl PointsKind {
             PointsKind::Issued => "issued",
             PointsKind::Spent => "spent",
             PointsKind::Refunded => "refunded",
+            PointsKind::Withdrawn => "withdrawn",
         }
     }
 }
@@ -523,9 +527,22 @@ pub fn points_fact(event: &WalletEvent) -> Option<PointsFact> {
             PointsKind::Refunded,
             points,
         ),
-        // A refusal moved nothing; a withdrawal takes back earned points,
-        // which the dashboard counts as issued all the same.
-        WalletEvent::PointsRefused { .. } | WalletEvent::PointsWithdrawn { .. } => return None,
+        // A withdrawal takes back what it could of the points a refunded
+        // payment earned: those are no longer issued.
+        WalletEvent::PointsWithdrawn {
+            reservation_id,
+            points,
+            shortfall,
+            ..
+        } => {
+            return Some(PointsFact {
+                key: format!("withdrawn:{reservation_id}"),
+                kind: PointsKind::Withdrawn,
+                points: points.saturating_sub(*shortfall),
+            })
+        }
+        // A refusal moved nothing.
+        WalletEvent::PointsRefused { .. } => return None,
     };
     Some(PointsFact {
         key,
@@ -581,10 +598,10 @@ pub struct PointsTotals {
 }
 
 impl PointsTotals {
-    /// Issued as is; spent less what was refunded.
-    pub fn from_sums(issued: u64, spent: u64, refunded: u64) -> PointsTotals {
+    /// Issued less what was withdrawn; spent less what was refunded.
+    pub fn from_sums(issued: u64, withdrawn: u64, spent: u64, refunded: u64) -> PointsTotals {
         PointsTotals {
-            issued,
+            issued: issued.saturating_sub(withdrawn),
             spent: spent.saturating_sub(refunded),
         }
     }
@@ -926,7 +943,7 @@ mod tests {
     }
 
     #[test]
-    fn points_bought_or_earned_are_issued_and_refunds_undo_spending() {
+    fn points_bought_or_earned_are_issued_refunds_undo_spending_and_withdrawals_issuing() {
         let user_id = UserId::new();
         let reservation_id = ReservationId::new();
         let payment_id = PaymentId::new();
@@ -984,19 +1001,20 @@ mod tests {
                 (PointsKind::Issued, 10_000),
                 (PointsKind::Issued, 240),
                 (PointsKind::Spent, 3_000),
-                (PointsKind::Refunded, 1_000)
+                (PointsKind::Refunded, 1_000),
+                (PointsKind::Withdrawn, 240)
             ]
         );
         // Every fact has a key of its own; the same event gives the same key.
         let mut keys: Vec<&str> = facts.iter().map(|f| f.key.as_str()).collect();
         keys.sort_unstable();
         keys.dedup();
-        assert_eq!(keys.len(), 4);
+        assert_eq!(keys.len(), 5);
         assert_eq!(points_fact(&events[2]), points_fact(&events[2].clone()));
         assert_eq!(
-            PointsTotals::from_sums(10_240, 3_000, 1_000),
+            PointsTotals::from_sums(10_240, 240, 3_000, 1_000),
             PointsTotals {
-                issued: 10_240,
+                issued: 10_000,
                 spent: 2_000
             }
         );

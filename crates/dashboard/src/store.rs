@@ -348,7 +348,7 @@ impl DashboardView {
             }
         }
 
-        let (mut issued, mut spent, mut refunded) = (0, 0, 0);
+        let (mut issued, mut withdrawn, mut spent, mut refunded) = (0, 0, 0, 0);
         for row in sqlx::query("SELECT kind, CAST(SUM(points) AS BIGINT) AS points FROM dashboard_points GROUP BY kind")
             .fetch_all(reader)
             .await
@@ -360,6 +360,7 @@ impl DashboardView {
                 k if k == PointsKind::Issued.as_str() => issued = points,
                 k if k == PointsKind::Spent.as_str() => spent = points,
                 k if k == PointsKind::Refunded.as_str() => refunded = points,
+                k if k == PointsKind::Withdrawn.as_str() => withdrawn = points,
                 other => anyhow::bail!("points of a kind the dashboard does not know: {other:?}"),
             }
         }
@@ -373,7 +374,7 @@ impl DashboardView {
             listings,
             reservations,
             revenue,
-            points: PointsTotals::from_sums(issued, spent, refunded),
+            points: PointsTotals::from_sums(issued, withdrawn, spent, refunded),
             updated_at,
         })
     }

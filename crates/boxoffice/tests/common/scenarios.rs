@@ -136,6 +136,19 @@ pub async fn bike_rental_walkthrough(app: &Gateway) {
     assert_eq!(app.settled(&rider, &rental).await, "confirmed");
     assert_eq!(app.balance(&rider).await, 7000);
     eventually(|| async { (!app.bike_free(&bike1).await).then_some(()) }).await;
+    // The admin's dashboard, built from events only, shows it in use.
+    eventually(|| async {
+        let dashboard = app.get("/dashboard", Some(&admin)).await;
+        let listings = dashboard.body["listings"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        listings
+            .iter()
+            .any(|l| l["id"] == bike1.as_str() && l["inUse"] == true)
+            .then_some(())
+    })
+    .await;
 
     // Not enough points: rejected, nothing taken, told why.
     let poor = app.customer("rider-500").await;
