@@ -10,6 +10,7 @@ use kernel::ids::{ListingId, ReservationId, UserId};
 use kernel::Envelope;
 use runtime::group_commit::GroupCommit;
 use runtime::outbox;
+use runtime::retry::Contention;
 use sqlx::{Any, Transaction};
 
 use std::time::Duration;
@@ -218,32 +219,44 @@ impl Reservations {
         Ok(())
     }
 
+    /// Expires one round of overdue bookings in one transaction: a
+    /// transaction per booking made the sweep pay for a commit each (105
+    /// expiries/s on PostgreSQL under load). Rows are taken in id order so
+    /// that two replicas sweeping at once lock them in the same order.
     async fn expire_some(&self) -> anyhow::Result<usize> {
         let now = kernel::now();
-        let overdue = self.store.overdue(now, EXPIRY_BATCH).await?;
+        let mut overdue = self.store.overdue(now, EXPIRY_BATCH).await?;
+        overdue.sort_unstable();
         let count = overdue.len();
+        if count == 0 {
+            return Ok(0);
+        }
         let reason = format!(
             "it was not confirmed within {} seconds",
             self.deadline.as_secs()
         );
+        let mut tx = self.store.store().begin().await?;
+        let mut expired = 0u64;
         for id in overdue {
-            let mut tx = self.store.store().begin().await?;
             let command = Command::Expire {
                 reason: reason.clone(),
                 at: now,
             };
             match self.execute(&mut tx, id, command, None).await {
-                Ok(_) => self.store.store().commit(tx).await?,
+                Ok(_) => expired += 1,
+                // Answered meanwhile: the next round sees what it became.
+                Err(AppError::Infrastructure(error)) if error.is::<Contention>() => {
+                    tracing::debug!(reservation = %id, "an overdue booking changed while being expired")
+                }
                 Err(AppError::Infrastructure(error)) => return Err(error),
                 Err(error) => {
                     tracing::warn!(reservation = %id, %error, "an overdue booking could not be expired")
                 }
             }
         }
-        if count > 0 {
-            tracing::info!(count, "overdue bookings expired");
-            metrics::counter!("boxoffice_reservations_expired_total").increment(count as u64);
-        }
+        self.store.store().commit(tx).await?;
+        tracing::info!(expired, "overdue bookings expired");
+        metrics::counter!("boxoffice_reservations_expired_total").increment(expired);
         Ok(count)
     }
 
