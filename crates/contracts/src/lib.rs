@@ -34,6 +34,19 @@ pub mod topics {
     pub const ALL: &[&str] = &[CATALOG, RESERVATION, PAYMENT, WALLET];
 }
 
+/// Whether `event_type` is one that some context publishes, for
+/// consumers that name the types they act on (see their tests).
+pub fn is_published_type(event_type: &str) -> bool {
+    [
+        catalog::CatalogEvent::TYPES,
+        reservation::ReservationEvent::TYPES,
+        payment::PaymentEvent::TYPES,
+        wallet::WalletEvent::TYPES,
+    ]
+    .iter()
+    .any(|types| types.contains(&event_type))
+}
+
 /// Every payload is at schema version 1 today.
 pub const SCHEMA_VERSION: u32 = 1;
 

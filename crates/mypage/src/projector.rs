@@ -25,8 +25,34 @@ impl Projector {
     }
 }
 
+/// The events this handler acts on (bookings, their payments and points, and the listing facts shown with them); the others pass it by.
+const SHOWN: &[&str] = &[
+    "boxoffice.reservation.placed",
+    "boxoffice.reservation.confirmed",
+    "boxoffice.reservation.rejected",
+    "boxoffice.reservation.expired",
+    "boxoffice.reservation.cancelled",
+    "boxoffice.reservation.returned",
+    "boxoffice.payment.authorised",
+    "boxoffice.payment.declined",
+    "boxoffice.payment.captured",
+    "boxoffice.payment.voided",
+    "boxoffice.payment.refunded",
+    "boxoffice.wallet.points-earned",
+    "boxoffice.wallet.points-withdrawn",
+    "boxoffice.wallet.points-spent",
+    "boxoffice.wallet.points-refunded",
+    "boxoffice.catalog.listing-registered",
+    "boxoffice.catalog.listing-updated",
+    "boxoffice.catalog.screen-assigned",
+];
+
 #[async_trait]
 impl EventHandler for Projector {
+    fn wants(&self, event: &Envelope) -> bool {
+        SHOWN.contains(&event.event_type.as_str())
+    }
+
     async fn handle(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -61,6 +87,13 @@ impl EventHandler for Projector {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    #[test]
+    fn every_event_it_wants_is_one_that_is_published() {
+        for event_type in super::SHOWN {
+            assert!(contracts::is_published_type(event_type), "{event_type}");
+        }
+    }
+
     use contracts::catalog::{CapacityKind, ListingKind};
     use contracts::payment::Charge;
     use contracts::reservation::{Booking, PaymentMethod};

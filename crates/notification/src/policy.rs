@@ -52,8 +52,22 @@ impl NotificationPolicy {
     }
 }
 
+/// The events this handler acts on (what customers are told about); the others pass it by.
+const TOLD: &[&str] = &[
+    "boxoffice.reservation.confirmed",
+    "boxoffice.reservation.rejected",
+    "boxoffice.reservation.expired",
+    "boxoffice.reservation.cancelled",
+    "boxoffice.reservation.returned",
+    "boxoffice.payment.refunded",
+];
+
 #[async_trait]
 impl EventHandler for NotificationPolicy {
+    fn wants(&self, event: &Envelope) -> bool {
+        TOLD.contains(&event.event_type.as_str())
+    }
+
     async fn handle(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -81,6 +95,13 @@ impl EventHandler for NotificationPolicy {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_event_it_wants_is_one_that_is_published() {
+        for event_type in super::TOLD {
+            assert!(contracts::is_published_type(event_type), "{event_type}");
+        }
+    }
+
     use std::sync::Mutex;
 
     use contracts::catalog::ListingKind;

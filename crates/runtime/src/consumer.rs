@@ -54,6 +54,15 @@ pub trait EventHandler: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Whether the handler acts on `event` at all. An event it does not
+    /// want is passed over without an inbox row or a call to `handle`: on
+    /// a topic many contexts share, most events are for someone else, and
+    /// recording each one cost every consumer a row per event. The default
+    /// wants everything.
+    fn wants(&self, _event: &Envelope) -> bool {
+        true
+    }
+
     /// Applies one event inside `tx`. Follow-up events go to the outbox in
     /// the same transaction. Events the handler does not care about are
     /// simply ignored (`Ok`). An error rolls the transaction back.
@@ -258,7 +267,13 @@ impl Consumer {
                 .increment(1);
             dead_letters::park_malformed(&mut tx, &self.group, record).await?;
         }
-        let ids: Vec<EventId> = batch.deliveries.iter().map(|d| d.envelope.id).collect();
+        let ids: Vec<EventId> = batch
+            .deliveries
+            .iter()
+            .map(|d| &d.envelope)
+            .filter(|event| self.handler.wants(event))
+            .map(|event| event.id)
+            .collect();
         // One statement for the batch's inbox rows rather than one per event.
         let mut fresh = inbox::record_new(&mut tx, &self.group, &ids).await?;
         let events: Vec<&Envelope> = batch

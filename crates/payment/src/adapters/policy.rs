@@ -21,8 +21,20 @@ impl SettlementPolicy {
     }
 }
 
+/// The events this handler acts on (how bookings end); the others pass it by.
+const SETTLES: &[&str] = &[
+    "boxoffice.reservation.confirmed",
+    "boxoffice.reservation.rejected",
+    "boxoffice.reservation.expired",
+    "boxoffice.reservation.cancelled",
+];
+
 #[async_trait]
 impl EventHandler for SettlementPolicy {
+    fn wants(&self, event: &Envelope) -> bool {
+        SETTLES.contains(&event.event_type.as_str())
+    }
+
     async fn handle(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -43,5 +55,15 @@ impl EventHandler for SettlementPolicy {
         self.payments
             .on_booking(tx, event.booking().reservation_id, outcome)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_event_it_wants_is_one_that_is_published() {
+        for event_type in super::SETTLES {
+            assert!(contracts::is_published_type(event_type), "{event_type}");
+        }
     }
 }

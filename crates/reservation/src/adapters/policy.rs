@@ -22,8 +22,23 @@ impl SagaPolicy {
     }
 }
 
+/// The events this handler acts on (catalog's and the wallet's answers, and listing changes); the others pass it by.
+const ANSWERS: &[&str] = &[
+    "boxoffice.catalog.listing-registered",
+    "boxoffice.catalog.listing-updated",
+    "boxoffice.catalog.listing-withdrawn",
+    "boxoffice.catalog.tickets-reserved",
+    "boxoffice.catalog.inventory-rejected",
+    "boxoffice.wallet.points-spent",
+    "boxoffice.wallet.points-refused",
+];
+
 #[async_trait]
 impl EventHandler for SagaPolicy {
+    fn wants(&self, event: &Envelope) -> bool {
+        ANSWERS.contains(&event.event_type.as_str())
+    }
+
     async fn handle(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -152,5 +167,15 @@ fn seat_map(
         CapacityKind::Seated {
             seats, sections, ..
         } => (Some(seats), sections),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_event_it_wants_is_one_that_is_published() {
+        for event_type in super::ANSWERS {
+            assert!(contracts::is_published_type(event_type), "{event_type}");
+        }
     }
 }

@@ -42,8 +42,20 @@ fn moves_points(event: &ReservationEvent) -> bool {
     }
 }
 
+/// The events this handler acts on (bookings to pay with points, and those that did not go ahead); the others pass it by.
+const BOOKING_STEPS: &[&str] = &[
+    "boxoffice.reservation.placed",
+    "boxoffice.reservation.rejected",
+    "boxoffice.reservation.expired",
+    "boxoffice.reservation.cancelled",
+];
+
 #[async_trait]
 impl EventHandler for BookingsPolicy {
+    fn wants(&self, event: &Envelope) -> bool {
+        BOOKING_STEPS.contains(&event.event_type.as_str())
+    }
+
     async fn prepare(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -98,6 +110,13 @@ impl EventHandler for BookingsPolicy {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_event_it_wants_is_one_that_is_published() {
+        for event_type in super::BOOKING_STEPS {
+            assert!(contracts::is_published_type(event_type), "{event_type}");
+        }
+    }
+
     use std::sync::Arc;
 
     use contracts::wallet::WalletEvent;

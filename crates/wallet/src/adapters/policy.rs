@@ -24,8 +24,15 @@ impl PointsPolicy {
     }
 }
 
+/// The events this handler acts on (card payments that earn points or take them back); the others pass it by.
+const PAYMENT_STEPS: &[&str] = &["boxoffice.payment.captured", "boxoffice.payment.refunded"];
+
 #[async_trait]
 impl EventHandler for PointsPolicy {
+    fn wants(&self, event: &Envelope) -> bool {
+        PAYMENT_STEPS.contains(&event.event_type.as_str())
+    }
+
     async fn prepare(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -88,6 +95,13 @@ impl EventHandler for PointsPolicy {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_event_it_wants_is_one_that_is_published() {
+        for event_type in super::PAYMENT_STEPS {
+            assert!(contracts::is_published_type(event_type), "{event_type}");
+        }
+    }
+
     use contracts::payment::Charge;
     use contracts::wallet::WalletEvent;
     use kernel::ids::{PaymentId, ReservationId, UserId};
