@@ -1,0 +1,193 @@
+"""Checks of deploy/ that no schema expresses; run by deploy/check with the
+venv's python (PyYAML comes with kubernetes-validate).
+
+  validate.py split RENDERED OUT_DIR     rendered YAML -> builtin.yaml + crd.yaml
+  validate.py manifests OVERLAY RENDERED our rules for one rendered overlay
+  validate.py containerfile FILE         the image's rules
+  validate.py routes CONFIG_RS VS_YAML   the Istio routes cover the gateway's table
+"""
+
+import re
+import sys
+
+import yaml
+
+# Kinds kubernetes-validate has no schema for: checked here by shape only.
+CRD_GROUPS = ("networking.istio.io/", "security.istio.io/", "monitoring.coreos.com/")
+CRD_SPEC_KEYS = {
+    "Gateway": {"selector", "servers"},
+    "VirtualService": {"hosts", "http"},
+    "DestinationRule": {"host", "trafficPolicy"},
+    "ServiceMonitor": {"selector", "endpoints"},
+    "PrometheusRule": {"groups"},
+}
+SECRETISH = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|API_?KEY|PRIVATE|CREDENTIAL)", re.I)
+
+errors = []
+
+
+def fail(message):
+    errors.append(message)
+
+
+def docs(path):
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def is_crd(doc):
+    return doc.get("apiVersion", "").startswith(CRD_GROUPS)
+
+
+def split(rendered, out_dir):
+    all_docs = docs(rendered)
+    builtin = [d for d in all_docs if not is_crd(d)]
+    crd = [d for d in all_docs if is_crd(d)]
+    with open(f"{out_dir}/builtin.yaml", "w") as f:
+        yaml.safe_dump_all(builtin, f)
+    for d in crd:
+        name = f"{d.get('kind')}/{d.get('metadata', {}).get('name')}"
+        for key in ("apiVersion", "kind", "metadata", "spec"):
+            if key not in d:
+                fail(f"{name}: no {key}")
+        if not d.get("metadata", {}).get("name"):
+            fail(f"{name}: no metadata.name")
+        missing = CRD_SPEC_KEYS.get(d.get("kind"), set()) - set(d.get("spec") or {})
+        if d.get("kind") not in CRD_SPEC_KEYS:
+            fail(f"{name}: a custom kind this check does not know")
+        elif missing:
+            fail(f"{name}: spec lacks {sorted(missing)}")
+    print(f"    {len(builtin)} built-in objects, {len(crd)} custom ({', '.join(sorted({d['kind'] for d in crd})) or 'none'})")
+
+
+def manifests(overlay, rendered):
+    all_docs = docs(rendered)
+    by_kind = {}
+    for d in all_docs:
+        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+    deployments = by_kind.get("Deployment", {})
+    if not deployments:
+        fail(f"{overlay}: no Deployment")
+    for name, d in deployments.items():
+        where = f"{overlay}: Deployment {name}"
+        pod = d["spec"]["template"]["spec"]
+        psc = pod.get("securityContext", {})
+        if not psc.get("runAsNonRoot"):
+            fail(f"{where}: runAsNonRoot is not set")
+        if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+            fail(f"{where}: seccomp profile is not RuntimeDefault")
+        if pod.get("terminationGracePeriodSeconds") != 30:
+            fail(f"{where}: terminationGracePeriodSeconds is not 30")
+        annotations = d["spec"]["template"]["metadata"].get("annotations", {})
+        if annotations.get("prometheus.io/scrape") != "true":
+            fail(f"{where}: no Prometheus scrape annotation")
+        for c in pod["containers"]:
+            image = c.get("image", "")
+            if ":" not in image or image.endswith(":latest"):
+                fail(f"{where}: image {image!r} is not pinned to a tag")
+            if "resources" not in c or not {"requests", "limits"} <= set(c["resources"]):
+                fail(f"{where}: resources need requests and limits")
+            for probe, path in (("startupProbe", "/health/ready"), ("livenessProbe", "/health/live")):
+                got = c.get(probe, {}).get("httpGet", {}).get("path")
+                if got != path:
+                    fail(f"{where}: {probe} is on {got}, not {path}")
+            if "readinessProbe" not in c:
+                fail(f"{where}: no readinessProbe")
+            csc = c.get("securityContext", {})
+            if csc.get("capabilities", {}).get("drop") != ["ALL"]:
+                fail(f"{where}: capabilities are not all dropped")
+            if csc.get("allowPrivilegeEscalation") is not False:
+                fail(f"{where}: privilege escalation is allowed")
+            if not csc.get("readOnlyRootFilesystem"):
+                fail(f"{where}: the root filesystem is writable")
+            args = c.get("args", [])
+            if args[:1] == ["serve"]:
+                service = args[1]
+                # Each served service: its Service, autoscaler, budget and policy.
+                for kind in ("Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"):
+                    if service not in by_kind.get(kind, {}):
+                        fail(f"{where}: no {kind} {service}")
+            for e in c.get("env", []):
+                if SECRETISH.search(e["name"]) and "value" in e:
+                    fail(f"{where}: {e['name']} has a literal value; use a Secret")
+    for name, s in by_kind.get("Secret", {}).items():
+        for key, value in (s.get("stringData") or {}).items():
+            if "change-me" not in value:
+                fail(f"{overlay}: Secret {name} holds a value for {key} that is not a change-me example")
+    for name, c in by_kind.get("ConfigMap", {}).items():
+        for key in c.get("data", {}):
+            if SECRETISH.search(key):
+                fail(f"{overlay}: ConfigMap {name} holds {key}; secrets belong in a Secret")
+    print(f"    rules: {len(deployments)} Deployments (non-root, seccomp, caps, read-only root, probes, resources, pinned image)")
+
+
+def containerfile(path):
+    lines = []
+    with open(path) as f:
+        # Join continuation lines, drop comments.
+        current = ""
+        for raw in f:
+            line = raw.rstrip("\n")
+            if line.lstrip().startswith("#"):
+                continue
+            if line.endswith("\\"):
+                current += line[:-1] + " "
+                continue
+            current += line
+            if current.strip():
+                lines.append(current.strip())
+            current = ""
+    instructions = [(l.split(None, 1)[0].upper(), l.split(None, 1)[1] if " " in l else "") for l in lines]
+    froms = [arg.split()[0] for op, arg in instructions if op == "FROM"]
+    if len(froms) < 2:
+        fail(f"{path}: not multi-stage ({len(froms)} FROM)")
+    for image in froms:
+        tag = image.split("@")[0].rsplit("/", 1)[-1]
+        if ":" not in tag or tag.endswith(":latest"):
+            fail(f"{path}: FROM {image} is not pinned to a tag")
+    users = [arg.strip() for op, arg in instructions if op == "USER"]
+    if not users:
+        fail(f"{path}: no USER: the image would run as root")
+    else:
+        user = users[-1].split(":")[0]
+        if not user.isdigit() or user == "0":
+            fail(f"{path}: the last USER ({users[-1]}) is not a numeric non-root id")
+    for op, arg in instructions:
+        if op in ("ENV", "ARG"):
+            for m in re.finditer(r"([A-Za-z_][A-Za-z0-9_]*)(=|\s+)(\S+)?", arg):
+                if SECRETISH.search(m.group(1)) and m.group(3):
+                    fail(f"{path}: {op} {m.group(1)} bakes a secret-looking value into the image")
+    for op, want in (("ENTRYPOINT", '["boxoffice"]'), ("CMD", '["up"]'), ("EXPOSE", "8088")):
+        got = [arg.strip() for o, arg in instructions if o == op]
+        if got[-1:] != [want]:
+            fail(f"{path}: {op} is {got[-1:] or 'missing'}, not {want}")
+    print(f"    {path}: {len(froms)} stages ({', '.join(froms)}), USER {users[-1] if users else '-'}, no secrets in ENV/ARG")
+
+
+def routes(config_rs, vs_yaml):
+    with open(config_rs) as f:
+        source = f.read()
+    # The built-in table only (the tests build other tables).
+    body = source[source.find("pub fn defaults()"):]
+    body = body[: body.find("\n    }\n")]
+    table = re.findall(r'RouteConfig::new\("([^"]+)"', body)
+    if not table:
+        fail(f"{config_rs}: no built-in routes found")
+    vs = [d for d in docs(vs_yaml) if d["kind"] == "VirtualService"][0]
+    prefixes = [m["uri"]["prefix"] for r in vs["spec"]["http"] for m in r["match"] if "prefix" in m["uri"]]
+    for prefix in table:
+        if not any(prefix.startswith(p) for p in prefixes):
+            fail(f"{vs_yaml}: the gateway route {prefix} is not routed by the VirtualService")
+    for r in vs["spec"]["http"]:
+        for d in r["route"]:
+            if d["destination"]["host"] != "gateway":
+                fail(f"{vs_yaml}: a route bypasses the gateway (to {d['destination']['host']})")
+    print(f"    the VirtualService routes all {len(table)} prefixes of the gateway's built-in table, all to the gateway")
+
+
+if __name__ == "__main__":
+    command, *args = sys.argv[1:]
+    {"split": split, "manifests": manifests, "containerfile": containerfile, "routes": routes}[command](*args)
+    for e in errors:
+        print(f"    FAIL {e}", file=sys.stderr)
+    sys.exit(1 if errors else 0)
