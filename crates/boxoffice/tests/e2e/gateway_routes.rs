@@ -77,6 +77,16 @@ async fn the_aliases_answer_what_their_canonical_routes_answer() {
     })
     .await;
     assert_eq!(mine[0]["reservationId"], id.as_str());
+    // Compared once the booking has settled on my page (captured, points
+    // earned), so that nothing changes between the two reads.
+    eventually(|| async {
+        let detail = app
+            .get(&format!("/mypage/reservations/{id}"), Some(&customer))
+            .await
+            .body;
+        (detail["payment"]["status"] == "captured" && detail["points"]["earned"] != 0).then_some(())
+    })
+    .await;
     same_answer(&app, "/myPages", "/mypage/reservations", Some(&customer)).await;
     same_answer(
         &app,
