@@ -343,6 +343,19 @@ mod tests {
         Points::new(n)
     }
 
+    /// A new purchase of 3,000 points under `key`, left pending.
+    async fn opened(db: &Db, user: UserId, key: &str) -> Purchase {
+        match db
+            .wallets
+            .open_purchase(user, Some(key), points(3_000))
+            .await
+            .unwrap()
+        {
+            Opened::New(purchase) => purchase,
+            _ => panic!("a new purchase under {key:?}"),
+        }
+    }
+
     async fn status(db: &Db, user: UserId, key: &str) -> PurchaseStatus {
         match db
             .wallets
@@ -451,14 +464,7 @@ mod tests {
         let card = FakeCard::default();
         let user = UserId::new();
         let shop = purchases(&db, &card);
-        let Opened::New(purchase) = db
-            .wallets
-            .open_purchase(user, Some("lost"), points(3_000))
-            .await
-            .unwrap()
-        else {
-            panic!("new");
-        };
+        let purchase = opened(&db, user, "lost").await;
         assert!(db
             .wallets
             .mark_purchase(&purchase, PurchaseStatus::Cancelling, None)
@@ -484,14 +490,7 @@ mod tests {
         let shop = purchases(&db, &card);
         // The process stopped between recording the purchase (and maybe
         // charging it) and crediting it.
-        let Opened::New(purchase) = db
-            .wallets
-            .open_purchase(user, Some("crash"), points(3_000))
-            .await
-            .unwrap()
-        else {
-            panic!("new");
-        };
+        let purchase = opened(&db, user, "crash").await;
         // Not stale yet: left alone.
         assert_eq!(shop.recover_some(shop.stale_before()).await.unwrap(), 0);
         tokio::time::sleep(Duration::from_millis(350)).await;
@@ -535,14 +534,7 @@ mod tests {
         let card = FakeCard::default();
         let user = UserId::new();
         let shop = purchases(&db, &card);
-        let Opened::New(purchase) = db
-            .wallets
-            .open_purchase(user, Some("crash"), points(3_000))
-            .await
-            .unwrap()
-        else {
-            panic!("new");
-        };
+        let purchase = opened(&db, user, "crash").await;
         // Waits for the first request until the purchase is stale, then
         // charges it under the same payment id.
         let bought = shop.buy(user, points(3_000), Some("crash")).await.unwrap();
