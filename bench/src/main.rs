@@ -352,17 +352,15 @@ async fn run(
         |field: &str| -> Vec<u64> { pids.iter().map(|(_, pid)| rss_kib(*pid, field)).collect() };
     wait_ready(http, base).await?;
     let admin = token(http, base, "admin", ADMIN_PASSWORD).await?;
-    let movie = post(
+    let movie = register(
         http,
         base,
-        "/listings",
-        Some(&admin),
+        &admin,
         json!({
             "kind": "movie", "title": "Benchmark Night", "price": 10000, "tickets": CAPACITY
         }),
     )
     .await?;
-    let movie = movie["id"].as_str().context("listing id")?.to_owned();
     let mut tokens = customers(http, base, "bench", args.clients + 1).await?;
     let probe_token = tokens.pop().expect("one token per client plus the probe");
     let rss_idle = total_rss("VmRSS");
@@ -577,6 +575,33 @@ async fn customers(
     Ok(tokens)
 }
 
+/// Registers a listing as the admin; its id.
+async fn register(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    listing: Value,
+) -> anyhow::Result<String> {
+    let registered = post(http, base, "/listings", Some(admin), listing).await?;
+    Ok(registered["id"].as_str().context("listing id")?.to_owned())
+}
+
+/// Customers who each bought `points` by card; their tokens.
+async fn customers_with_points(
+    http: &reqwest::Client,
+    base: &str,
+    prefix: &str,
+    count: usize,
+    points: u64,
+) -> anyhow::Result<Vec<String>> {
+    let tokens = customers(http, base, prefix, count).await?;
+    for token in &tokens {
+        let purchase = json!({"amount": points});
+        post(http, base, "/points/purchases", Some(token), purchase).await?;
+    }
+    Ok(tokens)
+}
+
 /// One booking's answer: when it was sent (since the start), how long it
 /// took, its status and problem detail.
 #[derive(Clone)]
@@ -654,16 +679,14 @@ async fn seat_rush(
         json!({"name": "Bench Hall", "rows": ROWS, "seatsPerRow": PER_ROW}),
     )
     .await?;
-    let showing = post(
+    let showing = register(
         http,
         base,
-        "/listings",
-        Some(&admin),
+        &admin,
         json!({"kind": "movie", "title": "Seat Rush", "price": 10000,
                "seating": {"screenId": screen["id"]}}),
     )
     .await?;
-    let showing = showing["id"].as_str().context("listing id")?.to_owned();
     let tokens = customers(http, base, "rush", args.clients).await?;
     println!(
         "boxoffice seat rush: {} bookings from {} clients on a {}-seat showing, {}",
@@ -818,27 +841,9 @@ async fn points_rental(
     let mut bikes = Vec::new();
     for n in 0..args.clients * 4 {
         let color = ["red", "green", "blue"][n % 3];
-        let bike = post(
-            http,
-            base,
-            "/listings",
-            Some(&admin),
-            json!({"kind": "bike", "color": color}),
-        )
-        .await?;
-        bikes.push(bike["id"].as_str().context("bike id")?.to_owned());
+        bikes.push(register(http, base, &admin, json!({"kind": "bike", "color": color})).await?);
     }
-    let riders = customers(http, base, "rider", args.clients).await?;
-    for rider in &riders {
-        post(
-            http,
-            base,
-            "/points/purchases",
-            Some(rider),
-            json!({"amount": RIDER_POINTS}),
-        )
-        .await?;
-    }
+    let riders = customers_with_points(http, base, "rider", args.clients, RIDER_POINTS).await?;
     println!(
         "boxoffice points rental: {} riders, {} bikes, {} s, {}",
         args.clients,
@@ -937,36 +942,22 @@ async fn hold_expiry(
     );
     wait_ready(http, base).await?;
     let admin = token(http, base, "admin", ADMIN_PASSWORD).await?;
-    let musical = post(
+    let musical = register(
         http,
         base,
-        "/listings",
-        Some(&admin),
+        &admin,
         json!({"kind": "musical", "title": "Expiry", "price": 100,
                "seating": {"rows": ROWS, "seatsPerRow": PER_ROW}}),
     )
     .await?;
-    let musical = musical["id"].as_str().context("listing id")?.to_owned();
-    let movie = post(
+    let movie = register(
         http,
         base,
-        "/listings",
-        Some(&admin),
+        &admin,
         json!({"kind": "movie", "title": "Background", "price": 100, "tickets": 1_000_000}),
     )
     .await?;
-    let movie = movie["id"].as_str().context("listing id")?.to_owned();
-    let holders = customers(http, base, "holder", args.clients).await?;
-    for holder in &holders {
-        post(
-            http,
-            base,
-            "/points/purchases",
-            Some(holder),
-            json!({"amount": POINTS}),
-        )
-        .await?;
-    }
+    let holders = customers_with_points(http, base, "holder", args.clients, POINTS).await?;
     let background = customers(http, base, "moviegoer", args.clients).await?;
     let wallet = deployment
         .processes
@@ -1197,15 +1188,13 @@ async fn breaker(
     const FALLBACK: &str = "payment is unavailable, try again later";
     wait_ready(http, base).await?;
     let admin = token(http, base, "admin", ADMIN_PASSWORD).await?;
-    let movie = post(
+    let movie = register(
         http,
         base,
-        "/listings",
-        Some(&admin),
+        &admin,
         json!({"kind": "movie", "title": "Breaker Night", "price": 10000, "tickets": CAPACITY}),
     )
     .await?;
-    let movie = movie["id"].as_str().context("listing id")?.to_owned();
     let tokens = customers(http, base, "patient", args.clients).await?;
     println!(
         "boxoffice breaker: {} clients; payment healthy {} s, then 2 s slow for {} s, then healthy; {}",
