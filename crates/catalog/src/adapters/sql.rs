@@ -819,22 +819,33 @@ async fn insert_seats(
     listing: ListingId,
     seats: &[SeatLabel],
 ) -> anyhow::Result<()> {
-    for chunk in seats.chunks(SEATS_PER_INSERT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("($1, ${})", i + 2))
-            .collect();
-        let sql = format!(
+    for_seats(tx, listing, seats, "storing a showing's seats", |numbers| {
+        let values: Vec<String> = numbers.map(|n| format!("($1, ${n})")).collect();
+        format!(
             "INSERT INTO listing_seats (listing_id, seat) VALUES {}",
             values.join(", ")
-        );
+        )
+    })
+    .await
+}
+
+/// Runs one statement per few hundred of a listing's `seats`: `$1` is the
+/// listing, and `statement` writes the SQL for the seats' placeholder
+/// numbers (2, 3, …).
+async fn for_seats(
+    tx: &mut Transaction<'static, Any>,
+    listing: ListingId,
+    seats: &[SeatLabel],
+    what: &'static str,
+    statement: impl Fn(std::ops::Range<usize>) -> String,
+) -> anyhow::Result<()> {
+    for chunk in seats.chunks(SEATS_PER_INSERT) {
+        let sql = statement(2..chunk.len() + 2);
         let mut query = sqlx::query(&sql).bind(listing.to_string());
         for seat in chunk {
             query = query.bind(seat.to_string());
         }
-        query
-            .execute(&mut **tx)
-            .await
-            .context("storing a showing's seats")?;
+        query.execute(&mut **tx).await.context(what)?;
     }
     Ok(())
 }

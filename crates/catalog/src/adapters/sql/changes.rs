@@ -13,8 +13,8 @@ use runtime::http::timestamp;
 use runtime::outbox;
 use sqlx::{Any, Transaction};
 
-use super::{capacity, insert_seats, screens, seats_of_listing, stored_sections, Listings};
-use super::{ListingRecord, SEATS_PER_INSERT};
+use super::{capacity, for_seats, insert_seats, screens, seats_of_listing, stored_sections};
+use super::{ListingRecord, Listings};
 use crate::domain::screen::{self, AssignmentError};
 use crate::domain::seat_map::{self, BookedSeatsRemoved, SeatMap};
 use crate::domain::{ListingChange, ListingChangeDraft, ListingError, Quota, SoldBy};
@@ -228,20 +228,18 @@ async fn delete_seats(
     listing: ListingId,
     seats: &[SeatLabel],
 ) -> anyhow::Result<()> {
-    for chunk in seats.chunks(SEATS_PER_INSERT) {
-        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "DELETE FROM listing_seats WHERE listing_id = $1 AND seat IN ({})",
-            placeholders.join(", ")
-        );
-        let mut query = sqlx::query(&sql).bind(listing.to_string());
-        for seat in chunk {
-            query = query.bind(seat.to_string());
-        }
-        query
-            .execute(&mut **tx)
-            .await
-            .context("removing seats from a seat map")?;
-    }
-    Ok(())
+    for_seats(
+        tx,
+        listing,
+        seats,
+        "removing seats from a seat map",
+        |numbers| {
+            let placeholders: Vec<String> = numbers.map(|n| format!("${n}")).collect();
+            format!(
+                "DELETE FROM listing_seats WHERE listing_id = $1 AND seat IN ({})",
+                placeholders.join(", ")
+            )
+        },
+    )
+    .await
 }
