@@ -15,8 +15,8 @@ pub enum Access {
 }
 
 /// The access a request needs. Browsing the catalog (`/listings`, and its
-/// aliases `/items` and `/seats`), signing in and the operational endpoints
-/// are public; changing the catalog, the screen registry (`/screens`),
+/// aliases `/items` and `/seats`), signing in, the web UI (`/`, `/ui/…`)
+/// and the operational endpoints are public; changing the catalog, the screen registry (`/screens`),
 /// `/admin/*` (dead letters) and the `/dashboard` are for admins;
 /// everything else needs a signed-in user (services then decide what of it
 /// is the caller's own).
@@ -26,6 +26,7 @@ pub fn required(method: &Method, path: &str) -> Access {
         || path == "/metrics"
         || path == "/openapi.json"
         || path == "/"
+        || under("/ui")
         || under("/auth")
     {
         return Access::Public;
@@ -140,6 +141,7 @@ mod tests {
             "/metrics",
             "/openapi.json",
             "/",
+            "/ui/app/main.js",
             "/auth/token",
         ] {
             assert_eq!(required(&Method::GET, path), Access::Public, "{path}");

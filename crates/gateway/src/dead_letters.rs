@@ -6,102 +6,19 @@
 //! one list over all of them, each item tagged with its `service`, and
 //! forwards a replay to the service named in the path.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
-
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::Json;
-use runtime::http::{parse_timestamp, ApiError, Caller};
+use runtime::http::{parse_timestamp, ApiError};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::proxy::{downstream_headers, Upstream};
+use crate::proxy::downstream_headers;
+use crate::services::{Missing, Services};
 
-/// How long a service may take to list its dead letters.
-const LIST_TIMEOUT: Duration = Duration::from_secs(5);
-
-#[derive(Clone, Debug)]
-pub struct DeadLetters {
-    upstream: Upstream,
-    /// Service name → base URL.
-    services: Arc<BTreeMap<String, String>>,
-}
-
-impl DeadLetters {
-    pub fn new(upstream: Upstream, services: BTreeMap<String, String>) -> DeadLetters {
-        let services = services
-            .into_iter()
-            .map(|(name, url)| (name, url.trim_end_matches('/').to_owned()))
-            .collect();
-        DeadLetters {
-            upstream,
-            services: Arc::new(services),
-        }
-    }
-
-    fn service(&self, name: &str) -> Result<&str, ApiError> {
-        self.services.get(name).map(String::as_str).ok_or_else(|| {
-            let known: Vec<&str> = self.services.keys().map(String::as_str).collect();
-            ApiError::NotFound(format!(
-                "no service named {name:?} keeps dead letters (there are: {})",
-                known.join(", ")
-            ))
-        })
-    }
-
-    async fn list_one(
-        &self,
-        name: &str,
-        base: &str,
-        headers: HeaderMap,
-    ) -> Result<Vec<Map<String, Value>>, ApiError> {
-        let unavailable = |why: String| ApiError::Unavailable {
-            detail: format!("the dead letters of {name} cannot be read: {why}"),
-            retry_after_secs: 1,
-        };
-        let request = self
-            .upstream
-            .http()
-            // The most a service lists at once (1000), oldest first.
-            .get(format!("{base}/admin/dead-letters?limit=1000"))
-            .headers(headers)
-            .timeout(LIST_TIMEOUT);
-        let response = self
-            .upstream
-            .exchange(request)
-            .await
-            .map_err(|error| unavailable(error.to_string()))?;
-        if response.status() != StatusCode::OK {
-            return Err(unavailable(format!("it answered {}", response.status())));
-        }
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .map_err(|error| unavailable(error.to_string()))?;
-        let mut items: Vec<Map<String, Value>> = serde_json::from_slice(&body)
-            .map_err(|error| unavailable(format!("its answer is not a list: {error}")))?;
-        for item in &mut items {
-            item.insert("service".to_owned(), Value::String(name.to_owned()));
-        }
-        Ok(items)
-    }
-}
-
-/// Who is calling, if they may (admins only, as the access policy says).
-fn authorize(
-    state: &DeadLetters,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-) -> Result<Caller, ApiError> {
-    state
-        .upstream
-        .authorize(method, &[path], headers)?
-        .ok_or_else(|| ApiError::Unauthorized("authentication is required".to_owned()))
-}
+const WHAT: &str = "dead letters";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,36 +32,27 @@ pub struct ListQuery {
 /// makes the whole answer 503 naming it: a partial list would hide what
 /// needs attention.
 pub async fn list(
-    State(state): State<DeadLetters>,
+    State(services): State<Services>,
     query: Result<Query<ListQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<Map<String, Value>>>, ApiError> {
-    let caller = authorize(&state, &Method::GET, "/admin/dead-letters", &headers)?;
+    let caller = services.authorize(&Method::GET, "/admin/dead-letters", &headers)?;
     let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
-    let forwarded = downstream_headers(&headers, Some(&caller));
-    let services: Vec<(String, String)> = match &query.service {
-        Some(name) => vec![(name.clone(), state.service(name)?.to_owned())],
-        None => state
-            .services
-            .iter()
-            .map(|(name, url)| (name.clone(), url.clone()))
-            .collect(),
+    let asked: Vec<(String, String)> = match &query.service {
+        Some(name) => vec![(name.clone(), services.base(name, WHAT)?.to_owned())],
+        None => services.all(),
     };
-    let mut calls = tokio::task::JoinSet::new();
-    for (order, (name, base)) in services.into_iter().enumerate() {
-        let (state, headers) = (state.clone(), forwarded.clone());
-        calls.spawn(async move { (order, state.list_one(&name, &base, headers).await) });
-    }
-    let mut answers = Vec::new();
-    while let Some(joined) = calls.join_next().await {
-        answers.push(joined.map_err(|e| ApiError::Internal(e.into()))?);
-    }
-    // The first service in name order that failed is the one named.
-    answers.sort_by_key(|(order, _)| *order);
-    let mut all = Vec::new();
-    for (_, answer) in answers {
-        all.extend(answer?);
-    }
+    // The most a service lists at once (1000), oldest first.
+    let mut all = services
+        .gather(
+            asked,
+            "/admin/dead-letters?limit=1000",
+            WHAT,
+            Missing::Fails,
+            &caller,
+            &headers,
+        )
+        .await?;
     all.sort_by_cached_key(|item| {
         let at = item.get("at").and_then(Value::as_str).unwrap_or_default();
         (parse_timestamp(at).ok(), at.to_owned())
@@ -156,13 +64,13 @@ pub async fn list(
 /// service's `/admin/dead-letters/{id}/replay` with the caller's identity;
 /// its answer (202, 404, 409) comes back as it is.
 pub async fn replay(
-    State(state): State<DeadLetters>,
+    State(state): State<Services>,
     Path((service, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let path = format!("/admin/dead-letters/{service}/{id}/replay");
-    let caller = authorize(&state, &Method::POST, &path, &headers)?;
-    let base = state.service(&service)?;
+    let caller = state.authorize(&Method::POST, &path, &headers)?;
+    let base = state.base(&service, WHAT)?;
     if id.is_empty()
         || !id
             .chars()

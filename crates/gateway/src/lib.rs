@@ -13,6 +13,9 @@
 //! - [`limits`]: rate limits per client address (sign-in) and per user (changes).
 //! - [`passwords`]: Argon2id hashing, bounded to one per core.
 //! - [`proxy`]: the route table and request forwarding.
+//! - [`services`]: lists gathered from every service (dead letters,
+//!   circuit breakers).
+//! - `ui`: the web UI's files, built into the binary.
 
 pub mod access;
 pub mod dead_letters;
@@ -20,6 +23,8 @@ pub mod identity;
 pub mod limits;
 pub mod passwords;
 pub mod proxy;
+pub mod services;
+mod ui;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,7 +40,6 @@ pub use identity::MIGRATIONS;
 pub use limits::RateLimits;
 pub use proxy::Route;
 
-const INDEX_HTML: &str = include_str!("../../../web/index.html");
 const OPENAPI_JSON: &str = include_str!("../../../web/openapi.json");
 
 /// How the gateway is configured.
@@ -95,20 +99,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             "/admin/dead-letters/{service}/{id}/replay",
             post(dead_letters::replay),
         )
-        .with_state(dead_letters::DeadLetters::new(
-            upstream.clone(),
-            settings.services,
-        ));
+        .route("/admin/circuit-breakers", get(services::circuit_breakers))
+        .with_state(services::Services::new(upstream.clone(), settings.services));
     let router = Router::new()
-        .route(
-            "/",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                    INDEX_HTML,
-                )
-            }),
-        )
+        .route("/", get(ui::index))
+        .route("/ui/{*path}", get(ui::asset))
         .route(
             "/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON) }),

@@ -75,14 +75,16 @@ pub async fn build(
     // The metrics recorder must exist before the breaker reports its first
     // state (closed), or that report is lost until the first change.
     runtime::http::metrics_handle();
+    let payment = adapters::payment_client::PaymentClient::new(&peers.payment, settings.payment);
+    let breakers = runtime::breaker::status_router(vec![payment.guarded()]);
     let reservations = app::Reservations::new(
         adapters::sql::ReservationStore::new(store.clone()),
         adapters::catalog_client::CatalogClient::new(&peers.catalog),
-        adapters::payment_client::PaymentClient::new(&peers.payment, settings.payment),
+        payment,
         Duration::from_secs(settings.deadline_secs.max(1)),
         settings.points_accepted,
     );
-    let router = adapters::http::router(reservations.clone());
+    let router = adapters::http::router(reservations.clone()).merge(breakers);
     let consumer = Consumer {
         group: "reservation.saga".to_owned(),
         topics: vec![topics::CATALOG, topics::WALLET],

@@ -17,14 +17,21 @@
 //! every change is logged. `caller` tells apart the breakers of services
 //! sharing one process (and one metrics registry) in `boxoffice up`.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
 use failsafe::backoff::{self, Constant};
 use failsafe::failure_policy::{consecutive_failures, ConsecutiveFailures};
 use failsafe::futures::CircuitBreaker;
 use failsafe::{Config, Instrument, StateMachine};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::http::{timestamp, ApiError, Caller};
 
 /// How a call is guarded (e.g. `[reservation.payment]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +86,34 @@ pub enum CallError {
 
 type Breaker = StateMachine<ConsecutiveFailures<Constant>, BreakerLog>;
 
+/// Where a breaker stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BreakerState {
+    /// Calls go through.
+    Closed,
+    /// Calls are refused at once.
+    Open,
+    /// The pause is over: the next call is a trial.
+    HalfOpen,
+}
+
+/// A breaker as an admin sees it (`GET /admin/circuit-breakers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BreakerStatus {
+    pub dependency: &'static str,
+    pub caller: &'static str,
+    pub state: BreakerState,
+    /// When it last changed state (its start, if never).
+    pub since: String,
+    /// What customers see while it is open.
+    pub while_open: &'static str,
+    pub timeout_ms: u64,
+    pub failures_to_open: u32,
+    pub open_for_ms: u64,
+}
+
 /// An HTTP client of one dependency: every guarded call has a timeout and
 /// goes through the breaker. Clones share the breaker.
 #[derive(Clone)]
@@ -88,6 +123,8 @@ pub struct GuardedClient {
     breaker: Breaker,
     dependency: Dependency,
     settings: CallSettings,
+    /// The breaker's last change, as its instrument saw it.
+    changed: Changes,
 }
 
 impl std::fmt::Debug for GuardedClient {
@@ -118,9 +155,13 @@ impl GuardedClient {
             settings.failures_to_open.max(1),
             backoff::constant(Duration::from_millis(settings.open_for_ms)),
         );
+        let changed = Changes::default();
         let breaker = Config::new()
             .failure_policy(policy)
-            .instrument(BreakerLog(dependency))
+            .instrument(BreakerLog {
+                dependency,
+                changed: changed.clone(),
+            })
             .build();
         GuardedClient {
             http,
@@ -128,6 +169,33 @@ impl GuardedClient {
             breaker,
             dependency,
             settings,
+            changed,
+        }
+    }
+
+    /// Where the breaker stands. An open breaker whose pause is over is
+    /// half-open: the next call is let through as a trial. (The breaker
+    /// itself only notices when that call comes.)
+    pub fn status(&self) -> BreakerStatus {
+        let (state, since) = *self.changed.0.lock().expect("never poisoned");
+        let pause = time::Duration::milliseconds(
+            i64::try_from(self.settings.open_for_ms).unwrap_or(i64::MAX),
+        );
+        let state = match state {
+            BreakerState::Open if OffsetDateTime::now_utc() - since >= pause => {
+                BreakerState::HalfOpen
+            }
+            state => state,
+        };
+        BreakerStatus {
+            dependency: self.dependency.name,
+            caller: self.dependency.caller,
+            state,
+            since: timestamp(since),
+            while_open: self.dependency.while_open,
+            timeout_ms: self.settings.timeout_ms,
+            failures_to_open: self.settings.failures_to_open,
+            open_for_ms: self.settings.open_for_ms,
         }
     }
 
@@ -238,13 +306,50 @@ impl GuardedClient {
     }
 }
 
+/// `GET /admin/circuit-breakers` (admins): where the service's breakers
+/// stand, for the operator steering a demo or an incident.
+pub fn status_router(breakers: Vec<GuardedClient>) -> Router {
+    async fn list(
+        State(breakers): State<Arc<Vec<GuardedClient>>>,
+        caller: Caller,
+    ) -> Result<Json<Vec<BreakerStatus>>, ApiError> {
+        caller.require_admin()?;
+        Ok(Json(breakers.iter().map(GuardedClient::status).collect()))
+    }
+    Router::new()
+        .route("/admin/circuit-breakers", get(list))
+        .with_state(Arc::new(breakers))
+}
+
+/// A breaker's state and when it took it, shared with its instrument.
+#[derive(Debug, Clone)]
+struct Changes(Arc<Mutex<(BreakerState, OffsetDateTime)>>);
+
+impl Default for Changes {
+    fn default() -> Self {
+        Changes(Arc::new(Mutex::new((
+            BreakerState::Closed,
+            OffsetDateTime::now_utc(),
+        ))))
+    }
+}
+
 /// Logs and measures the breaker's changes of state.
-#[derive(Debug, Clone, Copy)]
-pub struct BreakerLog(Dependency);
+#[derive(Debug, Clone)]
+pub struct BreakerLog {
+    dependency: Dependency,
+    changed: Changes,
+}
 
 impl BreakerLog {
-    fn state(&self, value: f64) {
-        let Dependency { name, caller, .. } = self.0;
+    fn state(&self, state: BreakerState) {
+        *self.changed.0.lock().expect("never poisoned") = (state, OffsetDateTime::now_utc());
+        let value = match state {
+            BreakerState::Closed => 0.0,
+            BreakerState::HalfOpen => 1.0,
+            BreakerState::Open => 2.0,
+        };
+        let Dependency { name, caller, .. } = self.dependency;
         metrics::gauge!("boxoffice_circuit_breaker_state", "dependency" => name, "caller" => caller)
             .set(value);
     }
@@ -252,7 +357,7 @@ impl BreakerLog {
 
 impl Instrument for BreakerLog {
     fn on_call_rejected(&self) {
-        let Dependency { name, caller, .. } = self.0;
+        let Dependency { name, caller, .. } = self.dependency;
         metrics::counter!("boxoffice_circuit_breaker_rejected_total", "dependency" => name, "caller" => caller)
             .increment(1);
     }
@@ -262,29 +367,29 @@ impl Instrument for BreakerLog {
             name,
             caller,
             while_open,
-        } = self.0;
+        } = self.dependency;
         tracing::warn!(
             dependency = name,
             caller,
             "circuit breaker opened: {while_open}"
         );
-        self.state(2.0);
+        self.state(BreakerState::Open);
     }
 
     fn on_half_open(&self) {
-        let Dependency { name, caller, .. } = self.0;
+        let Dependency { name, caller, .. } = self.dependency;
         tracing::info!(
             dependency = name,
             caller,
             "circuit breaker half-open: trying {name} again"
         );
-        self.state(1.0);
+        self.state(BreakerState::HalfOpen);
     }
 
     fn on_closed(&self) {
-        let Dependency { name, caller, .. } = self.0;
+        let Dependency { name, caller, .. } = self.dependency;
         tracing::info!(dependency = name, caller, "circuit breaker closed");
-        self.state(0.0);
+        self.state(BreakerState::Closed);
     }
 }
 
@@ -441,6 +546,7 @@ mod tests {
             ));
         }
         assert_eq!(gauge("opening").as_deref(), Some("2"));
+        assert_eq!(client.status().state, BreakerState::Open);
         fake.answer.store(OK, Ordering::SeqCst);
         assert_eq!(
             call(&client).await,
@@ -456,7 +562,13 @@ mod tests {
             "refused without a call"
         );
         tokio::time::sleep(Duration::from_millis(1_600)).await;
+        assert_eq!(
+            client.status().state,
+            BreakerState::HalfOpen,
+            "the pause is over: the next call is a trial"
+        );
         assert_eq!(call(&client).await, Ok(Answer { n: 7 }));
         assert_eq!(gauge("opening").as_deref(), Some("0"));
+        assert_eq!(client.status().state, BreakerState::Closed);
     }
 }

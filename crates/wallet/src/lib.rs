@@ -81,8 +81,9 @@ pub async fn build(
     let store = Store::connect(database_url, MIGRATIONS).await?;
     let wallets = adapters::sql::Wallets::new(store.clone());
     let card = adapters::payment_client::CardSales::new(payment_url, settings.payment);
+    let breakers = runtime::breaker::status_router(vec![card.guarded()]);
     let purchases = app::Purchases::new(wallets.clone(), Arc::new(card), settings.stale_after());
-    let router = adapters::http::router(wallets.clone(), purchases.clone());
+    let router = adapters::http::router(wallets.clone(), purchases.clone()).merge(breakers);
     let points = Consumer {
         group: "wallet.points".to_owned(),
         topics: vec![topics::PAYMENT],

@@ -61,6 +61,26 @@ async fn breaker_state(app: &TestApp) -> Option<f64> {
         .and_then(|value| value.parse().ok())
 }
 
+/// Where `caller`'s breaker in front of payment stands, as admins see it
+/// (`GET /admin/circuit-breakers`, gathered by the gateway).
+async fn breaker_of(app: &TestApp, admin: &str, caller: &str) -> String {
+    let answer = app.get("/admin/circuit-breakers", Some(admin)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    let breaker = answer
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["caller"] == caller && b["dependency"] == "payment")
+        .unwrap_or_else(|| panic!("{caller} has a breaker in front of payment: {answer:?}"))
+        .clone();
+    assert_eq!(
+        breaker["service"], caller,
+        "tagged with the service keeping it"
+    );
+    breaker["state"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn a_booking_is_paid_captured_when_confirmed_and_refunded_with_its_points_when_cancelled() {
     let app = spawn_app().await;
@@ -186,6 +206,10 @@ async fn payment_down_opens_the_breaker_which_answers_at_once_and_closes_when_pa
     let admin = app.admin_token().await;
     let movie = app.movie(&admin, "Outage", 100).await;
     let customer = app.customer("patient").await;
+    assert_eq!(breaker_of(&app, &admin, "reservation").await, "closed");
+    assert_eq!(breaker_of(&app, &admin, "wallet").await, "closed");
+    let refused = app.get("/admin/circuit-breakers", Some(&customer)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "admins only");
     set_provider(
         &app,
         &admin,
@@ -212,6 +236,12 @@ async fn payment_down_opens_the_breaker_which_answers_at_once_and_closes_when_pa
     assert!(
         breaker_state(&app).await.is_some(),
         "the breaker's state is exported"
+    );
+    assert_eq!(breaker_of(&app, &admin, "reservation").await, "open");
+    assert_eq!(
+        breaker_of(&app, &admin, "wallet").await,
+        "closed",
+        "each caller has its own"
     );
     let started = Instant::now();
     let response = app
@@ -244,6 +274,7 @@ async fn payment_down_opens_the_breaker_which_answers_at_once_and_closes_when_pa
     .await;
     let id = booked.body["id"].as_str().unwrap();
     assert_eq!(app.settled(&customer, id).await, "confirmed");
+    assert_eq!(breaker_of(&app, &admin, "reservation").await, "closed");
 }
 
 #[tokio::test]

@@ -89,6 +89,11 @@ impl PaymentClient {
         }
     }
 
+    /// The guarded client, whose breaker admins may look at.
+    pub fn guarded(&self) -> GuardedClient {
+        self.calls.clone()
+    }
+
     /// Authorises `amount` for the booking, or says why not.
     pub async fn authorise(
         &self,

@@ -44,6 +44,11 @@ impl CardSales {
             calls: GuardedClient::new(payment_url, payment, settings),
         }
     }
+
+    /// The guarded client, whose breaker admins may look at.
+    pub fn guarded(&self) -> GuardedClient {
+        self.calls.clone()
+    }
 }
 
 #[async_trait]
