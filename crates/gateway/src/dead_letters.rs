@@ -15,11 +15,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::Json;
+use bytes::Bytes;
 use runtime::http::{parse_timestamp, ApiError, Caller};
+use runtime::replicas::Replicas;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::proxy::{downstream_headers, Upstream};
+use crate::proxy::{downstream_headers, Outgoing, Upstream, UPSTREAM_TIMEOUT};
 
 /// How long a service may take to list its dead letters.
 const LIST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,15 +29,17 @@ const LIST_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug)]
 pub struct DeadLetters {
     upstream: Upstream,
-    /// Service name → base URL.
-    services: Arc<BTreeMap<String, String>>,
+    /// Service name → its replicas (they share one database: any of them
+    /// lists and replays the service's dead letters).
+    services: Arc<BTreeMap<String, Arc<Replicas>>>,
 }
 
 impl DeadLetters {
+    /// `services`: name → base URL, or its replicas' separated by commas.
     pub fn new(upstream: Upstream, services: BTreeMap<String, String>) -> DeadLetters {
         let services = services
             .into_iter()
-            .map(|(name, url)| (name, url.trim_end_matches('/').to_owned()))
+            .map(|(name, urls)| (name, Arc::new(Replicas::new(&urls))))
             .collect();
         DeadLetters {
             upstream,
@@ -43,8 +47,8 @@ impl DeadLetters {
         }
     }
 
-    fn service(&self, name: &str) -> Result<&str, ApiError> {
-        self.services.get(name).map(String::as_str).ok_or_else(|| {
+    fn service(&self, name: &str) -> Result<&Arc<Replicas>, ApiError> {
+        self.services.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.services.keys().map(String::as_str).collect();
             ApiError::NotFound(format!(
                 "no service named {name:?} keeps dead letters (there are: {})",
@@ -56,23 +60,23 @@ impl DeadLetters {
     async fn list_one(
         &self,
         name: &str,
-        base: &str,
+        replicas: &Replicas,
         headers: HeaderMap,
     ) -> Result<Vec<Map<String, Value>>, ApiError> {
         let unavailable = |why: String| ApiError::Unavailable {
             detail: format!("the dead letters of {name} cannot be read: {why}"),
             retry_after_secs: 1,
         };
-        let request = self
-            .upstream
-            .http()
+        let request = Outgoing {
+            method: Method::GET,
             // The most a service lists at once (1000), oldest first.
-            .get(format!("{base}/admin/dead-letters?limit=1000"))
-            .headers(headers)
-            .timeout(LIST_TIMEOUT);
+            path_and_query: "/admin/dead-letters?limit=1000".to_owned(),
+            headers,
+            body: Bytes::new(),
+        };
         let response = self
             .upstream
-            .exchange(request)
+            .send(replicas, request, LIST_TIMEOUT)
             .await
             .map_err(|error| unavailable(error.to_string()))?;
         if response.status() != StatusCode::OK {
@@ -122,8 +126,8 @@ pub async fn list(
     let caller = authorize(&state, &Method::GET, "/admin/dead-letters", &headers)?;
     let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     let forwarded = downstream_headers(&headers, Some(&caller));
-    let services: Vec<(String, String)> = match &query.service {
-        Some(name) => vec![(name.clone(), state.service(name)?.to_owned())],
+    let services: Vec<(String, Arc<Replicas>)> = match &query.service {
+        Some(name) => vec![(name.clone(), state.service(name)?.clone())],
         None => state
             .services
             .iter()
@@ -162,7 +166,7 @@ pub async fn replay(
 ) -> Result<Response, ApiError> {
     let path = format!("/admin/dead-letters/{service}/{id}/replay");
     let caller = authorize(&state, &Method::POST, &path, &headers)?;
-    let base = state.service(&service)?;
+    let replicas = state.service(&service)?.clone();
     if id.is_empty()
         || !id
             .chars()
@@ -170,14 +174,15 @@ pub async fn replay(
     {
         return Err(ApiError::NotFound(format!("no dead letter with id {id:?}")));
     }
-    let request = state
-        .upstream
-        .http()
-        .post(format!("{base}/admin/dead-letters/{id}/replay"))
-        .headers(downstream_headers(&headers, Some(&caller)));
+    let request = Outgoing {
+        method: Method::POST,
+        path_and_query: format!("/admin/dead-letters/{id}/replay"),
+        headers: downstream_headers(&headers, Some(&caller)),
+        body: Bytes::new(),
+    };
     let response = state
         .upstream
-        .exchange(request)
+        .send(&replicas, request, UPSTREAM_TIMEOUT)
         .await
         .map_err(|error| match error {
             ApiError::Unavailable { .. } => ApiError::Unavailable {

@@ -17,7 +17,8 @@
 //! every change is logged. `caller` tells apart the breakers of services
 //! sharing one process (and one metrics registry) in `boxoffice up`.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use failsafe::backoff::{self, Constant};
 use failsafe::failure_policy::{consecutive_failures, ConsecutiveFailures};
@@ -25,6 +26,8 @@ use failsafe::futures::CircuitBreaker;
 use failsafe::{Config, Instrument, StateMachine};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::replicas::Replicas;
 
 /// How a call is guarded (e.g. `[reservation.payment]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,20 +83,27 @@ pub enum CallError {
 type Breaker = StateMachine<ConsecutiveFailures<Constant>, BreakerLog>;
 
 /// An HTTP client of one dependency: every guarded call has a timeout and
-/// goes through the breaker. Clones share the breaker.
+/// goes through the breaker. The dependency may have several replicas
+/// (base URLs separated by commas): calls take them in turn, and one that
+/// refuses the connection is passed over for the next ([`Replicas`]).
+/// Clones share the breaker and the replicas.
 #[derive(Clone)]
 pub struct GuardedClient {
     http: reqwest::Client,
-    base_url: String,
+    replicas: Arc<Replicas>,
     breaker: Breaker,
     dependency: Dependency,
     settings: CallSettings,
+    /// Whether a call whose connection broke after it was sent may be sent
+    /// again to another replica: only when the dependency answers a repeat
+    /// with what the first request got.
+    repeatable: bool,
 }
 
 impl std::fmt::Debug for GuardedClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GuardedClient")
-            .field("base_url", &self.base_url)
+            .field("replicas", &self.replicas.urls())
             .field("dependency", &self.dependency)
             .field("settings", &self.settings)
             .finish_non_exhaustive()
@@ -106,6 +116,8 @@ struct Problem {
 }
 
 impl GuardedClient {
+    /// A client of the dependency at `base_url` (or at each of a
+    /// comma-separated list of replicas).
     pub fn new(base_url: &str, dependency: Dependency, settings: CallSettings) -> GuardedClient {
         // The metrics recorder must exist before the breaker reports its
         // first state (closed), or that report is lost until the first change.
@@ -124,11 +136,20 @@ impl GuardedClient {
             .build();
         GuardedClient {
             http,
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            replicas: Arc::new(Replicas::new(base_url)),
             breaker,
             dependency,
             settings,
+            repeatable: false,
         }
+    }
+
+    /// Calls that may be sent again when their connection broke before an
+    /// answer: the dependency answers a repeat with what the first request
+    /// got (it is idempotent by a key in the request).
+    pub fn repeatable(mut self) -> GuardedClient {
+        self.repeatable = true;
+        self
     }
 
     pub fn settings(&self) -> CallSettings {
@@ -142,9 +163,11 @@ impl GuardedClient {
         &self.http
     }
 
-    /// The full url of `path` (which starts with `/`).
+    /// The full url of `path` (which starts with `/`) on the replica whose
+    /// turn it is.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url)
+        let replica = self.replicas.plan(Instant::now())[0];
+        format!("{}{path}", self.replicas.url(replica))
     }
 
     /// The fallback answer while the dependency cannot be used, e.g.
@@ -196,22 +219,16 @@ impl GuardedClient {
             retry_after_secs: 1,
             maybe_done,
         };
-        let response = self
-            .http
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .map_err(|error| {
-                // A request that timed out may still be carried out later.
-                let maybe = !error.is_connect();
-                let why = if error.is_timeout() {
-                    format!("no answer within {} ms", self.settings.timeout_ms)
-                } else {
-                    "it cannot be reached".to_owned()
-                };
-                unavailable(why, maybe)
-            })?;
+        let response = self.send(path, body).await.map_err(|error| {
+            // A request that timed out may still be carried out later.
+            let maybe = !error.is_connect();
+            let why = if error.is_timeout() {
+                format!("no answer within {} ms", self.settings.timeout_ms)
+            } else {
+                "it cannot be reached".to_owned()
+            };
+            unavailable(why, maybe)
+        })?;
         let status = response.status();
         if status.is_success() {
             return response.json::<T>().await.map_err(|error| {
@@ -235,6 +252,38 @@ impl GuardedClient {
             503 => Err(unavailable(detail, false)),
             _ => Err(unavailable(format!("it answered {status}: {detail}"), true)),
         }
+    }
+}
+
+impl GuardedClient {
+    /// Posts to one replica after the other: on to the next when the
+    /// connection was refused (nothing was sent), or, for a
+    /// [`repeatable`](GuardedClient::repeatable) call, when it broke
+    /// before any answer. A timeout is not retried: the wait is spent.
+    async fn send<B: Serialize + Sync>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let mut last = None;
+        for replica in self.replicas.plan(Instant::now()) {
+            let url = format!("{}{path}", self.replicas.url(replica));
+            match self.http.post(url).json(body).send().await {
+                Ok(response) => {
+                    self.replicas.reached(replica);
+                    return Ok(response);
+                }
+                Err(error) => {
+                    let broken = error.is_request() && !error.is_timeout();
+                    if !(error.is_connect() || (self.repeatable && broken)) {
+                        return Err(error);
+                    }
+                    self.replicas.unreachable(replica, Instant::now());
+                    last = Some(error);
+                }
+            }
+        }
+        Err(last.expect("a plan has at least one replica"))
     }
 }
 
