@@ -31,6 +31,13 @@ pub struct Config {
     pub token_ttl_secs: u64,
     /// `text` or `json` log lines.
     pub log_format: String,
+    /// On SIGTERM, how long a process keeps taking requests while
+    /// `/health/ready` already answers 503 "draining", before it closes
+    /// its listener and finishes what is in flight. 0 (the default) closes
+    /// at once: right where the orchestrator stops routing before it
+    /// signals (Kubernetes' `preStop` pause) and callers move to another
+    /// replica on a refused connection (the gateway does).
+    pub drain_ms: u64,
     /// Where services keep their data. Absent: a SQLite file per service in
     /// the data dir. A `postgres://` url containing `{service}` gives every
     /// service its own database (`…/boxoffice_{service}`); without the
@@ -288,6 +295,7 @@ impl Default for Config {
             jwt_secret: None,
             token_ttl_secs: 3600,
             log_format: "text".into(),
+            drain_ms: 0,
             database_url: None,
             bus: BusKind::Embedded,
             kafka: KafkaSettings::default(),

@@ -254,8 +254,9 @@ impl Platform {
 
         let (trigger, shutdown) = shutdown::channel();
         let mut tasks = JoinSet::new();
+        let drain = Duration::from_millis(config.drain_ms);
         for (app, listener) in apps.into_iter().zip(listeners) {
-            tasks.spawn(serve(app, listener, shutdown.clone()));
+            tasks.spawn(serve(app.draining_for(drain), listener, shutdown.clone()));
         }
         let host = match gateway_addr.ip() {
             ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
@@ -382,6 +383,7 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
             .await?
         }
     };
+    let app = app.draining_for(Duration::from_millis(config.drain_ms));
     let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
     let (trigger, shutdown) = shutdown::channel();
     tokio::spawn(async move {
