@@ -448,6 +448,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_replica_that_refuses_the_connection_is_passed_over_without_opening_the_breaker() {
+        let fake = Fake::default();
+        let replicas = format!("http://127.0.0.1:9,{}", serve(fake.clone()).await);
+        let client = guarded(&replicas, "replicas");
+        // More calls than the failures that open the breaker: none fails.
+        for _ in 0..5 {
+            assert_eq!(call(&client).await, Ok(Answer { n: 7 }));
+        }
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 5);
+        assert_eq!(gauge("replicas").as_deref(), Some("0"));
+    }
+
+    #[tokio::test]
     async fn failures_to_answer_say_whether_the_call_may_have_been_carried_out() {
         let fake = Fake::default();
         let client = guarded(&serve(fake.clone()).await, "failures");
