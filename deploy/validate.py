@@ -5,8 +5,16 @@ venv's python (PyYAML comes with kubernetes-validate).
   validate.py manifests OVERLAY RENDERED our rules for one rendered overlay
   validate.py containerfile FILE         the image's rules
   validate.py routes CONFIG_RS VS_YAML   the Istio routes cover the gateway's table
+  validate.py metrics CRATES DASHBOARD ALERTS [RULES_OUT]
+                                         the dashboard is a valid Grafana dashboard;
+                                         every expression in it and in the alerts
+                                         names only metrics the code exports
+                                         (RULES_OUT: the dashboard's expressions as
+                                         recording rules, for promtool to parse)
 """
 
+import glob
+import json
 import re
 import sys
 
@@ -118,7 +126,69 @@ def manifests(overlay, rendered):
         for key in c.get("data", {}):
             if SECRETISH.search(key):
                 fail(f"{overlay}: ConfigMap {name} holds {key}; secrets belong in a Secret")
-    print(f"    rules: {len(deployments)} Deployments (non-root, seccomp, caps, read-only root, probes, resources, pinned image)")
+    monitors = by_kind.get("ServiceMonitor", {})
+    for name, m in monitors.items():
+        service_monitor(f"{overlay}: ServiceMonitor {name}", m, by_kind.get("Service", {}))
+    print(f"    rules: {len(deployments)} Deployments (non-root, seccomp, caps, read-only root, probes, resources, pinned image)"
+          + (f", {len(monitors)} ServiceMonitor(s) scraping every Service" if monitors else ""))
+
+
+DURATION = re.compile(r"^[0-9]+(ms|s|m|h)$")
+
+
+def seconds(duration):
+    value, unit = re.match(r"^([0-9]+)(ms|s|m|h)$", duration).groups()
+    return int(value) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+
+
+def service_monitor(where, monitor, services):
+    """The fields of a ServiceMonitor (monitoring.coreos.com/v1) that a
+    schema would check, and what it must reach: every boxoffice Service,
+    on a port each of them has, at /metrics."""
+    spec = monitor.get("spec", {})
+    labels = spec.get("selector", {}).get("matchLabels") or {}
+    if not labels:
+        fail(f"{where}: spec.selector.matchLabels is empty (it would select nothing, or everything)")
+    if spec.get("selector", {}).get("matchExpressions"):
+        fail(f"{where}: matchExpressions are not checked here; select by matchLabels")
+    ns = spec.get("namespaceSelector")
+    if ns is not None and not (set(ns) <= {"any", "matchNames"}):
+        fail(f"{where}: namespaceSelector has unknown fields {sorted(set(ns) - {'any', 'matchNames'})}")
+    selected = {
+        name: s for name, s in services.items()
+        if all(s["metadata"].get("labels", {}).get(k) == v for k, v in labels.items())
+    }
+    missing = sorted(set(services) - set(selected))
+    if missing:
+        fail(f"{where}: does not select the Services {missing}")
+    endpoints = spec.get("endpoints") or []
+    if not endpoints:
+        fail(f"{where}: no endpoints")
+    known = {"port", "targetPort", "path", "scheme", "interval", "scrapeTimeout", "honorLabels",
+             "honorTimestamps", "relabelings", "metricRelabelings", "params", "tlsConfig",
+             "bearerTokenSecret", "authorization", "basicAuth", "followRedirects", "enableHttp2",
+             "proxyUrl", "oauth2", "filterRunning", "trackTimestampsStaleness"}
+    for n, e in enumerate(endpoints):
+        at = f"{where}: endpoints[{n}]"
+        unknown = set(e) - known
+        if unknown:
+            fail(f"{at}: unknown fields {sorted(unknown)}")
+        port = e.get("port")
+        if not isinstance(port, str) or not port:
+            fail(f"{at}: needs a named port (port: http)")
+        for name, s in selected.items():
+            if port not in [p.get("name") for p in s["spec"].get("ports", [])]:
+                fail(f"{at}: Service {name} has no port named {port!r}")
+        if e.get("path") != "/metrics":
+            fail(f"{at}: path is {e.get('path')!r}, not /metrics")
+        if e.get("scheme", "http") not in ("http", "https"):
+            fail(f"{at}: scheme {e.get('scheme')!r}")
+        for key in ("interval", "scrapeTimeout"):
+            if key in e and not DURATION.match(str(e[key])):
+                fail(f"{at}: {key} {e[key]!r} is not a duration like 15s")
+        if "interval" in e and "scrapeTimeout" in e and DURATION.match(str(e["interval"])) \
+                and DURATION.match(str(e["scrapeTimeout"])) and seconds(e["scrapeTimeout"]) > seconds(e["interval"]):
+            fail(f"{at}: scrapeTimeout is longer than interval")
 
 
 def containerfile(path):
@@ -185,9 +255,108 @@ def routes(config_rs, vs_yaml):
     print(f"    the VirtualService routes all {len(table)} prefixes of the gateway's built-in table, all to the gateway")
 
 
+def exported_metrics(crates):
+    """The metric names the services export, from their source: every
+    `metrics::counter!/gauge!/histogram!` call, whose name is a literal or
+    a constant holding one. A histogram is exported as its _bucket, _sum
+    and _count series."""
+    sources = {}
+    for path in glob.glob(f"{crates}/*/src/**/*.rs", recursive=True):
+        with open(path) as f:
+            sources[path] = f.read()
+    constants = {}
+    for text in sources.values():
+        for name, value in re.findall(r'const\s+([A-Z_][A-Z0-9_]*)\s*:\s*&str\s*=\s*"(boxoffice_[a-z0-9_]+)"', text):
+            constants[name] = value
+    exported = {}
+    for text in sources.values():
+        for kind, arg in re.findall(r'metrics::(counter|gauge|histogram)!\(\s*([^,)\s]+)', text):
+            literal = re.fullmatch(r'"(boxoffice_[a-z0-9_]+)"', arg)
+            name = literal.group(1) if literal else constants.get(arg.split("::")[-1])
+            if name is None:
+                fail(f"a {kind} whose name {arg} cannot be resolved to a boxoffice_ literal")
+                continue
+            exported[name] = kind
+    series = set()
+    for name, kind in exported.items():
+        if kind == "histogram":
+            series |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+        else:
+            series.add(name)
+    return series
+
+
+def check_exprs(where, exprs, series):
+    for label, expr in exprs:
+        names = set(re.findall(r"\b(boxoffice_[a-z0-9_]+)\b", expr))
+        if not names:
+            fail(f"{where}: {label}: refers to no boxoffice metric: {expr}")
+        for name in sorted(names - series):
+            fail(f"{where}: {label}: {name} is not a metric the services export")
+
+
+def dashboard_panels(dashboard):
+    for panel in dashboard.get("panels", []):
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def metrics(crates, dashboard_json, alerts_yaml, rules_out=None):
+    series = exported_metrics(crates)
+    if not series:
+        fail(f"{crates}: no exported metric found")
+    with open(dashboard_json) as f:
+        dashboard = json.load(f)
+    for key in ("uid", "title", "schemaVersion", "panels"):
+        if not dashboard.get(key):
+            fail(f"{dashboard_json}: no {key}")
+    variables = {v.get("name"): v for v in dashboard.get("templating", {}).get("list", [])}
+    source = variables.get("datasource", {})
+    if source.get("type") != "datasource" or source.get("query") != "prometheus":
+        fail(f"{dashboard_json}: needs a Prometheus datasource variable named datasource")
+    exprs, ids = [], set()
+    for panel in dashboard_panels(dashboard):
+        title = panel.get("title") or f"panel {panel.get('id')}"
+        if panel.get("id") in ids or not isinstance(panel.get("id"), int):
+            fail(f"{dashboard_json}: {title}: panel ids must be distinct integers")
+        ids.add(panel.get("id"))
+        grid = panel.get("gridPos", {})
+        if not all(isinstance(grid.get(k), int) for k in ("h", "w", "x", "y")) or grid.get("x", 0) + grid.get("w", 0) > 24:
+            fail(f"{dashboard_json}: {title}: gridPos needs h, w, x, y within 24 columns")
+        if panel.get("type") == "row":
+            continue
+        if not panel.get("type") or not panel.get("title"):
+            fail(f"{dashboard_json}: panel {panel.get('id')}: needs a type and a title")
+        if panel.get("datasource", {}).get("uid") != "${datasource}":
+            fail(f"{dashboard_json}: {title}: datasource is not the ${{datasource}} variable")
+        targets = panel.get("targets") or []
+        if not targets:
+            fail(f"{dashboard_json}: {title}: no targets")
+        refs = [t.get("refId") for t in targets]
+        if len(set(refs)) != len(refs) or not all(refs):
+            fail(f"{dashboard_json}: {title}: targets need distinct refIds")
+        for t in targets:
+            if not t.get("expr"):
+                fail(f"{dashboard_json}: {title}: target {t.get('refId')} has no expr")
+            else:
+                exprs.append((f"{title} [{t.get('refId')}]", t["expr"]))
+    check_exprs(dashboard_json, exprs, series)
+    with open(alerts_yaml) as f:
+        alerts = yaml.safe_load(f)
+    alert_exprs = [(r["alert"], r["expr"]) for g in alerts["groups"] for r in g["rules"]]
+    check_exprs(alerts_yaml, alert_exprs, series)
+    if rules_out:
+        # The expressions as recording rules: promtool parses them.
+        rules = [{"record": f"dashboard:panel:{n}", "expr": e} for n, (_, e) in enumerate(exprs)]
+        with open(rules_out, "w") as f:
+            yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, f)
+    print(f"    {len(exprs)} dashboard and {len(alert_exprs)} alert expressions checked against the {len(series)} series the code exports")
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    {"split": split, "manifests": manifests, "containerfile": containerfile, "routes": routes}[command](*args)
+    {"split": split, "manifests": manifests, "containerfile": containerfile, "routes": routes,
+     "metrics": metrics}[command](*args)
     for e in errors:
         print(f"    FAIL {e}", file=sys.stderr)
     sys.exit(1 if errors else 0)

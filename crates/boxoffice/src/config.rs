@@ -31,6 +31,13 @@ pub struct Config {
     pub token_ttl_secs: u64,
     /// `text` or `json` log lines.
     pub log_format: String,
+    /// On SIGTERM, how long a process keeps taking requests while
+    /// `/health/ready` already answers 503 "draining", before it closes
+    /// its listener and finishes what is in flight. 0 (the default) closes
+    /// at once: right where the orchestrator stops routing before it
+    /// signals (Kubernetes' `preStop` pause) and callers move to another
+    /// replica on a refused connection (the gateway does).
+    pub drain_ms: u64,
     /// Where services keep their data. Absent: a SQLite file per service in
     /// the data dir. A `postgres://` url containing `{service}` gives every
     /// service its own database (`…/boxoffice_{service}`); without the
@@ -155,16 +162,74 @@ pub enum BusKind {
     Kafka,
 }
 
+/// Where one service answers: a base URL, or its replicas' base URLs,
+/// comma-separated in one string (`"http://c1:8080,http://c2:8080"`, as an
+/// environment variable gives it) or as a TOML list. Kept as the
+/// comma-separated string every caller splits ([`runtime::replicas`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Urls(String);
+
+impl Urls {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The base URLs, or why they cannot be used.
+    pub fn check(&self) -> Result<Vec<String>, String> {
+        runtime::replicas::check(&self.0)
+    }
+}
+
+impl From<&str> for Urls {
+    fn from(urls: &str) -> Urls {
+        Urls(urls.to_owned())
+    }
+}
+
+impl From<String> for Urls {
+    fn from(urls: String) -> Urls {
+        Urls(urls)
+    }
+}
+
+impl PartialEq<&str> for Urls {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl std::fmt::Display for Urls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Urls {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Urls, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(Urls(match OneOrMany::deserialize(deserializer)? {
+            OneOrMany::One(urls) => urls,
+            OneOrMany::Many(urls) => urls.join(","),
+        }))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ServiceUrls {
-    pub catalog: String,
-    pub reservation: String,
-    pub notification: String,
-    pub mypage: String,
-    pub payment: String,
-    pub wallet: String,
-    pub dashboard: String,
+    pub catalog: Urls,
+    pub reservation: Urls,
+    pub notification: Urls,
+    pub mypage: Urls,
+    pub payment: Urls,
+    pub wallet: Urls,
+    pub dashboard: Urls,
 }
 
 impl ServiceUrls {
@@ -179,8 +244,8 @@ impl ServiceUrls {
         "dashboard",
     ];
 
-    /// The url of the service called `name`, if there is one.
-    pub fn of(&self, name: &str) -> Option<&str> {
+    /// The url(s) of the service called `name`, if there is one.
+    pub fn of(&self, name: &str) -> Option<&Urls> {
         Some(match name {
             "catalog" => &self.catalog,
             "reservation" => &self.reservation,
@@ -191,6 +256,18 @@ impl ServiceUrls {
             "dashboard" => &self.dashboard,
             _ => return None,
         })
+    }
+
+    /// Refuses a setting that is not a list of distinct http(s) URLs,
+    /// naming it, before anything starts.
+    pub fn check(&self) -> anyhow::Result<()> {
+        for name in ServiceUrls::NAMES {
+            let urls = self.of(name).expect("every name has a setting");
+            if let Err(why) = urls.check() {
+                anyhow::bail!("urls.{name} ({urls:?}): {why}");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -218,6 +295,7 @@ impl Default for Config {
             jwt_secret: None,
             token_ttl_secs: 3600,
             log_format: "text".into(),
+            drain_ms: 0,
             database_url: None,
             bus: BusKind::Embedded,
             kafka: KafkaSettings::default(),
@@ -475,8 +553,46 @@ mod tests {
             jail.set_env("BOXOFFICE_URLS__DASHBOARD", "http://d:7");
             assert_eq!(
                 Config::load(None).unwrap().urls.of("dashboard"),
-                Some("http://d:7")
+                Some(&Urls::from("http://d:7"))
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_service_may_have_replicas_as_a_list_or_a_comma_separated_string() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "boxoffice.toml",
+                "[urls]\ncatalog = [\"http://c1:8080\", \"http://c2:8080\"]\npayment = \"http://p:1\"",
+            )?;
+            jail.set_env("BOXOFFICE_URLS__MYPAGE", "http://m1:8080, http://m2:8080");
+            let urls = Config::load(None).unwrap().urls;
+            assert_eq!(
+                urls.catalog.check().unwrap(),
+                ["http://c1:8080", "http://c2:8080"]
+            );
+            assert_eq!(
+                urls.mypage.check().unwrap(),
+                ["http://m1:8080", "http://m2:8080"]
+            );
+            assert_eq!(urls.payment, "http://p:1");
+            assert!(urls.check().is_ok());
+            // The environment replaces the file's list whole.
+            jail.set_env("BOXOFFICE_URLS__CATALOG", "http://c3:8080");
+            let urls = Config::load(None).unwrap().urls;
+            assert_eq!(urls.catalog.check().unwrap(), ["http://c3:8080"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_replica_that_is_not_an_http_url_is_refused_naming_the_service() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("BOXOFFICE_URLS__WALLET", "http://w1,w2:8080");
+            let error = Config::load(None).unwrap().urls.check().unwrap_err();
+            assert!(error.to_string().contains("urls.wallet"), "{error}");
+            assert!(error.to_string().contains("\"w2:8080\""), "{error}");
             Ok(())
         });
     }

@@ -92,7 +92,7 @@ pub fn routes(config: &Config, urls: &ServiceUrls) -> anyhow::Result<Vec<Route>>
         routes.push(Route {
             prefix: route.prefix.clone(),
             service: route.service.clone(),
-            upstream: upstream.to_owned(),
+            upstream: upstream.as_str().to_owned(),
             rewrite: route.rewrite.clone(),
         });
     }
@@ -103,7 +103,7 @@ pub fn routes(config: &Config, urls: &ServiceUrls) -> anyhow::Result<Vec<Route>>
 /// The services that keep dead letters, by name, for the gateway's
 /// `/admin/dead-letters`.
 pub fn services(urls: &ServiceUrls, wallet: bool) -> BTreeMap<String, String> {
-    let points = wallet.then(|| ("wallet".to_owned(), urls.wallet.clone()));
+    let points = wallet.then(|| ("wallet".to_owned(), urls.wallet.to_string()));
     [
         ("catalog", &urls.catalog),
         ("reservation", &urls.reservation),
@@ -113,7 +113,7 @@ pub fn services(urls: &ServiceUrls, wallet: bool) -> BTreeMap<String, String> {
         ("dashboard", &urls.dashboard),
     ]
     .into_iter()
-    .map(|(name, url)| (name.to_owned(), url.clone()))
+    .map(|(name, url)| (name.to_owned(), url.to_string()))
     .chain(points)
     .collect()
 }
@@ -130,8 +130,8 @@ fn reservation_settings(config: &Config) -> reservation::Settings {
 /// Where reservation finds the services it calls.
 fn peers(urls: &ServiceUrls) -> reservation::Peers {
     reservation::Peers {
-        catalog: urls.catalog.clone(),
-        payment: urls.payment.clone(),
+        catalog: urls.catalog.to_string(),
+        payment: urls.payment.to_string(),
     }
 }
 
@@ -188,13 +188,13 @@ impl Platform {
             Ok(format!("http://{}", listener.local_addr()?))
         };
         let urls = ServiceUrls {
-            catalog: url_of(&listeners[0])?,
-            reservation: url_of(&listeners[1])?,
-            notification: url_of(&listeners[2])?,
-            mypage: url_of(&listeners[3])?,
-            payment: url_of(&listeners[4])?,
-            dashboard: url_of(&listeners[5])?,
-            wallet: url_of(&listeners[6])?,
+            catalog: url_of(&listeners[0])?.into(),
+            reservation: url_of(&listeners[1])?.into(),
+            notification: url_of(&listeners[2])?.into(),
+            mypage: url_of(&listeners[3])?.into(),
+            payment: url_of(&listeners[4])?.into(),
+            dashboard: url_of(&listeners[5])?.into(),
+            wallet: url_of(&listeners[6])?.into(),
         };
         let routes = routes(config, &urls)?;
         let (shared_bus, embedded) = connect_bus(config, "up").await?;
@@ -239,7 +239,7 @@ impl Platform {
             apps.push(
                 wallet::build(
                     &config.database_for("wallet"),
-                    &urls.payment,
+                    urls.payment.as_str(),
                     shared_bus.clone(),
                     config.wallet.settings.clone(),
                 )
@@ -254,8 +254,9 @@ impl Platform {
 
         let (trigger, shutdown) = shutdown::channel();
         let mut tasks = JoinSet::new();
+        let drain = Duration::from_millis(config.drain_ms);
         for (app, listener) in apps.into_iter().zip(listeners) {
-            tasks.spawn(serve(app, listener, shutdown.clone()));
+            tasks.spawn(serve(app.draining_for(drain), listener, shutdown.clone()));
         }
         let host = match gateway_addr.ip() {
             ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
@@ -324,6 +325,7 @@ fn gateway_settings(
 pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<()> {
     let dir = &config.data_dir;
     create_private_dir(dir)?;
+    config.urls.check()?;
     let database_url = config.database_for(service.database_name());
     // The gateway publishes nothing and consumes nothing.
     let bus = || connect_bus(config, service.as_str());
@@ -350,7 +352,7 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
             );
             wallet::build(
                 &database_url,
-                &config.urls.payment,
+                config.urls.payment.as_str(),
                 bus().await?.0,
                 config.wallet.settings.clone(),
             )
@@ -381,6 +383,7 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
             .await?
         }
     };
+    let app = app.draining_for(Duration::from_millis(config.drain_ms));
     let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
     let (trigger, shutdown) = shutdown::channel();
     tokio::spawn(async move {

@@ -11,11 +11,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::Json;
+use bytes::Bytes;
 use runtime::http::{parse_timestamp, ApiError};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::proxy::downstream_headers;
+use crate::proxy::{downstream_headers, Outgoing, UPSTREAM_TIMEOUT};
 use crate::services::{Missing, Services};
 
 const WHAT: &str = "dead letters";
@@ -38,8 +39,8 @@ pub async fn list(
 ) -> Result<Json<Vec<Map<String, Value>>>, ApiError> {
     let caller = services.authorize(&Method::GET, "/admin/dead-letters", &headers)?;
     let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
-    let asked: Vec<(String, String)> = match &query.service {
-        Some(name) => vec![(name.clone(), services.base(name, WHAT)?.to_owned())],
+    let asked = match &query.service {
+        Some(name) => vec![(name.clone(), services.replicas(name, WHAT)?)],
         None => services.all(),
     };
     // The most a service lists at once (1000), oldest first.
@@ -70,7 +71,7 @@ pub async fn replay(
 ) -> Result<Response, ApiError> {
     let path = format!("/admin/dead-letters/{service}/{id}/replay");
     let caller = state.authorize(&Method::POST, &path, &headers)?;
-    let base = state.base(&service, WHAT)?;
+    let replicas = state.replicas(&service, WHAT)?;
     if id.is_empty()
         || !id
             .chars()
@@ -78,14 +79,15 @@ pub async fn replay(
     {
         return Err(ApiError::NotFound(format!("no dead letter with id {id:?}")));
     }
-    let request = state
-        .upstream
-        .http()
-        .post(format!("{base}/admin/dead-letters/{id}/replay"))
-        .headers(downstream_headers(&headers, Some(&caller)));
+    let request = Outgoing {
+        method: Method::POST,
+        path_and_query: format!("/admin/dead-letters/{id}/replay"),
+        headers: downstream_headers(&headers, Some(&caller)),
+        body: Bytes::new(),
+    };
     let response = state
         .upstream
-        .exchange(request)
+        .send(&replicas, request, UPSTREAM_TIMEOUT)
         .await
         .map_err(|error| match error {
             ApiError::Unavailable { .. } => ApiError::Unavailable {

@@ -1,5 +1,17 @@
 //! The route table and request forwarding.
+//!
+//! A service may have several replicas (its upstream is a comma-separated
+//! list of base URLs): requests take them in turn, and a replica that
+//! could not be reached is tried last for a while
+//! ([`runtime::replicas`]). A request that got no answer goes to another
+//! replica when that cannot do anything twice ([`may_resend`]): always when
+//! the connection was refused (nothing was sent), and when it broke after
+//! sending only for a request that is safe to repeat (GET, HEAD, PUT,
+//! DELETE, OPTIONS, or any request carrying an `Idempotency-Key`). Any
+//! other request whose connection broke gets a 502 that says it may have
+//! been carried out: never a silent second submission.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,10 +20,12 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use bytes::BytesMut;
 use runtime::http::{
     ApiError, Caller, MAX_BODY_BYTES, ROLE_HEADER, USERNAME_HEADER, USER_ID_HEADER,
 };
+use runtime::replicas::Replicas;
 use tokio::sync::watch;
 
 use crate::access::{self, Access};
@@ -22,7 +36,8 @@ use crate::limits::Limiter;
 pub const MAX_UPSTREAM_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Requests whose path starts with `prefix` go to `upstream`, the base url
-/// of the service named `service`.
+/// of the service named `service`, or the base urls of its replicas
+/// separated by commas.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub prefix: String,
@@ -63,23 +78,33 @@ fn collapse_slashes(path: &str) -> String {
 pub struct RouteTable {
     /// Longest prefix first, so the most specific route wins.
     routes: Vec<Route>,
+    /// The replicas of each upstream, shared by every route to it (their
+    /// turn and what failed lately are the service's, not a route's).
+    replicas: BTreeMap<String, Arc<Replicas>>,
 }
 
-/// Where a request goes: the route and the service's path and query.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a request goes: the route, the service's replicas, and the
+/// service's path and query.
+#[derive(Debug, Clone)]
 pub struct Target<'a> {
     pub route: &'a Route,
+    pub replicas: &'a Arc<Replicas>,
     pub path: String,
     pub query: Option<String>,
 }
 
 impl Target<'_> {
-    /// The url of the request to the service.
-    pub fn url(&self) -> String {
+    /// The service's path and query.
+    pub fn path_and_query(&self) -> String {
         match &self.query {
-            Some(query) => format!("{}{}?{query}", self.route.upstream, self.path),
-            None => format!("{}{}", self.route.upstream, self.path),
+            Some(query) => format!("{}?{query}", self.path),
+            None => self.path.clone(),
         }
+    }
+
+    /// The url of the request on the service's first replica.
+    pub fn url(&self) -> String {
+        format!("{}{}", self.replicas.url(0), self.path_and_query())
     }
 }
 
@@ -100,13 +125,14 @@ impl RouteTable {
                 "gateway route {:?} is in the table twice: each prefix may have one route",
                 route.prefix
             );
-            anyhow::ensure!(
-                route.upstream.starts_with("http://") || route.upstream.starts_with("https://"),
-                "gateway route {:?}: the upstream {:?} of {} must be an http(s) url",
-                route.prefix,
-                route.upstream,
-                route.service
-            );
+            let urls = runtime::replicas::check(&route.upstream).map_err(|why| {
+                anyhow::anyhow!(
+                    "gateway route {:?}: the upstream {:?} of {} must be an http(s) url, or several separated by commas: {why}",
+                    route.prefix,
+                    route.upstream,
+                    route.service
+                )
+            })?;
             if let Some(rewrite) = &route.rewrite {
                 anyhow::ensure!(
                     rewrite.starts_with('/'),
@@ -123,10 +149,17 @@ impl RouteTable {
                 "gateway route {:?}: {SERVICE_ONLY}/… is for services only and cannot be routed to",
                 route.prefix
             );
-            route.upstream = route.upstream.trim_end_matches('/').to_owned();
+            route.upstream = urls.join(",");
         }
         routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
-        Ok(RouteTable { routes })
+        let replicas = routes
+            .iter()
+            .map(|route| {
+                let replicas = Arc::new(Replicas::new(&route.upstream));
+                (route.upstream.clone(), replicas)
+            })
+            .collect();
+        Ok(RouteTable { routes, replicas })
     }
 
     /// The route for a path; a prefix matches whole path segments only.
@@ -158,15 +191,81 @@ impl RouteTable {
         if is_service_only(&path) {
             return None;
         }
-        Some(Target { route, path, query })
+        let replicas = &self.replicas[&route.upstream];
+        Some(Target {
+            route,
+            replicas,
+            path,
+            query,
+        })
     }
 
-    /// Distinct upstreams, for readiness.
-    fn upstreams(&self) -> Vec<&str> {
-        let mut all: Vec<&str> = self.routes.iter().map(|r| r.upstream.as_str()).collect();
-        all.sort_unstable();
-        all.dedup();
-        all
+    /// Each upstream's replicas, for readiness.
+    fn upstreams(&self) -> impl Iterator<Item = (&String, &Arc<Replicas>)> {
+        self.replicas.iter()
+    }
+}
+
+/// Why a request to a replica got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// The connection was refused or could not be made: the request never
+    /// left, so the service cannot have done anything.
+    NotSent,
+    /// The connection broke after the request went (reset, closed): the
+    /// service may have carried it out.
+    Broken,
+    /// No answer in the time allowed: it may still be carried out, and the
+    /// time for another try is spent.
+    TimedOut,
+}
+
+impl NoAnswer {
+    fn of(error: &reqwest::Error) -> NoAnswer {
+        if error.is_connect() {
+            NoAnswer::NotSent
+        } else if error.is_timeout() {
+            NoAnswer::TimedOut
+        } else {
+            NoAnswer::Broken
+        }
+    }
+}
+
+/// The header that makes a repeated request safe: the service answers a
+/// repeat with what the first got.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Whether a request whose try ended with `no_answer` may go to another
+/// replica: when nothing was sent, or when repeating it cannot do anything
+/// twice (a method that is idempotent by definition, or an
+/// `Idempotency-Key` the service honours).
+pub fn may_resend(no_answer: NoAnswer, method: &Method, headers: &HeaderMap) -> bool {
+    match no_answer {
+        NoAnswer::NotSent => true,
+        NoAnswer::TimedOut => false,
+        NoAnswer::Broken => {
+            matches!(
+                *method,
+                Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+            ) || headers.contains_key(IDEMPOTENCY_KEY)
+        }
+    }
+}
+
+/// What the client is told when no replica answered, after `last`.
+fn no_answer_problem(last: NoAnswer) -> ApiError {
+    match last {
+        NoAnswer::NotSent | NoAnswer::TimedOut => ApiError::Unavailable {
+            detail: "the service behind this path is unavailable; try again shortly".to_owned(),
+            retry_after_secs: 1,
+        },
+        NoAnswer::Broken => ApiError::BadGateway(
+            "the connection to the service broke before it answered: the request may have been \
+             carried out. Check before repeating it, or send an Idempotency-Key to make \
+             repeating it safe"
+                .to_owned(),
+        ),
     }
 }
 
@@ -205,8 +304,13 @@ pub struct Upstream {
 }
 
 /// How long a service may take to answer (all of it, or for a stream of
-/// events, its headers).
+/// events, its headers), over every replica tried.
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a replica may take to accept a connection before the next is
+/// tried: a loaded service accepts in milliseconds; one that does not is
+/// gone (its host down, its packets dropped).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Headers that describe one hop, never forwarded.
 const HOP_BY_HOP: &[&str] = &[
@@ -227,7 +331,7 @@ impl Upstream {
         // No total timeout on the client: an event stream lasts as long as
         // its client listens. `exchange` bounds everything else.
         let http = reqwest::Client::builder()
-            .connect_timeout(UPSTREAM_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
             .pool_max_idle_per_host(256)
             .build()
             .expect("a plain HTTP client always builds");
@@ -245,17 +349,23 @@ impl Upstream {
         self.closing.send_replace(true);
     }
 
-    /// Ready when every service behind the gateway says it is.
+    /// Ready when every service behind the gateway has a replica that
+    /// says it is.
     pub async fn check_ready(&self) -> Result<(), String> {
-        for upstream in self.routes.upstreams() {
-            let ready = self
-                .http
-                .get(format!("{upstream}/health/ready"))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await
-                .map(|r| r.status().is_success())
-                .unwrap_or(false);
+        for (upstream, replicas) in self.routes.upstreams() {
+            let mut ready = false;
+            for url in replicas.urls() {
+                ready = self
+                    .http
+                    .get(format!("{url}/health/ready"))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if ready {
+                    break;
+                }
+            }
             if !ready {
                 return Err(format!("{upstream} is not ready"));
             }
@@ -332,27 +442,62 @@ impl Upstream {
         &self.http
     }
 
-    /// Sends a request to a service and reads its answer within
-    /// [`UPSTREAM_TIMEOUT`], refusing one larger than
-    /// [`MAX_UPSTREAM_BODY_BYTES`]. An event stream (`text/event-stream`)
-    /// is passed on as it comes, chunk by chunk, for as long as it lasts.
-    pub async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Response, ApiError> {
-        let (client, request) = request.build_split();
-        let request = request.map_err(|e| ApiError::Internal(e.into()))?;
-        let target = request.url().to_string();
-        let deadline = tokio::time::Instant::now() + UPSTREAM_TIMEOUT;
-        let unavailable = |error: &dyn std::fmt::Display| {
-            tracing::warn!(%target, error = %error, "upstream unavailable");
-            ApiError::Unavailable {
-                detail: "the service behind this path is unavailable; try again shortly".to_owned(),
-                retry_after_secs: 1,
+    /// Sends a request to one of a service's replicas and reads its answer
+    /// within `within` (at most [`UPSTREAM_TIMEOUT`]), refusing one larger
+    /// than [`MAX_UPSTREAM_BODY_BYTES`]. A replica that gives no answer is
+    /// set aside and the request goes to the next when [`may_resend`]
+    /// allows. An event stream (`text/event-stream`) is passed on as it
+    /// comes, chunk by chunk, for as long as it lasts.
+    pub async fn send(
+        &self,
+        replicas: &Replicas,
+        request: Outgoing,
+        within: Duration,
+    ) -> Result<Response, ApiError> {
+        let deadline = tokio::time::Instant::now() + within.min(UPSTREAM_TIMEOUT);
+        let resendable = |no_answer| may_resend(no_answer, &request.method, &request.headers);
+        let mut last = NoAnswer::NotSent;
+        for replica in replicas.plan(std::time::Instant::now()) {
+            let target = format!("{}{}", replicas.url(replica), request.path_and_query);
+            let attempt = self
+                .http
+                .request(request.method.clone(), &target)
+                .headers(request.headers.clone())
+                .body(request.body.clone())
+                .send();
+            let no_answer = match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Ok(answer)) => {
+                    replicas.reached(replica);
+                    return self.relay(answer, &target, deadline).await;
+                }
+                Ok(Err(error)) => {
+                    let no_answer = NoAnswer::of(&error);
+                    tracing::warn!(%target, error = %error, ?no_answer, "a replica gave no answer");
+                    no_answer
+                }
+                Err(_) => {
+                    tracing::warn!(%target, "a replica gave no answer in time");
+                    NoAnswer::TimedOut
+                }
+            };
+            last = no_answer;
+            if no_answer != NoAnswer::TimedOut {
+                replicas.unreachable(replica, std::time::Instant::now());
             }
-        };
-        let answer = match tokio::time::timeout_at(deadline, client.execute(request)).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(error)) => return Err(unavailable(&error)),
-            Err(_) => return Err(unavailable(&"no answer in time")),
-        };
+            if !resendable(no_answer) {
+                break;
+            }
+        }
+        Err(no_answer_problem(last))
+    }
+
+    /// The service's answer, as the client gets it.
+    async fn relay(
+        &self,
+        answer: reqwest::Response,
+        target: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Response, ApiError> {
         let status =
             StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         let mut headers = HeaderMap::with_capacity(answer.headers().len());
@@ -369,7 +514,7 @@ impl Upstream {
             );
             stream_body(answer, self.closing.subscribe())
         } else {
-            match tokio::time::timeout_at(deadline, read_body(answer, &target)).await {
+            match tokio::time::timeout_at(deadline, read_body(answer, target)).await {
                 Ok(body) => body?,
                 Err(_) => {
                     return Err(ApiError::Unavailable {
@@ -502,16 +647,25 @@ async fn forward_checked(upstream: Upstream, request: Request) -> Result<Respons
         .map_err(|_| {
             ApiError::PayloadTooLarge(format!("the body is larger than {MAX_BODY_BYTES} bytes"))
         })?;
-    let headers = downstream_headers(&parts.headers, caller.as_ref());
+    let request = Outgoing {
+        method: parts.method,
+        path_and_query: target.path_and_query(),
+        headers: downstream_headers(&parts.headers, caller.as_ref()),
+        body,
+    };
     upstream
-        .exchange(
-            upstream
-                .http
-                .request(parts.method, target.url())
-                .headers(headers)
-                .body(body),
-        )
+        .send(target.replicas, request, UPSTREAM_TIMEOUT)
         .await
+}
+
+/// A request for a service, whichever replica takes it.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub method: Method,
+    /// The path (and query) on the service, starting with `/`.
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
 #[cfg(test)]
@@ -632,6 +786,84 @@ mod tests {
             );
         }
         assert_eq!(url(&table, "/seats", None), None);
+    }
+
+    #[test]
+    fn a_service_may_have_replicas_which_its_routes_share() {
+        let table = RouteTable::new(vec![
+            route("/listings", "http://c1:1/, http://c2:1", None),
+            route(
+                "/items/",
+                "http://c1:1,http://c2:1/",
+                Some("/listings/{rest}"),
+            ),
+            route("/mypage", "http://m:3", None),
+        ])
+        .unwrap();
+        let listings = table.target("/listings/7", None).unwrap();
+        let items = table.target("/items/7", None).unwrap();
+        assert_eq!(listings.route.upstream, "http://c1:1,http://c2:1");
+        assert_eq!(listings.replicas.urls(), ["http://c1:1", "http://c2:1"]);
+        assert!(
+            Arc::ptr_eq(listings.replicas, items.replicas),
+            "one turn and one memory of failures per service"
+        );
+        assert_eq!(listings.path_and_query(), "/listings/7");
+        assert_eq!(items.url(), "http://c1:1/listings/7");
+        assert_eq!(table.upstreams().count(), 2);
+        for bad in ["http://a,ftp://b", "http://a,http://a", " , "] {
+            let error = RouteTable::new(vec![route("/a", bad, None)]).unwrap_err();
+            assert!(
+                error.to_string().contains("several separated by commas"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_request_that_never_left_may_go_to_any_replica() {
+        let none = HeaderMap::new();
+        for method in [Method::GET, Method::POST, Method::PATCH, Method::DELETE] {
+            assert!(may_resend(NoAnswer::NotSent, &method, &none), "{method}");
+        }
+    }
+
+    #[test]
+    fn after_a_broken_connection_only_a_repeatable_request_goes_again() {
+        let none = HeaderMap::new();
+        let mut keyed = HeaderMap::new();
+        keyed.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("click-1"));
+        for method in [
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ] {
+            assert!(may_resend(NoAnswer::Broken, &method, &none), "{method}");
+        }
+        assert!(!may_resend(NoAnswer::Broken, &Method::POST, &none));
+        assert!(!may_resend(NoAnswer::Broken, &Method::PATCH, &none));
+        assert!(may_resend(NoAnswer::Broken, &Method::POST, &keyed));
+        assert!(may_resend(NoAnswer::Broken, &Method::PATCH, &keyed));
+    }
+
+    #[test]
+    fn after_a_timeout_nothing_goes_again() {
+        let mut keyed = HeaderMap::new();
+        keyed.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("click-1"));
+        assert!(!may_resend(NoAnswer::TimedOut, &Method::GET, &keyed));
+        assert!(!may_resend(NoAnswer::TimedOut, &Method::POST, &keyed));
+    }
+
+    #[test]
+    fn a_broken_request_is_a_502_that_says_it_may_have_been_done() {
+        let broken = no_answer_problem(NoAnswer::Broken).into_response();
+        assert_eq!(broken.status(), StatusCode::BAD_GATEWAY);
+        for unsent in [NoAnswer::NotSent, NoAnswer::TimedOut] {
+            let response = no_answer_problem(unsent).into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        }
     }
 
     #[test]

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, Method, StatusCode};
+use bytes::Bytes;
 use runtime::http::{ApiError, Caller};
+use runtime::replicas::Replicas;
 use serde_json::{Map, Value};
 
-use crate::proxy::{downstream_headers, Upstream};
+use crate::proxy::{downstream_headers, Outgoing, Upstream};
 
 /// How long a service may take to list what it is asked for.
 const LIST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -18,8 +20,9 @@ const LIST_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug)]
 pub struct Services {
     pub(crate) upstream: Upstream,
-    /// Service name → base URL.
-    services: Arc<BTreeMap<String, String>>,
+    /// Service name → its replicas (they share one database: any of them
+    /// answers for the service).
+    services: Arc<BTreeMap<String, Arc<Replicas>>>,
 }
 
 /// What a service that does not keep a kind of list answers.
@@ -31,10 +34,11 @@ pub(crate) enum Missing {
 }
 
 impl Services {
+    /// `services`: name → base URL, or its replicas' separated by commas.
     pub fn new(upstream: Upstream, services: BTreeMap<String, String>) -> Services {
         let services = services
             .into_iter()
-            .map(|(name, url)| (name, url.trim_end_matches('/').to_owned()))
+            .map(|(name, urls)| (name, Arc::new(Replicas::new(&urls))))
             .collect();
         Services {
             upstream,
@@ -42,9 +46,9 @@ impl Services {
         }
     }
 
-    /// The base URL of the service called `name`, or 404 naming the known ones.
-    pub(crate) fn base(&self, name: &str, what: &str) -> Result<&str, ApiError> {
-        self.services.get(name).map(String::as_str).ok_or_else(|| {
+    /// The replicas of the service called `name`, or 404 naming the known ones.
+    pub(crate) fn replicas(&self, name: &str, what: &str) -> Result<Arc<Replicas>, ApiError> {
+        self.services.get(name).cloned().ok_or_else(|| {
             let known: Vec<&str> = self.services.keys().map(String::as_str).collect();
             ApiError::NotFound(format!(
                 "no service named {name:?} keeps {what} (there are: {})",
@@ -53,10 +57,10 @@ impl Services {
         })
     }
 
-    pub(crate) fn all(&self) -> Vec<(String, String)> {
+    pub(crate) fn all(&self) -> Vec<(String, Arc<Replicas>)> {
         self.services
             .iter()
-            .map(|(name, url)| (name.clone(), url.clone()))
+            .map(|(name, replicas)| (name.clone(), replicas.clone()))
             .collect()
     }
 
@@ -78,7 +82,7 @@ impl Services {
     /// the whole answer 503 naming it (the first in order).
     pub(crate) async fn gather(
         &self,
-        services: Vec<(String, String)>,
+        services: Vec<(String, Arc<Replicas>)>,
         path: &str,
         what: &str,
         missing: Missing,
@@ -88,12 +92,12 @@ impl Services {
         let forwarded = downstream_headers(headers, Some(caller));
         let missing_is_empty = matches!(missing, Missing::Empty);
         let mut calls = tokio::task::JoinSet::new();
-        for (order, (name, base)) in services.into_iter().enumerate() {
+        for (order, (name, replicas)) in services.into_iter().enumerate() {
             let (services, headers) = (self.clone(), forwarded.clone());
-            let (url, what) = (format!("{base}{path}"), what.to_owned());
+            let (path, what) = (path.to_owned(), what.to_owned());
             calls.spawn(async move {
                 let answer = services
-                    .list_one(&name, &url, &what, missing_is_empty, headers)
+                    .list_one(&name, &replicas, path, &what, missing_is_empty, headers)
                     .await;
                 (order, answer)
             });
@@ -113,7 +117,8 @@ impl Services {
     async fn list_one(
         &self,
         name: &str,
-        url: &str,
+        replicas: &Replicas,
+        path_and_query: String,
         what: &str,
         missing_is_empty: bool,
         headers: HeaderMap,
@@ -122,15 +127,15 @@ impl Services {
             detail: format!("the {what} of {name} cannot be read: {why}"),
             retry_after_secs: 1,
         };
-        let request = self
-            .upstream
-            .http()
-            .get(url)
-            .headers(headers)
-            .timeout(LIST_TIMEOUT);
+        let request = Outgoing {
+            method: Method::GET,
+            path_and_query,
+            headers,
+            body: Bytes::new(),
+        };
         let response = self
             .upstream
-            .exchange(request)
+            .send(replicas, request, LIST_TIMEOUT)
             .await
             .map_err(|error| unavailable(error.to_string()))?;
         if response.status() == StatusCode::NOT_FOUND && missing_is_empty {

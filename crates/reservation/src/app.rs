@@ -399,6 +399,7 @@ impl Reservations {
             &integration_events(&next, &events, cause, first_version),
         )
         .await?;
+        record_settled(&next, &events);
         Ok(next)
     }
 
@@ -419,6 +420,23 @@ impl Reservations {
 
     pub(crate) fn store(&self) -> &ReservationStore {
         &self.store
+    }
+}
+
+/// How long the booking took to settle, when these events settle it: the
+/// saga's latency as customers feel it. Recorded before the transaction
+/// commits, so a batch retried after a passing fault may count a booking
+/// twice; a latency histogram bears that.
+fn record_settled(reservation: &Reservation, events: &[Event]) {
+    for event in events {
+        let (outcome, at) = match event {
+            Event::Confirmed { at } => ("confirmed", at),
+            Event::Rejected { at, .. } => ("rejected", at),
+            _ => continue,
+        };
+        let took = (*at - reservation.created_at).as_seconds_f64().max(0.0);
+        metrics::histogram!(runtime::http::BOOKING_SETTLE_SECONDS, "outcome" => outcome)
+            .record(took);
     }
 }
 

@@ -1,8 +1,21 @@
 //! A service assembled from its router, its readiness check and its
 //! background workers (consumers, the outbox relay), served until shutdown.
+//!
+//! Shutdown (SIGTERM) drains the instance in three steps:
+//! 1. `/health/ready` answers 503 "draining" at once, while requests are
+//!    still served for the drain window ([`App::draining_for`], none by
+//!    default): a balancer that probes readiness stops sending new work
+//!    before the door closes.
+//! 2. The listener closes (new connections are refused, so callers move to
+//!    another replica without anything having been sent); requests in
+//!    flight finish, for at most [`IN_FLIGHT_GRACE`].
+//! 3. Meanwhile the workers are told to stop: consumers finish the batch in
+//!    hand and commit its position, the outbox relay publishes what it
+//!    holds; they get [`WORKER_GRACE`].
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +25,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use kernel::shutdown::Shutdown;
+use kernel::shutdown::{self, Shutdown};
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
@@ -24,12 +37,24 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Worker = Box<dyn FnOnce(Shutdown) -> BoxFuture<anyhow::Result<()>> + Send>;
 type Readiness = Arc<dyn Fn() -> BoxFuture<Result<(), String>> + Send + Sync>;
 
+/// The longest requests in flight may take to finish once the listener
+/// closed; longer ones are cut off (a pod's grace period is 30 s).
+pub const IN_FLIGHT_GRACE: Duration = Duration::from_secs(20);
+
+/// The longest workers may take to finish their batch on shutdown.
+pub const WORKER_GRACE: Duration = Duration::from_secs(10);
+
 pub struct App {
     name: &'static str,
     router: Router,
     readiness: Readiness,
     workers: Vec<(String, Worker)>,
     replayers: Replayers,
+    /// How long requests are still taken after shutdown was asked for,
+    /// while readiness already says "draining".
+    drain_for: Duration,
+    /// Set when shutdown was asked for: readiness answers 503 from then.
+    draining: Arc<AtomicBool>,
 }
 
 impl App {
@@ -40,7 +65,19 @@ impl App {
             readiness: Arc::new(|| Box::pin(async { Ok(()) })),
             workers: Vec::new(),
             replayers: Replayers::default(),
+            drain_for: Duration::ZERO,
+            draining: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Keeps taking requests for `window` after shutdown was asked for,
+    /// with readiness answering 503 "draining" meanwhile, so that a
+    /// balancer probing readiness moves new work elsewhere first. Needless
+    /// where the orchestrator stops routing before it signals (Kubernetes
+    /// with a `preStop` pause).
+    pub fn draining_for(mut self, window: Duration) -> App {
+        self.drain_for = window;
+        self
     }
 
     /// What `/health/ready` checks: `Err` names what is not ready.
@@ -98,10 +135,18 @@ impl App {
     /// request ids, body limits and request metrics.
     pub fn router(&self) -> Router {
         let readiness = self.readiness.clone();
+        let draining = self.draining.clone();
         let service = self.name;
         let ready = move || {
-            let readiness = readiness.clone();
+            let (readiness, draining) = (readiness.clone(), draining.clone());
             async move {
+                if draining.load(Ordering::Relaxed) {
+                    return problem_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not-ready",
+                        "draining: this instance is shutting down and takes no new work",
+                    );
+                }
                 match readiness().await {
                     Ok(()) => (StatusCode::OK, "ready").into_response(),
                     Err(why) => {
@@ -127,37 +172,82 @@ impl App {
     }
 
     /// Serves on `listener` and runs the workers until `shutdown` fires,
-    /// then lets in-flight requests and batches finish.
-    pub async fn serve(self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    /// then drains (see the module's documentation): readiness says
+    /// "draining", the drain window passes, the listener closes, requests
+    /// in flight and the workers' batches finish.
+    pub async fn serve(self, listener: TcpListener, mut shutdown: Shutdown) -> anyhow::Result<()> {
         let router = self.router();
+        let service = self.name;
+        // Fired once the drain window is over: the listener closes and the
+        // workers finish.
+        let (close, closing) = shutdown::channel();
         let mut tasks = tokio::task::JoinSet::new();
         for (name, work) in self.workers {
-            let shutdown = shutdown.clone();
-            let service = self.name;
+            let closing = closing.clone();
             tasks.spawn(async move {
-                if let Err(error) = work(shutdown).await {
+                if let Err(error) = work(closing).await {
                     tracing::error!(service, worker = %name, error = format!("{error:#}"), "worker stopped with an error");
                 }
             });
         }
-        let mut stop = shutdown.clone();
+        let mut stop = closing.clone();
         // The peer's address reaches handlers as `ConnectInfo<SocketAddr>`
         // (the gateway limits sign-in attempts per client address).
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop.wait().await })
-        .await?;
-        // Workers finish their batch; do not wait forever on a stuck one.
-        let drained = tokio::time::timeout(Duration::from_secs(10), async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(service = self.name, "workers did not stop within 10s");
+        let mut server = tokio::spawn(
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.wait().await })
+            .into_future(),
+        );
+        tokio::select! {
+            () = shutdown.wait() => {}
+            served = &mut server => {
+                // The server stopped by itself: an error, which stops the rest.
+                close.fire();
+                served??;
+                anyhow::bail!("{service}: the server stopped without being asked to");
+            }
         }
-        Ok(())
+        self.draining.store(true, Ordering::Relaxed);
+        tracing::info!(
+            service,
+            drain_ms = self.drain_for.as_millis() as u64,
+            "draining: no longer ready"
+        );
+        tokio::time::sleep(self.drain_for).await;
+        close.fire();
+        tracing::info!(
+            service,
+            "listener closed; finishing the requests in flight and the workers' batches"
+        );
+        let in_flight = async {
+            match tokio::time::timeout(IN_FLIGHT_GRACE, &mut server).await {
+                Ok(served) => served.map_err(anyhow::Error::from).and_then(|r| Ok(r?)),
+                Err(_) => {
+                    tracing::warn!(
+                        service,
+                        "requests still in flight after {IN_FLIGHT_GRACE:?} were cut off"
+                    );
+                    server.abort();
+                    Ok(())
+                }
+            }
+        };
+        // Workers finish their batch; do not wait forever on a stuck one.
+        let workers = async {
+            let drained = tokio::time::timeout(WORKER_GRACE, async {
+                while tasks.join_next().await.is_some() {}
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!(service, "workers did not stop within {WORKER_GRACE:?}");
+            }
+        };
+        let (served, ()) = tokio::join!(in_flight, workers);
+        tracing::info!(service, "stopped");
+        served
     }
 }
 

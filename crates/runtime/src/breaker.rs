@@ -18,7 +18,7 @@
 //! sharing one process (and one metrics registry) in `boxoffice up`.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::routing::get;
@@ -32,6 +32,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::http::{timestamp, ApiError, Caller};
+
+use crate::replicas::Replicas;
 
 /// How a call is guarded (e.g. `[reservation.payment]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,22 +117,29 @@ pub struct BreakerStatus {
 }
 
 /// An HTTP client of one dependency: every guarded call has a timeout and
-/// goes through the breaker. Clones share the breaker.
+/// goes through the breaker. The dependency may have several replicas
+/// (base URLs separated by commas): calls take them in turn, and one that
+/// refuses the connection is passed over for the next ([`Replicas`]).
+/// Clones share the breaker and the replicas.
 #[derive(Clone)]
 pub struct GuardedClient {
     http: reqwest::Client,
-    base_url: String,
+    replicas: Arc<Replicas>,
     breaker: Breaker,
     dependency: Dependency,
     settings: CallSettings,
     /// The breaker's last change, as its instrument saw it.
     changed: Changes,
+    /// Whether a call whose connection broke after it was sent may be sent
+    /// again to another replica: only when the dependency answers a repeat
+    /// with what the first request got.
+    repeatable: bool,
 }
 
 impl std::fmt::Debug for GuardedClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GuardedClient")
-            .field("base_url", &self.base_url)
+            .field("replicas", &self.replicas.urls())
             .field("dependency", &self.dependency)
             .field("settings", &self.settings)
             .finish_non_exhaustive()
@@ -143,6 +152,8 @@ struct Problem {
 }
 
 impl GuardedClient {
+    /// A client of the dependency at `base_url` (or at each of a
+    /// comma-separated list of replicas).
     pub fn new(base_url: &str, dependency: Dependency, settings: CallSettings) -> GuardedClient {
         // The metrics recorder must exist before the breaker reports its
         // first state (closed), or that report is lost until the first change.
@@ -165,11 +176,12 @@ impl GuardedClient {
             .build();
         GuardedClient {
             http,
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            replicas: Arc::new(Replicas::new(base_url)),
             breaker,
             dependency,
             settings,
             changed,
+            repeatable: false,
         }
     }
 
@@ -199,6 +211,14 @@ impl GuardedClient {
         }
     }
 
+    /// Calls that may be sent again when their connection broke before an
+    /// answer: the dependency answers a repeat with what the first request
+    /// got (it is idempotent by a key in the request).
+    pub fn repeatable(mut self) -> GuardedClient {
+        self.repeatable = true;
+        self
+    }
+
     pub fn settings(&self) -> CallSettings {
         self.settings
     }
@@ -210,9 +230,11 @@ impl GuardedClient {
         &self.http
     }
 
-    /// The full url of `path` (which starts with `/`).
+    /// The full url of `path` (which starts with `/`) on the replica whose
+    /// turn it is.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url)
+        let replica = self.replicas.plan(Instant::now())[0];
+        format!("{}{path}", self.replicas.url(replica))
     }
 
     /// The fallback answer while the dependency cannot be used, e.g.
@@ -264,22 +286,16 @@ impl GuardedClient {
             retry_after_secs: 1,
             maybe_done,
         };
-        let response = self
-            .http
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .map_err(|error| {
-                // A request that timed out may still be carried out later.
-                let maybe = !error.is_connect();
-                let why = if error.is_timeout() {
-                    format!("no answer within {} ms", self.settings.timeout_ms)
-                } else {
-                    "it cannot be reached".to_owned()
-                };
-                unavailable(why, maybe)
-            })?;
+        let response = self.send(path, body).await.map_err(|error| {
+            // A request that timed out may still be carried out later.
+            let maybe = !error.is_connect();
+            let why = if error.is_timeout() {
+                format!("no answer within {} ms", self.settings.timeout_ms)
+            } else {
+                "it cannot be reached".to_owned()
+            };
+            unavailable(why, maybe)
+        })?;
         let status = response.status();
         if status.is_success() {
             return response.json::<T>().await.map_err(|error| {
@@ -303,6 +319,38 @@ impl GuardedClient {
             503 => Err(unavailable(detail, false)),
             _ => Err(unavailable(format!("it answered {status}: {detail}"), true)),
         }
+    }
+}
+
+impl GuardedClient {
+    /// Posts to one replica after the other: on to the next when the
+    /// connection was refused (nothing was sent), or, for a
+    /// [`repeatable`](GuardedClient::repeatable) call, when it broke
+    /// before any answer. A timeout is not retried: the wait is spent.
+    async fn send<B: Serialize + Sync>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let mut last = None;
+        for replica in self.replicas.plan(Instant::now()) {
+            let url = format!("{}{path}", self.replicas.url(replica));
+            match self.http.post(url).json(body).send().await {
+                Ok(response) => {
+                    self.replicas.reached(replica);
+                    return Ok(response);
+                }
+                Err(error) => {
+                    let broken = error.is_request() && !error.is_timeout();
+                    if !(error.is_connect() || (self.repeatable && broken)) {
+                        return Err(error);
+                    }
+                    self.replicas.unreachable(replica, Instant::now());
+                    last = Some(error);
+                }
+            }
+        }
+        Err(last.expect("a plan has at least one replica"))
     }
 }
 
@@ -501,6 +549,19 @@ mod tests {
         }
         assert_eq!(fake.calls.load(Ordering::SeqCst), 6);
         assert_eq!(gauge("answers").as_deref(), Some("0"));
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_refuses_the_connection_is_passed_over_without_opening_the_breaker() {
+        let fake = Fake::default();
+        let replicas = format!("http://127.0.0.1:9,{}", serve(fake.clone()).await);
+        let client = guarded(&replicas, "replicas");
+        // More calls than the failures that open the breaker: none fails.
+        for _ in 0..5 {
+            assert_eq!(call(&client).await, Ok(Answer { n: 7 }));
+        }
+        assert_eq!(fake.calls.load(Ordering::SeqCst), 5);
+        assert_eq!(gauge("replicas").as_deref(), Some("0"));
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use kernel::ids::UserId;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -403,6 +403,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
     }
 }
 
+/// How long bookings take from placed to confirmed or rejected (a
+/// histogram by `outcome`, recorded by reservation).
+pub const BOOKING_SETTLE_SECONDS: &str = "boxoffice_booking_settle_seconds";
+
 /// The process-wide Prometheus recorder (one per process, shared by every
 /// service that runs in it; series carry a `service` label).
 pub fn metrics_handle() -> PrometheusHandle {
@@ -413,6 +417,13 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .set_buckets(&[
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                 ])
+                .expect("static buckets are valid")
+                // A booking settles in seconds (a saga over the bus), not
+                // in the milliseconds of a request.
+                .set_buckets_for_metric(
+                    Matcher::Full(BOOKING_SETTLE_SECONDS.to_owned()),
+                    &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0],
+                )
                 .expect("static buckets are valid")
                 .build_recorder();
             let handle = recorder.handle();

@@ -21,6 +21,8 @@
 //!   precise rejections, health and metrics routes.
 //! - [`breaker`]: synchronous calls to another service with a timeout and
 //!   a circuit breaker, its state a gauge per dependency and caller.
+//! - [`replicas`]: several base URLs for one service, taken in turn, the
+//!   unreachable ones set aside for a moment.
 //! - [`app`]: a service assembled from a router and background workers,
 //!   served until shutdown.
 
@@ -32,6 +34,7 @@ pub mod group_commit;
 pub mod http;
 pub mod inbox;
 pub mod outbox;
+pub mod replicas;
 pub mod retry;
 pub mod store;
 

@@ -297,8 +297,14 @@ async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
             tracing::info!(database = %redact(url), "database created");
             Ok(())
         }
-        // Another replica created it a moment ago.
-        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("42P04") => Ok(()),
+        // Another replica created it a moment ago: PostgreSQL says so with
+        // "duplicate database" (42P04) or, when both creations ran at the
+        // same moment, with a unique violation on its catalog (23505).
+        Err(sqlx::Error::Database(error))
+            if matches!(error.code().as_deref(), Some("42P04" | "23505")) =>
+        {
+            Ok(())
+        }
         Err(error) => Err(error).with_context(|| format!("creating the database {}", redact(url))),
     }
 }

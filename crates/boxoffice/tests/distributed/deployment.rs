@@ -112,6 +112,11 @@ pub struct Deployment {
     pub dir: tempfile::TempDir,
     /// Port of each service (replicas get their own ports).
     ports: BTreeMap<String, u16>,
+    /// The instances each service's URL setting lists (`catalog` →
+    /// `catalog`, `catalog-2`): callers balance over them.
+    replicas: BTreeMap<String, Vec<String>>,
+    /// The service each instance runs.
+    service_of: BTreeMap<String, String>,
     /// Running instances by name (`notification`, `notification-2`, …).
     running: BTreeMap<String, Child>,
     /// How many times each instance was started (log files are per start).
@@ -130,11 +135,31 @@ impl Deployment {
 
     /// Starts every service with extra settings (`BOXOFFICE_…` variables).
     pub async fn start_with(servers: Servers, extra_env: BTreeMap<String, String>) -> Deployment {
+        Deployment::start_replicated(servers, &[], extra_env).await
+    }
+
+    /// Starts every service, two replicas of each in `replicated` (the
+    /// second called `<service>-2`), every URL setting listing both.
+    pub async fn start_replicated(
+        servers: Servers,
+        replicated: &[&str],
+        extra_env: BTreeMap<String, String>,
+    ) -> Deployment {
         let turn = ONE_AT_A_TIME.lock().await;
         let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let mut ports = BTreeMap::new();
+        let mut replicas = BTreeMap::new();
+        let mut service_of = BTreeMap::new();
         for service in SERVICES {
-            ports.insert(service.to_owned(), free_port());
+            let mut names = vec![service.to_owned()];
+            if replicated.contains(&service) {
+                names.push(format!("{service}-2"));
+            }
+            for name in &names {
+                ports.insert(name.clone(), free_port());
+                service_of.insert(name.clone(), service.to_owned());
+            }
+            replicas.insert(service.to_owned(), names);
         }
         let gateway = Gateway::new(format!("http://127.0.0.1:{}", ports["gateway"]));
         let mut deployment = Deployment {
@@ -142,6 +167,8 @@ impl Deployment {
             namespace,
             dir: tempfile::tempdir().expect("a temp dir"),
             ports,
+            replicas,
+            service_of,
             running: BTreeMap::new(),
             starts: BTreeMap::new(),
             extra_env,
@@ -152,22 +179,36 @@ impl Deployment {
         deployment
     }
 
-    /// Starts every service that is not running, and waits for all.
+    /// Starts every instance (each service and its listed replicas) that
+    /// is not running, and waits for all.
     pub async fn start_all(&mut self) {
-        for service in SERVICES {
-            if !self.running.contains_key(service) {
-                self.spawn(service, service).await;
+        let instances = self.instances();
+        for name in &instances {
+            if !self.running.contains_key(name) {
+                let service = self.service_of[name].clone();
+                self.spawn(name, &service).await;
             }
         }
-        for service in SERVICES {
-            self.wait_ready(service).await;
+        for name in &instances {
+            self.wait_ready(name).await;
         }
+    }
+
+    /// Every instance the URL settings list, in start order.
+    pub fn instances(&self) -> Vec<String> {
+        SERVICES
+            .iter()
+            .flat_map(|service| self.replicas[*service].clone())
+            .collect()
     }
 
     /// Starts an instance `name` of `service` (a replica when the name is
     /// new) without waiting for it.
     pub async fn spawn(&mut self, name: &str, service: &str) {
         let port = *self.ports.entry(name.to_owned()).or_insert_with(free_port);
+        self.service_of
+            .entry(name.to_owned())
+            .or_insert_with(|| service.to_owned());
         let start = {
             let count = self.starts.entry(name.to_owned()).or_insert(0);
             *count += 1;
@@ -175,7 +216,14 @@ impl Deployment {
         };
         let log_path = self.log_path(name, start);
         let log = std::fs::File::create(&log_path).expect("a log file");
-        let url = |service: &str| format!("http://127.0.0.1:{}", self.ports[service]);
+        // Every replica the service has, comma-separated.
+        let url = |service: &str| {
+            self.replicas[service]
+                .iter()
+                .map(|name| format!("http://127.0.0.1:{}", self.ports[name]))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
             .args(["serve", service, "--port", &port.to_string()])
             .env("BOXOFFICE_BUS", "kafka")
@@ -255,6 +303,14 @@ impl Deployment {
         child.kill().await.expect("kill -9");
     }
 
+    /// `kill -9`, then a new process in its place, waited for until ready.
+    pub async fn replace(&mut self, name: &str) {
+        self.kill(name).await;
+        let service = self.service_of[name].clone();
+        self.spawn(name, &service).await;
+        self.wait_ready(name).await;
+    }
+
     /// SIGTERM, as Kubernetes stops a pod; waits for a clean exit.
     pub async fn stop(&mut self, name: &str) {
         let mut child = self.running.remove(name).expect("a running instance");
@@ -275,6 +331,68 @@ impl Deployment {
                 panic!("{name} did not stop within 30 s of SIGTERM");
             }
         }
+    }
+
+    /// SIGTERM, and what a balancer probing readiness sees meanwhile:
+    /// whether `/health/ready` answered 503 "draining" before the instance
+    /// exited (it must exit cleanly within 30 s).
+    pub async fn stop_draining(&mut self, name: &str) -> bool {
+        let url = format!("{}/health/ready", self.url_of(name));
+        let mut child = self.running.remove(name).expect("a running instance");
+        let pid = child.id().expect("a running instance has a pid");
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+        let probe = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_millis(500))
+            .build()
+            .expect("a client");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut drained = false;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                assert!(
+                    status.success(),
+                    "{name} stopped with {status}:\n{}",
+                    self.log_tail(name)
+                );
+                return drained;
+            }
+            if !drained {
+                if let Ok(answer) = probe.get(&url).send().await {
+                    drained = answer.status() == 503
+                        && answer.text().await.unwrap_or_default().contains("draining");
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill().await;
+                panic!("{name} did not stop within 30 s of SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops instance `name` with SIGTERM, starts it again and waits until
+    /// it is ready; whether it said "draining" on the way out.
+    pub async fn restart(&mut self, name: &str) -> bool {
+        let drained = self.stop_draining(name).await;
+        let service = self.service_of[name].clone();
+        self.spawn(name, &service).await;
+        self.wait_ready(name).await;
+        drained
+    }
+
+    /// SIGSTOP: the process hangs, its sockets stay open.
+    pub async fn freeze(&mut self, name: &str) {
+        let pid = self.running[name].id().expect("a running instance");
+        let status = Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(status.success());
     }
 
     /// Stops every instance gracefully, gateway first.

@@ -9,4 +9,5 @@ mod common;
 
 mod deployment;
 mod payments;
+mod rolling;
 mod scenarios;

@@ -1,11 +1,13 @@
 //! Asks catalog about a listing the replica has not heard of yet (a listing
 //! booked the moment after it was registered, before its event arrived).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use contracts::catalog::{ListingKind, SeatSection};
 use kernel::ids::ListingId;
 use kernel::{Money, SeatLabel};
+use runtime::replicas::Replicas;
 use serde::Deserialize;
 
 use crate::domain::ListingSnapshot;
@@ -13,7 +15,8 @@ use crate::domain::ListingSnapshot;
 #[derive(Clone, Debug)]
 pub struct CatalogClient {
     http: reqwest::Client,
-    base_url: String,
+    /// Catalog's replicas: a lookup goes to the next that takes the connection.
+    replicas: Arc<Replicas>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +78,7 @@ impl CatalogClient {
             .expect("a plain HTTP client always builds");
         CatalogClient {
             http,
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            replicas: Arc::new(Replicas::new(base_url)),
         }
     }
 
@@ -83,9 +86,8 @@ impl CatalogClient {
     pub async fn listing(&self, id: ListingId) -> Result<Option<ListingSnapshot>, LookupError> {
         let unavailable = |e: reqwest::Error| LookupError::Unavailable(e.to_string());
         let response = self
-            .http
-            .get(format!("{}/listings/{id}", self.base_url))
-            .send()
+            .replicas
+            .connect(|base| self.http.get(format!("{base}/listings/{id}")).send())
             .await
             .map_err(unavailable)?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
@@ -102,9 +104,8 @@ impl CatalogClient {
             Money::parse(view.price).map_err(|e| LookupError::Unavailable(e.to_string()))?;
         let (seats, sections) = if view.capacity.kind == "seated" {
             let seats: Vec<SeatView> = self
-                .http
-                .get(format!("{}/listings/{id}/seats", self.base_url))
-                .send()
+                .replicas
+                .connect(|base| self.http.get(format!("{base}/listings/{id}/seats")).send())
                 .await
                 .and_then(reqwest::Response::error_for_status)
                 .map_err(unavailable)?

@@ -85,7 +85,10 @@ impl PaymentClient {
             while_open: "bookings by card are refused at once until payment answers again",
         };
         PaymentClient {
-            calls: GuardedClient::new(base_url, payment, settings),
+            // Payment answers a repeated authorisation with what the first
+            // got (idempotent by reservation): one whose connection broke
+            // may go again to another replica.
+            calls: GuardedClient::new(base_url, payment, settings).repeatable(),
         }
     }
 
@@ -119,17 +122,16 @@ impl PaymentClient {
     /// never stored must not leave a charge behind. Not through the
     /// breaker: the void must go out whatever its state.
     pub fn abandon(&self, reservation: ReservationId, user: UserId, amount: Money) {
-        let http = self.calls.http().clone();
-        let url = self
-            .calls
-            .url(&format!("/internal/authorisations/{reservation}/void"));
+        let calls = self.calls.clone();
+        let path = format!("/internal/authorisations/{reservation}/void");
         tokio::spawn(async move {
             let body = VoidRequest {
                 user_id: user,
                 amount: amount.minor_units(),
             };
             for attempt in 0..30u32 {
-                match http.post(&url).json(&body).send().await {
+                // Each attempt on the replica whose turn it is.
+                match calls.http().post(calls.url(&path)).json(&body).send().await {
                     Ok(response) if response.status().is_success() => return,
                     Ok(response) => {
                         tracing::warn!(%reservation, status = %response.status(), attempt, "voiding an abandoned authorisation failed; trying again");
