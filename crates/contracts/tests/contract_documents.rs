@@ -62,25 +62,21 @@ fn the_architecture_document_lists_every_event() {
     );
 }
 
-/// The newest released version, and its directory.
-fn last_release() -> (Version, PathBuf) {
-    let dir = repository().join("contracts/released");
-    std::fs::read_dir(&dir)
+/// The newest version under `contracts/released/`.
+fn last_release() -> Version {
+    std::fs::read_dir(repository().join("contracts/released"))
         .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter_map(|path| {
-            let version = path.file_name()?.to_str()?.parse::<Version>().ok()?;
-            Some((version, path))
-        })
+        .filter_map(|entry| entry.unwrap().file_name().to_str()?.parse().ok())
         .max()
         .expect("contracts/released/ holds a released version")
 }
 
 #[test]
 fn the_contract_keeps_what_its_last_release_promised() {
-    let (released_version, dir) = last_release();
-    let released: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("asyncapi.json")).unwrap()).unwrap();
+    let released_version = last_release();
+    let released = json(&format!(
+        "contracts/released/{released_version}/asyncapi.json"
+    ));
     assert_eq!(
         released["info"]["version"],
         released_version.to_string(),
