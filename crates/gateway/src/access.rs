@@ -15,8 +15,8 @@ pub enum Access {
 }
 
 /// The access a request needs. Browsing the catalog (`/listings`, and its
-/// aliases `/items` and `/seats`), signing in and the operational endpoints
-/// are public; changing the catalog, the screen registry (`/screens`),
+/// aliases `/items` and `/seats`), signing in, the operational endpoints
+/// and the API and event contract documents are public; changing the catalog, the screen registry (`/screens`),
 /// `/admin/*` (dead letters) and the `/dashboard` are for admins;
 /// everything else needs a signed-in user (services then decide what of it
 /// is the caller's own).
@@ -25,6 +25,8 @@ pub fn required(method: &Method, path: &str) -> Access {
     if under("/health")
         || path == "/metrics"
         || path == "/openapi.json"
+        || path == "/asyncapi.json"
+        || under("/contracts")
         || path == "/"
         || under("/auth")
     {
@@ -139,6 +141,8 @@ mod tests {
             "/health/ready",
             "/metrics",
             "/openapi.json",
+            "/asyncapi.json",
+            "/contracts/events/boxoffice.reservation.placed.schema.json",
             "/",
             "/auth/token",
         ] {
