@@ -5,7 +5,8 @@
 //! the new one reads events still in a topic or replayed from dead letters
 //! that the released one wrote. A change is compatible only when both
 //! work, so these break:
-//! - an event type or a topic removed, or an event moved to another topic;
+//! - an event type or a topic removed, an event moved to another topic, or
+//!   keyed by another field (consumers rely on one key's events in order);
 //! - a field removed, or no longer always present;
 //! - a field retyped (including made nullable or given another format);
 //! - a required field added (old events lack it);
@@ -33,21 +34,28 @@ pub fn breaking_changes(released: &Value, current: &Value) -> Vec<String> {
         }
     }
     let new_events = events_of(current);
-    for (event_type, (old_topic, old_payload)) in events_of(released) {
-        let Some((new_topic, new_payload)) = new_events.get(&event_type) else {
+    for (event_type, old) in events_of(released) {
+        let Some(new) = new_events.get(&event_type) else {
             breaks.push(format!("event {event_type} removed"));
             continue;
         };
-        if *new_topic != old_topic {
+        if new.topic != old.topic {
             breaks.push(format!(
-                "event {event_type}: moved from topic {old_topic:?} to {new_topic:?}"
+                "event {event_type}: moved from topic {:?} to {:?}",
+                old.topic, new.topic
+            ));
+        }
+        if new.key != old.key {
+            breaks.push(format!(
+                "event {event_type}: partition key changed from {} to {}",
+                old.key, new.key
             ));
         }
         let mut found = Vec::new();
         compare(
             "",
-            &Shape::of(&old_payload, released),
-            &Shape::of(new_payload, current),
+            &Shape::of(&old.payload, released),
+            &Shape::of(&new.payload, current),
             &mut found,
         );
         breaks.extend(
@@ -72,8 +80,16 @@ fn topics_of(document: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Event type → (its topic, its payload schema).
-fn events_of(document: &Value) -> BTreeMap<String, (String, Value)> {
+/// What the contract says of one event type.
+struct Published {
+    topic: String,
+    /// The fields the partition key is taken from, as JSON.
+    key: Value,
+    payload: Value,
+}
+
+/// Event type → what is published of it.
+fn events_of(document: &Value) -> BTreeMap<String, Published> {
     let topics = topics_of(document);
     let mut events = BTreeMap::new();
     for (channel_id, channel) in document["channels"].as_object().into_iter().flatten() {
@@ -89,7 +105,11 @@ fn events_of(document: &Value) -> BTreeMap<String, (String, Value)> {
             };
             events.insert(
                 event_type.to_owned(),
-                (topics[channel_id].clone(), message["payload"].clone()),
+                Published {
+                    topic: topics[channel_id].clone(),
+                    key: message["x-partition-key"].clone(),
+                    payload: message["payload"].clone(),
+                },
             );
         }
     }
@@ -485,6 +505,23 @@ mod tests {
             [
                 r#"topic "boxoffice.reservation" removed"#,
                 "event boxoffice.reservation.confirmed removed",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_event_keyed_by_another_field_breaks() {
+        let released = contract(confirmed());
+        let mut current = released.clone();
+        let message = &mut current["components"]["messages"]["boxoffice.reservation.confirmed"];
+        message["x-partition-key"] = json!(["/booking/userId"]);
+        let mut released = released;
+        released["components"]["messages"]["boxoffice.reservation.confirmed"]["x-partition-key"] =
+            json!(["/booking/reservationId"]);
+        assert_eq!(
+            breaking_changes(&released, &current),
+            [
+                r#"event boxoffice.reservation.confirmed: partition key changed from ["/booking/reservationId"] to ["/booking/userId"]"#
             ]
         );
     }

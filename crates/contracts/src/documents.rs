@@ -396,6 +396,9 @@ pub fn asyncapi(catalogue: &Catalogue) -> Value {
                     "contentType": kernel::envelope::DATA_CONTENT_TYPE,
                     "headers": headers(event),
                     "payload": {"$ref": format!("#/components/schemas/{name}")},
+                    // The key as data, for the compatibility check: a
+                    // consumer relies on one key's events coming in order.
+                    "x-partition-key": event.routing.key,
                     "correlationId": {
                         "description": format!(
                             "The saga this event belongs to: {}.",
