@@ -136,9 +136,8 @@ impl Shape {
                 }
             }
             (Shape::Scalar { kind, format }, value) => {
-                if json_kind(value) != *kind && !(kind == "number" && value.is_number()) {
-                    found.push(format!("{here}: {value} is not {self}"));
-                } else if !formatted(format.as_deref(), value) {
+                let of_kind = json_kind(value) == *kind || (kind == "number" && value.is_number());
+                if !of_kind || !formatted(format.as_deref(), value) {
                     found.push(format!("{here}: {value} is not {self}"));
                 }
             }
