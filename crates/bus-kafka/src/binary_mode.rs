@@ -161,6 +161,32 @@ mod tests {
         assert_eq!(value, serde_json::json!({"quantity": 2, "title": "Dune"}));
     }
 
+    /// The AsyncAPI document lists the headers a record carries; it must
+    /// be these, with the optional ones only when the envelope has them.
+    #[test]
+    fn the_headers_written_are_the_ones_the_event_contract_documents() {
+        use std::collections::BTreeSet;
+
+        use contracts::documents::KAFKA_HEADERS;
+
+        let names = |record: &Record| -> BTreeSet<&'static str> {
+            record.headers.iter().map(|(name, _)| *name).collect()
+        };
+        assert_eq!(
+            names(&encode(&placed()).unwrap()),
+            KAFKA_HEADERS.iter().map(|header| header.name).collect()
+        );
+        let bare = Envelope::new("/a", "a.b", 1, "k", "k", serde_json::json!({}));
+        assert_eq!(
+            names(&encode(&bare).unwrap()),
+            KAFKA_HEADERS
+                .iter()
+                .filter(|header| header.always)
+                .map(|header| header.name)
+                .collect()
+        );
+    }
+
     #[test]
     fn decoding_an_encoded_envelope_gives_it_back() {
         let envelope = placed();

@@ -1,14 +1,35 @@
 //! Events of the catalog context: listings and their inventory.
 
+use kernel::envelope::Rfc3339;
 use kernel::ids::{ListingId, ReservationId, ScreenId};
 use kernel::{Money, SeatLabel};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{topics, IntegrationEvent};
+use crate::{topics, IntegrationEvent, Routing};
+
+/// A listing's own event: keyed and correlated by the listing.
+const fn by_listing(event_type: &'static str) -> Routing {
+    Routing {
+        event_type,
+        key: &["/listingId"],
+        correlation: &["/listingId"],
+    }
+}
+
+/// A booking's inventory: keyed by the listing (one listing's stock
+/// changes in order), correlated by the booking's saga.
+const fn inventory_of_booking(event_type: &'static str) -> Routing {
+    Routing {
+        event_type,
+        key: &["/listingId"],
+        correlation: &["/reservationId"],
+    }
+}
 
 /// What can be booked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ListingKind {
     Movie,
@@ -27,7 +48,7 @@ impl ListingKind {
 }
 
 /// How a listing's inventory is counted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum CapacityKind {
     /// A number of interchangeable tickets.
@@ -47,7 +68,7 @@ pub enum CapacityKind {
 }
 
 /// Seats sold at a price of their own (e.g. VIP rows of a musical).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SeatSection {
     pub name: String,
@@ -69,7 +90,7 @@ impl CapacityKind {
 }
 
 /// Why inventory could not be held for a reservation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "code", rename_all = "camelCase")]
 pub enum InventoryRejection {
     #[serde(rename_all = "camelCase")]
@@ -132,9 +153,13 @@ impl std::fmt::Display for InventoryRejection {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What the catalog publishes: listings and screens as admins register
+/// and change them, and each booking's inventory held, sold, refused and
+/// given back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum CatalogEvent {
+    /// An admin registered a listing: it is on sale from now on.
     #[serde(
         rename = "boxoffice.catalog.listing-registered",
         rename_all = "camelCase"
@@ -152,6 +177,7 @@ pub enum CatalogEvent {
             with = "time::serde::rfc3339::option",
             skip_serializing_if = "Option::is_none"
         )]
+        #[schemars(with = "Option<Rfc3339>")]
         starts_at: Option<OffsetDateTime>,
         /// A bike's colour.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -160,6 +186,7 @@ pub enum CatalogEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         number: Option<u32>,
         #[serde(with = "time::serde::rfc3339")]
+        #[schemars(with = "Rfc3339")]
         registered_at: OffsetDateTime,
     },
     /// An admin changed a listing. Carries every field that can change, as
@@ -176,11 +203,13 @@ pub enum CatalogEvent {
             with = "time::serde::rfc3339::option",
             skip_serializing_if = "Option::is_none"
         )]
+        #[schemars(with = "Option<Rfc3339>")]
         starts_at: Option<OffsetDateTime>,
         /// A bike's colour.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         color: Option<String>,
         #[serde(with = "time::serde::rfc3339")]
+        #[schemars(with = "Rfc3339")]
         updated_at: OffsetDateTime,
     },
     /// An admin deleted a listing: it is no longer sold. With
@@ -194,6 +223,7 @@ pub enum CatalogEvent {
         listing_id: ListingId,
         cancel_reservations: bool,
         #[serde(with = "time::serde::rfc3339")]
+        #[schemars(with = "Rfc3339")]
         withdrawn_at: OffsetDateTime,
     },
     /// A screen (hall) was added to the registry.
@@ -208,6 +238,7 @@ pub enum CatalogEvent {
         seats_per_row: u8,
         blocked: Vec<SeatLabel>,
         #[serde(with = "time::serde::rfc3339")]
+        #[schemars(with = "Rfc3339")]
         registered_at: OffsetDateTime,
     },
     /// A seated movie showing was given its screen; its seats are the
@@ -218,6 +249,8 @@ pub enum CatalogEvent {
         screen_id: ScreenId,
         screen_name: String,
     },
+    /// Inventory was held for a placed booking, until it is confirmed
+    /// (sold) or given back. `available` is what is left to sell.
     #[serde(
         rename = "boxoffice.catalog.tickets-reserved",
         rename_all = "camelCase"
@@ -240,6 +273,7 @@ pub enum CatalogEvent {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         seats: Vec<SeatLabel>,
     },
+    /// No inventory could be held for a placed booking: `reason` says why.
     #[serde(
         rename = "boxoffice.catalog.inventory-rejected",
         rename_all = "camelCase"
@@ -249,6 +283,8 @@ pub enum CatalogEvent {
         listing_id: ListingId,
         reason: InventoryRejection,
     },
+    /// Held or sold inventory went back on sale (the booking was rejected,
+    /// expired, cancelled or returned). `available` is what is left to sell.
     #[serde(
         rename = "boxoffice.catalog.inventory-released",
         rename_all = "camelCase"
@@ -276,6 +312,21 @@ impl IntegrationEvent for CatalogEvent {
         "boxoffice.catalog.inventory-sold",
         "boxoffice.catalog.inventory-rejected",
         "boxoffice.catalog.inventory-released",
+    ];
+    const ROUTING: &'static [Routing] = &[
+        by_listing("boxoffice.catalog.listing-registered"),
+        by_listing("boxoffice.catalog.listing-updated"),
+        by_listing("boxoffice.catalog.listing-withdrawn"),
+        Routing {
+            event_type: "boxoffice.catalog.screen-registered",
+            key: &["/screenId"],
+            correlation: &["/screenId"],
+        },
+        by_listing("boxoffice.catalog.screen-assigned"),
+        inventory_of_booking("boxoffice.catalog.tickets-reserved"),
+        inventory_of_booking("boxoffice.catalog.inventory-sold"),
+        inventory_of_booking("boxoffice.catalog.inventory-rejected"),
+        inventory_of_booking("boxoffice.catalog.inventory-released"),
     ];
 
     /// Inventory events are keyed by the listing so one listing's stock

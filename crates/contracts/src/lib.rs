@@ -13,14 +13,25 @@
 //! - [`payment`]: card payments (authorised, declined, captured, voided, refunded).
 //! - [`wallet`]: loyalty points earned and withdrawn.
 //! - [`IntegrationEvent`]: turning events into envelopes and back.
+//! - [`documents`]: the JSON Schemas and the AsyncAPI document generated
+//!   from these types (committed under `contracts/`, served by the gateway).
+//! - [`compatibility`]: what a change to them breaks, against the released
+//!   contract.
+//! - [`expectations`]: the fields each consuming context reads, checked
+//!   against the producers' schemas.
 
 pub mod catalog;
+pub mod compatibility;
+pub mod documents;
+pub mod expectations;
 pub mod payment;
 pub mod reservation;
+pub mod shape;
 pub mod wallet;
 
 use kernel::bus::Outgoing;
 use kernel::Envelope;
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -47,20 +58,51 @@ pub fn is_published_type(event_type: &str) -> bool {
     .any(|types| types.contains(&event_type))
 }
 
-/// Every payload is at schema version 1 today.
+/// Every payload is at schema version 1 today. It is the major version of
+/// [`CONTRACT_VERSION`]: a breaking change to any payload bumps both, so a
+/// build never reads a payload shaped for another major as its own.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The version of the published contract (the AsyncAPI document's
+/// `info.version`), semantic: a breaking change bumps the major (and
+/// [`SCHEMA_VERSION`] with it), an addition the minor. See
+/// [`compatibility`] for what counts as breaking.
+pub const CONTRACT_VERSION: &str = "1.0.0";
+
+/// Where an event's partition key (its `subject`) and its correlation id
+/// come from: JSON pointers into its payload, the first one present wins.
+/// Written next to [`IntegrationEvent::subject`] for the contract documents;
+/// the wire-shape tests check each against real events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routing {
+    pub event_type: &'static str,
+    pub key: &'static [&'static str],
+    pub correlation: &'static [&'static str],
+}
+
+impl Routing {
+    /// The value the pointers name in `data`: the first one present.
+    pub fn resolve<'a>(pointers: &[&str], data: &'a serde_json::Value) -> Option<&'a str> {
+        pointers
+            .iter()
+            .find_map(|pointer| data.pointer(pointer).and_then(serde_json::Value::as_str))
+    }
+}
 
 /// An event family published by one context to one topic.
 ///
 /// The enums are serialised adjacently tagged (`{"type": ..., "data": ...}`)
 /// so the tag becomes the CloudEvents `type` and the content its `data`.
-pub trait IntegrationEvent: Serialize + DeserializeOwned + Sized {
+pub trait IntegrationEvent: Serialize + DeserializeOwned + JsonSchema + Sized {
     /// The topic this family is published to.
     const TOPIC: &'static str;
     /// The CloudEvents `source` of this family.
     const SOURCE: &'static str;
     /// Every `type` of this family, so consumers can tell "not mine" from "broken".
     const TYPES: &'static [&'static str];
+    /// For each of [`Self::TYPES`], in the same order: what
+    /// [`Self::subject`] and [`Self::correlation`] are taken from.
+    const ROUTING: &'static [Routing];
 
     /// The aggregate this event is about (the partitioning key).
     fn subject(&self) -> String;

@@ -2,15 +2,27 @@
 //! booking is keyed and correlated by its reservation; one for something
 //! else (buying points) by the payment itself.
 
+use kernel::envelope::Rfc3339;
 use kernel::ids::{PaymentId, ReservationId, UserId};
 use kernel::Money;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{topics, IntegrationEvent};
+use crate::{topics, IntegrationEvent, Routing};
+
+/// Keyed and correlated by the booking paid for, or the payment itself.
+const fn of_charge(event_type: &'static str) -> Routing {
+    const BOOKING_OR_PAYMENT: &[&str] = &["/charge/reservationId", "/charge/paymentId"];
+    Routing {
+        event_type,
+        key: BOOKING_OR_PAYMENT,
+        correlation: BOOKING_OR_PAYMENT,
+    }
+}
 
 /// The facts of a payment every event repeats.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Charge {
     pub payment_id: PaymentId,
@@ -21,7 +33,8 @@ pub struct Charge {
     pub reservation_id: Option<ReservationId>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What the payment context publishes: each step of a card payment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum PaymentEvent {
     /// The provider reserved the amount on the card.
@@ -29,6 +42,7 @@ pub enum PaymentEvent {
     PaymentAuthorised {
         charge: Charge,
         #[serde(with = "time::serde::rfc3339")]
+        #[schemars(with = "Rfc3339")]
         authorised_at: OffsetDateTime,
     },
     /// The provider refused the card; nothing was reserved.
@@ -37,6 +51,7 @@ pub enum PaymentEvent {
         charge: Charge,
         reason: String,
         #[serde(with = "time::serde::rfc3339")]
+        #[schemars(with = "Rfc3339")]
         declined_at: OffsetDateTime,
     },
     /// The authorised amount was taken.
@@ -44,6 +59,7 @@ pub enum PaymentEvent {
     PaymentCaptured {
         charge: Charge,
         #[serde(with = "time::serde::rfc3339")]
+        #[schemars(with = "Rfc3339")]
         captured_at: OffsetDateTime,
     },
     /// The authorisation was released without taking anything.
@@ -51,6 +67,7 @@ pub enum PaymentEvent {
     PaymentVoided {
         charge: Charge,
         #[serde(with = "time::serde::rfc3339")]
+        #[schemars(with = "Rfc3339")]
         voided_at: OffsetDateTime,
     },
     /// A captured amount was given back.
@@ -58,6 +75,7 @@ pub enum PaymentEvent {
     PaymentRefunded {
         charge: Charge,
         #[serde(with = "time::serde::rfc3339")]
+        #[schemars(with = "Rfc3339")]
         refunded_at: OffsetDateTime,
     },
 }
@@ -91,6 +109,13 @@ impl IntegrationEvent for PaymentEvent {
         "boxoffice.payment.captured",
         "boxoffice.payment.voided",
         "boxoffice.payment.refunded",
+    ];
+    const ROUTING: &'static [Routing] = &[
+        of_charge("boxoffice.payment.authorised"),
+        of_charge("boxoffice.payment.declined"),
+        of_charge("boxoffice.payment.captured"),
+        of_charge("boxoffice.payment.voided"),
+        of_charge("boxoffice.payment.refunded"),
     ];
 
     /// Keyed by the booking, so a booking's payment steps stay in order

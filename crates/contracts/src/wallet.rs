@@ -3,13 +3,25 @@
 //! its events are keyed by the user so one wallet's changes stay in order,
 //! and correlated by the booking (or purchase) that caused them.
 
+use kernel::envelope::Rfc3339;
 use kernel::ids::{PaymentId, ReservationId, UserId};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::{topics, IntegrationEvent};
+use crate::{topics, IntegrationEvent, Routing};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Keyed by the wallet's user, correlated by the booking the points moved for.
+const fn for_booking(event_type: &'static str) -> Routing {
+    Routing {
+        event_type,
+        key: &["/userId"],
+        correlation: &["/reservationId"],
+    }
+}
+
+/// What the wallet context publishes: every move of a user's points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum WalletEvent {
     /// A captured card payment earned points.
@@ -20,6 +32,7 @@ pub enum WalletEvent {
         points: u64,
         balance: u64,
         #[serde(with = "time::serde::rfc3339")]
+        #[schemars(with = "Rfc3339")]
         earned_at: OffsetDateTime,
     },
     /// A refund took back the points its payment earned. `shortfall` is
@@ -33,6 +46,7 @@ pub enum WalletEvent {
         shortfall: u64,
         balance: u64,
         #[serde(with = "time::serde::rfc3339")]
+        #[schemars(with = "Rfc3339")]
         withdrawn_at: OffsetDateTime,
     },
     /// Points bought with a card: the first purchase opens the wallet,
@@ -44,6 +58,7 @@ pub enum WalletEvent {
         points: u64,
         balance: u64,
         #[serde(with = "time::serde::rfc3339")]
+        #[schemars(with = "Rfc3339")]
         purchased_at: OffsetDateTime,
     },
     /// A booking paid with points took them from the wallet.
@@ -54,6 +69,7 @@ pub enum WalletEvent {
         points: u64,
         balance: u64,
         #[serde(with = "time::serde::rfc3339")]
+        #[schemars(with = "Rfc3339")]
         spent_at: OffsetDateTime,
     },
     /// A booking paid with points could not be paid: nothing was taken.
@@ -65,6 +81,7 @@ pub enum WalletEvent {
         balance: u64,
         reason: String,
         #[serde(with = "time::serde::rfc3339")]
+        #[schemars(with = "Rfc3339")]
         refused_at: OffsetDateTime,
     },
     /// Points spent on a booking that was then rejected, expired or
@@ -76,6 +93,7 @@ pub enum WalletEvent {
         points: u64,
         balance: u64,
         #[serde(with = "time::serde::rfc3339")]
+        #[schemars(with = "Rfc3339")]
         refunded_at: OffsetDateTime,
     },
 }
@@ -115,6 +133,18 @@ impl IntegrationEvent for WalletEvent {
         "boxoffice.wallet.points-spent",
         "boxoffice.wallet.points-refused",
         "boxoffice.wallet.points-refunded",
+    ];
+    const ROUTING: &'static [Routing] = &[
+        for_booking("boxoffice.wallet.points-earned"),
+        for_booking("boxoffice.wallet.points-withdrawn"),
+        Routing {
+            event_type: "boxoffice.wallet.points-purchased",
+            key: &["/userId"],
+            correlation: &["/paymentId"],
+        },
+        for_booking("boxoffice.wallet.points-spent"),
+        for_booking("boxoffice.wallet.points-refused"),
+        for_booking("boxoffice.wallet.points-refunded"),
     ];
 
     fn subject(&self) -> String {

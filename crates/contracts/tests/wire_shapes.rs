@@ -7,8 +7,9 @@ use contracts::catalog::{
 };
 use contracts::payment::{Charge, PaymentEvent};
 use contracts::reservation::{Booking, PaymentMethod, ReservationEvent};
+use contracts::shape::Shape;
 use contracts::wallet::WalletEvent;
-use contracts::{IntegrationEvent, SCHEMA_VERSION};
+use contracts::{documents, IntegrationEvent, Routing, SCHEMA_VERSION};
 use kernel::ids::{ListingId, PaymentId, ReservationId, ScreenId, UserId};
 use kernel::{Money, SeatLabel};
 use serde_json::{json, Value};
@@ -57,7 +58,10 @@ fn at() -> time::OffsetDateTime {
     time::macros::datetime!(2026-11-21 10:00:00.5 UTC)
 }
 
-/// The envelope's type and data, and that they read back into the same event.
+/// The envelope's type and data, and that they read back into the same
+/// event; that the whole event is what its published schema describes
+/// (no field more or less, each of its type); and that its key and
+/// correlation are where the contract says they are taken from.
 fn assert_wire<E: IntegrationEvent + PartialEq + std::fmt::Debug>(
     event: E,
     event_type: &str,
@@ -68,6 +72,27 @@ fn assert_wire<E: IntegrationEvent + PartialEq + std::fmt::Debug>(
     assert_eq!(envelope.schemaversion, SCHEMA_VERSION);
     assert_eq!(envelope.data, data, "payload of {event_type}");
     assert_eq!(E::from_envelope(&envelope).unwrap(), Some(event));
+
+    let catalogue = documents::catalogue();
+    let contract = catalogue.event(event_type).expect("a published type");
+    let schema = documents::event_schema(&catalogue, contract);
+    let wire = serde_json::to_value(&envelope).unwrap();
+    assert_eq!(
+        Shape::of(&schema, &schema).mismatches(&wire),
+        Vec::<String>::new(),
+        "{event_type} against its schema: {wire:#}"
+    );
+    let routing = contract.routing;
+    assert_eq!(
+        Routing::resolve(routing.key, &data),
+        Some(envelope.subject.as_str()),
+        "the key of {event_type}"
+    );
+    assert_eq!(
+        Routing::resolve(routing.correlation, &data),
+        Some(envelope.correlationid.as_str()),
+        "the correlation of {event_type}"
+    );
 }
 
 #[test]
@@ -428,6 +453,29 @@ fn payment_events_keep_their_shape() {
         refunded,
         "boxoffice.payment.refunded",
         json!({"charge": charge_json, "refundedAt": at_json}),
+    );
+}
+
+#[test]
+fn a_payment_for_no_booking_is_keyed_by_itself() {
+    let (_, user_id, _) = ids();
+    let payment_id: PaymentId = "01a1fdc6-4700-7000-8000-000000000003".parse().unwrap();
+    assert_wire(
+        PaymentEvent::PaymentCaptured {
+            charge: Charge {
+                payment_id,
+                user_id,
+                amount: Money::parse(30_000).unwrap(),
+                reservation_id: None,
+            },
+            captured_at: at(),
+        },
+        "boxoffice.payment.captured",
+        json!({"charge": {
+            "paymentId": "01a1fdc6-4700-7000-8000-000000000003",
+            "userId": "01a1fdc6-45ec-75f4-86a5-a20223aad838",
+            "amount": 30000
+        }, "capturedAt": "2026-11-21T10:00:00.5Z"}),
     );
 }
 

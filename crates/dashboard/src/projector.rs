@@ -82,6 +82,26 @@ impl EventHandler for Projector {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    /// `contracts/consumers/dashboard.json` states what the projector reads
+    /// from each event, checked against the producers' schemas by the
+    /// contracts crate; it must name every event the projector reads.
+    #[test]
+    fn its_published_expectations_name_every_event_it_reads() {
+        let expectations = contracts::expectations::Consumer::parse(include_str!(
+            "../../../contracts/consumers/dashboard.json"
+        ))
+        .unwrap();
+        let read: std::collections::BTreeSet<&str> = [
+            CatalogEvent::TYPES,
+            ReservationEvent::TYPES,
+            WalletEvent::TYPES,
+        ]
+        .concat()
+        .into_iter()
+        .collect();
+        assert_eq!(expectations.event_types(), read);
+    }
+
     use contracts::catalog::{CapacityKind, InventoryRejection, ListingKind};
     use contracts::reservation::{Booking, PaymentMethod};
     use kernel::ids::{ListingId, PaymentId, ReservationId, UserId};

@@ -15,8 +15,9 @@ pub enum Access {
 }
 
 /// The access a request needs. Browsing the catalog (`/listings`, and its
-/// aliases `/items` and `/seats`), signing in, the web UI (`/`, `/ui/…`)
-/// and the operational endpoints are public; changing the catalog, the screen registry (`/screens`),
+/// aliases `/items` and `/seats`), signing in, the web UI (`/`, `/ui/…`),
+/// the operational endpoints and the API and event contract documents are
+/// public; changing the catalog, the screen registry (`/screens`),
 /// `/admin/*` (dead letters) and the `/dashboard` are for admins;
 /// everything else needs a signed-in user (services then decide what of it
 /// is the caller's own).
@@ -25,6 +26,8 @@ pub fn required(method: &Method, path: &str) -> Access {
     if under("/health")
         || path == "/metrics"
         || path == "/openapi.json"
+        || path == "/asyncapi.json"
+        || under("/contracts")
         || path == "/"
         || under("/ui")
         || under("/auth")
@@ -140,6 +143,8 @@ mod tests {
             "/health/ready",
             "/metrics",
             "/openapi.json",
+            "/asyncapi.json",
+            "/contracts/events/boxoffice.reservation.placed.schema.json",
             "/",
             "/ui/app/main.js",
             "/auth/token",

@@ -9,6 +9,7 @@
 //! # Layout
 //! - [`access`]: the access policy, pure.
 //! - [`dead_letters`]: every service's dead letters in one list; replays.
+//! - [`event_contracts`]: the AsyncAPI document and the events' JSON Schemas.
 //! - [`identity`]: users, tokens and the `/auth/*` handlers (its own database).
 //! - [`limits`]: rate limits per client address (sign-in) and per user (changes).
 //! - [`passwords`]: Argon2id hashing, bounded to one per core.
@@ -19,6 +20,7 @@
 
 pub mod access;
 pub mod dead_letters;
+pub mod event_contracts;
 pub mod identity;
 pub mod limits;
 pub mod passwords;
@@ -107,6 +109,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         .route(
             "/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON) }),
+        )
+        .route("/asyncapi.json", get(event_contracts::asyncapi))
+        .route(
+            "/contracts/events/{file}",
+            get(event_contracts::event_schema),
         )
         .merge(auth)
         .merge(admin)

@@ -15,10 +15,34 @@ use time::OffsetDateTime;
 use crate::ids::EventId;
 
 pub const SPEC_VERSION: &str = "1.0";
+/// The only content type events are written in.
+pub const DATA_CONTENT_TYPE: &str = "application/json";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The JSON Schema of a time written with `time::serde::rfc3339`, for
+/// `#[schemars(with = "Rfc3339")]` on such fields.
+#[derive(Debug)]
+pub struct Rfc3339;
+
+impl schemars::JsonSchema for Rfc3339 {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rfc3339".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "date-time"})
+    }
+}
+
+/// A CloudEvent in structured mode: the attributes and the `data`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Envelope {
+    #[schemars(extend("const" = SPEC_VERSION))]
     pub specversion: String,
+    /// Unique per event; consumers de-duplicate on it.
     pub id: EventId,
     /// The producing context, e.g. `/boxoffice/reservation`.
     pub source: String,
@@ -26,14 +50,20 @@ pub struct Envelope {
     #[serde(rename = "type")]
     pub event_type: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "Rfc3339")]
     pub time: OffsetDateTime,
     /// The aggregate the event is about; also the partitioning key, so one
     /// aggregate's events stay in order.
     pub subject: String,
+    #[schemars(extend("const" = DATA_CONTENT_TYPE))]
     pub datacontenttype: String,
+    /// The saga (or aggregate) this event belongs to, for tracing a
+    /// booking across contexts.
     pub correlationid: String,
+    /// The event that caused this one, when one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causationid: Option<EventId>,
+    /// The version of the payload schema (`data`).
     pub schemaversion: u32,
     /// The subject's version after this event (1 for the event that created
     /// it, then one more per event), when its producer versions it.
@@ -59,7 +89,7 @@ impl Envelope {
             event_type: event_type.to_owned(),
             time: crate::now(),
             subject: subject.into(),
-            datacontenttype: "application/json".to_owned(),
+            datacontenttype: DATA_CONTENT_TYPE.to_owned(),
             correlationid: correlation.into(),
             causationid: None,
             schemaversion: schema_version,

@@ -50,6 +50,22 @@ macro_rules! typed_id {
             }
         }
 
+        /// On the wire an id is a UUID string; it is written in place (no
+        /// named definition) because every id reads the same.
+        impl schemars::JsonSchema for $name {
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({"type": "string", "format": "uuid"})
+            }
+        }
+
         impl FromStr for $name {
             type Err = uuid::Error;
 

@@ -23,6 +23,27 @@ pub enum MoneyError {
     TooLarge(i64),
 }
 
+/// Minor units as a JSON integer, within what [`Money::parse`] accepts.
+impl schemars::JsonSchema for Money {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Money".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0,
+            "maximum": MAX_AMOUNT,
+            "description": "An amount in minor currency units."
+        })
+    }
+}
+
 impl Money {
     pub const ZERO: Money = Money(0);
 

@@ -89,6 +89,26 @@ impl FromStr for SeatLabel {
     }
 }
 
+/// A label as it is written on the wire (`A-1`); readers also accept the
+/// other spellings [`SeatLabel::from_str`] knows, writers never send them.
+impl schemars::JsonSchema for SeatLabel {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SeatLabel".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[A-Z]-[1-9][0-9]?$",
+            "description": "A seat: row letter, dash, seat number (A-1)."
+        })
+    }
+}
+
 impl TryFrom<String> for SeatLabel {
     type Error = SeatLabelError;
 

@@ -94,6 +94,20 @@ pub(crate) mod tests {
         }
     }
 
+    /// `contracts/consumers/mypage.json` states what this context reads
+    /// from each event it wants, checked against the producers' schemas
+    /// by the contracts crate; it must name exactly these events.
+    #[test]
+    fn its_published_expectations_name_exactly_the_events_it_wants() {
+        let expectations = contracts::expectations::Consumer::parse(include_str!(
+            "../../../contracts/consumers/mypage.json"
+        ))
+        .unwrap();
+        let named: std::collections::BTreeSet<&str> =
+            expectations.event_types().into_iter().collect();
+        assert_eq!(named, super::SHOWN.iter().copied().collect());
+    }
+
     use contracts::catalog::{CapacityKind, ListingKind};
     use contracts::payment::Charge;
     use contracts::reservation::{Booking, PaymentMethod};

@@ -76,6 +76,40 @@ async fn every_documented_operation_is_answered_by_the_platform() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn the_event_contract_is_served_as_committed_without_a_token() {
+    let mut app = spawn_app().await;
+    let asyncapi = app.get("/asyncapi.json", None).await;
+    assert_eq!(asyncapi.status, 200);
+    let committed: Value =
+        serde_json::from_str(include_str!("../../../../contracts/asyncapi.json")).unwrap();
+    assert_eq!(
+        asyncapi.body, committed,
+        "the gateway serves contracts/asyncapi.json"
+    );
+    let confirmed = app
+        .get(
+            "/contracts/events/boxoffice.reservation.confirmed.schema.json",
+            None,
+        )
+        .await;
+    assert_eq!(confirmed.status, 200);
+    let committed: Value = serde_json::from_str(include_str!(
+        "../../../../contracts/events/boxoffice.reservation.confirmed.schema.json"
+    ))
+    .unwrap();
+    assert_eq!(confirmed.body, committed);
+    let unknown = app
+        .get(
+            "/contracts/events/boxoffice.reservation.approved.schema.json",
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.content_type, "application/problem+json");
+    app.stop().await;
+}
+
 /// Whether the operation answers a stream of server-sent events.
 fn is_event_stream(operation: &Value) -> bool {
     operation["responses"].as_object().is_some_and(|responses| {

@@ -65,3 +65,25 @@ impl EventHandler for InventoryPolicy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use contracts::reservation::ReservationEvent;
+    use contracts::IntegrationEvent;
+
+    /// `contracts/consumers/catalog.json` states what the inventory policy
+    /// reads from each event, checked against the producers' schemas by the
+    /// contracts crate. The policy acts on every reservation event (each
+    /// moves inventory), so the file must name each of them.
+    #[test]
+    fn its_published_expectations_name_every_reservation_event() {
+        let expectations = contracts::expectations::Consumer::parse(include_str!(
+            "../../../../contracts/consumers/catalog.json"
+        ))
+        .unwrap();
+        assert_eq!(
+            expectations.event_types(),
+            ReservationEvent::TYPES.iter().copied().collect()
+        );
+    }
+}

@@ -178,4 +178,18 @@ mod tests {
             assert!(contracts::is_published_type(event_type), "{event_type}");
         }
     }
+
+    /// `contracts/consumers/reservation.json` states what this context reads
+    /// from each event it wants, checked against the producers' schemas
+    /// by the contracts crate; it must name exactly these events.
+    #[test]
+    fn its_published_expectations_name_exactly_the_events_it_wants() {
+        let expectations = contracts::expectations::Consumer::parse(include_str!(
+            "../../../../contracts/consumers/reservation.json"
+        ))
+        .unwrap();
+        let named: std::collections::BTreeSet<&str> =
+            expectations.event_types().into_iter().collect();
+        assert_eq!(named, super::ANSWERS.iter().copied().collect());
+    }
 }

@@ -117,6 +117,23 @@ mod tests {
         }
     }
 
+    /// `contracts/consumers/wallet.json` states what this context reads
+    /// from each event it wants, checked against the producers' schemas
+    /// by the contracts crate; it must name exactly these events.
+    #[test]
+    fn its_published_expectations_name_exactly_the_events_it_wants() {
+        let expectations = contracts::expectations::Consumer::parse(include_str!(
+            "../../../../contracts/consumers/wallet.json"
+        ))
+        .unwrap();
+        let named: std::collections::BTreeSet<&str> = expectations
+            .event_types()
+            .into_iter()
+            .filter(|t| t.starts_with("boxoffice.reservation."))
+            .collect();
+        assert_eq!(named, super::BOOKING_STEPS.iter().copied().collect());
+    }
+
     use std::sync::Arc;
 
     use contracts::wallet::WalletEvent;

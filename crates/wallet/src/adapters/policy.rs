@@ -102,6 +102,23 @@ mod tests {
         }
     }
 
+    /// `contracts/consumers/wallet.json` states what this context reads
+    /// from each event it wants, checked against the producers' schemas
+    /// by the contracts crate; it must name exactly these events.
+    #[test]
+    fn its_published_expectations_name_exactly_the_events_it_wants() {
+        let expectations = contracts::expectations::Consumer::parse(include_str!(
+            "../../../../contracts/consumers/wallet.json"
+        ))
+        .unwrap();
+        let named: std::collections::BTreeSet<&str> = expectations
+            .event_types()
+            .into_iter()
+            .filter(|t| t.starts_with("boxoffice.payment."))
+            .collect();
+        assert_eq!(named, super::PAYMENT_STEPS.iter().copied().collect());
+    }
+
     use contracts::payment::Charge;
     use contracts::wallet::WalletEvent;
     use kernel::ids::{PaymentId, ReservationId, UserId};
