@@ -12,9 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use boxoffice::{Config, Platform};
+use boxoffice::Platform;
+use common::gateway::ADMIN_PASSWORD;
 
-const ADMIN_PASSWORD: &str = "ui-admin-password-1";
+#[path = "common/mod.rs"]
+mod common;
 /// The whole browser run; it takes about a minute.
 const PATIENCE: Duration = Duration::from_secs(15 * 60);
 
@@ -56,16 +58,7 @@ async fn every_product_line_walkthrough_passes_in_a_real_browser() {
     }
 
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mut config = Config {
-        port: 0,
-        data_dir: dir.path().to_path_buf(),
-        admin_password: Some(ADMIN_PASSWORD.to_owned()),
-        ..Config::default()
-    };
-    // An unoptimised build on two cores, with a browser beside it: the
-    // production 610 ms would time out payment calls that are merely queued.
-    config.reservation.payment.timeout_ms = 5_000;
-    config.wallet.settings.payment.timeout_ms = 5_000;
+    let config = common::config::for_tests(dir.path());
     let platform = Platform::start(&config).await.expect("the platform starts");
 
     let run = tokio::process::Command::new("node")

@@ -50,6 +50,17 @@ impl Consumer {
         self.reads.keys().map(String::as_str).collect()
     }
 
+    /// The event types it reads from one family (`boxoffice.payment`), for
+    /// a context whose handlers each read one family.
+    pub fn event_types_of(&self, family: &str) -> BTreeSet<&str> {
+        let prefix = format!("{family}.");
+        self.reads
+            .keys()
+            .map(String::as_str)
+            .filter(|t| t.starts_with(&prefix))
+            .collect()
+    }
+
     /// Every expectation the producers' schemas (the AsyncAPI `document`)
     /// do not meet, one message each.
     pub fn unmet(&self, document: &Value) -> Vec<String> {

@@ -30,17 +30,7 @@ pub async fn spawn_app() -> TestApp {
 /// (an admin password, a token key, rate limits…).
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mut config = Config {
-        port: 0,
-        data_dir: dir.path().to_path_buf(),
-        admin_password: Some(ADMIN_PASSWORD.to_owned()),
-        ..Config::default()
-    };
-    // Many platforms run at once here, unoptimised, on a few cores: the
-    // production 610 ms would time out payment calls that are merely
-    // queued. The breaker tests set their own timeout.
-    config.reservation.payment.timeout_ms = 5_000;
-    config.wallet.settings.payment.timeout_ms = 5_000;
+    let mut config = crate::common::config::for_tests(dir.path());
     configure(&mut config);
     let platform = Platform::start(&config).await.expect("the platform starts");
     TestApp {
