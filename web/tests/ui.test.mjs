@@ -315,6 +315,15 @@ test("the other admin screens: listings, dead letters", async () => {
   await screen(admin, "admin-dead-letters");
 });
 
+test("the interactive API docs render every operation from the binary", async () => {
+  const page = await openApp(browser);
+  await page.goto("/docs");
+  await until("the operations listed", async () => (await page.locator(".opblock").count()) >= 30);
+  await page.locator(".opblock-summary-path", { hasText: "/reservations" }).first().waitFor();
+  await shot(page, "api-docs");
+  assert.deepEqual(page.errors, [], "errors in the docs page");
+});
+
 test("on a phone-sized screen nothing spills sideways and the seat map is usable", async () => {
   const page = await customer("ui-phone", { viewport: { width: 390, height: 844 } });
   const fits = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1);

@@ -15,7 +15,8 @@ pub enum Access {
 }
 
 /// The access a request needs. Browsing the catalog (`/listings`, and its
-/// aliases `/items` and `/seats`), signing in, the web UI (`/`, `/ui/…`),
+/// aliases `/items` and `/seats`), signing in, the web UI (`/`, `/ui/…`,
+/// the API docs page `/docs`),
 /// the operational endpoints and the API and event contract documents are
 /// public; changing the catalog, the screen registry (`/screens`),
 /// `/admin/*` (dead letters) and the `/dashboard` are for admins;
@@ -30,6 +31,7 @@ pub fn required(method: &Method, path: &str) -> Access {
         || under("/contracts")
         || path == "/"
         || under("/ui")
+        || path == "/docs"
         || under("/auth")
     {
         return Access::Public;
@@ -147,6 +149,7 @@ mod tests {
             "/contracts/events/boxoffice.reservation.placed.schema.json",
             "/",
             "/ui/app/main.js",
+            "/docs",
             "/auth/token",
         ] {
             assert_eq!(required(&Method::GET, path), Access::Public, "{path}");

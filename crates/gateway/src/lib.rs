@@ -105,6 +105,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         .with_state(services::Services::new(upstream.clone(), settings.services));
     let router = Router::new()
         .route("/", get(ui::index))
+        .route("/docs", get(ui::docs))
         .route("/ui/{*path}", get(ui::asset))
         .route(
             "/openapi.json",

@@ -1,7 +1,8 @@
 //! The web UI: static files under `web/ui/`, built into the binary so a
 //! plain `boxoffice up` serves them with nothing else installed (in debug
 //! builds they are read from the source tree, so an edit shows on reload).
-//! `/` is the page; `/ui/…` its modules, styles and vendored libraries.
+//! `/` is the page; `/docs` the interactive API docs; `/ui/…` their
+//! modules, styles and vendored libraries.
 
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -16,6 +17,11 @@ struct Files;
 /// `GET /`: the page.
 pub async fn index(headers: HeaderMap) -> Response {
     file("index.html", &headers).unwrap_or_else(|error| error.into_response())
+}
+
+/// `GET /docs`: the interactive API docs over `/openapi.json`.
+pub async fn docs(headers: HeaderMap) -> Response {
+    file("docs.html", &headers).unwrap_or_else(|error| error.into_response())
 }
 
 /// `GET /ui/{*path}`: one of the page's files.

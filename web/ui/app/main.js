@@ -109,6 +109,9 @@ function App() {
     <a class="skip" href="#main" onClick=${(e) => { e.preventDefault(); document.querySelector("main h1")?.focus(); }}>Skip to content</a>
     <${TopBar} path=${path} session=${session} />
     <main id="main"><${Screen} path=${path} session=${session} /></main>
+    <footer class="footer">
+      <a href="/docs">API docs</a> · <a href="/openapi.json">OpenAPI</a> · <a href="/asyncapi.json">Event catalogue (AsyncAPI)</a>
+    </footer>
   `;
 }
 
