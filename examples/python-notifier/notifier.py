@@ -481,6 +481,10 @@ def run(config: Config) -> int:
             # partitions move on within seconds.
             "session.timeout.ms": 6000,
             "heartbeat.interval.ms": 2000,
+            # Also the rebalance timeout librdkafka sends: how long a join
+            # may wait for members that will never rejoin (one killed hard).
+            # The loop polls every 0.5 s, so 10 s is never hit by a live one.
+            "max.poll.interval.ms": 10000,
             "fetch.wait.max.ms": 10,
             "enable.partition.eof": False,
         }
