@@ -9,5 +9,6 @@ mod common;
 
 mod deployment;
 mod payments;
+mod polyglot;
 mod rolling;
 mod scenarios;
