@@ -59,7 +59,8 @@ pub struct Config {
     /// Catalog's settings (`[catalog]`): the screens registered on first
     /// start, `screens = [{ name, rows, seats_per_row, blocked }]`.
     pub catalog: catalog::Settings,
-    /// Bookings: the deadline and the call to payment (`[reservation]`,
+    /// Bookings: the deadline, the gRPC API's port (`grpc_port`, absent:
+    /// not served) and the call to payment (`[reservation]`,
     /// `[reservation.payment]`: `timeout_ms`, `failures_to_open`, `open_for_ms`).
     pub reservation: reservation::Settings,
     /// Payments: the built-in provider's behaviour at start
@@ -414,6 +415,24 @@ mod tests {
             let config = Config::load(None).unwrap();
             assert_eq!(config.database_for("catalog"), "postgres://db/catalog");
             assert!(!config.separates_databases());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_grpc_api_is_off_unless_a_port_is_given() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(Config::load(None).unwrap().reservation.grpc_port, None);
+            jail.create_file("boxoffice.toml", "[reservation]\ngrpc_port = 8089")?;
+            assert_eq!(
+                Config::load(None).unwrap().reservation.grpc_port,
+                Some(8089)
+            );
+            jail.set_env("BOXOFFICE_RESERVATION__GRPC_PORT", "9089");
+            let config = Config::load(None).unwrap();
+            assert_eq!(config.reservation.grpc_port, Some(9089));
+            // The rest of the section keeps its defaults.
+            assert_eq!(config.reservation.deadline_secs, 120);
             Ok(())
         });
     }

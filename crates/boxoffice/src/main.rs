@@ -80,6 +80,9 @@ async fn main() -> anyhow::Result<()> {
                 started.elapsed().as_millis(),
                 config.data_dir.display()
             );
+            if let Some(grpc) = &platform.grpc_url {
+                println!("reservations over gRPC on {grpc}");
+            }
             platform::wait_for_signal().await;
             println!("stopping…");
             platform.stop().await

@@ -422,17 +422,14 @@ impl Upstream {
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| runtime::tokens::bearer(v).ok())
             .ok_or_else(|| {
                 ApiError::Unauthorized(
                     "the Authorization header must be 'Bearer <token>'".to_owned(),
                 )
             })?;
         self.tokens
-            .verify(token.trim())
+            .verify(token)
             .map(Some)
             .map_err(ApiError::Unauthorized)
     }

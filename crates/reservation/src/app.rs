@@ -407,6 +407,20 @@ impl Reservations {
         self.store.find(id).await
     }
 
+    /// The reservation as `caller` may see it: their own, or anyone's for
+    /// an admin; someone else's is as if it did not exist.
+    pub async fn find_for(
+        &self,
+        id: ReservationId,
+        caller: UserId,
+        admin: bool,
+    ) -> anyhow::Result<Option<Reservation>> {
+        Ok(self
+            .find(id)
+            .await?
+            .filter(|r| admin || r.user_id == caller))
+    }
+
     /// Newest first, a page at a time; `Ok(None)` when `after` names no
     /// reservation.
     pub async fn list(

@@ -13,7 +13,9 @@
 //! # Layout
 //! - [`domain`]: the aggregate, its commands, events and decisions (pure).
 //! - `app`: use cases, one transaction each.
-//! - `adapters`: REST, SQL, the catalog and payment clients, the saga policy.
+//! - `adapters`: REST, gRPC, SQL, the catalog and payment clients, the saga policy.
+//! - [`grpc_api`]: the gRPC API's messages, server and client, generated
+//!   from `proto/boxoffice/reservation/v1/reservations.proto`.
 
 mod adapters;
 pub mod app;
@@ -28,8 +30,16 @@ use runtime::consumer::Consumer;
 use runtime::{App, Store};
 use serde::{Deserialize, Serialize};
 
+pub use adapters::grpc::GrpcEndpoint;
 pub use adapters::payment_client::PaymentCallSettings;
 pub use adapters::sql::MIGRATIONS;
+
+/// The gRPC API (package `boxoffice.reservation.v1`): its messages, the
+/// server the service runs and the client Rust callers use.
+#[allow(clippy::all, missing_docs)]
+pub mod grpc_api {
+    tonic::include_proto!("boxoffice.reservation.v1");
+}
 
 /// How the reservation service is configured (`[reservation]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +49,9 @@ pub struct Settings {
     pub deadline_secs: u64,
     /// The synchronous call to payment (`[reservation.payment]`).
     pub payment: PaymentCallSettings,
+    /// Where the gRPC API listens (on the same host as the REST API);
+    /// absent: not served. 0 picks a free port.
+    pub grpc_port: Option<u16>,
     /// Whether bookings may be paid with points; set by the platform from
     /// whether the wallet is deployed, not configured here.
     #[serde(skip)]
@@ -50,6 +63,7 @@ impl Default for Settings {
         Settings {
             deadline_secs: 120,
             payment: PaymentCallSettings::default(),
+            grpc_port: None,
             points_accepted: true,
         }
     }
@@ -64,12 +78,14 @@ pub struct Peers {
     pub payment: String,
 }
 
-/// Builds the reservation service.
+/// Builds the reservation service; with `grpc`, its gRPC API is served
+/// there too, beside REST, and stops with it.
 pub async fn build(
     database_url: &str,
     peers: &Peers,
     bus: Arc<dyn EventBus>,
     settings: Settings,
+    grpc: Option<GrpcEndpoint>,
 ) -> anyhow::Result<App> {
     let store = Store::connect(database_url, MIGRATIONS).await?;
     // The metrics recorder must exist before the breaker reports its first
@@ -93,7 +109,14 @@ pub async fn build(
         handler: Arc::new(adapters::policy::SagaPolicy::new(reservations.clone())),
     };
     let relay_store = store.clone();
-    Ok(App::new("reservation", router)
+    let mut app = App::new("reservation", router);
+    if let Some(endpoint) = grpc {
+        let reservations = reservations.clone();
+        app = app.worker("grpc", move |shutdown| {
+            adapters::grpc::serve(endpoint, reservations, shutdown)
+        });
+    }
+    Ok(app
         .ready_when_reachable(store.clone(), bus.clone())
         .consumer("saga-policy", consumer)
         .worker("deadlines", move |shutdown| {

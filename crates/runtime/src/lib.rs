@@ -23,6 +23,8 @@
 //!   a circuit breaker, its state a gauge per dependency and caller.
 //! - [`replicas`]: several base URLs for one service, taken in turn, the
 //!   unreachable ones set aside for a moment.
+//! - [`tokens`]: access tokens (HS256 JWTs), issued by the gateway and
+//!   checked wherever a caller arrives.
 //! - [`app`]: a service assembled from a router and background workers,
 //!   served until shutdown.
 
@@ -37,6 +39,7 @@ pub mod outbox;
 pub mod replicas;
 pub mod retry;
 pub mod store;
+pub mod tokens;
 
 pub use app::App;
 pub use store::Store;

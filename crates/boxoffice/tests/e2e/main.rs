@@ -11,6 +11,7 @@ mod dashboard;
 mod dead_letters;
 mod edge;
 mod gateway_routes;
+mod grpc;
 mod helpers;
 mod identity;
 mod paging;

@@ -82,7 +82,7 @@ pub async fn token(
         .map_err(identity_error)?
         .ok_or_else(|| ApiError::Unauthorized("invalid username or password".to_owned()))?;
     Ok(Json(TokenView {
-        access_token: auth.tokens.issue(&user)?,
+        access_token: auth.tokens.issue(&user.caller())?,
         token_type: "Bearer",
         expires_in: auth.tokens.ttl().as_secs(),
     }))

@@ -2,19 +2,19 @@
 //! access tokens they sign in for (HS256 JWTs), and the `/auth/*` handlers.
 //!
 //! - [`users`]: usernames, users and their records.
-//! - [`tokens`]: issuing and checking access tokens.
+//! - tokens: issuing and checking access tokens, [`runtime::tokens`]
+//!   (reservation's gRPC adapter checks them too).
 //! - [`http`]: `POST /auth/signup` and `POST /auth/token`.
 //!
 //! Hashing itself is [`crate::passwords`], bounded to one per core.
 
 pub mod http;
-pub mod tokens;
 pub mod users;
 
 use runtime::store::MigrationScript;
 
 pub use http::{signup, token, AuthState};
-pub use tokens::Tokens;
+pub use runtime::tokens::Tokens;
 pub use users::{check_new_password, User, Username, Users, ADMIN_USERNAME};
 
 const SCHEMA: &str = "

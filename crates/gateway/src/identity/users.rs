@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use kernel::ids::UserId;
-use runtime::http::{timestamp, Role};
+use runtime::http::{timestamp, Caller, Role};
 use runtime::Store;
 use sqlx::Row;
 
@@ -52,6 +52,15 @@ pub struct User {
 impl User {
     pub fn new(id: UserId, username: String, role: Role) -> User {
         User { id, username, role }
+    }
+
+    /// Who this user is when calling: what a token issued to them says.
+    pub fn caller(&self) -> Caller {
+        Caller {
+            user_id: self.id,
+            username: self.username.clone(),
+            role: self.role,
+        }
     }
 }
 

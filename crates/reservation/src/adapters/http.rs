@@ -129,9 +129,7 @@ async fn place(
     headers: HeaderMap,
     Body(request): Body<PlaceRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let listing_id: ListingId = request.listing_id.parse().map_err(|_| {
-        ApiError::Unprocessable(format!("no listing with id {:?}", request.listing_id))
-    })?;
+    let listing_id = listing_id(&request.listing_id)?;
     let order = order(request.quantity, request.seats.unwrap_or_default())?;
     let idempotency_key = idempotency_key(&headers)?;
     let reservation = reservations
@@ -153,9 +151,15 @@ async fn place(
     ))
 }
 
+/// The listing to book; an id that cannot exist names no listing.
+pub(super) fn listing_id(text: &str) -> Result<ListingId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::Unprocessable(format!("no listing with id {text:?}")))
+}
+
 /// Named seats, or a number of tickets (1 when neither is given). A
 /// quantity beside seats must agree with them.
-fn order(quantity: Option<i64>, seats: Vec<String>) -> Result<Order, ApiError> {
+pub(super) fn order(quantity: Option<i64>, seats: Vec<String>) -> Result<Order, ApiError> {
     let unprocessable = |e: ReservationError| ApiError::Unprocessable(e.to_string());
     if seats.is_empty() {
         let quantity = Quantity::parse(quantity.unwrap_or(1)).map_err(unprocessable)?;
@@ -180,17 +184,24 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    let key = value
-        .to_str()
-        .ok()
+    checked_idempotency_key(value.to_str().ok()).map(Some)
+}
+
+/// A key as given (`None`: not text), trimmed, or why it is refused.
+pub(super) fn checked_idempotency_key(given: Option<&str>) -> Result<String, ApiError> {
+    let key = given
         .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+        .filter(|k| {
+            !k.is_empty()
+                && k.len() <= MAX_IDEMPOTENCY_KEY
+                && k.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+        })
         .ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
             ))
         })?;
-    Ok(Some(key.to_owned()))
+    Ok(key.to_owned())
 }
 
 async fn list(
@@ -207,7 +218,7 @@ async fn list(
 }
 
 /// Parses an id from the path; an id that cannot exist is simply not found.
-fn reservation_id(id: &str) -> Result<ReservationId, ApiError> {
+pub(super) fn reservation_id(id: &str) -> Result<ReservationId, ApiError> {
     id.parse()
         .map_err(|_| ApiError::NotFound(format!("no reservation with id {id:?}")))
 }
@@ -218,9 +229,8 @@ async fn find(
     Path(id): Path<String>,
 ) -> Result<Json<ReservationView>, ApiError> {
     let reservation = reservations
-        .find(reservation_id(&id)?)
+        .find_for(reservation_id(&id)?, caller.user_id, caller.is_admin())
         .await?
-        .filter(|r| caller.is_admin() || r.user_id == caller.user_id)
         .ok_or_else(|| ApiError::NotFound(format!("no reservation with id {id:?}")))?;
     Ok(Json(ReservationView::from(&reservation)))
 }

@@ -1,4 +1,5 @@
 pub mod catalog_client;
+pub mod grpc;
 pub mod http;
 pub mod payment_client;
 pub mod policy;

@@ -1,12 +1,14 @@
-//! Access tokens: HS256 JWTs with issuer and expiry.
+//! Access tokens: HS256 JWTs with issuer and expiry. The gateway issues
+//! them and checks them on every request; a service with an inbound
+//! adapter of its own that bypasses the gateway (reservation's gRPC) checks
+//! them here too, with the same key, so a token means the same everywhere.
 
 use std::time::Duration;
 
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
-use runtime::http::{Caller, Role};
 use serde::{Deserialize, Serialize};
 
-use super::User;
+use crate::http::{Caller, Role};
 
 const ISSUER: &str = "boxoffice";
 
@@ -51,10 +53,11 @@ impl Tokens {
         }
     }
 
-    pub fn issue(&self, user: &User) -> anyhow::Result<String> {
+    /// A token that stands for `user` until the time to live has passed.
+    pub fn issue(&self, user: &Caller) -> anyhow::Result<String> {
         let now = kernel::now().unix_timestamp() as u64;
         let claims = Claims {
-            sub: user.id.to_string(),
+            sub: user.user_id.to_string(),
             name: user.username.clone(),
             role: user.role,
             iss: ISSUER.to_owned(),
@@ -94,14 +97,29 @@ impl Tokens {
     }
 }
 
+/// The token in an `Authorization` value, `Bearer <token>` (the scheme in
+/// any case, as RFC 9110 has it), or why there is none.
+pub fn bearer(value: &str) -> Result<&str, String> {
+    value
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| "the authorization must be 'Bearer <token>'".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use kernel::ids::UserId;
 
     use super::*;
 
-    fn user(role: Role) -> User {
-        User::new(UserId::new(), "alice".into(), role)
+    fn user(role: Role) -> Caller {
+        Caller {
+            user_id: UserId::new(),
+            username: "alice".into(),
+            role,
+        }
     }
 
     #[test]
@@ -109,7 +127,8 @@ mod tests {
         let tokens = Tokens::new(&[7; 32], Duration::from_secs(60));
         let alice = user(Role::Customer);
         let caller = tokens.verify(&tokens.issue(&alice).unwrap()).unwrap();
-        assert_eq!(caller.user_id, alice.id);
+        assert_eq!(caller.user_id, alice.user_id);
+        assert_eq!(caller.username, "alice");
         assert_eq!(caller.role, Role::Customer);
     }
 
@@ -128,5 +147,35 @@ mod tests {
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         parts[1] = parts[1].chars().rev().collect();
         assert!(tokens.verify(&parts.join(".")).is_err());
+    }
+
+    #[test]
+    fn an_expired_token_is_refused_with_a_reason() {
+        let tokens = Tokens::new(&[7; 32], Duration::from_secs(60));
+        let now = kernel::now().unix_timestamp() as u64;
+        // Expired a minute ago: past the leeway.
+        let claims = Claims {
+            sub: UserId::new().to_string(),
+            name: "alice".into(),
+            role: Role::Customer,
+            iss: ISSUER.to_owned(),
+            iat: now - 120,
+            exp: now - 60,
+        };
+        let token = jsonwebtoken::encode(&Header::default(), &claims, &tokens.encoding).unwrap();
+        assert_eq!(
+            tokens.verify(&token).unwrap_err(),
+            "the token has expired; sign in again"
+        );
+    }
+
+    #[test]
+    fn only_a_bearer_authorization_carries_a_token() {
+        assert_eq!(bearer("Bearer abc").unwrap(), "abc");
+        assert_eq!(bearer("bearer  abc ").unwrap(), "abc");
+        assert_eq!(bearer("BEARER abc").unwrap(), "abc");
+        for refused in ["Basic abc", "Bearer", "Bearer ", "abc", ""] {
+            assert!(bearer(refused).is_err(), "{refused:?}");
+        }
     }
 }
