@@ -161,8 +161,19 @@ async fn a_rolling_restart_and_a_frozen_replica_under_load_fail_no_request_and_l
     let Some(servers) = Servers::from_env("rolling restart under load") else {
         return;
     };
-    // A short drain window, to see each replica say "draining" on its way out.
-    let settings = BTreeMap::from([("BOXOFFICE_DRAIN_MS".to_owned(), "300".to_owned())]);
+    // A short drain window, to see each replica say "draining" on its way
+    // out. A short booking deadline: when a replica is killed hard, the
+    // broker may hand a partition to the dead member in the next rebalance
+    // and leave it there until that member expires; a booking whose answer
+    // waits there must still end, confirmed or compensated, within the
+    // test's patience (the platform's guarantee is the deadline).
+    let settings = BTreeMap::from([
+        ("BOXOFFICE_DRAIN_MS".to_owned(), "300".to_owned()),
+        (
+            "BOXOFFICE_RESERVATION__DEADLINE_SECS".to_owned(),
+            "20".to_owned(),
+        ),
+    ]);
     let mut deployment = Deployment::start_replicated(servers, &REPLICATED, settings).await;
     let gateway = deployment.gateway.clone();
     let admin = gateway.admin_token().await;
