@@ -80,6 +80,10 @@ async fn main() -> anyhow::Result<()> {
                 started.elapsed().as_millis(),
                 config.data_dir.display()
             );
+            println!(
+                "open {0} in a browser (sign in as admin to run the box office); API docs at {0}/docs",
+                platform.url
+            );
             if let Some(grpc) = &platform.grpc_url {
                 println!("reservations over gRPC on {grpc}");
             }
