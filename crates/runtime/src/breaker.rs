@@ -332,25 +332,16 @@ impl GuardedClient {
         path: &str,
         body: &B,
     ) -> Result<reqwest::Response, reqwest::Error> {
-        let mut last = None;
-        for replica in self.replicas.plan(Instant::now()) {
-            let url = format!("{}{path}", self.replicas.url(replica));
-            match self.http.post(url).json(body).send().await {
-                Ok(response) => {
-                    self.replicas.reached(replica);
-                    return Ok(response);
-                }
-                Err(error) => {
-                    let broken = error.is_request() && !error.is_timeout();
-                    if !(error.is_connect() || (self.repeatable && broken)) {
-                        return Err(error);
-                    }
-                    self.replicas.unreachable(replica, Instant::now());
-                    last = Some(error);
-                }
-            }
-        }
-        Err(last.expect("a plan has at least one replica"))
+        let move_on = |error: &reqwest::Error| {
+            let broken = error.is_request() && !error.is_timeout();
+            error.is_connect() || (self.repeatable && broken)
+        };
+        self.replicas
+            .send_until(
+                |base| self.http.post(format!("{base}{path}")).json(body).send(),
+                move_on,
+            )
+            .await
     }
 }
 

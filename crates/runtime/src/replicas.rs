@@ -104,6 +104,10 @@ impl Replicas {
     /// The replicas to try for one call, best first; each call starts one
     /// further round the ring than the last.
     pub fn plan(&self, now: Instant) -> Vec<usize> {
+        // One replica (the usual case): nothing to choose, no lock taken.
+        if self.urls.len() == 1 {
+            return vec![0];
+        }
         let start = self.turn.fetch_add(1, Ordering::Relaxed) % self.urls.len();
         let set_aside = self.set_aside_until.lock().expect("never poisoned");
         order(start, &set_aside, now)
@@ -111,6 +115,9 @@ impl Replicas {
 
     /// Replica `replica` could not be reached: try it last for a while.
     pub fn unreachable(&self, replica: usize, now: Instant) {
+        if self.urls.len() == 1 {
+            return;
+        }
         let mut set_aside = self.set_aside_until.lock().expect("never poisoned");
         set_aside[replica] = Some(now + SET_ASIDE_FOR);
         tracing::debug!(replica = %self.urls[replica], "replica unreachable: tried last for a while");
@@ -118,6 +125,9 @@ impl Replicas {
 
     /// Replica `replica` answered: it is as good as any again.
     pub fn reached(&self, replica: usize) {
+        if self.urls.len() == 1 {
+            return;
+        }
         let mut set_aside = self.set_aside_until.lock().expect("never poisoned");
         set_aside[replica] = None;
     }
@@ -126,7 +136,22 @@ impl Replicas {
     /// takes the connection; its answer (or failure) is the call's. Only a
     /// refused connection moves on: the request never left, so sending it
     /// elsewhere cannot do anything twice.
-    pub async fn connect<F, Fut>(&self, mut send: F) -> Result<reqwest::Response, reqwest::Error>
+    pub async fn connect<F, Fut>(&self, send: F) -> Result<reqwest::Response, reqwest::Error>
+    where
+        F: FnMut(&str) -> Fut,
+        Fut: Future<Output = Result<reqwest::Response, reqwest::Error>>,
+    {
+        self.send_until(send, reqwest::Error::is_connect).await
+    }
+
+    /// Sends `send(base_url)` to one replica after the other, moving on
+    /// (and setting the replica aside) after a failure `move_on` accepts;
+    /// an answer, or any other failure, is the call's.
+    pub async fn send_until<F, Fut>(
+        &self,
+        mut send: F,
+        move_on: impl Fn(&reqwest::Error) -> bool,
+    ) -> Result<reqwest::Response, reqwest::Error>
     where
         F: FnMut(&str) -> Fut,
         Fut: Future<Output = Result<reqwest::Response, reqwest::Error>>,
@@ -135,7 +160,7 @@ impl Replicas {
         let mut last = None;
         for replica in plan {
             match send(self.url(replica)).await {
-                Err(error) if error.is_connect() => {
+                Err(error) if move_on(&error) => {
                     self.unreachable(replica, Instant::now());
                     last = Some(error);
                 }

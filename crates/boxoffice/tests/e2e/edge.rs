@@ -52,3 +52,34 @@ async fn dot_segments_and_encoded_separators_are_refused_before_access_is_decide
     assert_eq!(status, 200, "{answer}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_web_ui_is_served_without_a_token_revalidated_by_etag_and_unknown_files_are_404() {
+    let app = spawn_app().await;
+    let get = |path: &str| app.http.get(format!("{}{path}", app.url));
+    for (path, media_type) in [
+        ("/", "text/html"),
+        ("/docs", "text/html"),
+        ("/ui/app/main.js", "text/javascript"),
+        ("/ui/vendor/preact.module.js", "text/javascript"),
+    ] {
+        let answer = get(path).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+        assert_eq!(answer.headers()["content-type"], media_type, "{path}");
+        let etag = answer.headers()["etag"].clone();
+        let again = get(path)
+            .header("if-none-match", etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304, "{path} unchanged");
+    }
+    let missing = get("/ui/app/nothing-here.js").send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+    let (status, _) = raw_get(&app.url, "/ui/../admin/dead-letters", None).await;
+    assert_eq!(status, 400, "no way out of /ui");
+}
