@@ -23,6 +23,11 @@
 //! - `seat-rush`: `--requests` bookings (10,000) from `--clients` customers
 //!   on a 100-seat showing; exactly 100 must sell. Prints every answer's
 //!   latency, the time until sold out, and the audit.
+//! - `quota-rush`: the same rush on a movie sold by quota, 100 tickets.
+//! - `catch-up` (with `--distributed`): the my-page process is down while
+//!   clients book for `--seconds`; then it is started again and catches
+//!   up. Prints the events it had missed, the rate they were produced at
+//!   and the rate it worked them off at (target: ten times faster).
 //! - `breaker`: clients book while the payment provider is made slow (2 s
 //!   for 20 s) and then healthy again; prints how many requests waited
 //!   past the payment timeout once the circuit breaker had opened, the
@@ -66,6 +71,10 @@ enum Scenario {
     Quota,
     /// `--requests` bookings racing for the 100 seats of one showing.
     SeatRush,
+    /// `--requests` bookings racing for the 100 tickets of one quota.
+    QuotaRush,
+    /// A consumer down while bookings flow, then catching up.
+    CatchUp,
     /// Payment slow for 20 s under load: the circuit breaker at work.
     Breaker,
     /// Bikes rented with points and returned, for `--seconds`.
@@ -106,6 +115,81 @@ struct Args {
     /// A PostgreSQL server and a role that may create databases (distributed).
     #[arg(long, env = "BOXOFFICE_TEST_POSTGRES")]
     postgres: Option<String>,
+    /// Also write the results, with the targets they are held against, as
+    /// JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// What a run measured, by name, for `--json`.
+#[derive(Default)]
+struct Results(serde_json::Map<String, Value>);
+
+impl Results {
+    fn set(&mut self, name: &str, value: impl Into<Value>) {
+        self.0.insert(name.to_owned(), value.into());
+    }
+
+    /// Prints a measure against its target and records both.
+    fn against(&mut self, name: &str, label: &str, value: f64, target: Target) {
+        let met = target.met_by(value);
+        let (sign, bound) = match target {
+            Target::AtLeast(bound) => ("≥", bound),
+            Target::AtMost(bound) => ("≤", bound),
+        };
+        let off = if met {
+            String::new()
+        } else {
+            format!(" — missed by a factor of {:.1}", target.factor(value))
+        };
+        println!(
+            "  {label:<34} {value:>10.2}   target {sign} {bound}: {}{off}",
+            if met { "met" } else { "missed" }
+        );
+        self.0.insert(
+            name.to_owned(),
+            json!({"value": value, "target": format!("{sign} {bound}"), "met": met}),
+        );
+    }
+
+    fn write(self, path: Option<&std::path::Path>, args: &Args, mode: &str) -> anyhow::Result<()> {
+        let Some(path) = path else { return Ok(()) };
+        let document = json!({
+            "scenario": clap::ValueEnum::to_possible_value(&args.scenario).map(|v| v.get_name().to_owned()),
+            "mode": mode,
+            "clients": args.clients,
+            "seconds": args.seconds,
+            "requests": args.requests,
+            "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "results": Value::Object(self.0),
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&document)?)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// A goal a measure is held against (printed, never asserted).
+#[derive(Clone, Copy)]
+enum Target {
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+impl Target {
+    fn met_by(self, value: f64) -> bool {
+        match self {
+            Target::AtLeast(bound) => value >= bound,
+            Target::AtMost(bound) => value <= bound,
+        }
+    }
+
+    /// How many times better the value would have to be.
+    fn factor(self, value: f64) -> f64 {
+        match self {
+            Target::AtLeast(bound) => bound / value.max(f64::EPSILON),
+            Target::AtMost(bound) => value / bound,
+        }
+    }
 }
 
 /// The processes under test, by name.
@@ -329,15 +413,40 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients * 2)
         .build()?;
+    let mut results = Results::default();
     let result = match args.scenario {
-        Scenario::Quota => run(&args, &http, &base, &deployment).await,
-        Scenario::SeatRush => seat_rush(&args, &http, &base, &deployment).await,
+        Scenario::Quota => run(&args, &http, &base, &deployment, &mut results).await,
+        Scenario::SeatRush => {
+            rush(
+                &args,
+                &http,
+                &base,
+                &deployment,
+                Rushed::Seats,
+                &mut results,
+            )
+            .await
+        }
+        Scenario::QuotaRush => {
+            rush(
+                &args,
+                &http,
+                &base,
+                &deployment,
+                Rushed::Quota,
+                &mut results,
+            )
+            .await
+        }
+        Scenario::CatchUp => catch_up(&args, &http, &base, &mut deployment, &mut results).await,
         Scenario::Breaker => breaker(&args, &http, &base, &deployment).await,
         Scenario::PointsRental => points_rental(&args, &http, &base, &deployment).await,
         Scenario::HoldExpiry => hold_expiry(&args, &http, &base, &mut deployment).await,
     };
+    let mode = deployment.mode;
     deployment.stop().await;
     let _ = std::fs::remove_dir_all(&data);
+    results.write(args.json.as_deref(), &args, mode)?;
     result
 }
 
@@ -346,6 +455,7 @@ async fn run(
     http: &reqwest::Client,
     base: &str,
     deployment: &Deployment,
+    results: &mut Results,
 ) -> anyhow::Result<()> {
     let pids = deployment.pids();
     let total_rss =
@@ -501,6 +611,69 @@ async fn run(
     }
     let ok = sold + available == CAPACITY && sold == accepted;
     println!("audit                  sold {sold} + available {available} = {} (capacity {CAPACITY}); accepted {accepted}: {}", sold + available, if ok { "OK" } else { "MISMATCH" });
+    let per_1000 = cpu * 1000.0 / accepted.max(1) as f64;
+    let peak_mib = rss_peak.iter().sum::<u64>() as f64 / 1024.0;
+    println!("against the targets ({}):", deployment.mode);
+    let rate = accept.len() as f64 / elapsed;
+    if args.distributed {
+        results.against(
+            "confirmed_p99_ms",
+            "until confirmed p99 (ms)",
+            ms(&confirm, 0.99),
+            Target::AtMost(300.0),
+        );
+        results.against(
+            "cpu_seconds_per_1000",
+            "CPU-seconds per 1,000 bookings",
+            per_1000,
+            Target::AtMost(0.7),
+        );
+    } else {
+        results.against(
+            "accepted_per_second",
+            "accepted bookings/s",
+            rate,
+            Target::AtLeast(10_000.0),
+        );
+        results.against(
+            "accept_p99_ms",
+            "accept p99 (ms)",
+            ms(&accept, 0.99),
+            Target::AtMost(20.0),
+        );
+        results.against(
+            "confirmed_p99_ms",
+            "until confirmed p99 (ms)",
+            ms(&confirm, 0.99),
+            Target::AtMost(100.0),
+        );
+        results.against(
+            "mypage_p99_ms",
+            "until on my page p99 (ms)",
+            ms(&mypage, 0.99),
+            Target::AtMost(100.0),
+        );
+        results.against(
+            "peak_rss_mib",
+            "peak RSS (MiB)",
+            peak_mib,
+            Target::AtMost(150.0),
+        );
+        results.against(
+            "cpu_seconds_per_1000",
+            "CPU-seconds per 1,000 bookings",
+            per_1000,
+            Target::AtMost(0.3),
+        );
+    }
+    results.set("accepted", accepted);
+    results.set("accepted_per_second_measured", rate);
+    results.set("errors", errors);
+    results.set("accept_p50_ms", ms(&accept, 0.5));
+    results.set("confirmed_p50_ms", ms(&confirm, 0.5));
+    results.set("mypage_p50_ms", ms(&mypage, 0.5));
+    results.set("rss_idle_mib", rss_idle.iter().sum::<u64>() as f64 / 1024.0);
+    results.set("audit_ok", ok);
     if !ok {
         bail!("inventory audit failed");
     }
@@ -659,41 +832,85 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
-/// 10,000 bookings from many customers for the 100 seats of one showing:
-/// every request answered, exactly 100 sold.
-async fn seat_rush(
+/// What a rush is for: the seats of a showing, or the tickets of a quota.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rushed {
+    Seats,
+    Quota,
+}
+
+/// Seats in the rushed showing, tickets in the rushed quota.
+const RUSH_SIZE: u64 = 100;
+
+/// How many of `listing`'s seats or tickets are sold (or held, while its
+/// bookings settle).
+async fn sold_of(
+    http: &reqwest::Client,
+    base: &str,
+    listing: &str,
+    rushed: Rushed,
+) -> anyhow::Result<u64> {
+    Ok(match rushed {
+        Rushed::Seats => {
+            let seats = get(http, base, &format!("/listings/{listing}/seats"), None).await?;
+            seats
+                .as_array()
+                .map(|seats| seats.iter().filter(|s| s["status"] == "sold").count())
+                .unwrap_or(0) as u64
+        }
+        Rushed::Quota => {
+            let listing = get(http, base, &format!("/listings/{listing}"), None).await?;
+            let available = listing["capacity"]["available"]
+                .as_u64()
+                .context("available")?;
+            RUSH_SIZE.saturating_sub(available)
+        }
+    })
+}
+
+/// 10,000 bookings from many customers for the 100 seats of one showing,
+/// or for the 100 tickets of one quota: every request answered, exactly
+/// 100 sold.
+async fn rush(
     args: &Args,
     http: &reqwest::Client,
     base: &str,
     deployment: &Deployment,
+    rushed: Rushed,
+    results: &mut Results,
 ) -> anyhow::Result<()> {
     const ROWS: u64 = 10;
-    const PER_ROW: u64 = 10;
+    const PER_ROW: u64 = RUSH_SIZE / ROWS;
     wait_ready(http, base).await?;
     let admin = token(http, base, "admin", ADMIN_PASSWORD).await?;
-    let screen = post(
-        http,
-        base,
-        "/screens",
-        Some(&admin),
-        json!({"name": "Bench Hall", "rows": ROWS, "seatsPerRow": PER_ROW}),
-    )
-    .await?;
-    let showing = register(
-        http,
-        base,
-        &admin,
-        json!({"kind": "movie", "title": "Seat Rush", "price": 10000,
-               "seating": {"screenId": screen["id"]}}),
-    )
-    .await?;
+    let showing = match rushed {
+        Rushed::Seats => {
+            let screen = post(
+                http,
+                base,
+                "/screens",
+                Some(&admin),
+                json!({"name": "Bench Hall", "rows": ROWS, "seatsPerRow": PER_ROW}),
+            )
+            .await?;
+            let movie = json!({"kind": "movie", "title": "Seat Rush", "price": 10000,
+                               "seating": {"screenId": screen["id"]}});
+            register(http, base, &admin, movie).await?
+        }
+        Rushed::Quota => {
+            let movie = json!({"kind": "movie", "title": "Quota Rush", "price": 10000,
+                               "tickets": RUSH_SIZE});
+            register(http, base, &admin, movie).await?
+        }
+    };
     let tokens = customers(http, base, "rush", args.clients).await?;
+    let what = match rushed {
+        Rushed::Seats => "seat",
+        Rushed::Quota => "ticket",
+    };
     println!(
-        "boxoffice seat rush: {} bookings from {} clients on a {}-seat showing, {}",
-        args.requests,
-        args.clients,
-        ROWS * PER_ROW,
-        deployment.mode
+        "boxoffice {what} rush: {} bookings from {} clients for {RUSH_SIZE} {what}s, {}",
+        args.requests, args.clients, deployment.mode
     );
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
@@ -701,13 +918,8 @@ async fn seat_rush(
         let (http, base, showing) = (http.clone(), base.to_owned(), showing.clone());
         tokio::spawn(async move {
             loop {
-                if let Ok(seats) =
-                    get(&http, &base, &format!("/listings/{showing}/seats"), None).await
-                {
-                    let all_sold = seats
-                        .as_array()
-                        .is_some_and(|seats| seats.iter().all(|s| s["status"] == "sold"));
-                    if all_sold {
+                if let Ok(sold) = sold_of(&http, &base, &showing, rushed).await {
+                    if sold >= RUSH_SIZE {
                         return started.elapsed();
                     }
                 }
@@ -727,14 +939,19 @@ async fn seat_rush(
                 if i >= requests {
                     return answers;
                 }
-                // Spread the demand over every seat, many clients per seat.
-                let seat = (i as u64).wrapping_mul(7919) % (ROWS * PER_ROW);
-                let label = format!(
-                    "{}-{}",
-                    char::from(b'A' + (seat / PER_ROW) as u8),
-                    seat % PER_ROW + 1
-                );
-                let body = json!({"listingId": showing, "seats": [label]});
+                let body = match rushed {
+                    Rushed::Seats => {
+                        // Spread the demand over every seat, many clients per seat.
+                        let seat = (i as u64).wrapping_mul(7919) % (ROWS * PER_ROW);
+                        let label = format!(
+                            "{}-{}",
+                            char::from(b'A' + (seat / PER_ROW) as u8),
+                            seat % PER_ROW + 1
+                        );
+                        json!({"listingId": showing, "seats": [label]})
+                    }
+                    Rushed::Quota => json!({"listingId": showing, "quantity": 1}),
+                };
                 answers.push(send_booking(&http, &base, &token, &body, started).await);
             }
         }));
@@ -748,23 +965,40 @@ async fn seat_rush(
         .await
         .context("the showing did not sell out within 120 s")??;
     let all = histogram_of(answers.iter())?;
-    seat_rush_report(
-        &answers, &all, sent_in, sold_out, http, base, &admin, &showing,
-    )
-    .await
+    let rush = Rush {
+        answers: &answers,
+        all: &all,
+        sent_in,
+        sold_out,
+        rushed,
+    };
+    rush_report(&rush, http, base, &admin, &showing, results).await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn seat_rush_report(
-    answers: &[Answered],
-    all: &Histogram<u64>,
+/// What a rush's clients saw.
+struct Rush<'a> {
+    answers: &'a [Answered],
+    all: &'a Histogram<u64>,
     sent_in: Duration,
     sold_out: Duration,
+    rushed: Rushed,
+}
+
+async fn rush_report(
+    rush: &Rush<'_>,
     http: &reqwest::Client,
     base: &str,
     admin: &str,
     showing: &str,
+    results: &mut Results,
 ) -> anyhow::Result<()> {
+    let Rush {
+        answers,
+        all,
+        sent_in,
+        sold_out,
+        rushed,
+    } = *rush;
     let count = |f: &dyn Fn(u16) -> bool| answers.iter().filter(|a| f(a.status)).count();
     let accepted = count(&|s| s == 202);
     // Wait for every accepted booking to leave `pending`.
@@ -781,11 +1015,7 @@ async fn seat_rush_report(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let seats = get(http, base, &format!("/listings/{showing}/seats"), None).await?;
-    let sold = seats
-        .as_array()
-        .map(|seats| seats.iter().filter(|s| s["status"] == "sold").count())
-        .unwrap_or(0);
+    let sold = sold_of(http, base, showing, rushed).await?;
     println!(
         "requests               {} sent in {:.1} s; 202: {accepted}, 4xx: {}, 5xx: {}, unanswered: {}",
         answers.len(),
@@ -801,14 +1031,39 @@ async fn seat_rush_report(
         all.max() as f64 / 1000.0
     );
     println!("sold out after         {:.2} s", sold_out.as_secs_f64());
-    println!("outcome                {confirmed} confirmed, {rejected} rejected (seat taken)");
-    let ok = sold == 100 && confirmed == 100 && confirmed + rejected == accepted;
+    let (what, refused) = match rushed {
+        Rushed::Seats => ("seats", "seat taken"),
+        Rushed::Quota => ("tickets", "sold out"),
+    };
+    println!("outcome                {confirmed} confirmed, {rejected} rejected ({refused})");
+    let unanswered = count(&|s| s == 0 || s >= 500);
+    let ok = sold == RUSH_SIZE
+        && confirmed as u64 == RUSH_SIZE
+        && confirmed + rejected == accepted
+        && unanswered == 0;
     println!(
-        "audit                  {sold} seats sold, {confirmed} bookings confirmed, every accepted booking settled: {}",
+        "audit                  {sold} {what} sold, {confirmed} bookings confirmed, every request answered, every accepted booking settled: {}",
         if ok { "OK" } else { "MISMATCH" }
     );
+    println!("against the targets:");
+    results.against(
+        "answer_p99_ms",
+        "answer p99 (ms)",
+        ms(all, 0.99),
+        Target::AtMost(1000.0),
+    );
+    results.set("answer_p50_ms", ms(all, 0.5));
+    results.set("sold_out_after_s", sold_out.as_secs_f64());
+    results.set(
+        "requests_per_second",
+        answers.len() as f64 / sent_in.as_secs_f64(),
+    );
+    results.set("accepted", accepted);
+    results.set("confirmed", confirmed);
+    results.set("unanswered_or_5xx", unanswered);
+    results.set("audit_ok", ok);
     if !ok {
-        bail!("seat audit failed");
+        bail!("{what} audit failed");
     }
     Ok(())
 }
@@ -1429,6 +1684,143 @@ async fn get(
 /// p50 and p99 of `boxoffice_event_lag_seconds` for one consumer, by linear
 /// interpolation within the histogram's buckets (as PromQL's
 /// `histogram_quantile` does), and how many events it counted.
+/// A counter's value for one consumer group from a `/metrics` page (0 when
+/// the group has not counted anything yet).
+async fn consumer_counter(
+    http: &reqwest::Client,
+    metrics_url: &str,
+    metric: &str,
+    consumer: &str,
+) -> anyhow::Result<f64> {
+    let text = http.get(metrics_url).send().await?.text().await?;
+    let label = format!("consumer=\"{consumer}\"");
+    Ok(text
+        .lines()
+        .filter(|line| line.starts_with(metric) && line.contains(&label))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+/// My page's process is down while `--clients` book for `--seconds`; then
+/// it starts again and works off what it missed. The rate it does so at,
+/// against the rate the events were produced at, says how fast a consumer
+/// recovers from an outage (target: ten times the ingest rate).
+async fn catch_up(
+    args: &Args,
+    http: &reqwest::Client,
+    base: &str,
+    deployment: &mut Deployment,
+    results: &mut Results,
+) -> anyhow::Result<()> {
+    const GROUP: &str = "mypage.projection";
+    anyhow::ensure!(
+        args.distributed,
+        "catch-up stops the my-page process: run it with --distributed"
+    );
+    wait_ready(http, base).await?;
+    let admin = token(http, base, "admin", ADMIN_PASSWORD).await?;
+    let movie = json!({"kind": "movie", "title": "Catch-up", "price": 100, "tickets": CAPACITY});
+    let movie = register(http, base, &admin, movie).await?;
+    let tokens = customers(http, base, "catchup", args.clients).await?;
+    let metrics = deployment
+        .consumers
+        .iter()
+        .find(|(group, _)| *group == GROUP)
+        .map(|(_, url)| url.clone())
+        .context("my page's metrics")?;
+    let mypage = deployment
+        .processes
+        .iter_mut()
+        .find(|process| process.name == "mypage")
+        .context("a mypage process")?;
+    mypage.kill().await;
+    println!(
+        "boxoffice catch-up: my page down while {} clients book for {} s, {}",
+        args.clients, args.seconds, deployment.mode
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for token in tokens {
+        let (http, base, movie, stop) =
+            (http.clone(), base.to_owned(), movie.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let mut booked = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if book(&http, &base, &token, &movie).await.is_ok() {
+                    booked += 1;
+                }
+            }
+            booked
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut booked = 0;
+    for client in clients {
+        booked += client.await?;
+    }
+    let down_for = started.elapsed();
+    // Let the rest of the saga finish, so the backlog is complete.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let mypage = deployment
+        .processes
+        .iter_mut()
+        .find(|process| process.name == "mypage")
+        .context("a mypage process")?;
+    mypage.restart()?;
+    let back = Instant::now();
+    // Done when the handled count has stood still for a second after it
+    // began to move.
+    let mut handled = 0.0;
+    let mut first_handled = None;
+    let mut still_since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = consumer_counter(http, &metrics, "boxoffice_events_handled_total", GROUP)
+            .await
+            .unwrap_or(handled);
+        if now > handled {
+            first_handled.get_or_insert_with(|| back.elapsed());
+            handled = now;
+            still_since = Instant::now();
+        } else if handled > 0.0 && still_since.elapsed() > Duration::from_secs(1) {
+            break;
+        }
+        anyhow::ensure!(
+            back.elapsed() < Duration::from_secs(600),
+            "my page did not catch up within 10 minutes"
+        );
+    }
+    let working = back.elapsed() - still_since.elapsed();
+    let started_after = first_handled.unwrap_or_default();
+    let ingest = handled / down_for.as_secs_f64();
+    let catch_up = handled / (working - started_after).as_secs_f64().max(0.001);
+    println!(
+        "missed                 {handled:.0} events for my page while down {:.1} s ({booked} bookings) = {ingest:.0} events/s",
+        down_for.as_secs_f64()
+    );
+    println!(
+        "caught up              in {:.1} s after its restart (first event handled after {:.1} s) = {catch_up:.0} events/s",
+        working.as_secs_f64(),
+        started_after.as_secs_f64()
+    );
+    println!("against the targets:");
+    results.against(
+        "catch_up_ratio",
+        "catch-up rate / ingest rate",
+        catch_up / ingest.max(f64::EPSILON),
+        Target::AtLeast(10.0),
+    );
+    results.set("events_missed", handled);
+    results.set("bookings", booked);
+    results.set("ingest_events_per_second", ingest);
+    results.set("catch_up_events_per_second", catch_up);
+    results.set("caught_up_after_s", working.as_secs_f64());
+    Ok(())
+}
+
 async fn lag_quantiles(
     http: &reqwest::Client,
     metrics_url: &str,
