@@ -137,15 +137,12 @@ impl Results {
             Target::AtLeast(bound) => ("≥", bound),
             Target::AtMost(bound) => ("≤", bound),
         };
-        let off = if met {
-            String::new()
+        let verdict = if met {
+            "met".to_owned()
         } else {
-            format!(" — missed by a factor of {:.1}", target.factor(value))
+            format!("missed by a factor of {:.1}", target.factor(value))
         };
-        println!(
-            "  {label:<34} {value:>10.2}   target {sign} {bound}: {}{off}",
-            if met { "met" } else { "missed" }
-        );
+        println!("  {label:<34} {value:>10.2}   target {sign} {bound}: {verdict}");
         self.0.insert(
             name.to_owned(),
             json!({"value": value, "target": format!("{sign} {bound}"), "met": met}),
@@ -332,6 +329,10 @@ fn spawn_process(
         // per-user limit (and its cost) on the path, but out of reach.
         .env("BOXOFFICE_RATE_LIMITS__WRITES_PER_SECOND", "1000000")
         .env("BOXOFFICE_RATE_LIMITS__WRITES_BURST", "1000000")
+        // Every customer signs in from this one address, where a rush's
+        // customers would each have their own.
+        .env("BOXOFFICE_RATE_LIMITS__AUTH_PER_SECOND", "1000000")
+        .env("BOXOFFICE_RATE_LIMITS__AUTH_BURST", "1000000")
         .env("BOXOFFICE_DATA_DIR", data)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
