@@ -96,6 +96,7 @@ impl Reservations {
     /// authorised with payment before anything is stored, and no
     /// authorisation means no booking. With an idempotency key, a repeat of
     /// the same request returns the reservation the first one created.
+    #[tracing::instrument(name = "place reservation", skip_all, fields(reservation.id, listing.id = %request.listing_id))]
     pub async fn place(&self, request: PlaceReservation) -> Result<Reservation, AppError> {
         if let Some(key) = &request.idempotency_key {
             if let Some(existing) = self
@@ -127,13 +128,16 @@ impl Reservations {
             },
         )?;
         let reservation = fold(None, &events).expect("placing yields a reservation");
+        tracing::Span::current().record("reservation.id", tracing::field::display(reservation.id));
         let by_card =
             reservation.payment_method == PaymentMethod::Card && reservation.amount > Money::ZERO;
         if by_card {
             self.pay(&reservation).await?;
         }
         // A new reservation is at version 1 once placed.
-        let outgoing = integration_events(&reservation, &events, None, 1);
+        let mut outgoing = integration_events(&reservation, &events, None, 1);
+        // Stored by the group-commit writer, outside this request's span.
+        runtime::telemetry::stamp(&mut outgoing);
         let stored = self
             .placements
             .store(
