@@ -15,6 +15,7 @@ use runtime::group_commit::GroupCommit;
 use runtime::retry::{Outage, Unavailable};
 use sqlx::{Any, Transaction};
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::adapters::sql::{charge, PaymentStore};
 use crate::domain::{
@@ -115,8 +116,15 @@ impl Payments {
 
     /// Authorises the booking's amount with the provider. Idempotent by
     /// reservation: asking again answers what the first request got.
-    #[tracing::instrument(name = "authorise payment", skip_all, fields(reservation.id = %request.reservation_id))]
     pub async fn authorise(&self, request: Authorisation) -> Result<Payment, AuthoriseError> {
+        let span = runtime::business_span!(
+            "authorise payment",
+            reservation.id = %request.reservation_id
+        );
+        self.authorise_within(request).instrument(span).await
+    }
+
+    async fn authorise_within(&self, request: Authorisation) -> Result<Payment, AuthoriseError> {
         if let Some(existing) = self.store.find_for_booking(request.reservation_id).await? {
             return answer(existing);
         }

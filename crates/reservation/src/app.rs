@@ -15,6 +15,8 @@ use sqlx::{Any, Transaction};
 
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use kernel::shutdown::Shutdown;
 use kernel::Money;
 
@@ -96,8 +98,16 @@ impl Reservations {
     /// authorised with payment before anything is stored, and no
     /// authorisation means no booking. With an idempotency key, a repeat of
     /// the same request returns the reservation the first one created.
-    #[tracing::instrument(name = "place reservation", skip_all, fields(reservation.id, listing.id = %request.listing_id))]
     pub async fn place(&self, request: PlaceReservation) -> Result<Reservation, AppError> {
+        let span = runtime::business_span!(
+            "place reservation",
+            reservation.id = tracing::field::Empty,
+            listing.id = %request.listing_id
+        );
+        self.place_within(request).instrument(span).await
+    }
+
+    async fn place_within(&self, request: PlaceReservation) -> Result<Reservation, AppError> {
         if let Some(key) = &request.idempotency_key {
             if let Some(existing) = self
                 .store

@@ -72,6 +72,20 @@ pub fn request_span(
     span
 }
 
+/// A span for a step of the business (`place reservation`), made only
+/// while traces are on: `tracing`'s own spans cost a few microseconds each
+/// even when nothing exports them (the log layer records them too).
+#[macro_export]
+macro_rules! business_span {
+    ($name:literal $(, $($fields:tt)*)?) => {
+        if $crate::telemetry::is_on() {
+            ::tracing::info_span!($name $(, $($fields)*)?)
+        } else {
+            ::tracing::Span::none()
+        }
+    };
+}
+
 /// Names the current request span after the route that took the request
 /// when the router only knew it as a fallback (the gateway's proxied
 /// routes), with the service it goes to.
