@@ -116,6 +116,8 @@ def manifests(overlay, rendered):
                     if service not in by_kind.get(kind, {}):
                         fail(f"{where}: no {kind} {service}")
             for e in c.get("env", []):
+                if e["name"] == "BOXOFFICE_RESERVATION__GRPC_PORT":
+                    grpc_port(f"{where}", c, int(e["value"]), args[1] if args[:1] == ["serve"] else name, by_kind)
                 if SECRETISH.search(e["name"]) and "value" in e:
                     fail(f"{where}: {e['name']} has a literal value; use a Secret")
     for name, s in by_kind.get("Secret", {}).items():
@@ -131,6 +133,22 @@ def manifests(overlay, rendered):
         service_monitor(f"{overlay}: ServiceMonitor {name}", m, by_kind.get("Service", {}))
     print(f"    rules: {len(deployments)} Deployments (non-root, seccomp, caps, read-only root, probes, resources, pinned image)"
           + (f", {len(monitors)} ServiceMonitor(s) scraping every Service" if monitors else ""))
+
+
+def grpc_port(where, container, port, service, by_kind):
+    """A gRPC port that is served is also declared: the container's port
+    (named), the Service's, and a NetworkPolicy rule that lets callers in."""
+    named = [p["name"] for p in container.get("ports", []) if p.get("containerPort") == port and p.get("name")]
+    if not named:
+        fail(f"{where}: serves gRPC on {port} without a named containerPort for it")
+        return
+    svc = by_kind.get("Service", {}).get(service)
+    if not svc or not any(p.get("targetPort") in (named[0], port) for p in svc["spec"]["ports"]):
+        fail(f"{where}: the Service {service} has no port to gRPC's {named[0]}")
+    policy = by_kind.get("NetworkPolicy", {}).get(service)
+    if policy and not any(p.get("port") in (named[0], port)
+                          for rule in policy["spec"].get("ingress", []) for p in rule.get("ports", [])):
+        fail(f"{where}: the NetworkPolicy {service} lets nobody reach gRPC's {named[0]}")
 
 
 DURATION = re.compile(r"^[0-9]+(ms|s|m|h)$")
@@ -353,10 +371,64 @@ def metrics(crates, dashboard_json, alerts_yaml, rules_out=None):
     print(f"    {len(exprs)} dashboard and {len(alert_exprs)} alert expressions checked against the {len(series)} series the code exports")
 
 
+PROMETHEUS_RULE = "deploy/k8s/components/prometheus-operator/prometheus-rule.yaml"
+PROMETHEUS_RULE_HEAD = """\
+# Generated from deploy/monitoring/alerts.yaml by
+# `deploy/validate.py prometheus-rule --write`; deploy/check fails when the
+# two differ. Edit alerts.yaml, then generate this again.
+"""
+
+
+class BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (PromQL) as literal blocks, as a person writes them."""
+
+
+BlockDumper.add_representer(str, lambda dumper, s: dumper.represent_scalar(
+    "tag:yaml.org,2002:str", s, style="|" if "\n" in s else None))
+
+
+def prometheus_rule_doc(alerts_yaml):
+    with open(alerts_yaml) as f:
+        alerts = yaml.safe_load(f)
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {
+            "name": "boxoffice",
+            # What kube-prometheus-stack's Prometheus selects rules by, as
+            # for the ServiceMonitor.
+            "labels": {"release": "kube-prometheus-stack", "app.kubernetes.io/part-of": "boxoffice"},
+        },
+        "spec": {"groups": alerts["groups"]},
+    }
+
+
+def prometheus_rule(alerts_yaml, *args):
+    """Writes (--write) or checks the PrometheusRule made of the alert rules;
+    with a rendered overlay, also that the rule it deploys is that one."""
+    wanted = prometheus_rule_doc(alerts_yaml)
+    if args[:1] == ("--write",):
+        with open(PROMETHEUS_RULE, "w") as f:
+            f.write(PROMETHEUS_RULE_HEAD)
+            yaml.dump(wanted, f, Dumper=BlockDumper, sort_keys=False, width=100)
+        print(f"    wrote {PROMETHEUS_RULE}")
+        return
+    [committed] = docs(PROMETHEUS_RULE)
+    if committed != wanted:
+        fail(f"{PROMETHEUS_RULE} differs from {alerts_yaml}: run deploy/validate.py prometheus-rule {alerts_yaml} --write")
+    for rendered in args:
+        deployed = [d for d in docs(rendered) if d.get("kind") == "PrometheusRule"]
+        if len(deployed) != 1 or deployed[0]["spec"] != wanted["spec"]:
+            fail(f"{rendered}: does not deploy exactly the PrometheusRule of {alerts_yaml}")
+    alerts = sum(len(g["rules"]) for g in wanted["spec"]["groups"])
+    if not errors:
+            print(f"    the PrometheusRule holds the {alerts} rules of {alerts_yaml}, unchanged")
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
     {"split": split, "manifests": manifests, "containerfile": containerfile, "routes": routes,
-     "metrics": metrics}[command](*args)
+     "metrics": metrics, "prometheus-rule": prometheus_rule}[command](*args)
     for e in errors:
         print(f"    FAIL {e}", file=sys.stderr)
     sys.exit(1 if errors else 0)

@@ -75,6 +75,9 @@ pub struct Config {
     /// Where customers are told what happened (`[notification]`:
     /// `webhook_url`, `webhook_secret`); the log always.
     pub notification: notification::Settings,
+    /// Traces (`[telemetry]`: `otlp_endpoint`, `service_name`); off unless
+    /// an endpoint is set here or in `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub telemetry: crate::telemetry::TelemetrySettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -308,6 +311,7 @@ impl Default for Config {
             payment: payment::Settings::default(),
             wallet: WalletConfig::default(),
             notification: notification::Settings::default(),
+            telemetry: crate::telemetry::TelemetrySettings::default(),
         }
     }
 }
@@ -404,6 +408,25 @@ mod tests {
                 "postgres://app@db:5432/boxoffice_catalog"
             );
             assert!(config.separates_databases());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn traces_are_off_by_default_and_an_endpoint_turns_them_on() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(Config::load(None).unwrap().telemetry.otlp_endpoint, None);
+            jail.create_file("boxoffice.toml", "[telemetry]\nservice_name = \"box\"")?;
+            jail.set_env(
+                "BOXOFFICE_TELEMETRY__OTLP_ENDPOINT",
+                "http://collector:4318",
+            );
+            let config = Config::load(None).unwrap();
+            assert_eq!(
+                config.telemetry.otlp_endpoint.as_deref(),
+                Some("http://collector:4318")
+            );
+            assert_eq!(config.telemetry.service_name.as_deref(), Some("box"));
             Ok(())
         });
     }

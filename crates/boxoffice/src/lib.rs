@@ -10,11 +10,13 @@
 //! - [`platform`]: `up` — every service in one process, each on its own
 //!   loopback port behind the gateway, as it will run distributed.
 //! - [`secrets`]: the admin password and token key kept in the data dir.
+//! - [`telemetry`]: logs, and traces exported over OTLP when configured.
 
 pub mod config;
 pub mod dead_letters;
 pub mod platform;
 pub mod secrets;
+pub mod telemetry;
 
 pub use config::Config;
 pub use platform::{Platform, ServiceName};

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use boxoffice::dead_letters;
 use boxoffice::platform::{self, ServiceName};
+use boxoffice::telemetry::Telemetry;
 use boxoffice::{Config, Platform};
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc hands freed memory back to the OS; glibc's per-thread arenas
 /// kept every Argon2 work buffer (19 MiB each) resident for good.
@@ -61,13 +61,25 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref())?;
-    init_tracing(&config.log_format);
-    match cli.command {
+    let service_name = match &cli.command {
+        Command::Serve { service, .. } => format!("boxoffice-{}", service.as_str()),
+        _ => "boxoffice".to_owned(),
+    };
+    let telemetry = Telemetry::init(&config.telemetry, &config.log_format, &service_name)?;
+    let outcome = run(cli.command, &mut config).await;
+    telemetry.shutdown().await;
+    outcome
+}
+
+async fn run(command: Command, config: &mut Config) -> anyhow::Result<()> {
+    match command {
         Command::Up { port, data_dir } => {
             config.port = port.unwrap_or(config.port);
-            config.data_dir = data_dir.unwrap_or(config.data_dir);
+            if let Some(data_dir) = data_dir {
+                config.data_dir = data_dir;
+            }
             let started = std::time::Instant::now();
-            let platform = Platform::start(&config).await?;
+            let platform = Platform::start(config).await?;
             if let Some(password) = &platform.generated_admin_password {
                 println!(
                     "admin password (shown once, kept in {}): {password}",
@@ -93,26 +105,15 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve { service, port } => {
             config.port = port.unwrap_or(config.port);
-            platform::serve_one(&config, service).await
+            platform::serve_one(config, service).await
         }
-        Command::Migrate { service } => platform::migrate(&config, service).await,
+        Command::Migrate { service } => platform::migrate(config, service).await,
         Command::DeadLetters { url, command } => {
-            if let Err(error) = dead_letters::run(&config, url.as_deref(), command).await {
+            if let Err(error) = dead_letters::run(config, url.as_deref(), command).await {
                 eprintln!("{error:#}");
                 std::process::exit(1);
             }
             Ok(())
         }
-    }
-}
-
-fn init_tracing(format: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }

@@ -44,6 +44,12 @@ pub fn encode(envelope: &Envelope) -> anyhow::Result<Record> {
     if let Some(version) = envelope.subjectversion {
         headers.push(("ce_subjectversion", version.to_string()));
     }
+    if let Some(traceparent) = &envelope.traceparent {
+        headers.push(("ce_traceparent", traceparent.clone()));
+    }
+    if let Some(tracestate) = &envelope.tracestate {
+        headers.push(("ce_tracestate", tracestate.clone()));
+    }
     Ok(Record {
         headers,
         value: serde_json::to_vec(&envelope.data)?,
@@ -104,6 +110,8 @@ pub fn decode<'a>(
         causationid,
         schemaversion,
         subjectversion,
+        traceparent: get("ce_traceparent").map(str::to_owned),
+        tracestate: get("ce_tracestate").map(str::to_owned),
         data,
     })
 }
@@ -131,6 +139,10 @@ mod tests {
         )
         .caused_by(&cause)
         .at_version(3)
+        .traced(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            Some("vendor=1"),
+        )
     }
 
     fn as_pairs(record: &Record) -> Vec<(&str, Option<&[u8]>)> {
@@ -157,6 +169,11 @@ mod tests {
         assert_eq!(header(CONTENT_TYPE), Some("application/json"));
         assert_eq!(header("ce_schemaversion"), Some("1"));
         assert_eq!(header("ce_subjectversion"), Some("3"));
+        assert_eq!(
+            header("ce_traceparent"),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        );
+        assert_eq!(header("ce_tracestate"), Some("vendor=1"));
         let value: serde_json::Value = serde_json::from_slice(&record.value).unwrap();
         assert_eq!(value, serde_json::json!({"quantity": 2, "title": "Dune"}));
     }

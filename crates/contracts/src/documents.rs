@@ -95,6 +95,18 @@ pub const KAFKA_HEADERS: &[Header] = &[
                       it (reservation events do): lets a read model tell a late event \
                       from a newer one.",
     },
+    Header {
+        name: "ce_traceparent",
+        always: false,
+        description: "The W3C trace context of the work that wrote the event \
+                      (CloudEvents distributed-tracing extension), when its producer \
+                      traces: a consumer's handling continues that trace.",
+    },
+    Header {
+        name: "ce_tracestate",
+        always: false,
+        description: "The W3C tracestate that goes with ce_traceparent, when there is one.",
+    },
 ];
 
 /// One event type of the contract.

@@ -638,16 +638,22 @@ async fn forward_checked(upstream: Upstream, request: Request) -> Result<Respons
         upstream.authorize(&parts.method, &[path], &parts.headers)?;
         return Err(ApiError::NotFound(format!("no route for {path}")));
     };
+    // The gateway's routes are its fallback, so its request span is named
+    // after the route that took the request.
+    runtime::telemetry::name_request(&parts.method, &target.route.prefix, &target.route.service);
     let caller = upstream.authorize(&parts.method, &[path, &target.path], &parts.headers)?;
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| {
             ApiError::PayloadTooLarge(format!("the body is larger than {MAX_BODY_BYTES} bytes"))
         })?;
+    let mut headers = downstream_headers(&parts.headers, caller.as_ref());
+    // The service continues the gateway's span, not the client's.
+    runtime::telemetry::inject(&mut headers);
     let request = Outgoing {
         method: parts.method,
         path_and_query: target.path_and_query(),
-        headers: downstream_headers(&parts.headers, caller.as_ref()),
+        headers,
         body,
     };
     upstream

@@ -6,7 +6,10 @@
 //! (the event that caused this one) and `schemaversion` (the version of the
 //! payload schema), and one optional one: `subjectversion`, the version of
 //! the subject (the aggregate) this event brought it to, so a read model can
-//! tell a late event from a newer one. Serialised as JSON it is a CloudEvent in structured mode;
+//! tell a late event from a newer one. Two more optional ones follow the
+//! CloudEvents distributed-tracing extension: `traceparent` and `tracestate`,
+//! the W3C trace context of the work that wrote the event, so a consumer's
+//! handling continues the same trace. Serialised as JSON it is a CloudEvent in structured mode;
 //! the Kafka adapter carries the same attributes as headers (binary mode).
 
 use serde::{Deserialize, Serialize};
@@ -69,6 +72,13 @@ pub struct Envelope {
     /// it, then one more per event), when its producer versions it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subjectversion: Option<u64>,
+    /// The W3C `traceparent` of the span that wrote this event (CloudEvents
+    /// distributed-tracing extension), when traces are on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// The W3C `tracestate` that goes with `traceparent`, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
     pub data: serde_json::Value,
 }
 
@@ -94,6 +104,8 @@ impl Envelope {
             causationid: None,
             schemaversion: schema_version,
             subjectversion: None,
+            traceparent: None,
+            tracestate: None,
             data,
         }
     }
@@ -101,6 +113,14 @@ impl Envelope {
     /// Marks this event as bringing its subject to `version`.
     pub fn at_version(mut self, version: u64) -> Self {
         self.subjectversion = Some(version);
+        self
+    }
+
+    /// Records the trace context (W3C `traceparent`, `tracestate`) of the
+    /// work that wrote this event.
+    pub fn traced(mut self, traceparent: &str, tracestate: Option<&str>) -> Self {
+        self.traceparent = Some(traceparent.to_owned());
+        self.tracestate = tracestate.map(str::to_owned);
         self
     }
 
@@ -137,6 +157,7 @@ mod tests {
         assert_eq!(json["correlationid"], "r-1");
         assert!(json.get("causationid").is_none());
         assert!(json.get("subjectversion").is_none());
+        assert!(json.get("traceparent").is_none());
         let back: Envelope = serde_json::from_value(json).unwrap();
         assert_eq!(back, env);
     }

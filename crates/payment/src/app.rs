@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use contracts::payment::PaymentEvent;
+use contracts::IntegrationEvent;
+use kernel::bus::Outgoing;
 use kernel::ids::{PaymentId, ReservationId, UserId};
 use kernel::shutdown::Shutdown;
 use kernel::Money;
@@ -13,6 +15,7 @@ use runtime::group_commit::GroupCommit;
 use runtime::retry::{Outage, Unavailable};
 use sqlx::{Any, Transaction};
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::adapters::sql::{charge, PaymentStore};
 use crate::domain::{
@@ -74,7 +77,7 @@ pub struct Payments {
     store: PaymentStore,
     /// New payments, many to a transaction: authorisations arrive in
     /// bursts and each must be stored before it is answered.
-    recorder: GroupCommit<(Payment, PaymentEvent), bool>,
+    recorder: GroupCommit<(Payment, Outgoing), bool>,
     provider: Arc<dyn PaymentProvider>,
     /// Wakes the settler when a settlement is requested in this process.
     settle_now: Arc<Notify>,
@@ -114,6 +117,14 @@ impl Payments {
     /// Authorises the booking's amount with the provider. Idempotent by
     /// reservation: asking again answers what the first request got.
     pub async fn authorise(&self, request: Authorisation) -> Result<Payment, AuthoriseError> {
+        let span = runtime::business_span!(
+            "authorise payment",
+            reservation.id = %request.reservation_id
+        );
+        self.authorise_within(request).instrument(span).await
+    }
+
+    async fn authorise_within(&self, request: Authorisation) -> Result<Payment, AuthoriseError> {
         if let Some(existing) = self.store.find_for_booking(request.reservation_id).await? {
             return answer(existing);
         }
@@ -149,7 +160,12 @@ impl Payments {
                 }
             }
         };
-        if !self.recorder.submit((payment.clone(), event)).await? {
+        // Made here rather than by the writer, so that the event carries
+        // this request's trace context.
+        let mut outgoing = [event.outgoing(None)];
+        runtime::telemetry::stamp(&mut outgoing);
+        let [outgoing] = outgoing;
+        if !self.recorder.submit((payment.clone(), outgoing)).await? {
             // The booking got a payment meanwhile: a void from a caller that
             // gave up waiting, or a repeated request. Ours must not stand.
             if payment.status == Status::Authorised {

@@ -15,6 +15,8 @@ use sqlx::{Any, Transaction};
 
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use kernel::shutdown::Shutdown;
 use kernel::Money;
 
@@ -97,6 +99,15 @@ impl Reservations {
     /// authorisation means no booking. With an idempotency key, a repeat of
     /// the same request returns the reservation the first one created.
     pub async fn place(&self, request: PlaceReservation) -> Result<Reservation, AppError> {
+        let span = runtime::business_span!(
+            "place reservation",
+            reservation.id = tracing::field::Empty,
+            listing.id = %request.listing_id
+        );
+        self.place_within(request).instrument(span).await
+    }
+
+    async fn place_within(&self, request: PlaceReservation) -> Result<Reservation, AppError> {
         if let Some(key) = &request.idempotency_key {
             if let Some(existing) = self
                 .store
@@ -127,13 +138,16 @@ impl Reservations {
             },
         )?;
         let reservation = fold(None, &events).expect("placing yields a reservation");
+        tracing::Span::current().record("reservation.id", tracing::field::display(reservation.id));
         let by_card =
             reservation.payment_method == PaymentMethod::Card && reservation.amount > Money::ZERO;
         if by_card {
             self.pay(&reservation).await?;
         }
         // A new reservation is at version 1 once placed.
-        let outgoing = integration_events(&reservation, &events, None, 1);
+        let mut outgoing = integration_events(&reservation, &events, None, 1);
+        // Stored by the group-commit writer, outside this request's span.
+        runtime::telemetry::stamp(&mut outgoing);
         let stored = self
             .placements
             .store(

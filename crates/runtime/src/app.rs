@@ -28,10 +28,12 @@ use axum::Router;
 use kernel::shutdown::{self, Shutdown};
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tracing::Instrument;
 
 use crate::consumer::Consumer;
 use crate::dead_letters::Replayers;
 use crate::http::{metrics_router, problem_response, MAX_BODY_BYTES};
+use crate::telemetry;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Worker = Box<dyn FnOnce(Shutdown) -> BoxFuture<anyhow::Result<()>> + Send>;
@@ -259,7 +261,16 @@ async fn record(service: &'static str, req: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().to_string();
     let started = Instant::now();
-    let response = next.run(req).await;
+    // Probes and scrapes are not part of any booking: no span for them.
+    let traced = !(route.starts_with("/health/") || route == "/metrics");
+    let response = if traced {
+        let span = telemetry::request_span(service, req.method(), &route, req.headers());
+        let response = next.run(req).instrument(span.clone()).await;
+        span.record("http.response.status_code", response.status().as_u16());
+        response
+    } else {
+        next.run(req).await
+    };
     let status = response.status().as_u16().to_string();
     metrics::histogram!("boxoffice_http_request_duration_seconds",
         "service" => service, "route" => route, "method" => method, "status" => status)

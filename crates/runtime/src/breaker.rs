@@ -34,6 +34,7 @@ use time::OffsetDateTime;
 use crate::http::{timestamp, ApiError, Caller};
 
 use crate::replicas::Replicas;
+use crate::telemetry;
 
 /// How a call is guarded (e.g. `[reservation.payment]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -338,7 +339,13 @@ impl GuardedClient {
         };
         self.replicas
             .send_until(
-                |base| self.http.post(format!("{base}{path}")).json(body).send(),
+                |base| {
+                    self.http
+                        .post(format!("{base}{path}"))
+                        .headers(telemetry::outgoing_headers())
+                        .json(body)
+                        .send()
+                },
                 move_on,
             )
             .await

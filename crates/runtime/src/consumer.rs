@@ -29,11 +29,13 @@ use kernel::ids::EventId;
 use kernel::shutdown::Shutdown;
 use kernel::Envelope;
 use sqlx::{Any, Transaction};
+use tracing::Instrument;
 
 use crate::dead_letters;
 use crate::inbox;
 use crate::retry::{is_transient, Outage};
 use crate::store::Store;
+use crate::telemetry;
 
 /// Tries before a rejected event is parked as a dead letter.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -294,6 +296,7 @@ impl Consumer {
             if fresh.remove(&event.id) {
                 self.handler
                     .handle(&mut tx, event)
+                    .instrument(telemetry::handling_span(&self.group, event))
                     .await
                     .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
                 applied.push(event.time);

@@ -25,6 +25,8 @@
 //!   unreachable ones set aside for a moment.
 //! - [`tokens`]: access tokens (HS256 JWTs), issued by the gateway and
 //!   checked wherever a caller arrives.
+//! - [`telemetry`]: the W3C trace context carried through requests, calls
+//!   and events; spans named from the business.
 //! - [`app`]: a service assembled from a router and background workers,
 //!   served until shutdown.
 
@@ -39,6 +41,7 @@ pub mod outbox;
 pub mod replicas;
 pub mod retry;
 pub mod store;
+pub mod telemetry;
 pub mod tokens;
 
 pub use app::App;

@@ -115,8 +115,18 @@ const MESSAGING_V2_SQLITE: &str = messaging_v2!("INTEGER PRIMARY KEY AUTOINCREME
 const MESSAGING_V2_POSTGRES: &str =
     messaging_v2!("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA");
 
-/// Appends events to the outbox inside the caller's transaction.
+/// Appends events to the outbox inside the caller's transaction. An event
+/// without a trace context takes the current span's (when traces are on),
+/// so whoever handles it continues this trace.
 pub async fn append(tx: &mut Transaction<'static, Any>, events: &[Outgoing]) -> anyhow::Result<()> {
+    let mut stamped;
+    let events = if crate::telemetry::is_on() {
+        stamped = events.to_vec();
+        crate::telemetry::stamp(&mut stamped);
+        &stamped[..]
+    } else {
+        events
+    };
     for event in events {
         let envelope = serde_json::to_string(&event.envelope)?;
         sqlx::query("INSERT INTO outbox (topic, envelope) VALUES ($1, $2)")

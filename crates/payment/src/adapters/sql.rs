@@ -5,6 +5,7 @@
 use anyhow::Context;
 use contracts::payment::{Charge, PaymentEvent};
 use contracts::IntegrationEvent;
+use kernel::bus::Outgoing;
 use kernel::ids::{PaymentId, ReservationId, UserId};
 use kernel::Money;
 use runtime::http::{parse_timestamp, timestamp};
@@ -69,16 +70,13 @@ impl PaymentStore {
 
     /// Stores new payments with their events in one transaction; for each,
     /// `false` (nothing stored) when its booking already has one.
-    pub async fn insert_all(
-        &self,
-        payments: &[(Payment, PaymentEvent)],
-    ) -> anyhow::Result<Vec<bool>> {
+    pub async fn insert_all(&self, payments: &[(Payment, Outgoing)]) -> anyhow::Result<Vec<bool>> {
         let mut tx = self.store.begin().await?;
         let mut stored = Vec::with_capacity(payments.len());
         for (payment, event) in payments {
             let inserted = self.insert(&mut tx, payment).await?;
             if inserted {
-                outbox::append(&mut tx, &[event.outgoing(None)]).await?;
+                outbox::append(&mut tx, std::slice::from_ref(event)).await?;
             }
             stored.push(inserted);
         }

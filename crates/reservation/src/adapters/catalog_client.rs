@@ -87,7 +87,12 @@ impl CatalogClient {
         let unavailable = |e: reqwest::Error| LookupError::Unavailable(e.to_string());
         let response = self
             .replicas
-            .connect(|base| self.http.get(format!("{base}/listings/{id}")).send())
+            .connect(|base| {
+                self.http
+                    .get(format!("{base}/listings/{id}"))
+                    .headers(runtime::telemetry::outgoing_headers())
+                    .send()
+            })
             .await
             .map_err(unavailable)?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
@@ -105,7 +110,12 @@ impl CatalogClient {
         let (seats, sections) = if view.capacity.kind == "seated" {
             let seats: Vec<SeatView> = self
                 .replicas
-                .connect(|base| self.http.get(format!("{base}/listings/{id}/seats")).send())
+                .connect(|base| {
+                    self.http
+                        .get(format!("{base}/listings/{id}/seats"))
+                        .headers(runtime::telemetry::outgoing_headers())
+                        .send()
+                })
                 .await
                 .and_then(reqwest::Response::error_for_status)
                 .map_err(unavailable)?

@@ -1,0 +1,279 @@
+//! One booking is one trace: the platform, started in this process with
+//! its spans exported over OTLP/HTTP to a receiver the test runs on
+//! loopback, books a card-paid ticket under a client's `traceparent`, and
+//! every span of it — the gateway, reservation, payment, and each consumer
+//! that handled the saga's events — must share the client's trace id, each
+//! under the span that caused it.
+//!
+//! Its own test binary: traces are switched on for the whole process.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use axum::Router;
+use boxoffice::telemetry::{exporting_to, spans_layer};
+use boxoffice::Platform;
+use common::gateway::{answer, eventually, Gateway};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use prost::Message;
+use serde_json::json;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::Layer;
+
+/// A span as the receiver got it, with what the test looks at.
+#[derive(Debug, Clone)]
+struct Received {
+    trace_id: String,
+    span_id: String,
+    parent: String,
+    name: String,
+    attributes: HashMap<String, String>,
+}
+
+impl Received {
+    fn attr(&self, key: &str) -> &str {
+        self.attributes.get(key).map_or("", String::as_str)
+    }
+}
+
+type Spans = Arc<Mutex<Vec<Received>>>;
+
+/// The OTLP/HTTP receiver: protobuf `ExportTraceServiceRequest`s in.
+async fn receive(State(spans): State<Spans>, body: Bytes) -> Vec<u8> {
+    let request = ExportTraceServiceRequest::decode(body).expect("an OTLP protobuf export");
+    let mut spans = spans.lock().unwrap();
+    for resource in request.resource_spans {
+        for scope in resource.scope_spans {
+            for span in scope.spans {
+                let attributes = span
+                    .attributes
+                    .iter()
+                    .map(|kv| {
+                        let value = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                            Some(AnyValue::StringValue(s)) => s.clone(),
+                            Some(AnyValue::IntValue(i)) => i.to_string(),
+                            Some(AnyValue::BoolValue(b)) => b.to_string(),
+                            other => format!("{other:?}"),
+                        };
+                        (kv.key.clone(), value)
+                    })
+                    .collect();
+                spans.push(Received {
+                    trace_id: hex(&span.trace_id),
+                    span_id: hex(&span.span_id),
+                    parent: hex(&span.parent_span_id),
+                    name: span.name,
+                    attributes,
+                });
+            }
+        }
+    }
+    ExportTraceServiceResponse::default().encode_to_vec()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_card_booking_is_one_trace_from_the_gateway_through_the_saga() {
+    let spans: Spans = Arc::default();
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let receiver_url = format!("http://{}/v1/traces", receiver.local_addr().unwrap());
+    let app = Router::new()
+        .route("/v1/traces", post(receive))
+        .with_state(spans.clone());
+    tokio::spawn(async move { axum::serve(receiver, app).await });
+
+    let provider = exporting_to(&receiver_url, "boxoffice").unwrap();
+    let subscriber =
+        tracing_subscriber::registry().with(spans_layer(&provider).with_filter(LevelFilter::INFO));
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    runtime::telemetry::switch_on();
+
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::start(&common::config::for_tests(dir.path()))
+        .await
+        .unwrap();
+    let app = Gateway::new(platform.url.clone());
+    let admin = app.admin_token().await;
+    let movie = app.movie(&admin, "Traced", 10).await;
+    let customer = app.customer("tracy").await;
+
+    // The client starts the trace; the gateway continues it.
+    let booked = answer(
+        app.http
+            .post(format!("{}/reservations", app.url))
+            .bearer_auth(&customer)
+            .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+            .json(&json!({"listingId": movie, "quantity": 2}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(booked.status, 202, "{:?}", booked.body);
+    let reservation = booked.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.settled(&customer, &reservation).await, "confirmed");
+
+    // The saga goes on after the booking is confirmed (capture, points,
+    // read models): wait for its last steps' spans.
+    let wanted = [
+        ("reservation.saga", "handle TicketsReserved"),
+        ("payment.settlement", "handle ReservationConfirmed"),
+        ("catalog.inventory", "handle ReservationConfirmed"),
+        ("mypage.projection", "handle ReservationConfirmed"),
+        ("notification.sender", "handle ReservationConfirmed"),
+    ];
+    let trace = eventually(|| {
+        let (spans, provider) = (spans.clone(), provider.clone());
+        async move {
+            tokio::task::spawn_blocking(move || provider.force_flush())
+                .await
+                .unwrap()
+                .unwrap();
+            let trace: Vec<Received> = spans
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|s| s.trace_id == CLIENT_TRACE)
+                .cloned()
+                .collect();
+            let has = |(consumer, name): &(&str, &str)| {
+                trace
+                    .iter()
+                    .any(|s| s.name == *name && s.attr("boxoffice.consumer") == *consumer)
+            };
+            wanted.iter().all(has).then_some(trace)
+        }
+    })
+    .await;
+
+    let ids: HashMap<&str, &Received> = trace.iter().map(|s| (s.span_id.as_str(), s)).collect();
+    let one = |name: &str, key: &str, value: &str| -> &Received {
+        let found: Vec<&Received> = trace
+            .iter()
+            .filter(|s| s.name == name && s.attr(key) == value)
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "one span {name} with {key}={value}: {trace:#?}"
+        );
+        found[0]
+    };
+
+    // The synchronous part: client → gateway → reservation → payment.
+    let gateway = one("POST /reservations", "boxoffice.service", "gateway");
+    assert_eq!(
+        gateway.parent, CLIENT_SPAN,
+        "the gateway continues the client's span"
+    );
+    assert_eq!(gateway.attr("boxoffice.upstream"), "reservation");
+    let served = one("POST /reservations", "boxoffice.service", "reservation");
+    assert_eq!(served.parent, gateway.span_id);
+    let place = one("place reservation", "reservation.id", &reservation);
+    assert_eq!(place.parent, served.span_id);
+    let authorisation = one(
+        "POST /internal/authorisations",
+        "boxoffice.service",
+        "payment",
+    );
+    assert_eq!(
+        authorisation.parent, place.span_id,
+        "reservation's call to payment"
+    );
+    let authorise = one("authorise payment", "reservation.id", &reservation);
+    assert_eq!(authorise.parent, authorisation.span_id);
+
+    // The events: each handling is a child of the span that wrote the event.
+    let held = one(
+        "handle ReservationPlaced",
+        "boxoffice.consumer",
+        "catalog.inventory",
+    );
+    assert_eq!(
+        held.parent, place.span_id,
+        "ReservationPlaced was written by place"
+    );
+    assert_eq!(held.attr("reservation.id"), reservation);
+    let answered = one(
+        "handle TicketsReserved",
+        "boxoffice.consumer",
+        "reservation.saga",
+    );
+    assert_eq!(
+        answered.parent, held.span_id,
+        "TicketsReserved was written by catalog"
+    );
+    for consumer in [
+        "payment.settlement",
+        "catalog.inventory",
+        "mypage.projection",
+        "notification.sender",
+    ] {
+        let confirmed = one(
+            "handle ReservationConfirmed",
+            "boxoffice.consumer",
+            consumer,
+        );
+        assert_eq!(
+            confirmed.parent, answered.span_id,
+            "ReservationConfirmed, as {consumer} got it, was written by the saga's step"
+        );
+    }
+    // Payment's authorisation event reached the read models under the
+    // authorisation's span.
+    let authorised = one(
+        "handle PaymentAuthorised",
+        "boxoffice.consumer",
+        "mypage.projection",
+    );
+    assert_eq!(authorised.parent, authorise.span_id);
+
+    // No span of the booking hangs loose: each one's parent is in the trace
+    // (or is the client's).
+    for span in &trace {
+        assert!(
+            span.parent == CLIENT_SPAN || ids.contains_key(span.parent.as_str()),
+            "{} ({}) has a parent outside the trace",
+            span.name,
+            span.attr("boxoffice.consumer")
+        );
+    }
+    let mut shape: Vec<String> = trace
+        .iter()
+        .map(|s| {
+            let who = [s.attr("boxoffice.service"), s.attr("boxoffice.consumer")].concat();
+            let parent = ids
+                .get(s.parent.as_str())
+                .map_or("client", |p| p.name.as_str());
+            format!("{} [{who}] ← {parent}", s.name)
+        })
+        .collect();
+    shape.sort();
+    println!(
+        "{} spans in the booking's trace:\n  {}",
+        trace.len(),
+        shape.join("\n  ")
+    );
+
+    platform.stop().await.unwrap();
+    tokio::task::spawn_blocking(move || provider.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
+}
