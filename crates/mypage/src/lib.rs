@@ -28,7 +28,10 @@ use kv::KvStore;
 use runtime::consumer::Consumer;
 use runtime::{App, Store};
 
-pub use store::MIGRATIONS;
+pub use kv_view::KvReservations;
+pub use projector::Projector;
+pub use store::{MyReservations, MIGRATIONS};
+pub use view::{Projection, View};
 
 /// The consumer group that builds the view.
 pub const GROUP: &str = "mypage.projection";
