@@ -78,6 +78,19 @@ pub struct Config {
     /// Traces (`[telemetry]`: `otlp_endpoint`, `service_name`); off unless
     /// an endpoint is set here or in `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub telemetry: crate::telemetry::TelemetrySettings,
+    /// Where my page keeps its read model (`[mypage] store`): `sql` (the
+    /// service's database), `redb` (a file in the data dir), `redb://<file>`
+    /// or `redis://host:port[/db]`. Absent: redb under `up`, SQL under
+    /// `serve` unless a Redis is named (see `docs/architecture.md`,
+    /// "Storage per service").
+    pub mypage: ReadModelConfig,
+}
+
+/// A read model's store.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReadModelConfig {
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -312,6 +325,7 @@ impl Default for Config {
             wallet: WalletConfig::default(),
             notification: notification::Settings::default(),
             telemetry: crate::telemetry::TelemetrySettings::default(),
+            mypage: ReadModelConfig::default(),
         }
     }
 }
@@ -342,6 +356,33 @@ impl Config {
         match &self.database_url {
             Some(url) => url.replace("{service}", name),
             None => sqlite_url(&self.data_dir, name),
+        }
+    }
+
+    /// Where my page keeps its view; `embedded`: the process runs every
+    /// service (`up`), whose default differs from `serve`'s.
+    pub fn mypage_store(&self, embedded: bool) -> anyhow::Result<mypage::Keep> {
+        let redb = || {
+            mypage::Keep::KeyValue(format!(
+                "redb://{}",
+                self.data_dir.join("mypage.redb").display()
+            ))
+        };
+        match self.mypage.store.as_deref() {
+            None if embedded => Ok(redb()),
+            None | Some("sql") => Ok(mypage::Keep::Sql),
+            Some("redb") => Ok(redb()),
+            Some(url)
+                if url.starts_with("redb://")
+                    || url.starts_with("redis://")
+                    || url.starts_with("rediss://") =>
+            {
+                Ok(mypage::Keep::KeyValue(url.to_owned()))
+            }
+            Some(other) => anyhow::bail!(
+                "[mypage] store = {:?} is not a store: expected sql, redb, redb://<file> or redis://host:port",
+                runtime::store::redact(other)
+            ),
         }
     }
 
@@ -529,6 +570,33 @@ mod tests {
             assert_eq!(payment.timeout_ms, 900);
             assert_eq!(payment.open_for_ms, 500);
             assert_eq!(payment.failures_to_open, 5);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn my_page_is_kept_in_redb_under_up_in_sql_under_serve_unless_configured() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None).unwrap();
+            assert_eq!(
+                config.mypage_store(true).unwrap(),
+                mypage::Keep::KeyValue("redb://./data/mypage.redb".into())
+            );
+            assert_eq!(config.mypage_store(false).unwrap(), mypage::Keep::Sql);
+            jail.set_env("BOXOFFICE_MYPAGE__STORE", "redis://cache:6379/2");
+            let config = Config::load(None).unwrap();
+            assert_eq!(
+                config.mypage_store(false).unwrap(),
+                mypage::Keep::KeyValue("redis://cache:6379/2".into())
+            );
+            jail.set_env("BOXOFFICE_MYPAGE__STORE", "sql");
+            assert_eq!(
+                Config::load(None).unwrap().mypage_store(true).unwrap(),
+                mypage::Keep::Sql
+            );
+            jail.set_env("BOXOFFICE_MYPAGE__STORE", "mongodb://x");
+            let error = Config::load(None).unwrap().mypage_store(true).unwrap_err();
+            assert!(error.to_string().contains("[mypage] store"), "{error}");
             Ok(())
         });
     }

@@ -45,6 +45,15 @@ enum Command {
     },
     /// Create or upgrade the databases (of one service, or all), then exit.
     Migrate { service: Option<ServiceName> },
+    /// Rebuilds a read model from events: empties it and its inbox, and
+    /// moves its consumer group to the start of its topics; the service
+    /// replays them when it starts. Stop the service (or `up`) first.
+    Rebuild {
+        projection: platform::Projection,
+        /// For a distributed deployment (`serve`'s defaults), not `up`'s.
+        #[arg(long)]
+        distributed: bool,
+    },
     /// Events the services' consumers gave up on: list them, replay one.
     /// Signs in to the gateway as admin (password from the configuration
     /// or the data dir's `admin-password`).
@@ -108,6 +117,17 @@ async fn run(command: Command, config: &mut Config) -> anyhow::Result<()> {
             platform::serve_one(config, service).await
         }
         Command::Migrate { service } => platform::migrate(config, service).await,
+        Command::Rebuild {
+            projection,
+            distributed,
+        } => {
+            let embedded = !distributed && config.bus == boxoffice::config::BusKind::Embedded;
+            let removed = platform::rebuild(config, projection, embedded).await?;
+            println!(
+                "{projection:?}: emptied ({removed} rows or keys) and rewound; start the service to replay its events",
+            );
+            Ok(())
+        }
         Command::DeadLetters { url, command } => {
             if let Err(error) = dead_letters::run(config, url.as_deref(), command).await {
                 eprintln!("{error:#}");

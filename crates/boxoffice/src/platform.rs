@@ -267,7 +267,12 @@ impl Platform {
                 config.notification.clone(),
             )
             .await?,
-            mypage::build(&config.database_for("mypage"), shared_bus.clone()).await?,
+            mypage::build(
+                &config.database_for("mypage"),
+                &config.mypage_store(true)?,
+                shared_bus.clone(),
+            )
+            .await?,
             payment::build(
                 &config.database_for("payment"),
                 shared_bus.clone(),
@@ -425,7 +430,9 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
         ServiceName::Notification => {
             notification::build(&database_url, bus().await?.0, config.notification.clone()).await?
         }
-        ServiceName::Mypage => mypage::build(&database_url, bus().await?.0).await?,
+        ServiceName::Mypage => {
+            mypage::build(&database_url, &config.mypage_store(false)?, bus().await?.0).await?
+        }
         ServiceName::Dashboard => dashboard::build(&database_url, bus().await?.0).await?,
         ServiceName::Gateway => {
             let routes = routes(config, &config.urls)?;
@@ -489,6 +496,47 @@ pub async fn migrate(config: &Config, only: Option<ServiceName>) -> anyhow::Resu
         );
     }
     Ok(())
+}
+
+/// The read models `boxoffice rebuild` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Projection {
+    Mypage,
+    Dashboard,
+}
+
+/// Empties a read model and its inbox and moves its consumer group back
+/// to the start of its topics: when its service starts next, it replays
+/// every event the bus holds and serves the rebuilt view. The service must
+/// be stopped meanwhile (`embedded`: `up` is not running). Returns how
+/// many rows or keys were removed.
+pub async fn rebuild(
+    config: &Config,
+    projection: Projection,
+    embedded: bool,
+) -> anyhow::Result<u64> {
+    create_private_dir(&config.data_dir)?;
+    let (bus, log) = connect_bus(config, "rebuild").await?;
+    let (group, topics, removed) = match projection {
+        Projection::Mypage => {
+            let removed = mypage::clear(
+                &config.database_for("mypage"),
+                &config.mypage_store(embedded)?,
+            )
+            .await?;
+            (mypage::GROUP, mypage::TOPICS, removed)
+        }
+        Projection::Dashboard => {
+            let removed = dashboard::clear(&config.database_for("dashboard")).await?;
+            (dashboard::GROUP, dashboard::TOPICS, removed)
+        }
+    };
+    let rewound = bus.rewind(group, topics).await;
+    if let Some(log) = log {
+        log.close().await;
+    }
+    rewound?;
+    Ok(removed)
 }
 
 /// The data dir holds password hashes, secrets and bookings: its owner

@@ -215,6 +215,22 @@ impl EventBus for EmbeddedBus {
         }))
     }
 
+    /// The log keeps every event, so forgetting the group's positions is
+    /// enough: a group with none starts at the first event.
+    async fn rewind(&self, group: &str, topics: &[&str]) -> anyhow::Result<()> {
+        let mut tx = self.write.begin().await?;
+        for topic in topics {
+            sqlx::query("DELETE FROM group_offsets WHERE group_name = $1 AND topic = $2")
+                .bind(group)
+                .bind(topic)
+                .execute(&mut *tx)
+                .await
+                .context("rewinding a consumer group")?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn is_ready(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.read).await.is_ok()
     }

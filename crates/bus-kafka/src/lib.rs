@@ -239,6 +239,60 @@ fn base_config(settings: &KafkaSettings) -> ClientConfig {
 
 #[async_trait]
 impl EventBus for KafkaBus {
+    /// Commits the earliest offset the broker still holds on every
+    /// partition of `topics`, for the group's own name (rather than reading
+    /// with a new group id: the name stays the one metrics, dashboards and
+    /// every replica's configuration know, and no stale group is left
+    /// behind). The broker takes such a commit only from outside a group
+    /// with no live members, so the service must be stopped: a refusal
+    /// says so.
+    async fn rewind(&self, group: &str, topics: &[&str]) -> anyhow::Result<()> {
+        self.ensure_topics(topics).await?;
+        let settings = self.settings.clone();
+        let group = settings.qualified(group);
+        let topics: Vec<String> = topics.iter().map(|t| settings.qualified(t)).collect();
+        tokio::task::spawn_blocking(move || {
+            let consumer: rdkafka::consumer::BaseConsumer = base_config(&settings)
+                .set("group.id", &group)
+                .set("enable.auto.commit", "false")
+                .create()
+                .context("creating a Kafka consumer")?;
+            let mut earliest = TopicPartitionList::new();
+            for topic in &topics {
+                let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+                let partitions = metadata
+                    .topics()
+                    .first()
+                    .map(|t| t.partitions().len())
+                    .unwrap_or(0);
+                for partition in 0..i32::try_from(partitions)? {
+                    let (low, _) = consumer
+                        .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                        .with_context(|| format!("reading where {topic}/{partition} starts"))?;
+                    earliest.add_partition_offset(topic, partition, Offset::Offset(low))?;
+                }
+            }
+            consumer
+                .commit(&earliest, CommitMode::Sync)
+                .with_context(|| {
+                    format!("moving {group} to the start of its topics (are its members stopped?)")
+                })?;
+            // A commit accepted as a whole may still refuse partitions.
+            let answered = consumer.committed_offsets(earliest.clone(), Duration::from_secs(10))?;
+            for element in answered.elements() {
+                if let Err(error) = element.error() {
+                    anyhow::bail!(
+                        "{group} was not moved on {}/{}: {error} (are its members stopped?)",
+                        element.topic(),
+                        element.partition()
+                    );
+                }
+            }
+            Ok(())
+        })
+        .await?
+    }
+
     async fn publish(&self, events: &[Outgoing]) -> Result<(), PublishError> {
         // Enqueue strictly in order (the idempotent producer keeps that order
         // per partition), then wait for every acknowledgement.

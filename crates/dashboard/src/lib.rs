@@ -28,13 +28,27 @@ use runtime::{App, Store};
 
 pub use store::MIGRATIONS;
 
+/// The consumer group that builds the view.
+pub const GROUP: &str = "dashboard.projection";
+/// The topics it reads (a rebuild replays them all).
+pub const TOPICS: &[&str] = &[topics::CATALOG, topics::RESERVATION, topics::WALLET];
+
+/// Empties the view and its inbox, so that replaying the topics from the
+/// start builds it anew (`boxoffice rebuild dashboard`). Dead letters stay.
+pub async fn clear(database_url: &str) -> anyhow::Result<u64> {
+    let store = Store::connect(database_url, MIGRATIONS).await?;
+    let removed = store::clear(&store, GROUP).await;
+    store.close().await;
+    removed
+}
+
 pub async fn build(database_url: &str, bus: Arc<dyn EventBus>) -> anyhow::Result<App> {
     let store = Store::connect(database_url, MIGRATIONS).await?;
     let view = store::DashboardView::new(store.clone());
     let (live, broadcaster) = live::channel(view.clone());
     let consumer = Consumer {
-        group: "dashboard.projection".to_owned(),
-        topics: vec![topics::CATALOG, topics::RESERVATION, topics::WALLET],
+        group: GROUP.to_owned(),
+        topics: TOPICS.to_vec(),
         store: store.clone(),
         bus: bus.clone(),
         handler: Arc::new(projector::Projector::new(view.clone())),

@@ -401,3 +401,34 @@ fn sum(row: &AnyRow, column: &str) -> anyhow::Result<i64> {
         .with_context(|| format!("reading the sum {column}"))?;
     Ok(value.unwrap_or(0))
 }
+
+/// Empties the view and `group`'s inbox rows, in one transaction. The
+/// change count goes on (open streams see one more change).
+pub async fn clear(store: &Store, group: &str) -> anyhow::Result<u64> {
+    let mut tx = store.begin().await?;
+    let mut removed = 0;
+    for table in [
+        "dashboard_listings",
+        "dashboard_holds",
+        "dashboard_reservations",
+        "dashboard_points",
+    ] {
+        removed += sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("emptying {table}"))?
+            .rows_affected();
+    }
+    sqlx::query("UPDATE dashboard_changes SET changes = changes + 1 WHERE id = 1")
+        .execute(&mut *tx)
+        .await
+        .context("counting the change")?;
+    removed += sqlx::query("DELETE FROM inbox WHERE consumer = $1")
+        .bind(group)
+        .execute(&mut *tx)
+        .await
+        .context("emptying the inbox")?
+        .rows_affected();
+    store.commit(tx).await?;
+    Ok(removed)
+}

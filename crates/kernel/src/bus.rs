@@ -122,6 +122,14 @@ pub trait EventBus: Send + Sync + 'static {
     /// Whether the bus can be reached now (for readiness probes).
     async fn is_ready(&self) -> bool;
 
+    /// Moves `group` back to the start of `topics`, so that its next
+    /// members read everything the bus still holds (a read model rebuilt
+    /// from events). The group's members must be stopped meanwhile.
+    async fn rewind(&self, group: &str, topics: &[&str]) -> anyhow::Result<()> {
+        let _ = (group, topics);
+        anyhow::bail!("this bus cannot rewind a consumer group")
+    }
+
     /// How many members of each consumer group one process runs. Members
     /// split a group's partitions, so their database round trips overlap;
     /// one key's events still go to one member, in order. A bus that does

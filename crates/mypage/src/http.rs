@@ -8,9 +8,13 @@ use runtime::http::{ApiError, Caller, Page};
 
 use kernel::ids::ReservationId;
 
-use crate::store::{MyReservationDetail, MyReservationView, MyReservations};
+use std::sync::Arc;
 
-pub fn router(view: MyReservations) -> Router {
+use crate::view::{MyReservationDetail, MyReservationView, View};
+
+type Views = Arc<dyn View>;
+
+pub fn router(view: Views) -> Router {
     Router::new()
         .route("/mypage/reservations", get(list))
         .route("/mypage/reservations/{id}", get(find))
@@ -18,7 +22,7 @@ pub fn router(view: MyReservations) -> Router {
 }
 
 async fn list(
-    State(view): State<MyReservations>,
+    State(view): State<Views>,
     caller: Caller,
     page: Page,
 ) -> Result<Json<Vec<MyReservationView>>, ApiError> {
@@ -37,7 +41,7 @@ async fn list(
 /// The caller's booking (an admin's: anyone's). Someone else's booking is
 /// answered exactly like an unknown one, so ids cannot be probed.
 async fn find(
-    State(view): State<MyReservations>,
+    State(view): State<Views>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<MyReservationDetail>, ApiError> {

@@ -7,40 +7,108 @@
 //!
 //! # Layout
 //! - [`projection`]: what each event changes on a customer's page (pure).
-//! - `projector`: the consumer's handler, applying events to the store.
-//! - `store`: the materialised view in the service's own database.
+//! - `projector`: the consumer's handler, applying events to the view.
+//! - `view`: the view's port, with two adapters: `store` (SQL, the
+//!   service's own database) and `kv_view` (a key-value store: redb or
+//!   Redis), chosen by configuration.
 //! - `http`: `GET /mypage/reservations` and `GET /mypage/reservations/{id}`.
 
 mod http;
+mod kv_view;
 pub mod projection;
 mod projector;
 mod store;
+mod view;
 
 use std::sync::Arc;
 
 use contracts::topics;
 use kernel::bus::EventBus;
+use kv::KvStore;
 use runtime::consumer::Consumer;
 use runtime::{App, Store};
 
-pub use store::MIGRATIONS;
+pub use kv_view::KvReservations;
+pub use projector::Projector;
+pub use store::{MyReservations, MIGRATIONS};
+pub use view::{Projection, View};
 
-pub async fn build(database_url: &str, bus: Arc<dyn EventBus>) -> anyhow::Result<App> {
-    let store = Store::connect(database_url, MIGRATIONS).await?;
-    let view = store::MyReservations::new(store.clone());
-    let consumer = Consumer {
-        group: "mypage.projection".to_owned(),
-        topics: vec![
-            topics::RESERVATION,
-            topics::CATALOG,
-            topics::PAYMENT,
-            topics::WALLET,
-        ],
-        store: store.clone(),
-        bus: bus.clone(),
-        handler: Arc::new(projector::Projector::new(view.clone())),
-    };
-    Ok(App::new("mypage", http::router(view))
-        .ready_when_reachable(store.clone(), bus.clone())
-        .consumer("mypage-projection", consumer))
+/// The consumer group that builds the view.
+pub const GROUP: &str = "mypage.projection";
+/// The topics it reads (a rebuild replays them all).
+pub const TOPICS: &[&str] = &[
+    topics::RESERVATION,
+    topics::CATALOG,
+    topics::PAYMENT,
+    topics::WALLET,
+];
+
+/// Where the view is kept: the service's SQL database, or a key-value
+/// store (`redb://<file>` or `redis://…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keep {
+    Sql,
+    KeyValue(String),
+}
+
+/// The key-value namespace of the view (its keys start `mypage:`).
+pub const NAMESPACE: &str = "mypage";
+
+pub async fn build(database_url: &str, keep: &Keep, bus: Arc<dyn EventBus>) -> anyhow::Result<App> {
+    match keep {
+        Keep::Sql => {
+            let store = Store::connect(database_url, MIGRATIONS).await?;
+            let view = store::MyReservations::new(store.clone());
+            let consumer = Consumer {
+                group: GROUP.to_owned(),
+                topics: TOPICS.to_vec(),
+                store: store.clone(),
+                bus: bus.clone(),
+                handler: Arc::new(projector::Projector::new(view.clone())),
+            };
+            Ok(App::new("mypage", http::router(Arc::new(view)))
+                .ready_when_reachable(store, bus)
+                .consumer("mypage-projection", consumer))
+        }
+        Keep::KeyValue(url) => {
+            let store = KvStore::connect(url, NAMESPACE).await?;
+            let view = kv_view::KvReservations::new(store.clone());
+            let consumer = Consumer {
+                group: GROUP.to_owned(),
+                topics: TOPICS.to_vec(),
+                store: store.clone(),
+                bus: bus.clone(),
+                handler: Arc::new(projector::Projector::new(view.clone())),
+            };
+            let ready = store.clone();
+            Ok(App::new("mypage", http::router(Arc::new(view)))
+                .readiness(move || {
+                    let (store, bus) = (ready.clone(), bus.clone());
+                    async move {
+                        if !store.is_ready().await {
+                            return Err("the key-value store does not answer".to_owned());
+                        }
+                        if !bus.is_ready().await {
+                            return Err("the event bus does not answer".to_owned());
+                        }
+                        Ok(())
+                    }
+                })
+                .consumer("mypage-projection", consumer))
+        }
+    }
+}
+
+/// Empties the view and its inbox, so that replaying the topics from the
+/// start builds it anew (`boxoffice rebuild mypage`). Dead letters stay.
+pub async fn clear(database_url: &str, keep: &Keep) -> anyhow::Result<u64> {
+    match keep {
+        Keep::Sql => {
+            let store = Store::connect(database_url, MIGRATIONS).await?;
+            let removed = store::clear(&store, GROUP).await;
+            store.close().await;
+            removed
+        }
+        Keep::KeyValue(url) => KvStore::connect(url, NAMESPACE).await?.clear().await,
+    }
 }

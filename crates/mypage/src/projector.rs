@@ -10,17 +10,17 @@ use contracts::wallet::WalletEvent;
 use contracts::IntegrationEvent;
 use kernel::Envelope;
 use runtime::consumer::EventHandler;
-use sqlx::{Any, Transaction};
 
 use crate::projection;
-use crate::store::MyReservations;
+use crate::view::Projection;
 
-pub struct Projector {
-    view: MyReservations,
+/// Applies events to the view through its port, whichever store holds it.
+pub struct Projector<V> {
+    view: V,
 }
 
-impl Projector {
-    pub fn new(view: MyReservations) -> Projector {
+impl<V> Projector<V> {
+    pub fn new(view: V) -> Projector<V> {
         Projector { view }
     }
 }
@@ -48,16 +48,12 @@ const SHOWN: &[&str] = &[
 ];
 
 #[async_trait]
-impl EventHandler for Projector {
+impl<V: Projection> EventHandler<V::Tx> for Projector<V> {
     fn wants(&self, event: &Envelope) -> bool {
         SHOWN.contains(&event.event_type.as_str())
     }
 
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &Envelope,
-    ) -> anyhow::Result<()> {
+    async fn handle(&self, tx: &mut V::Tx, event: &Envelope) -> anyhow::Result<()> {
         if let Some(reservation_event) = ReservationEvent::from_envelope(event)? {
             let version = event.subjectversion.unwrap_or(0);
             let row = projection::project(&reservation_event, version);
@@ -108,39 +104,115 @@ pub(crate) mod tests {
         assert_eq!(named, super::SHOWN.iter().copied().collect());
     }
 
+    use std::sync::Arc;
+
     use contracts::catalog::{CapacityKind, ListingKind};
     use contracts::payment::Charge;
     use contracts::reservation::{Booking, PaymentMethod};
     use kernel::ids::{ListingId, PaymentId, ReservationId, ScreenId, UserId};
     use kernel::Money;
+    use kv::KvStore;
+    use runtime::consumer::UnitOfWork;
     use runtime::store::sqlite_url;
     use runtime::Store;
     use time::macros::datetime;
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::store::MIGRATIONS;
+    use crate::kv_view::KvReservations;
+    use crate::store::{MyReservations, MIGRATIONS};
+    use crate::view::View;
+
+    /// Delivers an event as the consumer would: in a unit of work of the
+    /// store, committed.
+    #[async_trait]
+    pub(crate) trait Deliver: Send + Sync {
+        async fn deliver(&self, event: &Envelope);
+    }
+
+    struct Through<S: UnitOfWork, V> {
+        store: S,
+        projector: Projector<V>,
+    }
+
+    #[async_trait]
+    impl<S: UnitOfWork, V: Projection<Tx = S::Tx>> Deliver for Through<S, V> {
+        async fn deliver(&self, event: &Envelope) {
+            let mut tx = self.store.begin().await.unwrap();
+            self.projector.handle(&mut tx, event).await.unwrap();
+            self.store.commit(tx).await.unwrap();
+        }
+    }
+
+    /// The stores my-page can be kept in; every test of the projection
+    /// runs on each of them.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum Kept {
+        Sql,
+        Redb,
+        Redis,
+    }
+
+    /// The stores to test on: Redis when `BOXOFFICE_TEST_REDIS` is set
+    /// (required under `CI=true`).
+    pub(crate) fn stores(test: &str) -> Vec<Kept> {
+        let mut kept = vec![Kept::Sql, Kept::Redb];
+        if kv::redis_for_tests(test).is_some() {
+            kept.push(Kept::Redis);
+        }
+        kept
+    }
 
     pub(crate) struct Given {
         _dir: tempfile::TempDir,
-        pub store: Store,
-        pub view: MyReservations,
-        projector: Projector,
+        pub view: Arc<dyn View>,
+        through: Box<dyn Deliver>,
         pub booking: Booking,
         pub screen: ScreenId,
     }
 
     pub(crate) async fn given() -> Given {
+        given_in(Kept::Sql).await
+    }
+
+    pub(crate) async fn given_in(kept: Kept) -> Given {
+        eprintln!("on {kept:?}");
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&sqlite_url(dir.path(), "mypage"), MIGRATIONS)
-            .await
-            .unwrap();
-        let view = MyReservations::new(store.clone());
+        let (view, through): (Arc<dyn View>, Box<dyn Deliver>) = match kept {
+            Kept::Sql => {
+                let store = Store::connect(&sqlite_url(dir.path(), "mypage"), MIGRATIONS)
+                    .await
+                    .unwrap();
+                let view = MyReservations::new(store.clone());
+                (
+                    Arc::new(view.clone()),
+                    Box::new(Through {
+                        store,
+                        projector: Projector::new(view),
+                    }),
+                )
+            }
+            Kept::Redb | Kept::Redis => {
+                let url = match kept {
+                    Kept::Redis => kv::redis_for_tests("mypage").unwrap(),
+                    _ => format!("redb://{}", dir.path().join("mypage.redb").display()),
+                };
+                let namespace = format!("mypage-test-{}", ReservationId::new());
+                let store = KvStore::connect(&url, &namespace).await.unwrap();
+                let view = KvReservations::new(store.clone());
+                (
+                    Arc::new(view.clone()),
+                    Box::new(Through {
+                        store,
+                        projector: Projector::new(view),
+                    }),
+                )
+            }
+        };
         Given {
             _dir: dir,
-            projector: Projector::new(view.clone()),
             view,
-            store,
+            through,
             booking: Booking {
                 reservation_id: ReservationId::new(),
                 user_id: UserId::new(),
@@ -162,9 +234,7 @@ pub(crate) mod tests {
 
     impl Given {
         pub async fn deliver(&self, event: &Envelope) {
-            let mut tx = self.store.begin().await.unwrap();
-            self.projector.handle(&mut tx, event).await.unwrap();
-            self.store.commit(tx).await.unwrap();
+            self.through.deliver(event).await;
         }
 
         pub fn placed(&self) -> Envelope {
@@ -321,128 +391,138 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_booking_shows_its_listing_payment_points_and_history() {
-        let given = given().await;
-        for event in [
-            given.registered(),
-            given.screen_assigned(),
-            given.placed(),
-            given.authorised(),
-            given.confirmed(),
-            given.captured(),
-            given.earned(),
-        ] {
-            given.deliver(&event).await;
-        }
+        for kept in stores("a_booking_shows_its_listing_payment_points_and_history") {
+            let given = given_in(kept).await;
+            for event in [
+                given.registered(),
+                given.screen_assigned(),
+                given.placed(),
+                given.authorised(),
+                given.confirmed(),
+                given.captured(),
+                given.earned(),
+            ] {
+                given.deliver(&event).await;
+            }
 
-        let detail = given.detail().await;
-        assert_eq!(detail["status"], "confirmed");
-        assert_eq!(detail["seats"], serde_json::json!(["A-1", "A-2"]));
-        assert_eq!(detail["paymentMethod"], "card");
-        assert_eq!(
-            detail["screen"],
-            serde_json::json!({"id": given.screen.to_string(), "name": "Hall 1"})
-        );
-        assert_eq!(detail["startsAt"], "2026-12-24T19:30:00.000000Z");
-        assert_eq!(detail["payment"], serde_json::json!({"status": "captured"}));
-        assert_eq!(
-            detail["points"],
-            serde_json::json!({"earned": 1_500, "withdrawn": 0, "spent": 0, "refunded": 0})
-        );
-        assert_eq!(
-            detail["history"],
-            serde_json::json!([
-                {"status": "pending", "at": "2026-11-01T10:00:00.000000Z"},
-                {"status": "confirmed", "at": "2026-11-02T10:00:00.000000Z"},
-            ])
-        );
+            let detail = given.detail().await;
+            assert_eq!(detail["status"], "confirmed");
+            assert_eq!(detail["seats"], serde_json::json!(["A-1", "A-2"]));
+            assert_eq!(detail["paymentMethod"], "card");
+            assert_eq!(
+                detail["screen"],
+                serde_json::json!({"id": given.screen.to_string(), "name": "Hall 1"})
+            );
+            assert_eq!(detail["startsAt"], "2026-12-24T19:30:00.000000Z");
+            assert_eq!(detail["payment"], serde_json::json!({"status": "captured"}));
+            assert_eq!(
+                detail["points"],
+                serde_json::json!({"earned": 1_500, "withdrawn": 0, "spent": 0, "refunded": 0})
+            );
+            assert_eq!(
+                detail["history"],
+                serde_json::json!([
+                    {"status": "pending", "at": "2026-11-01T10:00:00.000000Z"},
+                    {"status": "confirmed", "at": "2026-11-02T10:00:00.000000Z"},
+                ])
+            );
+        }
     }
 
     #[tokio::test]
     async fn events_arriving_late_redelivered_or_before_the_booking_are_neither_lost_nor_repeated()
     {
-        let given = given().await;
-        // Payment, points and listing facts before the booking is known;
-        // then the booking's own events backwards, and some twice.
-        for event in [
-            given.refunded(),
-            given.withdrawn(),
-            given.earned(),
-            given.captured(),
-            given.screen_assigned(),
-            given.cancelled(),
-            given.confirmed(),
-            given.authorised(),
-            given.placed(),
-            given.confirmed(),
-            given.registered(),
-        ] {
-            given.deliver(&event).await;
-        }
-        let redelivered = given.cancelled();
-        given.deliver(&redelivered).await;
-        given.deliver(&redelivered).await;
+        for kept in stores(
+            "events_arriving_late_redelivered_or_before_the_booking_are_neither_lost_nor_repeated",
+        ) {
+            let given = given_in(kept).await;
+            // Payment, points and listing facts before the booking is known;
+            // then the booking's own events backwards, and some twice.
+            for event in [
+                given.refunded(),
+                given.withdrawn(),
+                given.earned(),
+                given.captured(),
+                given.screen_assigned(),
+                given.cancelled(),
+                given.confirmed(),
+                given.authorised(),
+                given.placed(),
+                given.confirmed(),
+                given.registered(),
+            ] {
+                given.deliver(&event).await;
+            }
+            let redelivered = given.cancelled();
+            given.deliver(&redelivered).await;
+            given.deliver(&redelivered).await;
 
-        let detail = given.detail().await;
-        assert_eq!(detail["status"], "cancelled");
-        assert_eq!(detail["payment"], serde_json::json!({"status": "refunded"}));
-        assert_eq!(
-            detail["points"],
-            serde_json::json!({"earned": 1_500, "withdrawn": 1_000, "spent": 0, "refunded": 0})
-        );
-        assert_eq!(detail["screen"]["name"], "Hall 1");
-        assert_eq!(detail["startsAt"], "2026-12-24T19:30:00.000000Z");
-        let statuses: Vec<&str> = detail["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|entry| entry["status"].as_str().unwrap())
-            .collect();
-        assert_eq!(statuses, ["pending", "confirmed", "cancelled"]);
+            let detail = given.detail().await;
+            assert_eq!(detail["status"], "cancelled");
+            assert_eq!(detail["payment"], serde_json::json!({"status": "refunded"}));
+            assert_eq!(
+                detail["points"],
+                serde_json::json!({"earned": 1_500, "withdrawn": 1_000, "spent": 0, "refunded": 0})
+            );
+            assert_eq!(detail["screen"]["name"], "Hall 1");
+            assert_eq!(detail["startsAt"], "2026-12-24T19:30:00.000000Z");
+            let statuses: Vec<&str> = detail["history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|entry| entry["status"].as_str().unwrap())
+                .collect();
+            assert_eq!(statuses, ["pending", "confirmed", "cancelled"]);
+        }
     }
 
     #[tokio::test]
     async fn a_renamed_listing_shows_its_new_title_on_bookings_old_and_new() {
-        let given = given().await;
-        for event in [given.registered(), given.placed(), given.spent()] {
-            given.deliver(&event).await;
-        }
-        given.deliver(&given.renamed("LALALand (sing-along)")).await;
-        // A booking event still naming the old title does not undo it.
-        given.deliver(&given.confirmed()).await;
+        for kept in stores("a_renamed_listing_shows_its_new_title_on_bookings_old_and_new") {
+            let given = given_in(kept).await;
+            for event in [given.registered(), given.placed(), given.spent()] {
+                given.deliver(&event).await;
+            }
+            given.deliver(&given.renamed("LALALand (sing-along)")).await;
+            // A booking event still naming the old title does not undo it.
+            given.deliver(&given.confirmed()).await;
 
-        let detail = given.detail().await;
-        assert_eq!(detail["title"], "LALALand (sing-along)");
-        assert_eq!(detail["startsAt"], "2026-12-25T19:30:00.000000Z");
-        assert_eq!(detail["points"]["spent"], 15_000);
-        let mine = given
-            .view
-            .for_user(&given.booking.user_id.to_string(), None, 10)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(mine[0].title, "LALALand (sing-along)");
+            let detail = given.detail().await;
+            assert_eq!(detail["title"], "LALALand (sing-along)");
+            assert_eq!(detail["startsAt"], "2026-12-25T19:30:00.000000Z");
+            assert_eq!(detail["points"]["spent"], 15_000);
+            let mine = given
+                .view
+                .for_user(&given.booking.user_id.to_string(), None, 10)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(mine[0].title, "LALALand (sing-along)");
+        }
     }
 
     #[tokio::test]
     async fn a_booking_without_payment_or_listing_facts_shows_none() {
-        let given = given().await;
-        given.deliver(&given.placed()).await;
+        for kept in stores("a_booking_without_payment_or_listing_facts_shows_none") {
+            let given = given_in(kept).await;
+            given.deliver(&given.placed()).await;
 
-        let detail = given.detail().await;
-        assert_eq!(detail["payment"], serde_json::Value::Null);
-        assert!(detail.get("screen").is_none());
-        assert!(detail.get("startsAt").is_none());
-        assert_eq!(
-            detail["points"],
-            serde_json::json!({"earned": 0, "withdrawn": 0, "spent": 0, "refunded": 0})
-        );
-        // Only its owner finds it, when an owner is asked for.
-        let stranger = UserId::new().to_string();
-        assert!(given
-            .view
-            .find(given.booking.reservation_id, Some(stranger))
-            .await
-            .unwrap()
-            .is_none());
+            let detail = given.detail().await;
+            assert_eq!(detail["payment"], serde_json::Value::Null);
+            assert!(detail.get("screen").is_none());
+            assert!(detail.get("startsAt").is_none());
+            assert_eq!(
+                detail["points"],
+                serde_json::json!({"earned": 0, "withdrawn": 0, "spent": 0, "refunded": 0})
+            );
+            // Only its owner finds it, when an owner is asked for.
+            let stranger = UserId::new().to_string();
+            assert!(given
+                .view
+                .find(given.booking.reservation_id, Some(stranger))
+                .await
+                .unwrap()
+                .is_none());
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! The my-page view in its own database.
+//! The my-page view in SQL (the service's own database): the SQL adapter
+//! of [`crate::view`].
 //!
 //! A booking's row comes from reservation events; what other contexts say
 //! about it (its payment, its points) and about its listing (start, screen)
@@ -7,15 +8,19 @@
 //! the booking when it is read.
 
 use anyhow::Context;
+use async_trait::async_trait;
 use contracts::reservation::{Booking, PaymentMethod};
 use kernel::ids::ReservationId;
 use runtime::http::timestamp;
 use runtime::store::{Listing, MigrationScript};
 use runtime::Store;
-use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
 use crate::projection::{ListingFact, MyReservationRow, PaymentStep, PointsChange};
+use crate::view::{
+    HistoryView, MyReservationDetail, MyReservationView, PaymentView, PointsView, Projection,
+    ScreenView, View,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE my_reservations (
@@ -106,70 +111,7 @@ const MINE: Listing = Listing {
     newest_first: true,
 };
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MyReservationView {
-    pub reservation_id: String,
-    pub listing_id: String,
-    pub title: String,
-    pub kind: String,
-    pub quantity: i64,
-    pub seats: Vec<String>,
-    pub amount: i64,
-    pub status: String,
-    pub updated_at: String,
-}
-
-/// One booking as `GET /mypage/reservations/{id}` shows it.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MyReservationDetail {
-    pub reservation_id: String,
-    pub listing_id: String,
-    pub title: String,
-    pub kind: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub screen: Option<ScreenView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub starts_at: Option<String>,
-    pub quantity: i64,
-    pub seats: Vec<String>,
-    pub amount: i64,
-    pub payment_method: String,
-    /// `null` until a payment event about the booking arrives.
-    pub payment: Option<PaymentView>,
-    pub points: PointsView,
-    pub status: String,
-    pub history: Vec<HistoryView>,
-    pub updated_at: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ScreenView {
-    pub id: String,
-    pub name: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct PaymentView {
-    pub status: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct PointsView {
-    pub earned: i64,
-    pub withdrawn: i64,
-    pub spent: i64,
-    pub refunded: i64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct HistoryView {
-    pub status: String,
-    pub at: String,
-}
-
-fn payment_method_str(method: PaymentMethod) -> &'static str {
+pub(crate) fn payment_method_str(method: PaymentMethod) -> &'static str {
     match method {
         PaymentMethod::Card => "card",
         PaymentMethod::Points => "points",
@@ -194,15 +136,16 @@ impl MyReservations {
     pub fn new(store: Store) -> MyReservations {
         MyReservations { store }
     }
+}
+
+#[async_trait]
+impl Projection for MyReservations {
+    type Tx = Transaction<'static, Any>;
 
     /// Stores the row unless the one held is at a newer version (the rule of
     /// [`crate::projection::supersedes`], applied in the statement itself so
     /// concurrent writers cannot interleave between a read and a write).
-    pub async fn upsert(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        row: &MyReservationRow,
-    ) -> anyhow::Result<()> {
+    async fn upsert(&self, tx: &mut Self::Tx, row: &MyReservationRow) -> anyhow::Result<()> {
         let Booking {
             reservation_id,
             user_id,
@@ -266,11 +209,7 @@ impl MyReservations {
     /// Keeps a booking's payment status unless the one held is at the same
     /// or a later stage (see [`crate::projection::PaymentStatus`]), in the
     /// statement itself so concurrent writers cannot interleave.
-    pub async fn record_payment(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        step: &PaymentStep,
-    ) -> anyhow::Result<()> {
+    async fn record_payment(&self, tx: &mut Self::Tx, step: &PaymentStep) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO my_payments (reservation_id, status, stage, updated_at)
              VALUES ($1, $2, $3, $4)
@@ -290,11 +229,7 @@ impl MyReservations {
 
     /// Records what a booking earned or gave back (set, not added: the
     /// wallet states each once per booking, so a repeat changes nothing).
-    pub async fn record_points(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        change: &PointsChange,
-    ) -> anyhow::Result<()> {
+    async fn record_points(&self, tx: &mut Self::Tx, change: &PointsChange) -> anyhow::Result<()> {
         let (column, reservation, points) = match change {
             PointsChange::Earned {
                 reservation_id,
@@ -327,11 +262,7 @@ impl MyReservations {
 
     /// Records when a listing starts, which screen it shows on, or its
     /// new title (then also on every booking of it).
-    pub async fn record_listing(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        fact: &ListingFact,
-    ) -> anyhow::Result<()> {
+    async fn record_listing(&self, tx: &mut Self::Tx, fact: &ListingFact) -> anyhow::Result<()> {
         let query = match fact {
             ListingFact::Changed {
                 listing_id,
@@ -381,10 +312,13 @@ impl MyReservations {
             .context("recording a listing")?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl View for MyReservations {
     /// One booking with all my-page knows about it; `None` when my-page has
     /// not seen it (or it is not `owner`'s, when an owner is given).
-    pub async fn find(
+    async fn find(
         &self,
         reservation: ReservationId,
         owner: Option<String>,
@@ -460,7 +394,7 @@ impl MyReservations {
 
     /// A user's reservations, most recently changed first, a page at a
     /// time. `Ok(None)` when `after` names no reservation of the view.
-    pub async fn for_user(
+    async fn for_user(
         &self,
         user: &str,
         after: Option<String>,
@@ -487,6 +421,33 @@ impl MyReservations {
             .collect::<anyhow::Result<_>>()
             .map(Some)
     }
+}
+
+/// Empties the view and `group`'s inbox rows, in one transaction.
+pub async fn clear(store: &Store, group: &str) -> anyhow::Result<u64> {
+    let mut tx = store.begin().await?;
+    let mut removed = 0;
+    for table in [
+        "my_reservations",
+        "my_reservation_history",
+        "my_listings",
+        "my_payments",
+        "my_points",
+    ] {
+        removed += sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("emptying {table}"))?
+            .rows_affected();
+    }
+    removed += sqlx::query("DELETE FROM inbox WHERE consumer = $1")
+        .bind(group)
+        .execute(&mut *tx)
+        .await
+        .context("emptying the inbox")?
+        .rows_affected();
+    store.commit(tx).await?;
+    Ok(removed)
 }
 
 #[cfg(test)]

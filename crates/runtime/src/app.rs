@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tracing::Instrument;
 
-use crate::consumer::Consumer;
+use crate::consumer::{Consumer, UnitOfWork};
 use crate::dead_letters::Replayers;
 use crate::http::{metrics_router, problem_response, MAX_BODY_BYTES};
 use crate::telemetry;
@@ -120,12 +120,14 @@ impl App {
 
     /// Runs a consumer group while the service runs, and lets an admin
     /// list and replay its dead letters (`/admin/dead-letters`).
-    pub fn consumer(mut self, name: impl Into<String>, consumer: Consumer) -> App {
-        self.replayers.add(
-            &consumer.group,
-            consumer.store.clone(),
-            consumer.handler.clone(),
-        );
+    pub fn consumer<S: UnitOfWork>(
+        mut self,
+        name: impl Into<String>,
+        consumer: Consumer<S>,
+    ) -> App {
+        consumer
+            .store
+            .offer_replays(&mut self.replayers, &consumer.group, &consumer.handler);
         self.worker(name, move |shutdown| consumer.run(shutdown))
     }
 

@@ -18,13 +18,20 @@
 //!
 //! A record the bus cannot even decode is parked the same way, with its raw
 //! bytes, and the loop moves past it.
+//!
+//! Where a batch is applied is a port, [`UnitOfWork`]: the service's SQL
+//! [`Store`] (its transaction holds the inbox rows and the handler's
+//! writes), or a key-value store whose unit of work holds inbox markers and
+//! the handler's key changes and commits them at once. The loop is the same
+//! for both.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use kernel::bus::{Batch, Delivery, EventBus, Subscription};
+use kernel::bus::{Batch, Delivery, EventBus, Malformed, Subscription};
 use kernel::ids::EventId;
 use kernel::shutdown::Shutdown;
 use kernel::Envelope;
@@ -41,18 +48,118 @@ use crate::telemetry;
 pub const MAX_ATTEMPTS: u32 = 5;
 const BATCH: usize = 256;
 
-/// A context's reaction to events: its policy or projection.
+/// Where a consumer applies its batches: a transaction (or its equivalent)
+/// that records the inbox, takes the handler's changes and parks dead
+/// letters, all committed together or not at all.
 #[async_trait]
-pub trait EventHandler: Send + Sync + 'static {
+pub trait UnitOfWork: Clone + Send + Sync + 'static {
+    /// What the handler writes into while a batch is applied.
+    type Tx: Send + 'static;
+
+    async fn begin(&self) -> anyhow::Result<Self::Tx>;
+
+    /// Records the events as processed by `consumer` and returns those
+    /// that were not processed before (only those may be applied).
+    async fn record_new(
+        &self,
+        tx: &mut Self::Tx,
+        consumer: &str,
+        events: &[EventId],
+    ) -> anyhow::Result<HashSet<EventId>>;
+
+    async fn park_malformed(
+        &self,
+        tx: &mut Self::Tx,
+        consumer: &str,
+        record: &Malformed,
+    ) -> anyhow::Result<()>;
+
+    async fn park_event(
+        &self,
+        tx: &mut Self::Tx,
+        consumer: &str,
+        delivery: &Delivery,
+        error: &str,
+        attempts: u32,
+    ) -> anyhow::Result<()>;
+
+    /// Makes everything in `tx` durable at once. A commit lost to a
+    /// concurrent writer is a passing fault (the batch is applied again).
+    async fn commit(&self, tx: Self::Tx) -> anyhow::Result<()>;
+
+    /// Lets an admin list and replay this consumer's dead letters, where
+    /// the store keeps them where the admin routes look (SQL).
+    fn offer_replays(
+        &self,
+        _replayers: &mut dead_letters::Replayers,
+        _group: &str,
+        _handler: &Arc<dyn EventHandler<Self::Tx>>,
+    ) {
+    }
+}
+
+#[async_trait]
+impl UnitOfWork for Store {
+    type Tx = Transaction<'static, Any>;
+
+    async fn begin(&self) -> anyhow::Result<Self::Tx> {
+        Store::begin(self).await
+    }
+
+    async fn record_new(
+        &self,
+        tx: &mut Self::Tx,
+        consumer: &str,
+        events: &[EventId],
+    ) -> anyhow::Result<HashSet<EventId>> {
+        inbox::record_new(tx, consumer, events).await
+    }
+
+    async fn park_malformed(
+        &self,
+        tx: &mut Self::Tx,
+        consumer: &str,
+        record: &Malformed,
+    ) -> anyhow::Result<()> {
+        dead_letters::park_malformed(tx, consumer, record).await
+    }
+
+    async fn park_event(
+        &self,
+        tx: &mut Self::Tx,
+        consumer: &str,
+        delivery: &Delivery,
+        error: &str,
+        attempts: u32,
+    ) -> anyhow::Result<()> {
+        dead_letters::park_event(tx, consumer, delivery, error, attempts).await
+    }
+
+    async fn commit(&self, tx: Self::Tx) -> anyhow::Result<()> {
+        Store::commit(self, tx).await
+    }
+
+    fn offer_replays(
+        &self,
+        replayers: &mut dead_letters::Replayers,
+        group: &str,
+        handler: &Arc<dyn EventHandler<Self::Tx>>,
+    ) {
+        replayers.add(group, self.clone(), handler.clone());
+    }
+}
+
+/// A context's reaction to events: its policy or projection. `Tx` is the
+/// unit of work it writes into: a SQL transaction unless it says otherwise.
+#[async_trait]
+pub trait EventHandler<Tx: Send + 'static = Transaction<'static, Any>>:
+    Send + Sync + 'static
+{
     /// Called once per batch, before any of its events is handled, with
     /// every event of the batch: the place to lock what the batch will
     /// change, in one fixed order, so that two members applying batches at
     /// the same time cannot deadlock.
-    async fn prepare(
-        &self,
-        _tx: &mut Transaction<'static, Any>,
-        _events: &[&Envelope],
-    ) -> anyhow::Result<()> {
+    async fn prepare(&self, _tx: &mut Tx, _events: &[&Envelope]) -> anyhow::Result<()> {
         Ok(())
     }
 
@@ -68,23 +175,19 @@ pub trait EventHandler: Send + Sync + 'static {
     /// Applies one event inside `tx`. Follow-up events go to the outbox in
     /// the same transaction. Events the handler does not care about are
     /// simply ignored (`Ok`). An error rolls the transaction back.
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &Envelope,
-    ) -> anyhow::Result<()>;
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()>;
 }
 
 /// A named consumer group reading some topics into one handler.
-pub struct Consumer {
+pub struct Consumer<S: UnitOfWork = Store> {
     pub group: String,
     pub topics: Vec<&'static str>,
-    pub store: Store,
+    pub store: S,
     pub bus: Arc<dyn EventBus>,
-    pub handler: Arc<dyn EventHandler>,
+    pub handler: Arc<dyn EventHandler<S::Tx>>,
 }
 
-impl Consumer {
+impl<S: UnitOfWork> Consumer<S> {
     /// Consumes until shutdown, with as many group members as the bus asks
     /// for; each finishes the batch in hand first.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
@@ -224,9 +327,10 @@ impl Consumer {
             return self
                 .until_done(outage, shutdown, || async {
                     let mut tx = self.store.begin().await?;
-                    dead_letters::park_event(&mut tx, &self.group, delivery, &error, attempts)
+                    self.store
+                        .park_event(&mut tx, &self.group, delivery, &error, attempts)
                         .await?;
-                    tx.commit().await.context("parking a dead letter")
+                    self.store.commit(tx).await.context("parking a dead letter")
                 })
                 .await;
         }
@@ -267,7 +371,9 @@ impl Consumer {
                 offset = record.offset, error = %record.error, "a record that is not an event; kept as a dead letter");
             metrics::counter!("boxoffice_bus_malformed_records_total", "consumer" => self.group.clone())
                 .increment(1);
-            dead_letters::park_malformed(&mut tx, &self.group, record).await?;
+            self.store
+                .park_malformed(&mut tx, &self.group, record)
+                .await?;
         }
         let ids: Vec<EventId> = batch
             .deliveries
@@ -277,7 +383,7 @@ impl Consumer {
             .map(|event| event.id)
             .collect();
         // One statement for the batch's inbox rows rather than one per event.
-        let mut fresh = inbox::record_new(&mut tx, &self.group, &ids).await?;
+        let mut fresh = self.store.record_new(&mut tx, &self.group, &ids).await?;
         let events: Vec<&Envelope> = batch
             .deliveries
             .iter()

@@ -37,6 +37,10 @@ pub struct Servers {
     /// stop and start it (for the outage test).
     pub stop_postgres: Option<String>,
     pub start_postgres: Option<String>,
+    /// `BOXOFFICE_TEST_REDIS`: `host:port` of a Redis that my page keeps
+    /// its read model in (required under `CI=true`); without it my page
+    /// stays on PostgreSQL.
+    pub redis: Option<String>,
 }
 
 impl Servers {
@@ -51,6 +55,7 @@ impl Servers {
                 restart_postgres: std::env::var("BOXOFFICE_TEST_POSTGRES_RESTART").ok(),
                 stop_postgres: std::env::var("BOXOFFICE_TEST_POSTGRES_STOP").ok(),
                 start_postgres: std::env::var("BOXOFFICE_TEST_POSTGRES_START").ok(),
+                redis: redis(test),
             }),
             _ => {
                 // CI starts both servers: missing ones there are a broken
@@ -65,6 +70,28 @@ impl Servers {
                 );
                 None
             }
+        }
+    }
+}
+
+/// The Redis to run my page on. CI starts one: missing there is a broken
+/// run, not a reason to leave Redis out.
+fn redis(test: &str) -> Option<String> {
+    match std::env::var("BOXOFFICE_TEST_REDIS") {
+        Ok(address) if !address.is_empty() => Some(if address.contains("://") {
+            address
+        } else {
+            format!("redis://{address}")
+        }),
+        _ => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "{test}: BOXOFFICE_TEST_REDIS is not set, but CI runs the distributed tests on Redis"
+            );
+            eprintln!(
+                "{test}: my page on PostgreSQL (set BOXOFFICE_TEST_REDIS to run it on Redis)"
+            );
+            None
         }
     }
 }
@@ -224,7 +251,11 @@ impl Deployment {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_boxoffice"));
+        if let Some(redis) = &self.servers.redis {
+            command.env("BOXOFFICE_MYPAGE__STORE", redis);
+        }
+        let child = command
             .args(["serve", service, "--port", &port.to_string()])
             .env("BOXOFFICE_BUS", "kafka")
             .env("BOXOFFICE_KAFKA__BOOTSTRAP_SERVERS", &self.servers.kafka)

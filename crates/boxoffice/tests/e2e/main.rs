@@ -18,6 +18,7 @@ mod paging;
 mod payments;
 mod private_data;
 mod rate_limits;
+mod rebuild;
 mod restart;
 mod s0_movie_tickets;
 mod s1_movie_seats;
