@@ -80,8 +80,7 @@ pub struct Config {
     pub telemetry: crate::telemetry::TelemetrySettings,
     /// Where my page keeps its read model (`[mypage] store`): `sql` (the
     /// service's database), `redb` (a file in the data dir), `redb://<file>`
-    /// or `redis://host:port[/db]`. Absent: redb under `up`, SQL under
-    /// `serve` unless a Redis is named (see `docs/architecture.md`,
+    /// or `redis://host:port[/db]`. Absent: SQL (see `docs/architecture.md`,
     /// "Storage per service").
     pub mypage: ReadModelConfig,
 }
@@ -359,9 +358,11 @@ impl Config {
         }
     }
 
-    /// Where my page keeps its view; `embedded`: the process runs every
-    /// service (`up`), whose default differs from `serve`'s.
-    pub fn mypage_store(&self, embedded: bool) -> anyhow::Result<mypage::Keep> {
+    /// Where my page keeps its view: the service's SQL database unless
+    /// configured otherwise. The key-value stores were measured behind the
+    /// whole platform and lost there (`docs/benchmarks.md`), so they are a
+    /// choice, not the default.
+    pub fn mypage_store(&self) -> anyhow::Result<mypage::Keep> {
         let redb = || {
             mypage::Keep::KeyValue(format!(
                 "redb://{}",
@@ -369,7 +370,6 @@ impl Config {
             ))
         };
         match self.mypage.store.as_deref() {
-            None if embedded => Ok(redb()),
             None | Some("sql") => Ok(mypage::Keep::Sql),
             Some("redb") => Ok(redb()),
             Some(url)
@@ -575,27 +575,28 @@ mod tests {
     }
 
     #[test]
-    fn my_page_is_kept_in_redb_under_up_in_sql_under_serve_unless_configured() {
+    fn my_page_is_kept_in_sql_unless_a_key_value_store_is_configured() {
         figment::Jail::expect_with(|jail| {
             let config = Config::load(None).unwrap();
+            assert_eq!(config.mypage_store().unwrap(), mypage::Keep::Sql);
+            jail.set_env("BOXOFFICE_MYPAGE__STORE", "redb");
             assert_eq!(
-                config.mypage_store(true).unwrap(),
+                Config::load(None).unwrap().mypage_store().unwrap(),
                 mypage::Keep::KeyValue("redb://./data/mypage.redb".into())
             );
-            assert_eq!(config.mypage_store(false).unwrap(), mypage::Keep::Sql);
             jail.set_env("BOXOFFICE_MYPAGE__STORE", "redis://cache:6379/2");
             let config = Config::load(None).unwrap();
             assert_eq!(
-                config.mypage_store(false).unwrap(),
+                config.mypage_store().unwrap(),
                 mypage::Keep::KeyValue("redis://cache:6379/2".into())
             );
             jail.set_env("BOXOFFICE_MYPAGE__STORE", "sql");
             assert_eq!(
-                Config::load(None).unwrap().mypage_store(true).unwrap(),
+                Config::load(None).unwrap().mypage_store().unwrap(),
                 mypage::Keep::Sql
             );
             jail.set_env("BOXOFFICE_MYPAGE__STORE", "mongodb://x");
-            let error = Config::load(None).unwrap().mypage_store(true).unwrap_err();
+            let error = Config::load(None).unwrap().mypage_store().unwrap_err();
             assert!(error.to_string().contains("[mypage] store"), "{error}");
             Ok(())
         });

@@ -48,12 +48,7 @@ enum Command {
     /// Rebuilds a read model from events: empties it and its inbox, and
     /// moves its consumer group to the start of its topics; the service
     /// replays them when it starts. Stop the service (or `up`) first.
-    Rebuild {
-        projection: platform::Projection,
-        /// For a distributed deployment (`serve`'s defaults), not `up`'s.
-        #[arg(long)]
-        distributed: bool,
-    },
+    Rebuild { projection: platform::Projection },
     /// Events the services' consumers gave up on: list them, replay one.
     /// Signs in to the gateway as admin (password from the configuration
     /// or the data dir's `admin-password`).
@@ -117,12 +112,8 @@ async fn run(command: Command, config: &mut Config) -> anyhow::Result<()> {
             platform::serve_one(config, service).await
         }
         Command::Migrate { service } => platform::migrate(config, service).await,
-        Command::Rebuild {
-            projection,
-            distributed,
-        } => {
-            let embedded = !distributed && config.bus == boxoffice::config::BusKind::Embedded;
-            let removed = platform::rebuild(config, projection, embedded).await?;
+        Command::Rebuild { projection } => {
+            let removed = platform::rebuild(config, projection).await?;
             println!(
                 "{projection:?}: emptied ({removed} rows or keys) and rewound; start the service to replay its events",
             );

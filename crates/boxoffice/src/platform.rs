@@ -269,7 +269,7 @@ impl Platform {
             .await?,
             mypage::build(
                 &config.database_for("mypage"),
-                &config.mypage_store(true)?,
+                &config.mypage_store()?,
                 shared_bus.clone(),
             )
             .await?,
@@ -431,7 +431,7 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
             notification::build(&database_url, bus().await?.0, config.notification.clone()).await?
         }
         ServiceName::Mypage => {
-            mypage::build(&database_url, &config.mypage_store(false)?, bus().await?.0).await?
+            mypage::build(&database_url, &config.mypage_store()?, bus().await?.0).await?
         }
         ServiceName::Dashboard => dashboard::build(&database_url, bus().await?.0).await?,
         ServiceName::Gateway => {
@@ -508,20 +508,16 @@ pub enum Projection {
 /// Empties a read model and its inbox and moves its consumer group back
 /// to the start of its topics: when its service starts next, it replays
 /// every event the bus holds and serves the rebuilt view. The service must
-/// be stopped meanwhile (`embedded`: `up` is not running). Returns how
+/// be stopped meanwhile (under `up`: `up` is not running). Returns how
 /// many rows or keys were removed.
-pub async fn rebuild(
-    config: &Config,
-    projection: Projection,
-    embedded: bool,
-) -> anyhow::Result<u64> {
+pub async fn rebuild(config: &Config, projection: Projection) -> anyhow::Result<u64> {
     create_private_dir(&config.data_dir)?;
     let (bus, log) = connect_bus(config, "rebuild").await?;
     let (group, topics, removed) = match projection {
         Projection::Mypage => {
             let removed = mypage::clear(
                 &config.database_for("mypage"),
-                &config.mypage_store(embedded)?,
+                &config.mypage_store()?,
             )
             .await?;
             (mypage::GROUP, mypage::TOPICS, removed)

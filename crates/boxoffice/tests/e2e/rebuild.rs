@@ -85,10 +85,10 @@ async fn read_models_deleted_or_corrupted_are_rebuilt_from_events_to_the_same_an
         .unwrap();
     pool.close().await;
 
-    platform::rebuild(&app.config, Projection::Mypage, true)
+    platform::rebuild(&app.config, Projection::Mypage)
         .await
         .unwrap();
-    let removed = platform::rebuild(&app.config, Projection::Dashboard, true)
+    let removed = platform::rebuild(&app.config, Projection::Dashboard)
         .await
         .unwrap();
     assert!(removed > 0, "the dashboard's rows and inbox were emptied");
