@@ -515,11 +515,8 @@ pub async fn rebuild(config: &Config, projection: Projection) -> anyhow::Result<
     let (bus, log) = connect_bus(config, "rebuild").await?;
     let (group, topics, removed) = match projection {
         Projection::Mypage => {
-            let removed = mypage::clear(
-                &config.database_for("mypage"),
-                &config.mypage_store()?,
-            )
-            .await?;
+            let removed =
+                mypage::clear(&config.database_for("mypage"), &config.mypage_store()?).await?;
             (mypage::GROUP, mypage::TOPICS, removed)
         }
         Projection::Dashboard => {

@@ -37,9 +37,9 @@ pub struct Servers {
     /// stop and start it (for the outage test).
     pub stop_postgres: Option<String>,
     pub start_postgres: Option<String>,
-    /// `BOXOFFICE_TEST_REDIS`: `host:port` of a Redis that my page keeps
-    /// its read model in (required under `CI=true`); without it my page
-    /// stays on PostgreSQL.
+    /// `BOXOFFICE_TEST_REDIS`: `host:port` of a Redis for the tests that
+    /// keep my page's read model there (required under `CI=true`); the
+    /// others run on the default, PostgreSQL.
     pub redis: Option<String>,
 }
 
@@ -89,7 +89,7 @@ fn redis(test: &str) -> Option<String> {
                 "{test}: BOXOFFICE_TEST_REDIS is not set, but CI runs the distributed tests on Redis"
             );
             eprintln!(
-                "{test}: my page on PostgreSQL (set BOXOFFICE_TEST_REDIS to run it on Redis)"
+                "{test}: no Redis (set BOXOFFICE_TEST_REDIS); tests of my page on Redis are skipped"
             );
             None
         }
@@ -251,11 +251,7 @@ impl Deployment {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        let mut command = Command::new(env!("CARGO_BIN_EXE_boxoffice"));
-        if let Some(redis) = &self.servers.redis {
-            command.env("BOXOFFICE_MYPAGE__STORE", redis);
-        }
-        let child = command
+        let child = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
             .args(["serve", service, "--port", &port.to_string()])
             .env("BOXOFFICE_BUS", "kafka")
             .env("BOXOFFICE_KAFKA__BOOTSTRAP_SERVERS", &self.servers.kafka)

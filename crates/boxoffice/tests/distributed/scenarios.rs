@@ -71,6 +71,22 @@ async fn the_movie_ticket_walkthrough_runs_on_kafka_and_postgres() {
 }
 
 #[tokio::test]
+async fn the_movie_ticket_walkthrough_runs_with_my_page_on_redis() {
+    const TEST: &str = "the S0 walkthrough with my page on Redis";
+    set_patience(PATIENCE_SECS);
+    let Some(servers) = Servers::from_env(TEST) else {
+        return;
+    };
+    let Some(redis) = servers.redis.clone() else {
+        return;
+    };
+    let store = BTreeMap::from([("BOXOFFICE_MYPAGE__STORE".to_owned(), redis)]);
+    let deployment = Deployment::start_with(servers, store).await;
+    movie_ticket_walkthrough(&deployment.gateway).await;
+    deployment.tear_down().await;
+}
+
+#[tokio::test]
 async fn the_bike_rental_walkthrough_runs_on_kafka_and_postgres() {
     let Some(deployment) = deploy("bike rental walkthrough").await else {
         return;

@@ -72,9 +72,16 @@ async fn read_models_deleted_or_corrupted_are_rebuilt_from_events_to_the_same_an
     .await;
     app.stop().await;
 
-    // My page's file deleted; the dashboard's counts corrupted.
+    // My page's bookings deleted; the dashboard's counts corrupted.
     let dir = app.dir.path().to_owned();
-    std::fs::remove_file(dir.join("mypage.redb")).unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.join("mypage.db").display()))
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM my_reservations")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
     let pool =
         sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.join("dashboard.db").display()))
             .await
