@@ -25,6 +25,12 @@ use runtime::{App, Store};
 
 pub use store::MIGRATIONS;
 
+/// My page's operations and the types they answer, for the public API
+/// document the gateway serves.
+pub fn api() -> utoipa::openapi::OpenApi {
+    <http::Api as utoipa::OpenApi>::openapi()
+}
+
 pub async fn build(database_url: &str, bus: Arc<dyn EventBus>) -> anyhow::Result<App> {
     let store = Store::connect(database_url, MIGRATIONS).await?;
     let view = store::MyReservations::new(store.clone());
