@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use contracts::api_compatibility::{api_breaking_changes, check_api_release};
+use contracts::compatibility::Version;
 use contracts::documents::REGENERATE;
 use serde_json::Value;
 
@@ -58,4 +60,85 @@ fn the_api_document_is_openapi_3_1_with_every_operation_named_once() {
             "{target} is referenced but not in the document"
         );
     }
+}
+
+/// The newest version under `contracts/released/` that has an API document.
+fn last_api_release() -> Version {
+    std::fs::read_dir(repository().join("contracts/released"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|dir| dir.join("openapi.json").is_file())
+        .filter_map(|dir| dir.file_name()?.to_str()?.parse().ok())
+        .max()
+        .expect("contracts/released/ holds a released API document")
+}
+
+fn current() -> Value {
+    serde_json::from_str(&boxoffice::api::json()).unwrap()
+}
+
+#[test]
+fn the_api_keeps_what_its_last_release_promised() {
+    let released_version = last_api_release();
+    let released: Value = serde_json::from_str(&read(&format!(
+        "contracts/released/{released_version}/openapi.json"
+    )))
+    .unwrap();
+    assert_eq!(
+        released["info"]["version"],
+        released_version.to_string(),
+        "a release is filed under its own version"
+    );
+    let current = current();
+    let version: Version = current["info"]["version"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let breaks = api_breaking_changes(&released, &current);
+    if let Err(problem) = check_api_release(
+        released_version,
+        version,
+        &breaks,
+        &read("contracts/CHANGELOG.md"),
+    ) {
+        panic!("{problem}");
+    }
+}
+
+#[test]
+fn a_response_field_removed_from_the_current_api_would_fail_the_check() {
+    // The check above on a deliberately broken document: it must name the
+    // operation and the field, or the check proves nothing.
+    let released = current();
+    let mut broken = released.clone();
+    broken["components"]["schemas"]["Reservation"]["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("status")
+        .expect("a reservation has a status");
+    let breaks = api_breaking_changes(&released, &broken);
+    let expected = r#"GET /reservations/{id}: response 200 field "status" removed"#;
+    assert!(breaks.contains(&expected.to_owned()), "{breaks:#?}");
+    let version: Version = released["info"]["version"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let error = check_api_release(version, version, &breaks, "").unwrap_err();
+    assert!(error.contains(expected), "{error}");
+}
+
+#[test]
+fn a_public_route_made_private_would_fail_the_check() {
+    let released = current();
+    let mut broken = released.clone();
+    broken["paths"]["/listings"]["get"]
+        .as_object_mut()
+        .unwrap()
+        .remove("security");
+    assert_eq!(
+        api_breaking_changes(&released, &broken),
+        ["GET /listings: security tightened: a public operation now needs a token"]
+    );
 }

@@ -60,9 +60,9 @@ impl utoipa::PartialSchema for DashboardEvent {
             "description": "One server-sent event: `event: dashboard` and, in `data`, the whole dashboard as JSON.",
             "required": ["event", "data"],
             "properties": {
-                "event": {"type": "string", "const": "dashboard"},
+                "event": {"type": "string", "enum": ["dashboard"]},
                 "data": {"type": "string", "contentMediaType": "application/json",
-                    "contentSchema": {"$ref": "#/components/schemas/Dashboard"}},
+                    "description": "The whole dashboard (`Dashboard`) as JSON."},
                 "id": {"type": "string"},
                 "retry": {"type": "integer"},
             },

@@ -50,10 +50,21 @@ struct Probe {
 #[openapi(paths(live, ready, crate::http::metrics))]
 pub struct HealthApi;
 
+/// What a health route answers when all is well: one word.
+struct HealthWord<const READY: bool>;
+
+impl<const READY: bool> utoipa::PartialSchema for HealthWord<READY> {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        crate::api::string_enum(&[if READY { "ready" } else { "live" }])
+    }
+}
+
+impl<const READY: bool> utoipa::ToSchema for HealthWord<READY> {}
+
 #[utoipa::path(get, path = "/health/live", tag = "operations", operation_id = "live",
     summary = "Liveness", security(()),
-    responses((status = 200, description = "The process is up.", content_type = "text/plain",
-        body = String, example = json!("live"))))]
+    responses((status = 200, description = "The process is up.",
+        content((inline(HealthWord<false>) = "text/plain")))))]
 async fn live() -> &'static str {
     "live"
 }
@@ -63,7 +74,7 @@ async fn live() -> &'static str {
     description = "Ready when what the process needs answers (for the gateway: every service behind it); not while it drains before stopping.",
     security(()),
     responses(
-        (status = 200, description = "Ready.", content_type = "text/plain", body = String, example = json!("ready")),
+        (status = 200, description = "Ready.", content((inline(HealthWord<true>) = "text/plain"))),
         (status = 503, description = "Not ready; `detail` names what is not.",
             body = crate::http::Problem, content_type = "application/problem+json"),
     ))]

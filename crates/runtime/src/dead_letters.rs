@@ -158,8 +158,10 @@ pub struct DeadLetterView {
     /// The consumer that gave up on it.
     pub consumer: String,
     /// The event's id; null when the record could not be decoded.
+    #[schema(required = true)]
     pub event_id: Option<String>,
     /// The event's type; null when the record could not be decoded.
+    #[schema(required = true)]
     pub event_type: Option<String>,
     pub topic: String,
     /// Why the last attempt failed.

@@ -108,7 +108,7 @@ struct TokenView {
 }
 
 fn bearer() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
-    runtime::api::from_json(serde_json::json!({"type": "string", "const": "Bearer"}))
+    runtime::api::string_enum(&["Bearer"])
 }
 
 #[utoipa::path(post, path = "/auth/token", tag = "auth", operation_id = "issueToken",

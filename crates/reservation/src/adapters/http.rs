@@ -40,7 +40,7 @@ struct PlaceRequest {
     listing_id: String,
     /// Tickets from a quota. A seated showing takes `seats` instead (a
     /// quantity beside them must equal their number).
-    #[schema(nullable = false, minimum = 1, maximum = crate::domain::MAX_TICKETS_PER_RESERVATION, default = 1)]
+    #[schema(nullable = false, minimum = 1, maximum = 1_000, default = 1)]
     quantity: Option<i64>,
     /// Seats of a seated showing (at most 10, none twice, each on the
     /// listing; 422 names a bad one). The quantity is their number. Quota
@@ -351,4 +351,17 @@ async fn return_rental(
         StatusCode::ACCEPTED,
         Json(ReservationView::from(&reservation)),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::{MAX_SEATS_PER_RESERVATION, MAX_TICKETS_PER_RESERVATION};
+
+    #[test]
+    fn the_document_bounds_a_booking_as_the_domain_does() {
+        let document = serde_json::to_value(crate::api()).unwrap();
+        let place = &document["components"]["schemas"]["PlaceReservation"]["properties"];
+        assert_eq!(place["quantity"]["maximum"], MAX_TICKETS_PER_RESERVATION);
+        assert_eq!(place["seats"]["maxItems"], MAX_SEATS_PER_RESERVATION);
+    }
 }
