@@ -21,7 +21,6 @@
 //! it is; `web/openapi.json` is the same document, committed, and checked
 //! against the released one for breaking changes.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -159,8 +158,6 @@ pub fn document(
 fn to_value(document: &OpenApi) -> Value {
     serde_json::to_value(document).expect("an OpenAPI document always serialises")
 }
-
-const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
 /// Adds `part`'s operations and schemas to `root`, with what the gateway
 /// does to each operation (`proxied`: passed on to a service).
@@ -371,19 +368,6 @@ fn name_services(root: &mut Value, services: &[&str]) {
             }
         }
     }
-}
-
-/// Every `(METHOD, path)` the document lists, for checks.
-pub fn operations(document: &Value) -> BTreeMap<(String, String), Value> {
-    let mut found = BTreeMap::new();
-    for (path, item) in document["paths"].as_object().into_iter().flatten() {
-        for method in METHODS {
-            if let Some(operation) = item.get(method) {
-                found.insert((method.to_uppercase(), path.clone()), operation.clone());
-            }
-        }
-    }
-    found
 }
 
 #[cfg(test)]
