@@ -5,6 +5,7 @@
 //! (`EventBus`, database urls, peer urls) and never know which.
 //!
 //! # Layout
+//! - [`api`]: the public API document, from every service's handlers.
 //! - [`config`]: typed configuration, layered defaults → file → `BOXOFFICE_*` env.
 //! - [`dead_letters`]: `boxoffice dead-letters list | replay`, through the gateway.
 //! - [`platform`]: `up` — every service in one process, each on its own
@@ -12,6 +13,7 @@
 //! - [`secrets`]: the admin password and token key kept in the data dir.
 //! - [`telemetry`]: logs, and traces exported over OTLP when configured.
 
+pub mod api;
 pub mod config;
 pub mod dead_letters;
 pub mod platform;

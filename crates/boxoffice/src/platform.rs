@@ -368,6 +368,7 @@ fn gateway_settings(
         routes,
         services: services(urls, config.wallet.enabled),
         rate_limits: config.rate_limits,
+        api_document: gateway::api::ApiDocument::new(&crate::api::document()),
     }
 }
 

@@ -35,6 +35,12 @@ use domain::screen::{NewScreen, ScreenDraft};
 
 pub use adapters::sql::MIGRATIONS;
 
+/// The catalog's operations and the types they take and answer, for the
+/// public API document the gateway serves.
+pub fn api() -> utoipa::openapi::OpenApi {
+    <adapters::http::Api as utoipa::OpenApi>::openapi()
+}
+
 /// How catalog is set up (`[catalog]` in the platform's configuration).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

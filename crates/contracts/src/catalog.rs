@@ -29,7 +29,9 @@ const fn inventory_of_booking(event_type: &'static str) -> Routing {
 }
 
 /// What can be booked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ListingKind {
     Movie,

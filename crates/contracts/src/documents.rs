@@ -24,7 +24,7 @@ use crate::wallet::WalletEvent;
 use crate::{IntegrationEvent, Routing, CONTRACT_VERSION, SCHEMA_VERSION};
 
 /// The command that writes the documents, for messages that ask for it.
-pub const REGENERATE: &str = "cargo run -p contracts --example contracts -- write";
+pub const REGENERATE: &str = "cargo run -p boxoffice --example contracts -- write";
 
 /// One CloudEvents attribute as a Kafka record header (binary content
 /// mode), as the Kafka adapter writes it.

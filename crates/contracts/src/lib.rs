@@ -17,9 +17,12 @@
 //!   from these types (committed under `contracts/`, served by the gateway).
 //! - [`compatibility`]: what a change to them breaks, against the released
 //!   contract.
+//! - [`api_compatibility`]: what a change to the public HTTP API (its
+//!   OpenAPI document) breaks, against the released one.
 //! - [`expectations`]: the fields each consuming context reads, checked
 //!   against the producers' schemas.
 
+pub mod api_compatibility;
 pub mod catalog;
 pub mod compatibility;
 pub mod documents;

@@ -20,7 +20,9 @@ const fn of_booking(event_type: &'static str) -> Routing {
 }
 
 /// How the customer pays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PaymentMethod {
     Card,

@@ -252,6 +252,9 @@ fn read(schema: &Value, root: &Value, depth: usize) -> Shape {
             values: values.iter().map(literal).collect(),
         };
     }
+    if let Some(parts) = map.get("allOf").and_then(Value::as_array) {
+        return all_of(parts, root, depth);
+    }
     if let Some(branches) = map
         .get("oneOf")
         .or_else(|| map.get("anyOf"))
@@ -321,6 +324,9 @@ fn alternatives(branches: &[Value], root: &Value, depth: usize) -> Shape {
         .iter()
         .map(|branch| read(branch, root, depth + 1))
         .collect();
+    if let [one] = shapes.as_slice() {
+        return one.clone();
+    }
     let is_null = |shape: &Shape| matches!(shape, Shape::Scalar { kind, .. } if kind == "null");
     if let [one, other] = shapes.as_slice() {
         if is_null(other) {
@@ -348,6 +354,33 @@ fn alternatives(branches: &[Value], root: &Value, depth: usize) -> Shape {
         return tagged;
     }
     Shape::Any
+}
+
+/// Every one of `parts` at once: objects' fields together (required where
+/// any part requires them); anything else is read as the one part.
+fn all_of(parts: &[Value], root: &Value, depth: usize) -> Shape {
+    let shapes: Vec<Shape> = parts
+        .iter()
+        .map(|part| read(part, root, depth + 1))
+        .collect();
+    if let [one] = shapes.as_slice() {
+        return one.clone();
+    }
+    let mut merged: BTreeMap<String, Field> = BTreeMap::new();
+    for shape in shapes {
+        let Shape::Object(fields) = shape else {
+            return Shape::Any;
+        };
+        for (name, field) in fields {
+            match merged.get_mut(&name) {
+                Some(known) => known.required |= field.required,
+                None => {
+                    merged.insert(name, field);
+                }
+            }
+        }
+    }
+    Shape::Object(merged)
 }
 
 /// Objects that all have one required single-value field: serde's tag.

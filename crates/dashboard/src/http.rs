@@ -12,6 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use futures::Stream;
 use runtime::http::{ApiError, Caller};
+use serde_json::json;
 
 use crate::live::Live;
 use crate::projection::Dashboard;
@@ -20,6 +21,11 @@ use crate::store::DashboardView;
 /// How often an idle stream says it is still there (a comment line), so
 /// that proxies and browsers keep it open.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The dashboard's part of the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(show, stream))]
+pub struct Api;
 
 #[derive(Clone, Debug)]
 struct Service {
@@ -34,15 +40,49 @@ pub fn router(view: DashboardView, live: Live) -> Router {
         .with_state(Service { view, live })
 }
 
+#[utoipa::path(get, path = "/dashboard", tag = "dashboard", operation_id = "getDashboard",
+    summary = "The dashboard (admin)",
+    description = "Built from catalog, reservation and wallet events alone, so it follows them shortly after they happen.",
+    security(("bearerAuth" = ["admin"])),
+    responses((status = 200, description = "The dashboard now.", body = Dashboard)))]
 async fn show(State(service): State<Service>, caller: Caller) -> Result<Json<Dashboard>, ApiError> {
     caller.require_admin()?;
     Ok(Json(service.view.dashboard().await?))
 }
 
+/// One frame of `GET /dashboard/stream`, as [`event`] writes it.
+struct DashboardEvent;
+
+impl utoipa::PartialSchema for DashboardEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        runtime::api::from_json(json!({
+            "type": "object",
+            "description": "One server-sent event: `event: dashboard` and, in `data`, the whole dashboard as JSON.",
+            "required": ["event", "data"],
+            "properties": {
+                "event": {"type": "string", "enum": ["dashboard"]},
+                "data": {"type": "string", "contentMediaType": "application/json",
+                    "description": "The whole dashboard (`Dashboard`) as JSON."},
+                "id": {"type": "string"},
+                "retry": {"type": "integer"},
+            },
+        }))
+    }
+}
+
+impl utoipa::ToSchema for DashboardEvent {}
+
 fn event(json: &str) -> Event {
     Event::default().event("dashboard").data(json)
 }
 
+#[utoipa::path(get, path = "/dashboard/stream", tag = "dashboard", operation_id = "streamDashboard",
+    summary = "The dashboard, live (admin, server-sent events)",
+    description = "A `dashboard` event carrying the whole dashboard (as `GET /dashboard`) on connecting, and again after events change it, at most every 250 ms. A comment line every 15 s keeps an idle stream open. The gateway passes events on as they come. The stream ends when the service stops; reconnect (EventSource does) to go on.",
+    security(("bearerAuth" = ["admin"])),
+    responses((status = 200, description = "`event: dashboard` / `data: <Dashboard as JSON>` frames.",
+        content((inline(DashboardEvent) = "text/event-stream",
+            example = json!("event: dashboard\ndata: {\"listings\":[],\"reservations\":{\"pending\":0,\"confirmed\":0,\"rejected\":0,\"cancelled\":0,\"returned\":0},\"revenue\":{\"card\":0,\"points\":0},\"points\":{\"issued\":0,\"spent\":0},\"updatedAt\":null}\n\n"))))))]
 async fn stream(
     State(service): State<Service>,
     caller: Caller,

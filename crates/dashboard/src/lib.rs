@@ -42,6 +42,12 @@ pub async fn clear(database_url: &str) -> anyhow::Result<u64> {
     removed
 }
 
+/// The dashboard's operations and the types they answer, for the public
+/// API document the gateway serves.
+pub fn api() -> utoipa::openapi::OpenApi {
+    <http::Api as utoipa::OpenApi>::openapi()
+}
+
 pub async fn build(database_url: &str, bus: Arc<dyn EventBus>) -> anyhow::Result<App> {
     let store = Store::connect(database_url, MIGRATIONS).await?;
     let view = store::DashboardView::new(store.clone());

@@ -149,18 +149,25 @@ pub fn apply_listing(mut row: ListingRow, change: &ListingChange) -> ListingRow 
 }
 
 /// A listing as the dashboard shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DashboardListing)]
 pub struct ListingView {
     pub id: String,
     pub title: String,
     pub kind: ListingKind,
+    /// Tickets of a quota, seats of a seated showing, 1 for a bike.
     pub total: u32,
+    /// Sold to confirmed bookings (given back when one is cancelled or a
+    /// rental returned).
     pub sold: u32,
+    /// Held for bookings still pending.
     pub held: u32,
+    /// total − held − sold.
     pub available: u32,
-    /// For a bike: whether a booking holds it or it is out on a rental.
+    /// Bikes only: a booking holds it or it is out on a rental.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub in_use: Option<bool>,
 }
 
@@ -553,7 +560,9 @@ pub fn points_fact(event: &WalletEvent) -> Option<PointsFact> {
 
 // --------------------------------------------------------------- the whole
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+/// Bookings by their latest status, each counted once (an expired booking
+/// counts as rejected).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
 pub struct StatusCounts {
     pub pending: u64,
     pub confirmed: u64,
@@ -575,10 +584,13 @@ impl StatusCounts {
     }
 }
 
-/// Takings in minor units, by how the bookings were paid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+/// Takings in minor units, by how the bookings were paid: amounts of
+/// confirmed and returned bookings (cancelled ones are taken off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
 pub struct Revenue {
+    #[schema(value_type = kernel::Money)]
     pub card: i64,
+    #[schema(value_type = kernel::Money)]
     pub points: i64,
 }
 
@@ -591,7 +603,9 @@ impl Revenue {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+/// Points bought or earned (`issued`), and spent on bookings less those
+/// given back (`spent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
 pub struct PointsTotals {
     pub issued: u64,
     pub spent: u64,
@@ -607,15 +621,22 @@ impl PointsTotals {
     }
 }
 
-/// `GET /dashboard`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What `GET /dashboard` answers: the admin's live view of listings,
+/// bookings, revenue and points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Dashboard {
+    /// Every listing on sale (withdrawn ones are left out), in
+    /// registration order.
     pub listings: Vec<ListingView>,
+    #[schema(inline)]
     pub reservations: StatusCounts,
+    #[schema(inline)]
     pub revenue: Revenue,
+    #[schema(inline)]
     pub points: PointsTotals,
     /// When the view last took in events; `null` before the first.
+    #[schema(format = DateTime, required = true)]
     pub updated_at: Option<String>,
 }
 

@@ -21,10 +21,12 @@ use crate::services::{Missing, Services};
 
 const WHAT: &str = "dead letters";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only this service's dead letters.
+    /// Only this service's; an unknown service is answered 404.
+    #[param(nullable = false)]
     service: Option<String>,
 }
 
@@ -32,6 +34,17 @@ pub struct ListQuery {
 /// oldest first, each with its `service`. A service that cannot answer
 /// makes the whole answer 503 naming it: a partial list would hide what
 /// needs attention.
+#[utoipa::path(get, path = "/admin/dead-letters", tag = "operations", operation_id = "listDeadLetters",
+    summary = "Every service's dead letters (admin)",
+    description = "The events each service's consumers gave up on, in one list, oldest first, each with the `service` that keeps it. A service that does not answer makes the whole answer 503, naming it.",
+    security(("bearerAuth" = ["admin"])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Dead letters, oldest first.", body = Vec<crate::services::KeptDeadLetter>),
+        (status = 400, response = runtime::api::E400),
+        (status = 404, response = runtime::api::E404),
+        (status = 503, response = runtime::api::E503),
+    ))]
 pub async fn list(
     State(services): State<Services>,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -64,6 +77,19 @@ pub async fn list(
 /// `POST /admin/dead-letters/{service}/{id}/replay`: forwarded to that
 /// service's `/admin/dead-letters/{id}/replay` with the caller's identity;
 /// its answer (202, 404, 409) comes back as it is.
+#[utoipa::path(post, path = "/admin/dead-letters/{service}/{id}/replay", tag = "operations", operation_id = "replayDeadLetter",
+    summary = "Replay a dead letter (admin)",
+    description = "Hands the event back to its consumer, once the cause of its failures is fixed. Forwarded to the service that keeps it.",
+    security(("bearerAuth" = ["admin"])),
+    params(("service" = String, Path, description = "The service that keeps it."), ("id" = String, Path)),
+    responses(
+        (status = 202, description = "Replayed; `status` is `replayed`.", body = runtime::dead_letters::DeadLetterView),
+        (status = 404, description = "No such service, or no such dead letter.",
+            body = runtime::http::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The consumer rejected the event again; `detail` says why.",
+            body = runtime::http::Problem, content_type = "application/problem+json"),
+        (status = 503, response = runtime::api::E503),
+    ))]
 pub async fn replay(
     State(state): State<Services>,
     Path((service, id)): Path<(String, String)>,

@@ -23,11 +23,25 @@ fn json(document: &str) -> Response {
 }
 
 /// `GET /asyncapi.json`.
+#[utoipa::path(get, path = "/asyncapi.json", tag = "operations", operation_id = "asyncapi",
+    summary = "The event contract (AsyncAPI 3.0)",
+    description = "The integration events the contexts publish to each other: a channel per topic, a message per CloudEvents type with its Kafka key, `ce_*` headers, correlation id and payload schema. Generated from the event types; `info.version` is the contract's version.",
+    security(()),
+    responses((status = 200, description = "The AsyncAPI document.", body = Object)))]
 pub async fn asyncapi() -> Response {
     json(&DOCUMENTS["asyncapi.json"])
 }
 
 /// `GET /contracts/events/{type}.schema.json`.
+#[utoipa::path(get, path = "/contracts/events/{file}", tag = "operations", operation_id = "eventSchema",
+    summary = "One event type's JSON Schema",
+    description = "The JSON Schema (2020-12) of one event type as a whole structured-mode CloudEvent: `{file}` is `<type>.schema.json`, e.g. `boxoffice.reservation.confirmed.schema.json`.",
+    security(()),
+    params(("file" = String, Path, description = "`<type>.schema.json`, for an event type of the AsyncAPI document.")),
+    responses(
+        (status = 200, description = "The event type's schema.", body = Object),
+        (status = 404, response = runtime::api::E404),
+    ))]
 pub async fn event_schema(Path(file): Path<String>) -> Response {
     match schema_of(&DOCUMENTS, &file) {
         Some(document) => json(document),

@@ -7,6 +7,7 @@
 //! for another), and adds `x-request-id` to every request.
 //!
 //! # Layout
+//! - [`api`]: the public API document, put together from the handlers.
 //! - [`access`]: the access policy, pure.
 //! - [`dead_letters`]: every service's dead letters in one list; replays.
 //! - [`event_contracts`]: the AsyncAPI document and the events' JSON Schemas.
@@ -19,6 +20,7 @@
 //! - `ui`: the web UI's files, built into the binary.
 
 pub mod access;
+pub mod api;
 pub mod dead_letters;
 pub mod event_contracts;
 pub mod identity;
@@ -32,7 +34,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::header;
 use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
@@ -41,8 +42,6 @@ use runtime::{App, Store};
 pub use identity::MIGRATIONS;
 pub use limits::RateLimits;
 pub use proxy::Route;
-
-const OPENAPI_JSON: &str = include_str!("../../../web/openapi.json");
 
 /// How the gateway is configured.
 #[derive(Debug, Clone)]
@@ -59,6 +58,8 @@ pub struct Settings {
     pub services: BTreeMap<String, String>,
     /// Sign-in attempts per client address, changes per user.
     pub rate_limits: RateLimits,
+    /// The public API document served at `/openapi.json` ([`api::document`]).
+    pub api_document: api::ApiDocument,
 }
 
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
@@ -109,7 +110,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         .route("/ui/{*path}", get(ui::asset))
         .route(
             "/openapi.json",
-            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON) }),
+            get(api::openapi).with_state(settings.api_document.clone()),
         )
         .route("/asyncapi.json", get(event_contracts::asyncapi))
         .route(

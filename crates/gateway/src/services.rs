@@ -159,6 +159,14 @@ impl Services {
 /// `GET /admin/circuit-breakers`: where every breaker of every service
 /// stands (a service that calls nobody synchronously has none), each with
 /// its `service`.
+#[utoipa::path(get, path = "/admin/circuit-breakers", tag = "operations", operation_id = "listCircuitBreakers",
+    summary = "Where every circuit breaker stands (admin)",
+    description = "The breakers in front of synchronous calls between services (reservation → payment for card bookings, wallet → payment for purchases of points), each with the `service` that keeps it. An open breaker refuses calls at once; once its pause is over it is half-open: the next call is a trial, and the first success closes it.",
+    security(("bearerAuth" = ["admin"])),
+    responses(
+        (status = 200, description = "Every breaker, by service.", body = Vec<KeptBreaker>),
+        (status = 503, response = runtime::api::E503),
+    ))]
 pub async fn circuit_breakers(
     axum::extract::State(services): axum::extract::State<Services>,
     headers: HeaderMap,
@@ -177,3 +185,38 @@ pub async fn circuit_breakers(
         .await?;
     Ok(axum::Json(all))
 }
+
+/// An item of a list gathered from every service, as [`Services::gather`]
+/// writes it: the service's own item and the `service` that keeps it.
+fn kept(item: &str, example: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    runtime::api::from_json(serde_json::json!({"allOf": [
+        {"$ref": format!("#/components/schemas/{item}")},
+        {"type": "object", "required": ["service"], "properties": {"service": {
+            "type": "string", "description": "The service that keeps it.", "examples": [example],
+        }}},
+    ]}))
+}
+
+/// A dead letter in the gateway's list (`GET /admin/dead-letters`).
+#[derive(Debug)]
+pub struct KeptDeadLetter;
+
+impl utoipa::PartialSchema for KeptDeadLetter {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        kept("DeadLetter", "catalog")
+    }
+}
+
+impl utoipa::ToSchema for KeptDeadLetter {}
+
+/// A circuit breaker in the gateway's list (`GET /admin/circuit-breakers`).
+#[derive(Debug)]
+pub struct KeptBreaker;
+
+impl utoipa::PartialSchema for KeptBreaker {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        kept("CircuitBreaker", "reservation")
+    }
+}
+
+impl utoipa::ToSchema for KeptBreaker {}

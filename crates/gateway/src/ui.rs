@@ -15,16 +15,41 @@ use rust_embed::RustEmbed;
 struct Files;
 
 /// `GET /`: the page.
+#[utoipa::path(get, path = "/", tag = "operations", operation_id = "webUi",
+    summary = "The web UI", security(()),
+    responses(
+        (status = 200, description = "The single-page UI.", content_type = "text/html", body = String),
+        (status = 304, description = "Unchanged since the `If-None-Match` sent."),
+    ))]
 pub async fn index(headers: HeaderMap) -> Response {
     file("index.html", &headers).unwrap_or_else(|error| error.into_response())
 }
 
 /// `GET /docs`: the interactive API docs over `/openapi.json`.
+#[utoipa::path(get, path = "/docs", tag = "operations", operation_id = "apiDocs",
+    summary = "The interactive API docs",
+    description = "Swagger UI over this document, served from the binary (works offline). Authorize with a token from `POST /auth/token` to try operations.",
+    security(()),
+    responses(
+        (status = 200, description = "The docs page.", content_type = "text/html", body = String),
+        (status = 304, description = "Unchanged since the `If-None-Match` sent."),
+    ))]
 pub async fn docs(headers: HeaderMap) -> Response {
     file("docs.html", &headers).unwrap_or_else(|error| error.into_response())
 }
 
 /// `GET /ui/{*path}`: one of the page's files.
+#[utoipa::path(get, path = "/ui/{path}", tag = "operations", operation_id = "webUiFile",
+    summary = "The web UI's modules, styles and vendored libraries",
+    description = "Served with an `ETag` and `Cache-Control: no-cache`: a browser revalidates each file and gets 304 while it is unchanged.",
+    security(()),
+    params(("path" = String, Path, example = "app/main.js")),
+    responses(
+        (status = 200, description = "The file.", content(
+            (String = "text/javascript"), (String = "text/css"), (String = "image/svg+xml"))),
+        (status = 304, description = "Unchanged since the `If-None-Match` sent."),
+        (status = 404, response = runtime::api::E404),
+    ))]
 pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
     file(&path, &headers).unwrap_or_else(|error| error.into_response())
 }

@@ -44,6 +44,22 @@ impl schemars::JsonSchema for Money {
     }
 }
 
+impl utoipa::PartialSchema for Money {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(0))
+            .maximum(Some(MAX_AMOUNT))
+            .description(Some("An amount in integer minor units of the currency."))
+            .into()
+    }
+}
+
+/// A component of the API document (`#/components/schemas/Money`).
+impl utoipa::ToSchema for Money {}
+
 impl Money {
     pub const ZERO: Money = Money(0);
 

@@ -4,6 +4,7 @@
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use runtime::api::{E400, E404, E422};
 use runtime::http::{ApiError, Caller, Page};
 
 use kernel::ids::ReservationId;
@@ -14,6 +15,11 @@ use crate::view::{MyReservationDetail, MyReservationView, View};
 
 type Views = Arc<dyn View>;
 
+/// My page's part of the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, find))]
+pub struct Api;
+
 pub fn router(view: Views) -> Router {
     Router::new()
         .route("/mypage/reservations", get(list))
@@ -21,6 +27,15 @@ pub fn router(view: Views) -> Router {
         .with_state(view)
 }
 
+#[utoipa::path(get, path = "/mypage/reservations", tag = "mypage", operation_id = "myPageReservations",
+    summary = "My reservations (read model)",
+    description = "Eventually consistent: it follows the reservation events shortly after they happen.",
+    params(Page),
+    responses(
+        (status = 200, description = "Rows.", body = Vec<MyReservationView>),
+        (status = 400, response = E400),
+        (status = 422, response = E422),
+    ))]
 async fn list(
     State(view): State<Views>,
     caller: Caller,
@@ -40,6 +55,13 @@ async fn list(
 
 /// The caller's booking (an admin's: anyone's). Someone else's booking is
 /// answered exactly like an unknown one, so ids cannot be probed.
+#[utoipa::path(get, path = "/mypage/reservations/{id}", tag = "mypage", operation_id = "myBooking",
+    summary = "One of my bookings by id, from the read model (admin: anyone's)",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "The booking: listing, screen, seats, payment, points and every status it went through.", body = MyReservationDetail),
+        (status = 404, response = E404),
+    ))]
 async fn find(
     State(view): State<Views>,
     caller: Caller,

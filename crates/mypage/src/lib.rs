@@ -33,6 +33,12 @@ pub use projector::Projector;
 pub use store::{MyReservations, MIGRATIONS};
 pub use view::{Projection, View};
 
+/// My page's operations and the types they answer, for the public API
+/// document the gateway serves.
+pub fn api() -> utoipa::openapi::OpenApi {
+    <http::Api as utoipa::OpenApi>::openapi()
+}
+
 /// The consumer group that builds the view.
 pub const GROUP: &str = "mypage.projection";
 /// The topics it reads (a rebuild replays them all).

@@ -42,6 +42,22 @@ pub fn apply(
     }
 }
 
+/// Every status [`project`] writes, in the order a booking may go through
+/// them: what the API documents a booking's `status` as.
+pub const STATUSES: [&str; 5] = ["pending", "confirmed", "rejected", "cancelled", "returned"];
+
+/// A booking's status on the wire: one of [`STATUSES`].
+#[derive(Debug)]
+pub struct ReservationStatus;
+
+impl utoipa::PartialSchema for ReservationStatus {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        runtime::api::string_enum(&STATUSES)
+    }
+}
+
+impl utoipa::ToSchema for ReservationStatus {}
+
 pub fn project(event: &ReservationEvent, version: u64) -> MyReservationRow {
     let (status, updated_at) = match event {
         ReservationEvent::ReservationPlaced { placed_at, .. } => ("pending", *placed_at),
@@ -74,6 +90,24 @@ pub enum PaymentStatus {
     Voided,
     Refunded,
 }
+
+/// As the payment service lists its statuses.
+impl utoipa::PartialSchema for PaymentStatus {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        runtime::api::string_enum(
+            &[
+                PaymentStatus::Authorised,
+                PaymentStatus::Declined,
+                PaymentStatus::Captured,
+                PaymentStatus::Voided,
+                PaymentStatus::Refunded,
+            ]
+            .map(PaymentStatus::as_str),
+        )
+    }
+}
+
+impl utoipa::ToSchema for PaymentStatus {}
 
 impl PaymentStatus {
     pub fn as_str(self) -> &'static str {
@@ -357,6 +391,11 @@ mod tests {
         for (event, status) in cases {
             let row = project(&event, 1);
             assert_eq!(row.status, status);
+            assert!(
+                STATUSES.contains(&row.status),
+                "{} is documented",
+                row.status
+            );
             assert_eq!(row.booking, b);
         }
     }

@@ -47,65 +47,94 @@ pub trait Projection: View + Clone {
     async fn record_listing(&self, tx: &mut Self::Tx, fact: &ListingFact) -> anyhow::Result<()>;
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = MyPageReservation)]
 pub struct MyReservationView {
     pub reservation_id: String,
     pub listing_id: String,
     pub title: String,
+    #[schema(value_type = contracts::catalog::ListingKind)]
     pub kind: String,
+    #[schema(minimum = 0)]
     pub quantity: i64,
     pub seats: Vec<String>,
+    #[schema(value_type = kernel::Money)]
     pub amount: i64,
+    #[schema(value_type = crate::projection::ReservationStatus)]
     pub status: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
 /// One booking as `GET /mypage/reservations/{id}` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = MyBooking)]
 pub struct MyReservationDetail {
     pub reservation_id: String,
     pub listing_id: String,
     pub title: String,
+    #[schema(value_type = contracts::catalog::ListingKind)]
     pub kind: String,
+    /// The screen of a seated movie.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, inline)]
     pub screen: Option<ScreenView>,
+    /// When the showing starts, when it has a time.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
     pub starts_at: Option<String>,
+    #[schema(minimum = 0)]
     pub quantity: i64,
     pub seats: Vec<String>,
+    #[schema(value_type = kernel::Money)]
     pub amount: i64,
+    #[schema(value_type = contracts::reservation::PaymentMethod)]
     pub payment_method: String,
     /// `null` until a payment event about the booking arrives.
+    #[schema(inline)]
     pub payment: Option<PaymentView>,
+    #[schema(inline)]
     pub points: PointsView,
+    #[schema(value_type = crate::projection::ReservationStatus)]
     pub status: String,
+    /// Every status it went through, each once, in order.
+    #[schema(inline)]
     pub history: Vec<HistoryView>,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScreenView {
     pub id: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PaymentView {
+    #[schema(value_type = crate::projection::PaymentStatus)]
     pub status: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Points the booking earned, had taken back, spent and had given back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PointsView {
+    #[schema(minimum = 0)]
     pub earned: i64,
+    #[schema(minimum = 0)]
     pub withdrawn: i64,
+    #[schema(minimum = 0)]
     pub spent: i64,
+    #[schema(minimum = 0)]
     pub refunded: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryView {
+    #[schema(value_type = crate::projection::ReservationStatus)]
     pub status: String,
+    #[schema(format = DateTime)]
     pub at: String,
 }

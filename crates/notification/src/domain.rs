@@ -17,6 +17,15 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
+    pub const ALL: [MessageKind; 6] = [
+        MessageKind::Reserved,
+        MessageKind::Rejected,
+        MessageKind::Expired,
+        MessageKind::Cancelled,
+        MessageKind::Refunded,
+        MessageKind::Returned,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             MessageKind::Reserved => "reserved",

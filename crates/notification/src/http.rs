@@ -3,9 +3,15 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use runtime::api::{E400, E422};
 use runtime::http::{ApiError, Caller, Page};
 
 use crate::store::{NotificationView, Notifications};
+
+/// The notification service's part of the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list))]
+pub struct Api;
 
 pub fn router(notifications: Notifications) -> Router {
     Router::new()
@@ -13,6 +19,14 @@ pub fn router(notifications: Notifications) -> Router {
         .with_state(notifications)
 }
 
+#[utoipa::path(get, path = "/notifications", tag = "notifications", operation_id = "listNotifications",
+    summary = "My notifications",
+    params(Page),
+    responses(
+        (status = 200, description = "Notifications.", body = Vec<NotificationView>),
+        (status = 400, response = E400),
+        (status = 422, response = E422),
+    ))]
 async fn list(
     State(notifications): State<Notifications>,
     caller: Caller,

@@ -30,6 +30,12 @@ use crate::webhook::WebhookChannel;
 
 pub use store::MIGRATIONS;
 
+/// The notification service's operations and the types they answer, for
+/// the public API document the gateway serves.
+pub fn api() -> utoipa::openapi::OpenApi {
+    <http::Api as utoipa::OpenApi>::openapi()
+}
+
 /// Where messages go besides the log.
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(default)]

@@ -45,15 +45,24 @@ const SENT: Listing = Listing {
     newest_first: true,
 };
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Notification)]
 pub struct NotificationView {
     pub id: String,
     pub reservation_id: String,
+    #[schema(schema_with = message_kinds)]
     pub kind: String,
     pub message: String,
     pub channel: String,
+    #[schema(format = DateTime)]
     pub sent_at: String,
+}
+
+fn message_kinds() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    runtime::api::string_enum(
+        &crate::domain::MessageKind::ALL.map(crate::domain::MessageKind::as_str),
+    )
 }
 
 #[derive(Clone, Debug)]

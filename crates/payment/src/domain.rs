@@ -18,6 +18,28 @@ pub enum Status {
     Refunded,
 }
 
+/// Where a payment stands, as the API writes it.
+impl utoipa::PartialSchema for Status {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        runtime::api::string_enum(
+            &[
+                Status::Authorised,
+                Status::Declined,
+                Status::Captured,
+                Status::Voided,
+                Status::Refunded,
+            ]
+            .map(Status::as_str),
+        )
+    }
+}
+
+impl utoipa::ToSchema for Status {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "PaymentStatus".into()
+    }
+}
+
 impl Status {
     pub fn as_str(self) -> &'static str {
         match self {

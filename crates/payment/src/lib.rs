@@ -35,6 +35,12 @@ use runtime::{App, Store};
 use serde::{Deserialize, Serialize};
 
 pub use adapters::sql::MIGRATIONS;
+
+/// The payment service's public operations and the types they take and
+/// answer, for the public API document the gateway serves.
+pub fn api() -> utoipa::openapi::OpenApi {
+    <adapters::http::Api as utoipa::OpenApi>::openapi()
+}
 pub use domain::ProviderSettings;
 
 /// How the payment service is configured (`[payment]`).

@@ -119,6 +119,25 @@ pub enum Status {
     Returned,
 }
 
+/// Where a reservation stands, as the API writes it.
+impl utoipa::PartialSchema for Status {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        runtime::api::string_enum(&[
+            Status::Pending.as_str(),
+            Status::Confirmed.as_str(),
+            Status::Rejected.as_str(),
+            Status::Cancelled.as_str(),
+            Status::Returned.as_str(),
+        ])
+    }
+}
+
+impl utoipa::ToSchema for Status {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "ReservationStatus".into()
+    }
+}
+
 impl Status {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -34,6 +34,12 @@ pub use adapters::grpc::GrpcEndpoint;
 pub use adapters::payment_client::PaymentCallSettings;
 pub use adapters::sql::MIGRATIONS;
 
+/// The reservation service's operations and the types they take and
+/// answer, for the public API document the gateway serves.
+pub fn api() -> utoipa::openapi::OpenApi {
+    <adapters::http::Api as utoipa::OpenApi>::openapi()
+}
+
 /// The gRPC API (package `boxoffice.reservation.v1`): its messages, the
 /// server the service runs and the client Rust callers use.
 #[allow(clippy::all, missing_docs)]

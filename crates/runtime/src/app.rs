@@ -39,6 +39,61 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Worker = Box<dyn FnOnce(Shutdown) -> BoxFuture<anyhow::Result<()>> + Send>;
 type Readiness = Arc<dyn Fn() -> BoxFuture<Result<(), String>> + Send + Sync>;
 
+/// What `/health/ready` asks: the service's own check, unless it drains.
+#[derive(Clone)]
+struct Probe {
+    readiness: Readiness,
+    draining: Arc<AtomicBool>,
+}
+
+/// The health routes every service (and the gateway) answers, for the
+/// API document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(live, ready, crate::http::metrics))]
+pub struct HealthApi;
+
+/// What a health route answers when all is well: one word.
+struct HealthWord<const READY: bool>;
+
+impl<const READY: bool> utoipa::PartialSchema for HealthWord<READY> {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        crate::api::string_enum(&[if READY { "ready" } else { "live" }])
+    }
+}
+
+impl<const READY: bool> utoipa::ToSchema for HealthWord<READY> {}
+
+#[utoipa::path(get, path = "/health/live", tag = "operations", operation_id = "live",
+    summary = "Liveness", security(()),
+    responses((status = 200, description = "The process is up.",
+        content((inline(HealthWord<false>) = "text/plain")))))]
+async fn live() -> &'static str {
+    "live"
+}
+
+#[utoipa::path(get, path = "/health/ready", tag = "operations", operation_id = "ready",
+    summary = "Readiness",
+    description = "Ready when what the process needs answers (for the gateway: every service behind it); not while it drains before stopping.",
+    security(()),
+    responses(
+        (status = 200, description = "Ready.", content((inline(HealthWord<true>) = "text/plain"))),
+        (status = 503, description = "Not ready; `detail` names what is not.",
+            body = crate::http::Problem, content_type = "application/problem+json"),
+    ))]
+async fn ready(axum::extract::State(probe): axum::extract::State<Probe>) -> Response {
+    if probe.draining.load(Ordering::Relaxed) {
+        return problem_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "draining: this instance is shutting down and takes no new work",
+        );
+    }
+    match (probe.readiness)().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(why) => problem_response(StatusCode::SERVICE_UNAVAILABLE, "not-ready", &why),
+    }
+}
+
 /// The longest requests in flight may take to finish once the listener
 /// closed; longer ones are cut off (a pod's grace period is 30 s).
 pub const IN_FLIGHT_GRACE: Duration = Duration::from_secs(20);
@@ -138,34 +193,18 @@ impl App {
     /// The full router: the service's routes plus health and metrics, with
     /// request ids, body limits and request metrics.
     pub fn router(&self) -> Router {
-        let readiness = self.readiness.clone();
-        let draining = self.draining.clone();
         let service = self.name;
-        let ready = move || {
-            let (readiness, draining) = (readiness.clone(), draining.clone());
-            async move {
-                if draining.load(Ordering::Relaxed) {
-                    return problem_response(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "not-ready",
-                        "draining: this instance is shutting down and takes no new work",
-                    );
-                }
-                match readiness().await {
-                    Ok(()) => (StatusCode::OK, "ready").into_response(),
-                    Err(why) => {
-                        problem_response(StatusCode::SERVICE_UNAVAILABLE, "not-ready", &why)
-                    }
-                }
-            }
+        let probe = Probe {
+            readiness: self.readiness.clone(),
+            draining: self.draining.clone(),
         };
         let mut routes = self.router.clone();
         if !self.replayers.is_empty() {
             routes = routes.merge(self.replayers.clone().router());
         }
         routes
-            .route("/health/live", get(|| async { "live" }))
-            .route("/health/ready", get(ready))
+            .route("/health/live", get(live))
+            .route("/health/ready", get(ready).with_state(probe))
             .merge(metrics_router())
             .layer(middleware::from_fn(move |req, next| {
                 record(service, req, next)

@@ -90,7 +90,7 @@ pub enum CallError {
 type Breaker = StateMachine<ConsecutiveFailures<Constant>, BreakerLog>;
 
 /// Where a breaker stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum BreakerState {
     /// Calls go through.
@@ -102,18 +102,29 @@ pub enum BreakerState {
 }
 
 /// A breaker as an admin sees it (`GET /admin/circuit-breakers`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CircuitBreaker)]
 pub struct BreakerStatus {
+    /// The service called.
+    #[schema(examples("payment"))]
     pub dependency: &'static str,
+    /// The service calling.
+    #[schema(examples("reservation"))]
     pub caller: &'static str,
+    #[schema(inline)]
     pub state: BreakerState,
     /// When it last changed state (its start, if never).
+    #[schema(format = DateTime)]
     pub since: String,
     /// What customers see while it is open.
     pub while_open: &'static str,
+    /// Longest wait for an answer.
     pub timeout_ms: u64,
+    /// Consecutive failures that open it.
+    #[schema(minimum = 1)]
     pub failures_to_open: u32,
+    /// How long it stays open before a trial call.
     pub open_for_ms: u64,
 }
 

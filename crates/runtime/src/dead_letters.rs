@@ -148,25 +148,43 @@ async fn insert(tx: &mut Transaction<'static, Any>, parked: Parked<'_>) -> anyho
     Ok(())
 }
 
-/// A dead letter as the admin sees it.
-#[derive(Debug, Clone, Serialize)]
+/// An event a consumer gave up on after repeated failures.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DeadLetter)]
 pub struct DeadLetterView {
+    /// Its id within its service.
     pub id: String,
+    /// The consumer that gave up on it.
     pub consumer: String,
+    /// The event's id; null when the record could not be decoded.
+    #[schema(required = true)]
     pub event_id: Option<String>,
+    /// The event's type; null when the record could not be decoded.
+    #[schema(required = true)]
     pub event_type: Option<String>,
     pub topic: String,
+    /// Why the last attempt failed.
     pub error: String,
+    #[schema(minimum = 1)]
     pub attempts: i64,
     /// `dead`, or `replayed` once a replay applied it.
+    #[schema(schema_with = letter_status)]
     pub status: String,
+    #[schema(format = DateTime)]
     pub at: String,
+    /// When a replay applied it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime, nullable = false)]
     pub replayed_at: Option<String>,
     /// The bytes of a record that could not be decoded (as text, lossily).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub raw: Option<String>,
+}
+
+fn letter_status() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    crate::api::string_enum(&["dead", "replayed"])
 }
 
 const COLUMNS: &str =

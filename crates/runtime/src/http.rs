@@ -108,13 +108,17 @@ impl ApiError {
     }
 }
 
-/// The problem document (RFC 9457).
-#[derive(Debug, Serialize, serde::Deserialize)]
+/// RFC 9457 problem details. A rejected request changes nothing.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
+    #[schema(format = "uri-reference", examples("/problems/unprocessable"))]
     pub problem_type: String,
+    #[schema(examples("Unprocessable Entity"))]
     pub title: String,
+    #[schema(minimum = 100, maximum = 599, examples(422))]
     pub status: u16,
+    #[schema(examples("quantity must be between 1 and 1000 (got 0)"))]
     pub detail: String,
 }
 
@@ -229,7 +233,7 @@ pub struct Caller {
     pub role: Role,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Customer,
@@ -437,18 +441,19 @@ pub fn metrics_handle() -> PrometheusHandle {
 
 /// `/metrics` in Prometheus text format.
 pub fn metrics_router() -> Router {
-    let handle = metrics_handle();
-    Router::new().route(
-        "/metrics",
-        get(move || {
-            let handle = handle.clone();
-            async move {
-                (
-                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                    handle.render(),
-                )
-            }
-        }),
+    Router::new().route("/metrics", get(metrics).with_state(metrics_handle()))
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    summary = "Prometheus metrics", security(()),
+    responses((status = 200, description = "Prometheus text exposition format.",
+        content_type = "text/plain", body = String)))]
+pub(crate) async fn metrics(
+    axum::extract::State(handle): axum::extract::State<PrometheusHandle>,
+) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
     )
 }
 

@@ -30,6 +30,7 @@
 //! - [`app`]: a service assembled from a router and background workers,
 //!   served until shutdown.
 
+pub mod api;
 pub mod app;
 pub mod breaker;
 pub mod consumer;

@@ -37,6 +37,12 @@ use serde::{Deserialize, Serialize};
 
 pub use adapters::sql::MIGRATIONS;
 
+/// The wallet's operations and the types they take and answer, for the
+/// public API document the gateway serves.
+pub fn api() -> utoipa::openapi::OpenApi {
+    <adapters::http::Api as utoipa::OpenApi>::openapi()
+}
+
 /// How the wallet service behaves (`[wallet]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]

@@ -1,5 +1,6 @@
-//! `web/openapi.json` tells the truth: every operation it documents is
-//! answered by a running platform, and every route in the source is in it.
+//! `web/openapi.json` (generated from the handlers) tells the truth: every
+//! operation it documents is answered by a running platform, and every
+//! route in the source is in it.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

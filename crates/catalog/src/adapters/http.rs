@@ -8,8 +8,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use contracts::catalog::ListingKind;
 use kernel::ids::{ListingId, ScreenId};
+use runtime::api::{E400, E404, E409, E422};
 use runtime::http::{timestamp, ApiError, Body, Caller, Page};
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
 
 use super::sql::screens::ScreenRecord;
 use super::sql::{ChangeError, ListingRecord, Listings, RegisterError, Screens, WithdrawError};
@@ -18,6 +20,21 @@ use crate::domain::seat_map::{self, SeatMapPatch, SectionDraft};
 use crate::domain::{
     ListingChangeDraft, ListingDraft, ListingError, NewListing, SeatingDraft, SoldBy,
 };
+
+/// The catalog's part of the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list,
+    register,
+    find,
+    change,
+    withdraw,
+    seat_map,
+    list_screens,
+    register_screen,
+    find_screen
+))]
+pub struct Api;
 
 pub fn router(listings: Listings, screens: Screens) -> Router {
     Router::new()
@@ -33,39 +50,76 @@ pub fn router(listings: Listings, screens: Screens) -> Router {
         )
 }
 
-/// What each kind needs (a title and price for shows, a colour for a
-/// bike) is checked by the domain, which names what is missing.
-#[derive(Debug, Deserialize)]
+/// A movie is sold by ticket quota (`tickets`) or by assigned seats
+/// (`seating`): exactly one of the two (422 for none or both). A seated
+/// movie always gets a screen: the one named (`{screenId}`; unknown: 422,
+/// busy at that time: 409), or the smallest free screen with at least
+/// `{rows, seatsPerRow}` (none: 422); it occupies its screen for 3 hours
+/// from `startsAt`. A musical brings its own seat map `{rows, seatsPerRow,
+/// sections?}` and gets no screen. A bike needs `color` (422 otherwise;
+/// other kinds may not have one); its title defaults to `Bike {number}`
+/// and its price to 1000 (points per rental). `title` and `price` are
+/// required for movies and musicals.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RegisterListing {
+    #[schema(nullable = false, default = "movie")]
     kind: Option<ListingKind>,
+    #[schema(nullable = false, min_length = 1, max_length = 200)]
     title: Option<String>,
+    #[schema(nullable = false, max_length = 2000)]
     description: Option<String>,
+    /// Per ticket, in integer minor units.
+    #[schema(nullable = false, value_type = Option<kernel::Money>)]
     price: Option<i64>,
+    /// The ticket quota (a movie sold without seat choice).
+    #[schema(nullable = false, minimum = 1, maximum = 1_000_000)]
     tickets: Option<i64>,
+    /// Assigned seats: a screen (`screenId`), or the grid wanted
+    /// (`rows`, `seatsPerRow`, and a musical's `sections`).
+    #[schema(nullable = false)]
     seating: Option<SeatingRequest>,
+    /// When the showing starts (RFC 3339).
+    #[schema(nullable = false, format = DateTime)]
     starts_at: Option<String>,
+    /// A bike's colour (bikes only).
+    #[schema(nullable = false, min_length = 1)]
     color: Option<String>,
 }
 
 /// `{screenId}` or `{rows, seatsPerRow}` (with `sections` for a musical);
 /// which one is checked by the domain, so that a wrong mix is answered
 /// with what is missing.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SeatingRequest {
+    #[schema(nullable = false)]
     screen_id: Option<String>,
+    #[schema(nullable = false, minimum = 1)]
     rows: Option<i64>,
+    #[schema(nullable = false, minimum = 1)]
     seats_per_row: Option<i64>,
+    /// Musicals: rows sold at their own price.
+    #[schema(nullable = false)]
     sections: Option<Vec<SectionRequest>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = SeatSection)]
 struct SectionRequest {
+    #[schema(min_length = 1)]
     name: String,
+    #[schema(value_type = kernel::Money)]
     price: i64,
+    #[schema(min_items = 1, inline, schema_with = row_letters)]
     rows: Vec<String>,
+}
+
+fn row_letters() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    runtime::api::from_json(serde_json::json!({
+        "type": "array", "minItems": 1, "items": {"type": "string", "pattern": "^[A-Z]$"}
+    }))
 }
 
 impl From<SectionRequest> for SectionDraft {
@@ -82,31 +136,51 @@ fn section_drafts(sections: Option<Vec<SectionRequest>>) -> Option<Vec<SectionDr
     sections.map(|sections| sections.into_iter().map(SectionDraft::from).collect())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Listing)]
 pub struct ListingView {
     id: String,
     kind: ListingKind,
     title: String,
     description: String,
+    /// Per ticket, seat (outside sections) or rental, in minor units.
+    #[schema(value_type = kernel::Money)]
     price: i64,
     capacity: CapacityView,
+    /// The screen of a seated showing (absent for a quota).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     screen: Option<ScreenRefView>,
+    /// When the showing starts (absent when not set).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
     starts_at: Option<String>,
+    /// A bike's colour.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     color: Option<String>,
+    /// A bike's number: 1, 2, … continuing across restarts, never reused.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 1)]
     number: Option<u32>,
     /// A bike's registration date, as the bike registry calls it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
     registered_at: Option<String>,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
-#[derive(Debug, Serialize)]
+/// How a listing is sold: a movie by ticket quota (`quota`); assigned
+/// seats (`seated`: `total` sellable seats, a movie's screen without its
+/// blocked seats or a musical's own seat map, `available` neither held nor
+/// sold, a musical's sections sold at their own price); or one thing lent
+/// to one customer at a time (`unit`, a bike: `available` is false while
+/// it is rented out).
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "camelCase")]
+#[schema(as = Capacity)]
 enum CapacityView {
     Quota {
         total: u32,
@@ -116,6 +190,7 @@ enum CapacityView {
         total: u32,
         available: u32,
         #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[schema(required = false)]
         sections: Vec<SectionView>,
     },
     Unit {
@@ -123,14 +198,16 @@ enum CapacityView {
     },
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct SectionView {
     name: String,
+    #[schema(value_type = kernel::Money)]
     price: i64,
     rows: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ScreenRef)]
 struct ScreenRefView {
     id: String,
     name: String,
@@ -189,6 +266,15 @@ fn invalid(error: ListingError) -> ApiError {
     }
 }
 
+#[utoipa::path(post, path = "/listings", tag = "catalog", operation_id = "registerListing",
+    summary = "Register a listing (admin)", security(("bearerAuth" = ["admin"])),
+    request_body = RegisterListing,
+    responses(
+        (status = 201, description = "Registered.", body = ListingView,
+            headers(("Location" = String, description = "Where the created resource can be read."))),
+        (status = 409, response = E409),
+        (status = 422, response = E422),
+    ))]
 async fn register(
     State(listings): State<Listings>,
     caller: Caller,
@@ -231,32 +317,43 @@ async fn register(
     ))
 }
 
-/// A change: each field left out stays as it is. Only `startsAt` may be
-/// `null` (the showing no longer has a set time); an unknown field is
-/// refused by name.
-#[derive(Debug, Deserialize)]
+/// Any of the listing's changeable fields; each field left out stays as
+/// it is. Only `startsAt` may be `null` (the showing no longer has a set
+/// time); an unknown field is answered 400 naming it, an empty body 422.
+/// A musical's seat map may change as long as no held or sold seat would
+/// be removed (409 naming the seats).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ChangeListing {
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable = false, min_length = 1, max_length = 200)]
     title: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable = false, max_length = 2000)]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<kernel::Money>, nullable = false)]
     price: Option<Option<i64>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     starts_at: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable = false, min_length = 1)]
     color: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<SeatingChange>, nullable = false)]
     seating: Option<Option<SeatingChange>>,
 }
 
 /// A musical's new seat map; what is left out stays as it is.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SeatingChange {
+    #[schema(nullable = false, minimum = 1)]
     rows: Option<i64>,
+    #[schema(nullable = false, minimum = 1)]
     seats_per_row: Option<i64>,
+    #[schema(nullable = false)]
     sections: Option<Vec<SectionRequest>>,
 }
 
@@ -281,6 +378,19 @@ fn not_null<T>(field: &str, value: Option<Option<T>>) -> Result<Option<T>, ApiEr
     }
 }
 
+#[utoipa::path(patch, path = "/listings/{id}", tag = "catalog", operation_id = "changeListing",
+    summary = "Change a listing (admin)",
+    description = "Publishes `ListingUpdated` with the listing's whole changeable state; reservation prices new bookings with it, my page shows the new title.",
+    security(("bearerAuth" = ["admin"])),
+    params(("id" = String, Path)),
+    request_body = ChangeListing,
+    responses(
+        (status = 200, description = "The changed listing.", body = ListingView),
+        (status = 404, response = E404),
+        (status = 409, description = "The seat-map change would remove held or sold seats (named), or a showing's new time finds its screen taken.",
+            body = runtime::http::Problem, content_type = "application/problem+json"),
+        (status = 422, response = E422),
+    ))]
 async fn change(
     State(listings): State<Listings>,
     caller: Caller,
@@ -315,12 +425,26 @@ async fn change(
     Ok(Json(ListingView::from(&record)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct WithdrawQuery {
+    /// Cancel and refund every live booking of it (through the saga; each
+    /// customer is notified).
     #[serde(rename = "cancelReservations")]
+    #[param(value_type = Option<bool>, nullable = false, default = false)]
     cancel_reservations: Option<String>,
 }
 
+#[utoipa::path(delete, path = "/listings/{id}", tag = "catalog", operation_id = "deleteListing",
+    summary = "Withdraw a listing from sale (admin)", security(("bearerAuth" = ["admin"])),
+    params(("id" = String, Path), WithdrawQuery),
+    responses(
+        (status = 204, description = "Withdrawn: gone from browsing, no new bookings."),
+        (status = 400, response = E400),
+        (status = 404, response = E404),
+        (status = 409, description = "It has live reservations; delete with ?cancelReservations=true to cancel and refund them.",
+            body = runtime::http::Problem, content_type = "application/problem+json"),
+    ))]
 async fn withdraw(
     State(listings): State<Listings>,
     caller: Caller,
@@ -350,11 +474,22 @@ async fn withdraw(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only listings of this kind; an unknown kind is answered 400.
+    #[param(value_type = Option<ListingKind>, nullable = false)]
     kind: Option<String>,
 }
 
+#[utoipa::path(get, path = "/listings", tag = "catalog", operation_id = "listListings",
+    summary = "Browse listings", security(()),
+    params(ListQuery, Page),
+    responses(
+        (status = 200, description = "The listings.", body = Vec<ListingView>),
+        (status = 400, response = E400),
+        (status = 422, response = E422),
+    ))]
 async fn list(
     State(listings): State<Listings>,
     Query(query): Query<ListQuery>,
@@ -379,6 +514,13 @@ async fn list(
     Ok(Json(records.iter().map(ListingView::from).collect()))
 }
 
+#[utoipa::path(get, path = "/listings/{id}", tag = "catalog", operation_id = "getListing",
+    summary = "One listing", security(()),
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "The listing.", body = ListingView),
+        (status = 404, response = E404),
+    ))]
 async fn find(
     State(listings): State<Listings>,
     Path(id): Path<String>,
@@ -404,16 +546,39 @@ async fn find_listing(listings: &Listings, id: &str) -> Result<ListingRecord, Ap
 
 /// A seat and where it stands; on a musical also what it costs and its
 /// section (a movie's seats all cost the listing's price).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Seat)]
 struct SeatView {
+    #[schema(pattern = "^[A-Z]-[1-9][0-9]?$", examples("A-1"))]
     label: String,
+    #[schema(schema_with = seat_status)]
     status: &'static str,
+    /// A musical seat's price: its section's, or the listing's.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<kernel::Money>)]
     price: Option<i64>,
+    /// The section a musical seat is in.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     section: Option<String>,
 }
 
+fn seat_status() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    use crate::domain::seats::SeatStatus;
+    runtime::api::string_enum(
+        &[SeatStatus::Available, SeatStatus::Held, SeatStatus::Sold].map(SeatStatus::as_str),
+    )
+}
+
+#[utoipa::path(get, path = "/listings/{id}/seats", tag = "catalog", operation_id = "getSeatMap",
+    summary = "The seat map of a seated showing",
+    description = "Every sellable seat of the showing in seat order (A-1, A-2, …, B-1) and whether it is available, held for a pending reservation or sold. A listing sold by quota has no seat map (404).",
+    security(()),
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "The seats.", body = Vec<SeatView>),
+        (status = 404, response = E404),
+    ))]
 async fn seat_map(
     State(listings): State<Listings>,
     Path(id): Path<String>,
@@ -450,26 +615,39 @@ async fn seat_map(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// A screen's seat grid: rows lettered A… from the front, seats numbered
+/// from 1. A taken name is answered 409; a bad grid, or blocked seats that
+/// are not labels inside it (or are every seat), 422.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RegisterScreen {
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    #[schema(minimum = 1, maximum = 26)]
     rows: i64,
+    #[schema(minimum = 1, maximum = 99)]
     seats_per_row: i64,
+    /// Seats that are never sold, e.g. `["A-1"]`.
     #[serde(default)]
     blocked: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Screen)]
 pub struct ScreenView {
     id: String,
     name: String,
+    #[schema(minimum = 1, maximum = 26)]
     rows: u8,
+    #[schema(minimum = 1, maximum = 99)]
     seats_per_row: u8,
     /// Sellable seats: the grid minus the blocked ones.
+    #[schema(minimum = 1)]
     seats: u32,
+    /// Seats never sold, in seat order.
     blocked: Vec<String>,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
@@ -488,6 +666,15 @@ impl From<&ScreenRecord> for ScreenView {
     }
 }
 
+#[utoipa::path(post, path = "/screens", tag = "catalog", operation_id = "registerScreen",
+    summary = "Register a screen (admin)", security(("bearerAuth" = ["admin"])),
+    request_body = RegisterScreen,
+    responses(
+        (status = 201, description = "Registered.", body = ScreenView,
+            headers(("Location" = String, description = "Where the created resource can be read."))),
+        (status = 409, response = E409),
+        (status = 422, response = E422),
+    ))]
 async fn register_screen(
     State(screens): State<Screens>,
     caller: Caller,
@@ -513,6 +700,14 @@ async fn register_screen(
     ))
 }
 
+#[utoipa::path(get, path = "/screens", tag = "catalog", operation_id = "listScreens",
+    summary = "The screens seated showings play on (admin)", security(("bearerAuth" = ["admin"])),
+    params(Page),
+    responses(
+        (status = 200, description = "The screens, in the order they were registered.", body = Vec<ScreenView>),
+        (status = 400, response = E400),
+        (status = 422, response = E422),
+    ))]
 async fn list_screens(
     State(screens): State<Screens>,
     caller: Caller,
@@ -527,6 +722,13 @@ async fn list_screens(
     Ok(Json(records.iter().map(ScreenView::from).collect()))
 }
 
+#[utoipa::path(get, path = "/screens/{id}", tag = "catalog", operation_id = "getScreen",
+    summary = "One screen (admin)", security(("bearerAuth" = ["admin"])),
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "The screen.", body = ScreenView),
+        (status = 404, response = E404),
+    ))]
 async fn find_screen(
     State(screens): State<Screens>,
     caller: Caller,

@@ -4,8 +4,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
+use runtime::api::{E422, E503};
 use runtime::http::{ApiError, Body, Role};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{check_new_password, Tokens, Username, Users};
 use crate::passwords::PasswordError;
@@ -16,17 +18,34 @@ pub struct AuthState {
     pub tokens: Tokens,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
+    #[schema(min_length = 1)]
     username: String,
+    #[schema(min_length = 1, format = Password)]
     password: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A new customer's name and password, checked by [`Username::parse`] and
+/// [`check_new_password`].
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignUp {
+    /// 3 to 32 characters of a-z, 0-9, '.', '_' or '-'; trimmed and
+    /// lower-cased.
+    #[schema(pattern = r"^\s*[A-Za-z0-9._-]{3,32}\s*$")]
+    username: String,
+    #[schema(min_length = 8, max_length = 128, format = Password)]
+    password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = User)]
 struct UserView {
     id: String,
     username: String,
+    #[schema(inline)]
     role: Role,
 }
 
@@ -41,9 +60,21 @@ fn identity_error(error: anyhow::Error) -> ApiError {
     }
 }
 
+#[utoipa::path(post, path = "/auth/signup", tag = "auth", operation_id = "signUp",
+    summary = "Create a customer account",
+    description = "An invalid username or password is answered 422.",
+    security(()),
+    request_body = SignUp,
+    responses(
+        (status = 201, description = "Created.", body = UserView),
+        (status = 409, description = "The username is taken.",
+            body = runtime::http::Problem, content_type = "application/problem+json"),
+        (status = 422, response = E422),
+        (status = 503, response = E503),
+    ))]
 pub async fn signup(
     State(auth): State<AuthState>,
-    Body(credentials): Body<Credentials>,
+    Body(credentials): Body<SignUp>,
 ) -> Result<impl IntoResponse, ApiError> {
     let username = Username::parse(&credentials.username).map_err(ApiError::Unprocessable)?;
     check_new_password(&credentials.password).map_err(ApiError::Unprocessable)?;
@@ -63,14 +94,33 @@ pub async fn signup(
     ))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Token)]
 struct TokenView {
+    /// A JWT; send it as `Authorization: Bearer <accessToken>`.
     access_token: String,
+    #[schema(schema_with = bearer)]
     token_type: &'static str,
+    /// Seconds until the token expires.
+    #[schema(minimum = 1)]
     expires_in: u64,
 }
 
+fn bearer() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    runtime::api::string_enum(&["Bearer"])
+}
+
+#[utoipa::path(post, path = "/auth/token", tag = "auth", operation_id = "issueToken",
+    summary = "Log in: exchange credentials for a bearer token",
+    security(()),
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "A token.", body = TokenView),
+        (status = 401, description = "Wrong username or password.",
+            body = runtime::http::Problem, content_type = "application/problem+json"),
+        (status = 503, response = E503),
+    ))]
 pub async fn token(
     State(auth): State<AuthState>,
     Body(credentials): Body<Credentials>,

@@ -10,12 +10,20 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use kernel::ids::{PaymentId, ReservationId, UserId};
 use kernel::Money;
+use runtime::api::{E400, E422};
 use runtime::http::{timestamp, ApiError, Body, Caller, Page};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::app::{Authorisation, AuthoriseError, ChargeError, Payments, Sale};
 use crate::domain::{Payment, ProviderSettings};
 use crate::provider::FakeProvider;
+
+/// The payment service's public part of the API document (the
+/// `/internal/…` routes are for other services only).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, provider_settings, change_provider))]
+pub struct Api;
 
 #[derive(Clone, Debug)]
 struct Routes {
@@ -70,22 +78,41 @@ struct CancelRequest {
     amount: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Payment)]
 pub struct PaymentView {
+    #[schema(value_type = String)]
     id: PaymentId,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, nullable = false)]
     reservation_id: Option<ReservationId>,
+    #[schema(value_type = String)]
     user_id: UserId,
+    #[schema(value_type = kernel::Money)]
     amount: i64,
+    #[schema(value_type = crate::domain::Status)]
     status: &'static str,
-    /// A capture, void or refund waiting for the provider.
+    /// A settlement requested by the saga and not yet done by the provider
+    /// (it waits while the provider is down).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = settlements)]
     settling: Option<&'static str>,
+    /// Why it was declined or voided early.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     reason: Option<String>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
+}
+
+fn settlements() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    use crate::domain::Settlement;
+    runtime::api::string_enum(
+        &[Settlement::Capture, Settlement::Void, Settlement::Refund].map(Settlement::as_str),
+    )
 }
 
 impl From<&Payment> for PaymentView {
@@ -196,6 +223,14 @@ async fn cancel_charge(
     Ok(StatusCode::ACCEPTED)
 }
 
+#[utoipa::path(get, path = "/payments", tag = "payments", operation_id = "listPayments",
+    summary = "My payments (admin: all)",
+    params(Page),
+    responses(
+        (status = 200, description = "Payments, newest first.", body = Vec<PaymentView>),
+        (status = 400, response = E400),
+        (status = 422, response = E422),
+    ))]
 async fn list(
     State(routes): State<Routes>,
     caller: Caller,
@@ -214,13 +249,21 @@ async fn list(
 
 /// The provider's settings on the wire; every field is required, so a PUT
 /// says the whole behaviour wanted (`declineAbove: null` for no limit).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = ProviderSettings)]
 struct ProviderSettingsView {
+    /// How long every provider call takes.
+    #[schema(maximum = 60_000)]
     latency_ms: u64,
+    /// Share of calls that fail as if the provider were overloaded.
+    #[schema(minimum = 0, maximum = 1)]
     failure_rate: f64,
+    /// Every call fails.
     down: bool,
+    /// Cards are declined for amounts above this.
     #[serde(default)]
+    #[schema(minimum = 0)]
     decline_above: Option<i64>,
 }
 
@@ -235,6 +278,9 @@ impl From<ProviderSettings> for ProviderSettingsView {
     }
 }
 
+#[utoipa::path(get, path = "/admin/payment-provider", tag = "payments", operation_id = "getPaymentProvider",
+    summary = "The built-in payment provider's behaviour (admin)", security(("bearerAuth" = ["admin"])),
+    responses((status = 200, description = "The provider's settings now.", body = ProviderSettingsView)))]
 async fn provider_settings(
     State(routes): State<Routes>,
     caller: Caller,
@@ -243,6 +289,15 @@ async fn provider_settings(
     Ok(Json(routes.provider.settings().into()))
 }
 
+#[utoipa::path(put, path = "/admin/payment-provider", tag = "payments", operation_id = "setPaymentProvider",
+    summary = "Steer the built-in payment provider: latency, failures, outage, decline rule (admin)",
+    description = "For demos and tests of the circuit breaker: e.g. `down: true` makes every booking by card answer 503 and, after a few, opens the breaker.",
+    security(("bearerAuth" = ["admin"])),
+    request_body = ProviderSettingsView,
+    responses(
+        (status = 200, description = "The provider's settings now.", body = ProviderSettingsView),
+        (status = 422, response = E422),
+    ))]
 async fn change_provider(
     State(routes): State<Routes>,
     caller: Caller,

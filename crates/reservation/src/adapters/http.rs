@@ -7,15 +7,22 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::reservation::PaymentMethod;
 use kernel::ids::{ListingId, ReservationId};
+use runtime::api::{E400, E404, E409, E422};
 use runtime::http::{timestamp, ApiError, Body, Caller, Page};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::adapters::sql::payment_method_str;
 use crate::app::{AppError, PlaceReservation, Reservations};
 use crate::domain::{Order, Quantity, Reservation, ReservationError};
 
 /// Longest accepted `Idempotency-Key`.
-const MAX_IDEMPOTENCY_KEY: usize = 200;
+use runtime::api::MAX_IDEMPOTENCY_KEY;
+
+/// The reservation service's part of the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(place, list, find, cancel, return_rental))]
+pub struct Api;
 
 pub fn router(reservations: Reservations) -> Router {
     Router::new()
@@ -26,34 +33,68 @@ pub fn router(reservations: Reservations) -> Router {
         .with_state(reservations)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = PlaceReservation)]
 struct PlaceRequest {
     listing_id: String,
+    /// Tickets from a quota. A seated showing takes `seats` instead (a
+    /// quantity beside them must equal their number).
+    #[schema(nullable = false, minimum = 1, maximum = 1_000, default = 1)]
     quantity: Option<i64>,
+    /// Seats of a seated showing (at most 10, none twice, each on the
+    /// listing; 422 names a bad one). The quantity is their number. Quota
+    /// listings take no seats.
+    #[schema(schema_with = seat_labels)]
     seats: Option<Vec<String>>,
+    /// Default: points for a bike, card otherwise. Points are taken by the
+    /// wallet after the booking is placed: not enough points ends it
+    /// rejected with the reason. 422 where no wallet is deployed.
+    #[schema(nullable = false)]
     payment_method: Option<PaymentMethod>,
 }
 
-#[derive(Debug, Serialize)]
+fn seat_labels() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    runtime::api::from_json(serde_json::json!({
+        "type": "array", "maxItems": crate::domain::MAX_SEATS_PER_RESERVATION, "uniqueItems": true,
+        "items": {"type": "string", "examples": ["A-1"]},
+        "description": "Seats of a seated showing (at most 10, none twice, each on the listing; 422 names a bad one). The quantity is their number. Quota listings take no seats.",
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Reservation)]
 pub struct ReservationView {
     id: String,
     listing_id: String,
+    /// The listing's title when booked.
     title: String,
     user_id: String,
+    #[schema(minimum = 1)]
     quantity: u32,
+    /// The seats booked (seated showings); empty for a quota.
     seats: Vec<String>,
+    #[schema(value_type = kernel::Money)]
     amount: i64,
+    #[schema(value_type = PaymentMethod)]
     payment_method: &'static str,
+    #[schema(value_type = crate::domain::Status)]
     status: &'static str,
+    /// Why it was rejected (e.g. sold out, seat A-1 is taken, not
+    /// confirmed within its deadline).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     reason: Option<String>,
     cancel_requested: bool,
-    /// While pending: when the booking is expired if not confirmed.
+    /// While `pending`: when it is expired and compensated if catalog has
+    /// not answered.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
     deadline: Option<String>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -123,6 +164,18 @@ impl From<AppError> for ApiError {
     }
 }
 
+#[utoipa::path(post, path = "/reservations", tag = "reservations", operation_id = "placeReservation",
+    summary = "Book tickets or seats",
+    description = "A card booking is paid first: payment authorises the amount synchronously (610 ms timeout, behind a circuit breaker). Declined → 402 with the reason; payment unavailable → 503 `payment is unavailable, try again later` with `Retry-After`, at once while the breaker is open. No authorisation, no booking: nothing is stored. Accepted as `pending`; catalog then holds the tickets or seats or refuses them (sold out, seat taken), and the reservation becomes `confirmed` (payment captured) or `rejected` with a `reason` (authorisation voided). A booking still pending at its `deadline` ends `rejected` (expired) and is compensated. Repeating a request with the same `Idempotency-Key` answers the same reservation instead of booking twice.",
+    params(runtime::api::IdempotencyKey),
+    request_body = PlaceRequest,
+    responses(
+        (status = 202, description = "Accepted; `status` is `pending`.", body = ReservationView,
+            headers(("Location" = String, description = "Where the created resource can be read."))),
+        (status = 402, response = runtime::api::E402),
+        (status = 409, response = E409),
+        (status = 422, response = E422),
+    ))]
 async fn place(
     State(reservations): State<Reservations>,
     caller: Caller,
@@ -204,6 +257,14 @@ pub(super) fn checked_idempotency_key(given: Option<&str>) -> Result<String, Api
     Ok(key.to_owned())
 }
 
+#[utoipa::path(get, path = "/reservations", tag = "reservations", operation_id = "listReservations",
+    summary = "My reservations (admin: all)",
+    params(Page),
+    responses(
+        (status = 200, description = "Reservations.", body = Vec<ReservationView>),
+        (status = 400, response = E400),
+        (status = 422, response = E422),
+    ))]
 async fn list(
     State(reservations): State<Reservations>,
     caller: Caller,
@@ -223,6 +284,13 @@ pub(super) fn reservation_id(id: &str) -> Result<ReservationId, ApiError> {
         .map_err(|_| ApiError::NotFound(format!("no reservation with id {id:?}")))
 }
 
+#[utoipa::path(get, path = "/reservations/{id}", tag = "reservations", operation_id = "getReservation",
+    summary = "One reservation",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "The reservation.", body = ReservationView),
+        (status = 404, response = E404),
+    ))]
 async fn find(
     State(reservations): State<Reservations>,
     caller: Caller,
@@ -235,6 +303,16 @@ async fn find(
     Ok(Json(ReservationView::from(&reservation)))
 }
 
+#[utoipa::path(post, path = "/reservations/{id}/cancel", tag = "reservations", operation_id = "cancelReservation",
+    summary = "Cancel a reservation",
+    description = "Accepted: a pending or confirmed reservation becomes `cancelled` shortly after (its tickets are released).",
+    params(("id" = String, Path)),
+    responses(
+        (status = 202, description = "Cancellation accepted.", body = ReservationView),
+        (status = 404, response = E404),
+        (status = 409, description = "It cannot be cancelled (already cancelled, or rejected).",
+            body = runtime::http::Problem, content_type = "application/problem+json"),
+    ))]
 async fn cancel(
     State(reservations): State<Reservations>,
     caller: Caller,
@@ -249,6 +327,18 @@ async fn cancel(
     ))
 }
 
+#[utoipa::path(post, path = "/reservations/{id}/return", tag = "reservations", operation_id = "returnRental",
+    summary = "Return a rented bike",
+    description = "Ends a confirmed bike rental (`returned`) and frees the bike; the points stay spent.",
+    params(("id" = String, Path)),
+    responses(
+        (status = 202, description = "Returned.", body = ReservationView),
+        (status = 404, response = E404),
+        (status = 409, description = "Already returned, or the rental is not under way (pending, cancelled, rejected).",
+            body = runtime::http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a rental: only bike rentals are returned.",
+            body = runtime::http::Problem, content_type = "application/problem+json"),
+    ))]
 async fn return_rental(
     State(reservations): State<Reservations>,
     caller: Caller,
@@ -261,4 +351,17 @@ async fn return_rental(
         StatusCode::ACCEPTED,
         Json(ReservationView::from(&reservation)),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::{MAX_SEATS_PER_RESERVATION, MAX_TICKETS_PER_RESERVATION};
+
+    #[test]
+    fn the_document_bounds_a_booking_as_the_domain_does() {
+        let document = serde_json::to_value(crate::api()).unwrap();
+        let place = &document["components"]["schemas"]["PlaceReservation"]["properties"];
+        assert_eq!(place["quantity"]["maximum"], MAX_TICKETS_PER_RESERVATION);
+        assert_eq!(place["seats"]["maxItems"], MAX_SEATS_PER_RESERVATION);
+    }
 }

@@ -5,13 +5,20 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use runtime::api::{E400, E402, E404, E422};
 use runtime::http::{ApiError, Body, Caller, Page};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::sql::{Entry, EntryKind, Wallets};
 use crate::app::{PurchaseError, Purchases, Receipt};
 use crate::domain::Points;
+
+/// The wallet's part of the API document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(points, purchase))]
+pub struct Api;
 
 #[derive(Clone, Debug)]
 struct Routes {
@@ -29,20 +36,26 @@ pub fn router(wallets: Wallets, purchases: Purchases) -> Router {
 /// The header under which a client makes a purchase safe to repeat.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Longest accepted `Idempotency-Key` (as for bookings).
-const MAX_IDEMPOTENCY_KEY: usize = 200;
+use runtime::api::MAX_IDEMPOTENCY_KEY;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BuyPoints)]
 struct PurchaseRequest {
+    /// Points to buy; the card is charged as much money (minor units).
     /// Read as any JSON value, so that a wrong one is named precisely.
+    #[schema(value_type = i64, minimum = 1, maximum = 1_000_000)]
     amount: Value,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = PointsPurchase)]
 struct PurchaseView {
+    /// The balance right after this purchase.
     balance: u64,
     purchase_id: String,
+    #[schema(minimum = 1)]
     points: u64,
 }
 
@@ -95,6 +108,17 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
         })
 }
 
+#[utoipa::path(post, path = "/points/purchases", tag = "points", operation_id = "buyPoints",
+    summary = "Buy points with my card",
+    description = "One point costs one unit of money. Payment charges the card at once while the caller waits (behind a circuit breaker); only a charge payment confirms is credited, with the entry `purchased`. The first purchase opens the wallet, later ones top it up. Declined → 402 with the reason; payment unavailable → 503 with `Retry-After` (at once while the breaker is open); nothing is credited in either case, and a charge whose answer timed out is taken back. Repeating a request with the same `Idempotency-Key` answers the first purchase (201, same body) without charging again; the same key for another amount is answered 422.",
+    params(runtime::api::IdempotencyKey),
+    request_body = PurchaseRequest,
+    responses(
+        (status = 201, description = "Charged and credited.", body = PurchaseView),
+        (status = 402, response = E402),
+        (status = 404, response = E404),
+        (status = 422, response = E422),
+    ))]
 async fn purchase(
     State(routes): State<Routes>,
     caller: Caller,
@@ -122,25 +146,36 @@ async fn purchase(
     Ok((StatusCode::CREATED, Json(receipt.into())))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Points)]
 pub struct PointsView {
     balance: u64,
     entries: Vec<EntryView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = PointsEntry)]
 struct EntryView {
     id: String,
+    #[schema(schema_with = entry_kinds)]
     kind: &'static str,
     amount: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     reservation_id: Option<String>,
-    /// Only on a withdrawal that could not take everything back.
+    /// On a withdrawal: points that could not be taken back because they
+    /// were already spent.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 1)]
     shortfall: Option<u64>,
+    #[schema(format = DateTime)]
     at: String,
+}
+
+fn entry_kinds() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    runtime::api::string_enum(&EntryKind::ALL.map(EntryKind::as_str))
 }
 
 impl From<Entry> for EntryView {
@@ -158,6 +193,16 @@ impl From<Entry> for EntryView {
     }
 }
 
+#[utoipa::path(get, path = "/points", tag = "points", operation_id = "myPoints",
+    summary = "My loyalty points: balance and history, newest first",
+    description = "Points are bought with a card (`purchased`), earned by captured card payments (10 % by default, `earned`) and taken back when such a payment is refunded, never below zero (`withdrawn`), spent on bookings paid with points (`spent`) and given back when such a booking is rejected, expires or is cancelled (`refunded`). Not served where the deployment turned the wallet off (404).",
+    params(Page),
+    responses(
+        (status = 200, description = "Balance and entries.", body = PointsView),
+        (status = 400, response = E400),
+        (status = 404, response = E404),
+        (status = 422, response = E422),
+    ))]
 async fn points(
     State(Routes { wallets, .. }): State<Routes>,
     caller: Caller,

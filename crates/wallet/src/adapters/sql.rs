@@ -97,6 +97,14 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    pub const ALL: [EntryKind; 5] = [
+        EntryKind::Earned,
+        EntryKind::Withdrawn,
+        EntryKind::Spent,
+        EntryKind::Purchased,
+        EntryKind::Refunded,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EntryKind::Earned => "earned",

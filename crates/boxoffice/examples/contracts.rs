@@ -1,13 +1,16 @@
-//! Writes the contract documents generated from the event types.
+//! Writes the contract documents generated from the code: the event
+//! contract (from the event types) and the public API document (from the
+//! handlers).
 //!
 //! ```text
-//! cargo run -p contracts --example contracts -- write         # contracts/ and the docs' table
-//! cargo run -p contracts --example contracts -- write DIR     # the documents only, into DIR
-//! cargo run -p contracts --example contracts -- release       # contracts/released/<version>/
+//! cargo run -p boxoffice --example contracts -- write         # contracts/, web/openapi.json, the docs' table
+//! cargo run -p boxoffice --example contracts -- write DIR     # the documents only, into DIR
+//! cargo run -p boxoffice --example contracts -- release       # contracts/released/<version>/
 //! ```
 //!
-//! `write` is what to run after changing an event; `release` records the
-//! current contract as the baseline later changes are checked against.
+//! `write` is what to run after changing an event or an API operation;
+//! `release` records the current contracts as the baseline later changes
+//! are checked against (each at its own version, never overwritten).
 
 use std::path::{Path, PathBuf};
 
@@ -40,9 +43,13 @@ fn write(dir: &Path, files: &std::collections::BTreeMap<String, String>) -> anyh
     Ok(())
 }
 
+/// Where the API document is committed.
+const OPENAPI: &str = "web/openapi.json";
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let files = documents::files();
+    let api = boxoffice::api::json();
     match args
         .iter()
         .map(String::as_str)
@@ -64,22 +71,36 @@ fn main() -> anyhow::Result<()> {
             })?;
             std::fs::write(&architecture, updated)?;
             println!("updated the event catalogue in {}", architecture.display());
+            std::fs::write(repository().join(OPENAPI), &api)?;
+            println!("wrote {OPENAPI}");
         }
-        ["write", dir] => write(Path::new(dir), &files)?,
+        ["write", dir] => {
+            write(Path::new(dir), &files)?;
+            std::fs::write(Path::new(dir).join("openapi.json"), &api)?;
+        }
         ["release"] => {
-            let dir = repository()
-                .join("contracts/released")
-                .join(contracts::CONTRACT_VERSION);
+            let released = repository().join("contracts/released");
             // A released contract is what consumers were built against: it
             // never changes, a new one gets a new version.
-            if dir.exists() {
-                bail!(
-                    "{} exists: version {} is released; bump CONTRACT_VERSION first",
-                    dir.display(),
+            let events = released.join(contracts::CONTRACT_VERSION);
+            let api_version = boxoffice::api::document().info.version;
+            let api_file = released.join(&api_version).join("openapi.json");
+            match (events.join("asyncapi.json").exists(), api_file.exists()) {
+                (true, true) => bail!(
+                    "events {} and API {api_version} are released; bump CONTRACT_VERSION or the API's info.version first",
                     contracts::CONTRACT_VERSION
-                );
+                ),
+                (events_released, api_released) => {
+                    if !events_released {
+                        write(&events, &files)?;
+                    }
+                    if !api_released {
+                        std::fs::create_dir_all(api_file.parent().unwrap())?;
+                        std::fs::write(&api_file, &api)?;
+                        println!("wrote {}", api_file.display());
+                    }
+                }
             }
-            write(&dir, &files)?;
         }
         _ => bail!("usage: contracts write [DIR] | contracts release"),
     }
