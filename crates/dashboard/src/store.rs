@@ -406,29 +406,17 @@ fn sum(row: &AnyRow, column: &str) -> anyhow::Result<i64> {
 /// change count goes on (open streams see one more change).
 pub async fn clear(store: &Store, group: &str) -> anyhow::Result<u64> {
     let mut tx = store.begin().await?;
-    let mut removed = 0;
-    for table in [
+    let tables = [
         "dashboard_listings",
         "dashboard_holds",
         "dashboard_reservations",
         "dashboard_points",
-    ] {
-        removed += sqlx::query(&format!("DELETE FROM {table}"))
-            .execute(&mut *tx)
-            .await
-            .with_context(|| format!("emptying {table}"))?
-            .rows_affected();
-    }
+    ];
+    let removed = runtime::inbox::forget_all(&mut tx, &tables, group).await?;
     sqlx::query("UPDATE dashboard_changes SET changes = changes + 1 WHERE id = 1")
         .execute(&mut *tx)
         .await
         .context("counting the change")?;
-    removed += sqlx::query("DELETE FROM inbox WHERE consumer = $1")
-        .bind(group)
-        .execute(&mut *tx)
-        .await
-        .context("emptying the inbox")?
-        .rows_affected();
     store.commit(tx).await?;
     Ok(removed)
 }

@@ -426,26 +426,14 @@ impl View for MyReservations {
 /// Empties the view and `group`'s inbox rows, in one transaction.
 pub async fn clear(store: &Store, group: &str) -> anyhow::Result<u64> {
     let mut tx = store.begin().await?;
-    let mut removed = 0;
-    for table in [
+    let tables = [
         "my_reservations",
         "my_reservation_history",
         "my_listings",
         "my_payments",
         "my_points",
-    ] {
-        removed += sqlx::query(&format!("DELETE FROM {table}"))
-            .execute(&mut *tx)
-            .await
-            .with_context(|| format!("emptying {table}"))?
-            .rows_affected();
-    }
-    removed += sqlx::query("DELETE FROM inbox WHERE consumer = $1")
-        .bind(group)
-        .execute(&mut *tx)
-        .await
-        .context("emptying the inbox")?
-        .rows_affected();
+    ];
+    let removed = runtime::inbox::forget_all(&mut tx, &tables, group).await?;
     store.commit(tx).await?;
     Ok(removed)
 }

@@ -8,6 +8,31 @@ use anyhow::Context;
 use kernel::ids::EventId;
 use sqlx::{Any, Row, Transaction};
 
+/// Empties a read model's `tables` and `consumer`'s inbox rows inside
+/// `tx`, so that replaying its topics from the start builds it anew
+/// (`boxoffice rebuild`). Returns how many rows went.
+pub async fn forget_all(
+    tx: &mut Transaction<'static, Any>,
+    tables: &[&str],
+    consumer: &str,
+) -> anyhow::Result<u64> {
+    let mut removed = 0;
+    for table in tables {
+        removed += sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(&mut **tx)
+            .await
+            .with_context(|| format!("emptying {table}"))?
+            .rows_affected();
+    }
+    removed += sqlx::query("DELETE FROM inbox WHERE consumer = $1")
+        .bind(consumer)
+        .execute(&mut **tx)
+        .await
+        .context("emptying the inbox")?
+        .rows_affected();
+    Ok(removed)
+}
+
 /// Records `event` as processed by `consumer`. Returns `false` when it had
 /// been processed before (the caller must then not apply it again).
 pub async fn record_first(
