@@ -183,7 +183,8 @@ impl Deployment {
                 names.push(format!("{service}-2"));
             }
             for name in &names {
-                ports.insert(name.clone(), free_port());
+                let port = free_port_besides(&ports);
+                ports.insert(name.clone(), port);
                 service_of.insert(name.clone(), service.to_owned());
             }
             replicas.insert(service.to_owned(), names);
@@ -232,7 +233,14 @@ impl Deployment {
     /// Starts an instance `name` of `service` (a replica when the name is
     /// new) without waiting for it.
     pub async fn spawn(&mut self, name: &str, service: &str) {
-        let port = *self.ports.entry(name.to_owned()).or_insert_with(free_port);
+        let port = match self.ports.get(name) {
+            Some(port) => *port,
+            None => {
+                let port = free_port_besides(&self.ports);
+                self.ports.insert(name.to_owned(), port);
+                port
+            }
+        };
         self.service_of
             .entry(name.to_owned())
             .or_insert_with(|| service.to_owned());
@@ -571,9 +579,18 @@ impl Drop for Deployment {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
+/// A port nothing listens on now and no instance of the deployment was
+/// given: the kernel may hand the same free port out twice in a row, and
+/// two instances told one port leave the second unable to listen while the
+/// test talks to the first.
+fn free_port_besides(taken: &BTreeMap<String, u16>) -> u16 {
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .expect("a free port");
+        if !taken.values().any(|given| *given == port) {
+            return port;
+        }
+    }
 }
