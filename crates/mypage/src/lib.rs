@@ -60,18 +60,27 @@ pub enum Keep {
 /// The key-value namespace of the view (its keys start `mypage:`).
 pub const NAMESPACE: &str = "mypage";
 
+/// The consumer that keeps `view` up to date, whichever store holds it.
+fn projection<S, V>(store: S, view: V, bus: Arc<dyn EventBus>) -> Consumer<S>
+where
+    S: runtime::consumer::UnitOfWork,
+    V: Projection<Tx = S::Tx>,
+{
+    Consumer {
+        group: GROUP.to_owned(),
+        topics: TOPICS.to_vec(),
+        store,
+        bus,
+        handler: Arc::new(projector::Projector::new(view)),
+    }
+}
+
 pub async fn build(database_url: &str, keep: &Keep, bus: Arc<dyn EventBus>) -> anyhow::Result<App> {
     match keep {
         Keep::Sql => {
             let store = Store::connect(database_url, MIGRATIONS).await?;
             let view = store::MyReservations::new(store.clone());
-            let consumer = Consumer {
-                group: GROUP.to_owned(),
-                topics: TOPICS.to_vec(),
-                store: store.clone(),
-                bus: bus.clone(),
-                handler: Arc::new(projector::Projector::new(view.clone())),
-            };
+            let consumer = projection(store.clone(), view.clone(), bus.clone());
             Ok(App::new("mypage", http::router(Arc::new(view)))
                 .ready_when_reachable(store, bus)
                 .consumer("mypage-projection", consumer))
@@ -79,13 +88,7 @@ pub async fn build(database_url: &str, keep: &Keep, bus: Arc<dyn EventBus>) -> a
         Keep::KeyValue(url) => {
             let store = KvStore::connect(url, NAMESPACE).await?;
             let view = kv_view::KvReservations::new(store.clone());
-            let consumer = Consumer {
-                group: GROUP.to_owned(),
-                topics: TOPICS.to_vec(),
-                store: store.clone(),
-                bus: bus.clone(),
-                handler: Arc::new(projector::Projector::new(view.clone())),
-            };
+            let consumer = projection(store.clone(), view.clone(), bus.clone());
             let ready = store.clone();
             Ok(App::new("mypage", http::router(Arc::new(view)))
                 .readiness(move || {
