@@ -1,9 +1,10 @@
 //! One booking is one trace: the platform, started in this process with
 //! its spans exported over OTLP/HTTP to a receiver the test runs on
 //! loopback, books a card-paid ticket under a client's `traceparent`, and
-//! every span of it — the gateway, reservation, payment, and each consumer
-//! that handled the saga's events — must share the client's trace id, each
-//! under the span that caused it.
+//! every span of it — the gateway, reservation, payment, each consumer
+//! that handled the saga's events, and the capture the settler does in the
+//! background afterwards — must share the client's trace id, each under
+//! the span that caused it.
 //!
 //! Its own test binary: traces are switched on for the whole process.
 
@@ -11,94 +12,23 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::routing::post;
-use axum::Router;
 use boxoffice::telemetry::{exporting_to, spans_layer};
 use boxoffice::Platform;
 use common::gateway::{answer, eventually, Gateway};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
-use prost::Message;
+use common::otlp::{Received, Receiver};
 use serde_json::json;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
-
-/// A span as the receiver got it, with what the test looks at.
-#[derive(Debug, Clone)]
-struct Received {
-    trace_id: String,
-    span_id: String,
-    parent: String,
-    name: String,
-    attributes: HashMap<String, String>,
-}
-
-impl Received {
-    fn attr(&self, key: &str) -> &str {
-        self.attributes.get(key).map_or("", String::as_str)
-    }
-}
-
-type Spans = Arc<Mutex<Vec<Received>>>;
-
-/// The OTLP/HTTP receiver: protobuf `ExportTraceServiceRequest`s in.
-async fn receive(State(spans): State<Spans>, body: Bytes) -> Vec<u8> {
-    let request = ExportTraceServiceRequest::decode(body).expect("an OTLP protobuf export");
-    let mut spans = spans.lock().unwrap();
-    for resource in request.resource_spans {
-        for scope in resource.scope_spans {
-            for span in scope.spans {
-                let attributes = span
-                    .attributes
-                    .iter()
-                    .map(|kv| {
-                        let value = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                            Some(AnyValue::StringValue(s)) => s.clone(),
-                            Some(AnyValue::IntValue(i)) => i.to_string(),
-                            Some(AnyValue::BoolValue(b)) => b.to_string(),
-                            other => format!("{other:?}"),
-                        };
-                        (kv.key.clone(), value)
-                    })
-                    .collect();
-                spans.push(Received {
-                    trace_id: hex(&span.trace_id),
-                    span_id: hex(&span.span_id),
-                    parent: hex(&span.parent_span_id),
-                    name: span.name,
-                    attributes,
-                });
-            }
-        }
-    }
-    ExportTraceServiceResponse::default().encode_to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_card_booking_is_one_trace_from_the_gateway_through_the_saga() {
-    let spans: Spans = Arc::default();
-    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let receiver_url = format!("http://{}/v1/traces", receiver.local_addr().unwrap());
-    let app = Router::new()
-        .route("/v1/traces", post(receive))
-        .with_state(spans.clone());
-    tokio::spawn(async move { axum::serve(receiver, app).await });
-
-    let provider = exporting_to(&receiver_url, "boxoffice").unwrap();
+    let receiver = Receiver::start().await;
+    let provider = exporting_to(&receiver.traces_url(), "boxoffice").unwrap();
     let subscriber =
         tracing_subscriber::registry().with(spans_layer(&provider).with_filter(LevelFilter::INFO));
     tracing::subscriber::set_global_default(subscriber).unwrap();
@@ -137,21 +67,17 @@ async fn a_card_booking_is_one_trace_from_the_gateway_through_the_saga() {
         ("catalog.inventory", "handle ReservationConfirmed"),
         ("mypage.projection", "handle ReservationConfirmed"),
         ("notification.sender", "handle ReservationConfirmed"),
+        ("wallet.points", "handle PaymentCaptured"),
+        ("mypage.projection", "handle PointsEarned"),
     ];
     let trace = eventually(|| {
-        let (spans, provider) = (spans.clone(), provider.clone());
+        let (receiver, provider) = (&receiver, provider.clone());
         async move {
             tokio::task::spawn_blocking(move || provider.force_flush())
                 .await
                 .unwrap()
                 .unwrap();
-            let trace: Vec<Received> = spans
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|s| s.trace_id == CLIENT_TRACE)
-                .cloned()
-                .collect();
+            let trace: Vec<Received> = receiver.trace(CLIENT_TRACE);
             let has = |(consumer, name): &(&str, &str)| {
                 trace
                     .iter()
@@ -243,6 +169,35 @@ async fn a_card_booking_is_one_trace_from_the_gateway_through_the_saga() {
         "mypage.projection",
     );
     assert_eq!(authorised.parent, authorise.span_id);
+
+    // The capture is done later by payment's settler, but continues the
+    // trace of the confirmation that asked for it; the points it earns, and
+    // my page's record of them, follow from it.
+    let asked = one(
+        "handle ReservationConfirmed",
+        "boxoffice.consumer",
+        "payment.settlement",
+    );
+    let capture = one("capture payment", "reservation.id", &reservation);
+    assert_eq!(
+        capture.parent, asked.span_id,
+        "the settler continues the trace"
+    );
+    let earning = one(
+        "handle PaymentCaptured",
+        "boxoffice.consumer",
+        "wallet.points",
+    );
+    assert_eq!(
+        earning.parent, capture.span_id,
+        "PaymentCaptured was written by the capture"
+    );
+    let earned = one(
+        "handle PointsEarned",
+        "boxoffice.consumer",
+        "mypage.projection",
+    );
+    assert_eq!(earned.parent, earning.span_id);
 
     // No span of the booking hangs loose: each one's parent is in the trace
     // (or is the client's).

@@ -17,7 +17,7 @@ use sqlx::{Any, Transaction};
 use tokio::sync::Notify;
 use tracing::Instrument;
 
-use crate::adapters::sql::{charge, PaymentStore};
+use crate::adapters::sql::{charge, PaymentStore, Settled, Waiting};
 use crate::domain::{
     sale_standing, settlement_for, BookingOutcome, Payment, SaleStanding, Settlement, Standing,
     Status,
@@ -429,16 +429,40 @@ impl Payments {
         let waiting = self.store.to_settle(SETTLE_BATCH).await?;
         let mut done = Vec::with_capacity(waiting.len());
         let mut failure = None;
-        for (payment, version) in waiting {
+        for Waiting {
+            payment,
+            version,
+            traceparent,
+        } in waiting
+        {
             let Some(settlement) = payment.pending else {
                 continue;
             };
-            match self
+            // The settlement continues the trace of the step that asked for
+            // it (the saga's confirmation, a cancellation), and so does the
+            // event it writes.
+            let span = tracing::info_span!(
+                "settle",
+                otel.name = format!("{} payment", settlement.as_str()),
+                payment.id = %payment.id,
+                reservation.id = tracing::field::Empty,
+            );
+            if let Some(reservation) = payment.reservation_id {
+                span.record("reservation.id", tracing::field::display(reservation));
+            }
+            runtime::telemetry::continue_from(&span, traceparent.as_deref(), None);
+            let settling = self
                 .provider
                 .settle(payment.id, settlement, payment.amount)
-                .await
-            {
-                Ok(()) => done.push((payment, version, settlement)),
+                .instrument(span.clone())
+                .await;
+            match settling {
+                Ok(()) => done.push(Settled {
+                    traceparent: span.in_scope(runtime::telemetry::traceparent),
+                    payment,
+                    version,
+                    settlement,
+                }),
                 Err(error) => {
                     failure = Some(error);
                     break;
@@ -450,7 +474,7 @@ impl Payments {
         } else {
             self.store.settled(&done).await?
         };
-        for (_, _, settlement) in &done {
+        for Settled { settlement, .. } in &done {
             metrics::counter!("boxoffice_payments_total", "outcome" => settlement.outcome().as_str())
                 .increment(1);
         }

@@ -165,14 +165,37 @@ pub fn handling_span(group: &str, event: &Envelope) -> Span {
     if let Some(id) = reservation_of(&event.data) {
         span.record("reservation.id", id);
     }
-    if let Some(traceparent) = &event.traceparent {
-        let mut carrier = HashMap::from([("traceparent".to_owned(), traceparent.clone())]);
-        if let Some(tracestate) = &event.tracestate {
-            carrier.insert("tracestate".to_owned(), tracestate.clone());
-        }
-        let _ = span.set_parent(TraceContextPropagator::new().extract(&carrier));
-    }
+    continue_from(
+        &span,
+        event.traceparent.as_deref(),
+        event.tracestate.as_deref(),
+    );
     span
+}
+
+/// The current span's W3C `traceparent` (`None` when traces are off), for
+/// work that is recorded now and carried out later by another task — a
+/// settlement the settler does — so that it continues this trace.
+pub fn traceparent() -> Option<String> {
+    if !is_on() {
+        return None;
+    }
+    let mut carrier = HashMap::new();
+    TraceContextPropagator::new().inject_context(&Span::current().context(), &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// Makes `span` a child of the span a stored `traceparent` names (nothing
+/// when there is none, or traces are off).
+pub fn continue_from(span: &Span, traceparent: Option<&str>, tracestate: Option<&str>) {
+    let Some(traceparent) = traceparent.filter(|_| is_on()) else {
+        return;
+    };
+    let mut carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    if let Some(tracestate) = tracestate {
+        carrier.insert("tracestate".to_owned(), tracestate.to_owned());
+    }
+    let _ = span.set_parent(TraceContextPropagator::new().extract(&carrier));
 }
 
 /// The name of an event type as the contract's types spell it:

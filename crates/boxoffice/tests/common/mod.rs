@@ -3,4 +3,5 @@
 
 pub mod config;
 pub mod gateway;
+pub mod otlp;
 pub mod scenarios;

@@ -12,3 +12,4 @@ mod payments;
 mod polyglot;
 mod rolling;
 mod scenarios;
+mod traces;

@@ -1,27 +1,73 @@
 //! Operations under load, with processes standing in for pods: two
 //! replicas of each service customers reach (catalog, reservation,
-//! payment, mypage, wallet) behind one gateway that balances over them.
+//! payment, mypage, wallet) behind two gateways that balance over them,
+//! and the gateways behind a Service the test plays (requests go round
+//! robin to the gateways in its endpoints).
 //!
-//! While customers book without pause, every one of those services is
-//! restarted one replica at a time (SIGTERM, wait for the new process to
-//! be ready, then the next), as a rolling update does; then a replica is
+//! While customers book without pause, every one of those services and
+//! both gateways are restarted one replica at a time (SIGTERM, wait for
+//! the new process to be ready, then the next), as a rolling update does;
+//! a gateway leaves the Service's endpoints as it is told to stop, as a
+//! terminating pod does, and comes back once ready. Then a replica is
 //! frozen (SIGSTOP: its sockets stay open, it answers nothing), and the
 //! supervisor the test plays, as the kubelet does with a liveness probe,
 //! finds it, kills it and starts another. No customer request may fail,
 //! and the books must balance exactly afterwards.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::gateway::{eventually, set_patience, Gateway};
+use crate::common::gateway::{eventually, set_patience};
 use crate::deployment::{Deployment, Servers};
 
-/// The services that get two replicas and are restarted under load.
-const REPLICATED: [&str; 5] = ["catalog", "payment", "reservation", "wallet", "mypage"];
+/// The services that get two replicas and are restarted under load, the
+/// gateway last.
+const REPLICATED: [&str; 6] = [
+    "catalog",
+    "payment",
+    "reservation",
+    "wallet",
+    "mypage",
+    "gateway",
+];
+
+/// The gateways' Service, as kube-proxy plays it: each request goes to the
+/// next gateway in the endpoints, round robin.
+#[derive(Clone)]
+struct GatewayService {
+    endpoints: Arc<Mutex<Vec<String>>>,
+    turn: Arc<AtomicUsize>,
+}
+
+impl GatewayService {
+    fn new(endpoints: Vec<String>) -> GatewayService {
+        GatewayService {
+            endpoints: Arc::new(Mutex::new(endpoints)),
+            turn: Arc::default(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        let endpoints = self.endpoints.lock().unwrap();
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        format!("{}{path}", endpoints[turn % endpoints.len()])
+    }
+
+    /// A terminating pod leaves the endpoints (while it drains, requests
+    /// already sent to it are still answered).
+    fn remove(&self, url: &str) {
+        self.endpoints.lock().unwrap().retain(|e| e != url);
+    }
+
+    /// A ready pod joins them.
+    fn add(&self, url: String) {
+        self.endpoints.lock().unwrap().push(url);
+    }
+}
 
 /// Tickets on sale: more than the load can buy, so every booking is
 /// confirmed unless something goes wrong.
@@ -50,12 +96,17 @@ struct Tally {
 /// A customer booking one ticket after the other, each with its own
 /// `Idempotency-Key`, and reading the booking and their page after each,
 /// until told to stop.
-async fn customer(gateway: Gateway, token: String, movie: String, stop: Arc<AtomicBool>) -> Tally {
+async fn customer(
+    gateways: GatewayService,
+    token: String,
+    movie: String,
+    stop: Arc<AtomicBool>,
+) -> Tally {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .expect("a client");
-    let url = |path: &str| format!("{}{path}", gateway.url);
+    let url = |path: &str| gateways.url(path);
     let mut tally = Tally::default();
     while !stop.load(Ordering::Relaxed) && tally.booked.len() < MAX_BOOKINGS_PER_CLIENT {
         tally.requests += 1;
@@ -185,12 +236,16 @@ async fn a_rolling_restart_and_a_frozen_replica_under_load_fail_no_request_and_l
         tokens.push(gateway.customer(&format!("steady-{n}")).await);
     }
 
+    let gateways = GatewayService::new(vec![
+        deployment.url_of("gateway"),
+        deployment.url_of("gateway-2"),
+    ]);
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = tokens
         .iter()
         .map(|token| {
             tokio::spawn(customer(
-                gateway.clone(),
+                gateways.clone(),
                 token.clone(),
                 movie.clone(),
                 stop.clone(),
@@ -205,8 +260,15 @@ async fn a_rolling_restart_and_a_frozen_replica_under_load_fail_no_request_and_l
     let mut restarted = Vec::new();
     for service in REPLICATED {
         for name in [service.to_owned(), format!("{service}-2")] {
+            let url = deployment.url_of(&name);
+            if service == "gateway" {
+                gateways.remove(&url);
+            }
             let drained = deployment.restart(&name).await;
             assert!(drained, "{name} did not answer 503 draining on SIGTERM");
+            if service == "gateway" {
+                gateways.add(url);
+            }
             restarted.push(name);
         }
     }

@@ -33,12 +33,25 @@ CREATE TABLE payments (
 CREATE INDEX payments_by_user ON payments (user_id, created_at);
 CREATE INDEX payments_to_settle ON payments (pending, updated_at);";
 
-pub const MIGRATIONS: &[MigrationScript] = &[MigrationScript {
-    version: 100,
-    description: "payment: payments",
-    sqlite: SCHEMA,
-    postgres: SCHEMA,
-}];
+/// The trace of the step that asked for a pending settlement, so that the
+/// settler's work (and the events it writes) continue that booking's trace
+/// rather than start one of their own.
+const PENDING_TRACE: &str = "ALTER TABLE payments ADD COLUMN pending_traceparent TEXT";
+
+pub const MIGRATIONS: &[MigrationScript] = &[
+    MigrationScript {
+        version: 100,
+        description: "payment: payments",
+        sqlite: SCHEMA,
+        postgres: SCHEMA,
+    },
+    MigrationScript {
+        version: 101,
+        description: "payment: the trace a pending settlement continues",
+        sqlite: PENDING_TRACE,
+        postgres: PENDING_TRACE,
+    },
+];
 
 const COLUMNS: &str =
     "id, reservation_id, user_id, amount, status, pending, reason, version, created_at, updated_at";
@@ -53,6 +66,25 @@ const PAYMENTS: Listing = Listing {
 
 /// A stored payment and the version it was read at.
 pub type Versioned = (Payment, i64);
+
+/// A payment whose pending settlement the settler is to carry out.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    pub payment: Payment,
+    pub version: i64,
+    /// The W3C `traceparent` of the step that asked for the settlement.
+    pub traceparent: Option<String>,
+}
+
+/// A settlement the provider carried out, to be recorded.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub payment: Payment,
+    pub version: i64,
+    pub settlement: Settlement,
+    /// The trace the settlement's event continues.
+    pub traceparent: Option<String>,
+}
 
 #[derive(Clone, Debug)]
 pub struct PaymentStore {
@@ -74,7 +106,9 @@ impl PaymentStore {
         let mut tx = self.store.begin().await?;
         let mut stored = Vec::with_capacity(payments.len());
         for (payment, event) in payments {
-            let inserted = self.insert(&mut tx, payment).await?;
+            let inserted = self
+                .insert(&mut tx, payment, event.envelope.traceparent.as_deref())
+                .await?;
             if inserted {
                 outbox::append(&mut tx, std::slice::from_ref(event)).await?;
             }
@@ -88,8 +122,9 @@ impl PaymentStore {
         &self,
         tx: &mut Transaction<'static, Any>,
         payment: &Payment,
+        traceparent: Option<&str>,
     ) -> anyhow::Result<bool> {
-        insert_unless(tx, payment, "reservation_id").await
+        insert_unless(tx, payment, "reservation_id", traceparent).await
     }
 
     /// Stores a new charge (a sale for no booking) with its events in one
@@ -101,7 +136,8 @@ impl PaymentStore {
         events: &[PaymentEvent],
     ) -> anyhow::Result<bool> {
         let mut tx = self.store.begin().await?;
-        let inserted = insert_unless(&mut tx, payment, "id").await?;
+        let trace = runtime::telemetry::traceparent();
+        let inserted = insert_unless(&mut tx, payment, "id", trace.as_deref()).await?;
         if inserted {
             let events: Vec<_> = events.iter().map(|event| event.outgoing(None)).collect();
             outbox::append(&mut tx, &events).await?;
@@ -200,10 +236,12 @@ impl PaymentStore {
         settlement: Settlement,
     ) -> anyhow::Result<()> {
         let updated = sqlx::query(
-            "UPDATE payments SET pending = $1, updated_at = $2, version = version + 1
-             WHERE id = $3 AND version = $4",
+            "UPDATE payments SET pending = $1, pending_traceparent = $2, updated_at = $3,
+                                 version = version + 1
+             WHERE id = $4 AND version = $5",
         )
         .bind(settlement.as_str())
+        .bind(runtime::telemetry::traceparent())
         .bind(timestamp(kernel::now()))
         .bind(payment.id.to_string())
         .bind(version)
@@ -242,28 +280,42 @@ impl PaymentStore {
     }
 
     /// Payments waiting for the provider, oldest request first.
-    pub async fn to_settle(&self, limit: i64) -> anyhow::Result<Vec<Versioned>> {
+    pub async fn to_settle(&self, limit: i64) -> anyhow::Result<Vec<Waiting>> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM payments WHERE pending IS NOT NULL ORDER BY updated_at LIMIT $1"
+            "SELECT {COLUMNS}, pending_traceparent FROM payments
+             WHERE pending IS NOT NULL ORDER BY updated_at LIMIT $1"
         ))
         .bind(limit)
         .fetch_all(self.store.reader())
         .await?;
         rows.iter()
-            .map(|row| Ok((from_row(row)?, row.try_get("version")?)))
+            .map(|row| {
+                Ok(Waiting {
+                    payment: from_row(row)?,
+                    version: row.try_get("version")?,
+                    traceparent: row.try_get("pending_traceparent")?,
+                })
+            })
             .collect()
     }
 
     /// Records that the provider did what was pending, with the events, in
     /// one transaction; how many were recorded (another replica may have
     /// recorded some first: those are skipped).
-    pub async fn settled(&self, done: &[(Payment, i64, Settlement)]) -> anyhow::Result<usize> {
+    pub async fn settled(&self, done: &[Settled]) -> anyhow::Result<usize> {
         let now = kernel::now();
         let mut tx = self.store.begin().await?;
         let mut events = Vec::with_capacity(done.len());
-        for (payment, version, settlement) in done {
+        for Settled {
+            payment,
+            version,
+            settlement,
+            traceparent,
+        } in done
+        {
             let updated = sqlx::query(
-                "UPDATE payments SET status = $1, pending = NULL, updated_at = $2, version = version + 1
+                "UPDATE payments SET status = $1, pending = NULL, pending_traceparent = NULL,
+                                     updated_at = $2, version = version + 1
                  WHERE id = $3 AND version = $4 AND pending = $5",
             )
             .bind(settlement.outcome().as_str())
@@ -291,7 +343,11 @@ impl PaymentStore {
                     refunded_at: now,
                 },
             };
-            events.push(event.outgoing(None));
+            let mut outgoing = event.outgoing(None);
+            if let Some(traceparent) = traceparent {
+                outgoing.envelope = outgoing.envelope.traced(traceparent, None);
+            }
+            events.push(outgoing);
         }
         outbox::append(&mut tx, &events).await?;
         self.store.commit(tx).await?;
@@ -326,9 +382,11 @@ async fn insert_unless(
     tx: &mut Transaction<'static, Any>,
     payment: &Payment,
     unique: &str,
+    traceparent: Option<&str>,
 ) -> anyhow::Result<bool> {
     let inserted = sqlx::query(&format!(
-        "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9)
+        "INSERT INTO payments ({COLUMNS}, pending_traceparent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10)
          ON CONFLICT ({unique}) DO NOTHING"
     ))
     .bind(payment.id.to_string())
@@ -340,6 +398,7 @@ async fn insert_unless(
     .bind(payment.reason.clone())
     .bind(timestamp(payment.created_at))
     .bind(timestamp(payment.updated_at))
+    .bind(payment.pending.and(traceparent))
     .execute(&mut **tx)
     .await
     .context("storing a payment")?;
