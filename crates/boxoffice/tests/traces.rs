@@ -15,9 +15,8 @@ use std::collections::HashMap;
 
 use boxoffice::telemetry::{exporting_to, spans_layer};
 use boxoffice::Platform;
-use common::gateway::{answer, eventually, Gateway};
+use common::gateway::{eventually, Gateway};
 use common::otlp::{Received, Receiver};
-use serde_json::json;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
@@ -44,20 +43,8 @@ async fn a_card_booking_is_one_trace_from_the_gateway_through_the_saga() {
     let customer = app.customer("tracy").await;
 
     // The client starts the trace; the gateway continues it.
-    let booked = answer(
-        app.http
-            .post(format!("{}/reservations", app.url))
-            .bearer_auth(&customer)
-            .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
-            .json(&json!({"listingId": movie, "quantity": 2}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(booked.status, 202, "{:?}", booked.body);
-    let reservation = booked.body["id"].as_str().unwrap().to_owned();
-    assert_eq!(app.settled(&customer, &reservation).await, "confirmed");
+    let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let reservation = app.book_traced(&customer, &movie, &traceparent).await;
 
     // The saga goes on after the booking is confirmed (capture, points,
     // read models): wait for its last steps' spans.

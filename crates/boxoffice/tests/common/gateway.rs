@@ -212,6 +212,26 @@ impl Gateway {
         .await
     }
 
+    /// Books two tickets of `listing` under a client's W3C `traceparent`
+    /// and waits until the booking is confirmed; its id.
+    pub async fn book_traced(&self, token: &str, listing: &str, traceparent: &str) -> String {
+        let booked = answer(
+            self.http
+                .post(format!("{}/reservations", self.url))
+                .bearer_auth(token)
+                .header("traceparent", traceparent)
+                .json(&json!({"listingId": listing, "quantity": 2}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(booked.status, 202, "{:?}", booked.body);
+        let reservation = booked.body["id"].as_str().unwrap().to_owned();
+        assert_eq!(self.settled(token, &reservation).await, "confirmed");
+        reservation
+    }
+
     pub async fn available(&self, listing: &str) -> u64 {
         let answer = self.get(&format!("/listings/{listing}"), None).await;
         answer.body["capacity"]["available"].as_u64().unwrap()

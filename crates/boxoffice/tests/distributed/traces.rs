@@ -6,9 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde_json::json;
-
-use crate::common::gateway::{answer, eventually, set_patience};
+use crate::common::gateway::{eventually, set_patience};
 use crate::common::otlp::{Received, Receiver};
 use crate::deployment::{Deployment, Servers};
 
@@ -36,21 +34,8 @@ async fn a_card_booking_is_one_trace_across_the_processes_and_the_broker() {
     let movie = gateway.movie(&admin, "Traced Across", 10).await;
     let customer = gateway.customer("tracy-across").await;
 
-    let booked = answer(
-        gateway
-            .http
-            .post(format!("{}/reservations", gateway.url))
-            .bearer_auth(&customer)
-            .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
-            .json(&json!({"listingId": movie, "quantity": 2}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(booked.status, 202, "{:?}", booked.body);
-    let reservation = booked.body["id"].as_str().unwrap().to_owned();
-    assert_eq!(gateway.settled(&customer, &reservation).await, "confirmed");
+    let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+    let reservation = gateway.book_traced(&customer, &movie, &traceparent).await;
 
     // The saga's last steps, each in another process than its cause.
     let wanted = [
