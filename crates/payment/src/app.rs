@@ -15,7 +15,7 @@ use runtime::group_commit::GroupCommit;
 use runtime::retry::{Outage, Unavailable};
 use sqlx::{Any, Transaction};
 use tokio::sync::Notify;
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 use crate::adapters::sql::{charge, PaymentStore, Settled, Waiting};
 use crate::domain::{
@@ -438,19 +438,7 @@ impl Payments {
             let Some(settlement) = payment.pending else {
                 continue;
             };
-            // The settlement continues the trace of the step that asked for
-            // it (the saga's confirmation, a cancellation), and so does the
-            // event it writes.
-            let span = tracing::info_span!(
-                "settle",
-                otel.name = format!("{} payment", settlement.as_str()),
-                payment.id = %payment.id,
-                reservation.id = tracing::field::Empty,
-            );
-            if let Some(reservation) = payment.reservation_id {
-                span.record("reservation.id", tracing::field::display(reservation));
-            }
-            runtime::telemetry::continue_from(&span, traceparent.as_deref(), None);
+            let span = settlement_span(&payment, settlement, traceparent.as_deref());
             let settling = self
                 .provider
                 .settle(payment.id, settlement, payment.amount)
@@ -483,6 +471,27 @@ impl Payments {
             None => Ok(settled),
         }
     }
+}
+
+/// The span a settlement is carried out in: under the trace of the step
+/// that asked for it (the saga's confirmation, a cancellation), so that it
+/// and the event it writes stay in the booking's trace. None at all (not
+/// even its name formatted) when traces are off.
+fn settlement_span(payment: &Payment, settlement: Settlement, traceparent: Option<&str>) -> Span {
+    if !runtime::telemetry::is_on() {
+        return Span::none();
+    }
+    let span = tracing::info_span!(
+        "settle",
+        otel.name = format!("{} payment", settlement.as_str()),
+        payment.id = %payment.id,
+        reservation.id = tracing::field::Empty,
+    );
+    if let Some(reservation) = payment.reservation_id {
+        span.record("reservation.id", tracing::field::display(reservation));
+    }
+    runtime::telemetry::continue_from(&span, traceparent, None);
+    span
 }
 
 fn answer_sale(payment: Payment, sale: &Sale) -> Result<Payment, ChargeError> {
