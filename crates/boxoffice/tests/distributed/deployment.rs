@@ -172,6 +172,7 @@ impl Deployment {
         replicated: &[&str],
         extra_env: BTreeMap<String, String>,
     ) -> Deployment {
+        remember_failures();
         let turn = ONE_AT_A_TIME.lock().await;
         let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let mut ports = BTreeMap::new();
@@ -371,6 +372,12 @@ impl Deployment {
     /// SIGTERM, and what a balancer probing readiness sees meanwhile:
     /// whether `/health/ready` answered 503 "draining" before the instance
     /// exited (it must exit cleanly within 30 s).
+    ///
+    /// A probe goes out every 20 ms without waiting for the one before: a
+    /// probe that reached the instance just before the signal may take
+    /// longer than the whole drain window to answer "ready" (the gateway's
+    /// readiness asks every service behind it), and waiting for it would
+    /// miss the window on a busy machine.
     pub async fn stop_draining(&mut self, name: &str) -> bool {
         let url = format!("{}/health/ready", self.url_of(name));
         let mut child = self.running.remove(name).expect("a running instance");
@@ -385,6 +392,7 @@ impl Deployment {
             .build()
             .expect("a client");
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut probes = tokio::task::JoinSet::new();
         let mut drained = false;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -393,13 +401,25 @@ impl Deployment {
                     "{name} stopped with {status}:\n{}",
                     self.log_tail(name)
                 );
+                while let Some(saw_draining) = probes.join_next().await {
+                    drained |= saw_draining.unwrap_or(false);
+                }
                 return drained;
             }
+            while let Some(saw_draining) = probes.try_join_next() {
+                drained |= saw_draining.unwrap_or(false);
+            }
             if !drained {
-                if let Ok(answer) = probe.get(&url).send().await {
-                    drained = answer.status() == 503
-                        && answer.text().await.unwrap_or_default().contains("draining");
-                }
+                let (probe, url) = (probe.clone(), url.clone());
+                probes.spawn(async move {
+                    match probe.get(&url).send().await {
+                        Ok(answer) => {
+                            answer.status() == 503
+                                && answer.text().await.unwrap_or_default().contains("draining")
+                        }
+                        Err(_) => false,
+                    }
+                });
             }
             if Instant::now() > deadline {
                 let _ = child.kill().await;
@@ -575,8 +595,31 @@ impl Drop for Deployment {
             for name in self.starts.keys() {
                 eprintln!("---- last lines of {name} ----\n{}", self.log_tail(name));
             }
+            // The logs bury the failure; say it again after them, where a
+            // reader of the output's tail (CI's excerpt) finds it.
+            if let Some(failure) = LAST_FAILURE.lock().ok().and_then(|last| last.clone()) {
+                eprintln!("---- the failure, again ----\n{failure}");
+            }
         }
     }
+}
+
+/// The message and place of the latest panic in this test binary.
+static LAST_FAILURE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Keeps each panic's message in [`LAST_FAILURE`] (and prints it as
+/// before), once per binary.
+fn remember_failures() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Ok(mut last) = LAST_FAILURE.lock() {
+                *last = Some(info.to_string());
+            }
+            report(info);
+        }));
+    });
 }
 
 /// A port nothing listens on now and no instance of the deployment was
