@@ -331,6 +331,117 @@ pub fn record_history(mut history: Vec<HistoryEntry>, entry: HistoryEntry) -> Ve
     history
 }
 
+/// What one event changes on my-page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Row(MyReservationRow),
+    Payment(PaymentStep),
+    Points(PointsChange),
+    Listing(ListingFact),
+}
+
+/// What a batch of events changes on my-page, gathered so that a store can
+/// write each kind with one statement for the whole batch instead of one
+/// per event. Every rule of the projection is order-free across kinds (a
+/// listing's title is joined or copied whatever came first), and within a
+/// kind each key ends where applying the events one by one would leave
+/// it: the newest row, the furthest payment, the last figure of each kind
+/// of points.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// In the order of the events.
+    pub rows: Vec<MyReservationRow>,
+    pub payments: Vec<PaymentStep>,
+    pub points: Vec<PointsChange>,
+    pub listings: Vec<ListingFact>,
+}
+
+impl Changes {
+    pub fn push(&mut self, change: Change) {
+        match change {
+            Change::Row(row) => self.rows.push(row),
+            Change::Payment(step) => self.payments.push(step),
+            Change::Points(points) => self.points.push(points),
+            Change::Listing(fact) => self.listings.push(fact),
+        }
+    }
+
+    /// The row each reservation ends with, one per reservation in the
+    /// order each was first seen; `None` when a row of the batch has no
+    /// version (it always applies, so only applying in order is right).
+    pub fn newest_rows(&self) -> Option<Vec<&MyReservationRow>> {
+        if self.rows.iter().any(|row| row.version == 0) {
+            return None;
+        }
+        let mut newest: Vec<&MyReservationRow> = Vec::new();
+        for row in &self.rows {
+            let id = row.booking.reservation_id;
+            match newest
+                .iter_mut()
+                .find(|held| held.booking.reservation_id == id)
+            {
+                Some(held) if supersedes(held.version, row.version) => *held = row,
+                Some(_) => {}
+                None => newest.push(row),
+            }
+        }
+        Some(newest)
+    }
+
+    /// The furthest step of each booking's payment (the first to reach
+    /// that stage, as a later step of the same stage does not replace it).
+    pub fn furthest_payments(&self) -> Vec<&PaymentStep> {
+        let mut furthest: Vec<&PaymentStep> = Vec::new();
+        for step in &self.payments {
+            match furthest
+                .iter_mut()
+                .find(|held| held.reservation_id == step.reservation_id)
+            {
+                Some(held) if step.status.supersedes(Some(held.status)) => *held = step,
+                Some(_) => {}
+                None => furthest.push(step),
+            }
+        }
+        furthest
+    }
+
+    /// The last figure of each kind of points for each booking (each is
+    /// set, not added).
+    pub fn last_points(&self) -> Vec<&PointsChange> {
+        let mut last: Vec<&PointsChange> = Vec::new();
+        for change in &self.points {
+            match last.iter_mut().find(|held| {
+                std::mem::discriminant(**held) == std::mem::discriminant(change)
+                    && held.reservation_id() == change.reservation_id()
+            }) {
+                Some(held) => *held = change,
+                None => last.push(change),
+            }
+        }
+        last
+    }
+}
+
+impl PointsChange {
+    pub fn points(&self) -> u64 {
+        match self {
+            PointsChange::Earned { points, .. }
+            | PointsChange::Withdrawn { points, .. }
+            | PointsChange::Spent { points, .. }
+            | PointsChange::Refunded { points, .. } => *points,
+        }
+    }
+
+    pub fn reservation_id(&self) -> ReservationId {
+        match self {
+            PointsChange::Earned { reservation_id, .. }
+            | PointsChange::Withdrawn { reservation_id, .. }
+            | PointsChange::Spent { reservation_id, .. }
+            | PointsChange::Refunded { reservation_id, .. } => *reservation_id,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -567,5 +678,101 @@ mod tests {
         });
         let statuses: Vec<&str> = history.iter().map(|entry| entry.status).collect();
         assert_eq!(statuses, ["pending", "confirmed", "cancelled"]);
+    }
+
+    /// A batch's rows, gathered: for every order of a booking's events,
+    /// the row kept is the one applying them one by one ends with.
+    #[test]
+    fn a_batch_keeps_per_booking_the_row_applying_one_by_one_would() {
+        let events = lifecycle();
+        let other = booking();
+        let at = time::macros::datetime!(2026-11-21 10:00 UTC);
+        let placed_other = project(
+            &ReservationEvent::ReservationPlaced {
+                booking: other.clone(),
+                placed_at: at,
+            },
+            1,
+        );
+        for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0], [0, 2, 1]] {
+            let mut changes = Changes::default();
+            changes.push(Change::Row(placed_other.clone()));
+            for &i in &order {
+                changes.push(Change::Row(project(&events[i].0, events[i].1)));
+            }
+            let newest = changes.newest_rows().unwrap();
+            let statuses: Vec<&str> = newest.iter().map(|row| row.status).collect();
+            assert_eq!(statuses, ["pending", fold(&order)], "{order:?}");
+            assert_eq!(newest[0].booking.reservation_id, other.reservation_id);
+        }
+        // A row without a version is only right in order: no shortcut.
+        let mut unversioned = Changes::default();
+        unversioned.push(Change::Row(project(&events[0].0, 0)));
+        assert_eq!(unversioned.newest_rows(), None);
+    }
+
+    #[test]
+    fn a_batch_keeps_each_bookings_furthest_payment_and_last_points() {
+        use PaymentStatus::*;
+        let at = time::macros::datetime!(2026-11-21 10:00 UTC);
+        let (a, b) = (ReservationId::new(), ReservationId::new());
+        let step = |reservation_id, status| PaymentStep {
+            reservation_id,
+            status,
+            at,
+        };
+        let mut changes = Changes::default();
+        for (id, status) in [(a, Authorised), (b, Captured), (a, Captured), (a, Voided)] {
+            changes.push(Change::Payment(step(id, status)));
+        }
+        let furthest: Vec<(ReservationId, PaymentStatus)> = changes
+            .furthest_payments()
+            .iter()
+            .map(|step| (step.reservation_id, step.status))
+            .collect();
+        // Captured then voided: the first of a stage stays, as one by one.
+        assert_eq!(furthest, [(a, Captured), (b, Captured)]);
+        assert_eq!(
+            fold_payment(&[Authorised, Captured, Voided]),
+            Some(Captured)
+        );
+
+        for change in [
+            PointsChange::Earned {
+                reservation_id: a,
+                points: 10,
+            },
+            PointsChange::Withdrawn {
+                reservation_id: a,
+                points: 10,
+            },
+            PointsChange::Earned {
+                reservation_id: b,
+                points: 3,
+            },
+            PointsChange::Earned {
+                reservation_id: a,
+                points: 12,
+            },
+        ] {
+            changes.push(Change::Points(change));
+        }
+        assert_eq!(
+            changes.last_points(),
+            [
+                &PointsChange::Earned {
+                    reservation_id: a,
+                    points: 12
+                },
+                &PointsChange::Withdrawn {
+                    reservation_id: a,
+                    points: 10
+                },
+                &PointsChange::Earned {
+                    reservation_id: b,
+                    points: 3
+                },
+            ]
+        );
     }
 }

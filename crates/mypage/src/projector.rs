@@ -2,6 +2,7 @@
 //! consumer's transaction. Events of a family it does not read, and the
 //! events of its families that show nothing, change nothing.
 
+use anyhow::Context;
 use async_trait::async_trait;
 use contracts::catalog::CatalogEvent;
 use contracts::payment::PaymentEvent;
@@ -10,8 +11,9 @@ use contracts::wallet::WalletEvent;
 use contracts::IntegrationEvent;
 use kernel::Envelope;
 use runtime::consumer::EventHandler;
+use runtime::telemetry;
 
-use crate::projection;
+use crate::projection::{self, Change, Changes};
 use crate::view::Projection;
 
 /// Applies events to the view through its port, whichever store holds it.
@@ -47,6 +49,27 @@ const SHOWN: &[&str] = &[
     "boxoffice.catalog.screen-assigned",
 ];
 
+/// What `event` changes on my-page, if anything.
+fn change_of(event: &Envelope) -> anyhow::Result<Option<Change>> {
+    if let Some(reservation_event) = ReservationEvent::from_envelope(event)? {
+        let version = event.subjectversion.unwrap_or(0);
+        return Ok(Some(Change::Row(projection::project(
+            &reservation_event,
+            version,
+        ))));
+    }
+    if let Some(payment_event) = PaymentEvent::from_envelope(event)? {
+        return Ok(projection::payment_step(&payment_event).map(Change::Payment));
+    }
+    if let Some(wallet_event) = WalletEvent::from_envelope(event)? {
+        return Ok(projection::points_change(&wallet_event).map(Change::Points));
+    }
+    if let Some(catalog_event) = CatalogEvent::from_envelope(event)? {
+        return Ok(projection::listing_fact(&catalog_event).map(Change::Listing));
+    }
+    Ok(None)
+}
+
 #[async_trait]
 impl<V: Projection> EventHandler<V::Tx> for Projector<V> {
     fn wants(&self, event: &Envelope) -> bool {
@@ -54,30 +77,31 @@ impl<V: Projection> EventHandler<V::Tx> for Projector<V> {
     }
 
     async fn handle(&self, tx: &mut V::Tx, event: &Envelope) -> anyhow::Result<()> {
-        if let Some(reservation_event) = ReservationEvent::from_envelope(event)? {
-            let version = event.subjectversion.unwrap_or(0);
-            let row = projection::project(&reservation_event, version);
-            return self.view.upsert(tx, &row).await;
+        let mut changes = Changes::default();
+        if let Some(change) = change_of(event)? {
+            changes.push(change);
         }
-        if let Some(payment_event) = PaymentEvent::from_envelope(event)? {
-            return match projection::payment_step(&payment_event) {
-                Some(step) => self.view.record_payment(tx, &step).await,
-                None => Ok(()),
-            };
+        self.view.apply_all(tx, &changes).await
+    }
+
+    /// The whole batch's changes gathered and written together (one
+    /// statement per table on SQL); each event is read in its own span.
+    async fn handle_batch(
+        &self,
+        tx: &mut V::Tx,
+        events: &[&Envelope],
+        group: &str,
+    ) -> anyhow::Result<()> {
+        let mut changes = Changes::default();
+        for event in events {
+            let change = telemetry::handling_span(group, event)
+                .in_scope(|| change_of(event))
+                .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
+            if let Some(change) = change {
+                changes.push(change);
+            }
         }
-        if let Some(wallet_event) = WalletEvent::from_envelope(event)? {
-            return match projection::points_change(&wallet_event) {
-                Some(change) => self.view.record_points(tx, &change).await,
-                None => Ok(()),
-            };
-        }
-        if let Some(catalog_event) = CatalogEvent::from_envelope(event)? {
-            return match projection::listing_fact(&catalog_event) {
-                Some(fact) => self.view.record_listing(tx, &fact).await,
-                None => Ok(()),
-            };
-        }
-        Ok(())
+        self.view.apply_all(tx, &changes).await
     }
 }
 
@@ -128,6 +152,10 @@ pub(crate) mod tests {
     #[async_trait]
     pub(crate) trait Deliver: Send + Sync {
         async fn deliver(&self, event: &Envelope);
+
+        /// Every event in one batch, as a consumer applies what it took
+        /// from the bus at once.
+        async fn deliver_batch(&self, events: &[Envelope]);
     }
 
     struct Through<S: UnitOfWork, V> {
@@ -142,6 +170,16 @@ pub(crate) mod tests {
             self.projector.handle(&mut tx, event).await.unwrap();
             self.store.commit(tx).await.unwrap();
         }
+
+        async fn deliver_batch(&self, events: &[Envelope]) {
+            let events: Vec<&Envelope> = events.iter().collect();
+            let mut tx = self.store.begin().await.unwrap();
+            self.projector
+                .handle_batch(&mut tx, &events, "mypage")
+                .await
+                .unwrap();
+            self.store.commit(tx).await.unwrap();
+        }
     }
 
     /// The stores my-page can be kept in; every test of the projection
@@ -149,18 +187,32 @@ pub(crate) mod tests {
     #[derive(Debug, Clone, Copy)]
     pub(crate) enum Kept {
         Sql,
+        Postgres,
         Redb,
         Redis,
     }
 
-    /// The stores to test on: Redis when `BOXOFFICE_TEST_REDIS` is set
-    /// (required under `CI=true`).
+    /// The stores to test on: PostgreSQL when `BOXOFFICE_TEST_POSTGRES`
+    /// names a server and Redis when `BOXOFFICE_TEST_REDIS` does (both
+    /// required under `CI=true`).
     pub(crate) fn stores(test: &str) -> Vec<Kept> {
         let mut kept = vec![Kept::Sql, Kept::Redb];
+        if postgres_for_tests().is_some() {
+            kept.push(Kept::Postgres);
+        }
         if kv::redis_for_tests(test).is_some() {
             kept.push(Kept::Redis);
         }
         kept
+    }
+
+    fn postgres_for_tests() -> Option<String> {
+        let server = std::env::var("BOXOFFICE_TEST_POSTGRES").ok();
+        assert!(
+            server.is_some() || std::env::var_os("CI").is_none(),
+            "CI runs my-page's tests on PostgreSQL too: set BOXOFFICE_TEST_POSTGRES"
+        );
+        server
     }
 
     pub(crate) struct Given {
@@ -179,10 +231,16 @@ pub(crate) mod tests {
         eprintln!("on {kept:?}");
         let dir = tempfile::tempdir().unwrap();
         let (view, through): (Arc<dyn View>, Box<dyn Deliver>) = match kept {
-            Kept::Sql => {
-                let store = Store::connect(&sqlite_url(dir.path(), "mypage"), MIGRATIONS)
-                    .await
-                    .unwrap();
+            Kept::Sql | Kept::Postgres => {
+                let url = match kept {
+                    Kept::Postgres => format!(
+                        "{}/mypage_{}",
+                        postgres_for_tests().unwrap().trim_end_matches('/'),
+                        ReservationId::new().as_uuid().simple()
+                    ),
+                    _ => sqlite_url(dir.path(), "mypage"),
+                };
+                let store = Store::connect(&url, MIGRATIONS).await.unwrap();
                 let view = MyReservations::new(store.clone());
                 (
                     Arc::new(view.clone()),
@@ -235,6 +293,17 @@ pub(crate) mod tests {
     impl Given {
         pub async fn deliver(&self, event: &Envelope) {
             self.through.deliver(event).await;
+        }
+
+        /// The events one by one, or all in one batch.
+        pub async fn deliver_all(&self, events: &[Envelope], batched: bool) {
+            if batched {
+                self.through.deliver_batch(events).await;
+            } else {
+                for event in events {
+                    self.deliver(event).await;
+                }
+            }
         }
 
         pub fn placed(&self) -> Envelope {
@@ -391,9 +460,13 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_booking_shows_its_listing_payment_points_and_history() {
-        for kept in stores("a_booking_shows_its_listing_payment_points_and_history") {
+        let batched_or_not = stores("a_booking_shows_its_listing_payment_points_and_history")
+            .into_iter()
+            .flat_map(|kept| [(kept, false), (kept, true)]);
+        for (kept, batched) in batched_or_not {
+            eprintln!("batched: {batched}");
             let given = given_in(kept).await;
-            for event in [
+            let events = [
                 given.registered(),
                 given.screen_assigned(),
                 given.placed(),
@@ -401,9 +474,8 @@ pub(crate) mod tests {
                 given.confirmed(),
                 given.captured(),
                 given.earned(),
-            ] {
-                given.deliver(&event).await;
-            }
+            ];
+            given.deliver_all(&events, batched).await;
 
             let detail = given.detail().await;
             assert_eq!(detail["status"], "confirmed");
@@ -432,13 +504,19 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn events_arriving_late_redelivered_or_before_the_booking_are_neither_lost_nor_repeated()
     {
-        for kept in stores(
+        let batched_or_not = stores(
             "events_arriving_late_redelivered_or_before_the_booking_are_neither_lost_nor_repeated",
-        ) {
+        )
+        .into_iter()
+        .flat_map(|kept| [(kept, false), (kept, true)]);
+        for (kept, batched) in batched_or_not {
+            eprintln!("batched: {batched}");
             let given = given_in(kept).await;
             // Payment, points and listing facts before the booking is known;
-            // then the booking's own events backwards, and some twice.
-            for event in [
+            // then the booking's own events backwards, and some twice (in
+            // one batch too: a store must not write a row twice in one
+            // statement).
+            let events = [
                 given.refunded(),
                 given.withdrawn(),
                 given.earned(),
@@ -450,9 +528,10 @@ pub(crate) mod tests {
                 given.placed(),
                 given.confirmed(),
                 given.registered(),
-            ] {
-                given.deliver(&event).await;
-            }
+                given.withdrawn(),
+                given.refunded(),
+            ];
+            given.deliver_all(&events, batched).await;
             let redelivered = given.cancelled();
             given.deliver(&redelivered).await;
             given.deliver(&redelivered).await;

@@ -9,14 +9,14 @@
 
 use anyhow::Context;
 use async_trait::async_trait;
-use contracts::reservation::{Booking, PaymentMethod};
+use contracts::reservation::PaymentMethod;
 use kernel::ids::ReservationId;
 use runtime::http::timestamp;
 use runtime::store::{Listing, MigrationScript};
 use runtime::Store;
 use sqlx::{Any, Row, Transaction};
 
-use crate::projection::{ListingFact, MyReservationRow, PaymentStep, PointsChange};
+use crate::projection::{Changes, ListingFact, MyReservationRow, PaymentStep, PointsChange};
 use crate::view::{
     HistoryView, MyReservationDetail, MyReservationView, PaymentView, PointsView, Projection,
     ScreenView, View,
@@ -146,118 +146,46 @@ impl Projection for MyReservations {
     /// [`crate::projection::supersedes`], applied in the statement itself so
     /// concurrent writers cannot interleave between a read and a write).
     async fn upsert(&self, tx: &mut Self::Tx, row: &MyReservationRow) -> anyhow::Result<()> {
-        let Booking {
-            reservation_id,
-            user_id,
-            listing_id,
-            listing_title,
-            listing_kind,
-            quantity,
-            seats,
-            amount,
-            payment_method,
-        } = &row.booking;
-        sqlx::query(
-            "INSERT INTO my_reservations
-                 (reservation_id, user_id, listing_id, title, kind, quantity, amount, status, updated_at,
-                  version, seats, payment_method)
-             VALUES ($1, $2, $3,
-                     COALESCE((SELECT title FROM my_listings WHERE listing_id = $3), $4),
-                     $5, $6, $7, $8, $9, $10, $11, $12)
-             ON CONFLICT (reservation_id) DO UPDATE
-                 SET status = excluded.status, updated_at = excluded.updated_at, version = excluded.version,
-                     seats = excluded.seats, payment_method = excluded.payment_method
-                 WHERE excluded.version = 0 OR my_reservations.version < excluded.version",
-        )
-        .bind(reservation_id.to_string())
-        .bind(user_id.to_string())
-        .bind(listing_id.to_string())
-        .bind(listing_title)
-        .bind(listing_kind.as_str())
-        .bind(i64::from(*quantity))
-        .bind(amount.minor_units())
-        .bind(row.status)
-        .bind(timestamp(row.updated_at))
-        .bind(i64::try_from(row.version)?)
-        .bind(
-            seats
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        )
-        .bind(payment_method_str(*payment_method))
-        .execute(&mut **tx)
-        .await?;
-        // Whatever the row keeps, the history gains the status once.
-        let entry = row.history_entry();
-        sqlx::query(
-            "INSERT INTO my_reservation_history (reservation_id, version, status, at)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (reservation_id, version, status) DO NOTHING",
-        )
-        .bind(reservation_id.to_string())
-        .bind(i64::try_from(entry.version)?)
-        .bind(entry.status)
-        .bind(timestamp(entry.at))
-        .execute(&mut **tx)
-        .await
-        .context("recording a booking's history")?;
-        Ok(())
+        upsert_rows(tx, &[row]).await?;
+        insert_history(tx, std::slice::from_ref(row)).await
     }
 
     /// Keeps a booking's payment status unless the one held is at the same
     /// or a later stage (see [`crate::projection::PaymentStatus`]), in the
     /// statement itself so concurrent writers cannot interleave.
     async fn record_payment(&self, tx: &mut Self::Tx, step: &PaymentStep) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO my_payments (reservation_id, status, stage, updated_at)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (reservation_id) DO UPDATE
-                 SET status = excluded.status, stage = excluded.stage, updated_at = excluded.updated_at
-                 WHERE my_payments.stage < excluded.stage",
-        )
-        .bind(step.reservation_id.to_string())
-        .bind(step.status.as_str())
-        .bind(step.status.stage())
-        .bind(timestamp(step.at))
-        .execute(&mut **tx)
-        .await
-        .context("recording a booking's payment")?;
-        Ok(())
+        upsert_payments(tx, &[step]).await
     }
 
     /// Records what a booking earned or gave back (set, not added: the
     /// wallet states each once per booking, so a repeat changes nothing).
     async fn record_points(&self, tx: &mut Self::Tx, change: &PointsChange) -> anyhow::Result<()> {
-        let (column, reservation, points) = match change {
-            PointsChange::Earned {
-                reservation_id,
-                points,
-            } => ("earned", reservation_id, points),
-            PointsChange::Withdrawn {
-                reservation_id,
-                points,
-            } => ("withdrawn", reservation_id, points),
-            PointsChange::Spent {
-                reservation_id,
-                points,
-            } => ("spent", reservation_id, points),
-            PointsChange::Refunded {
-                reservation_id,
-                points,
-            } => ("refunded", reservation_id, points),
-        };
-        sqlx::query(&format!(
-            "INSERT INTO my_points (reservation_id, {column}) VALUES ($1, $2)
-             ON CONFLICT (reservation_id) DO UPDATE SET {column} = excluded.{column}"
-        ))
-        .bind(reservation.to_string())
-        .bind(i64::try_from(*points)?)
-        .execute(&mut **tx)
-        .await
-        .context("recording a booking's points")?;
-        Ok(())
+        upsert_points(tx, &[change]).await
+    }
+
+    /// A batch with one statement per table rather than one per event:
+    /// listings first (rare; in order), then every history entry, each
+    /// booking's newest row, its furthest payment, its last figure of each
+    /// kind of points — the same statements and rules as one event's,
+    /// given one row per booking (PostgreSQL refuses a statement that
+    /// updates a row twice).
+    async fn apply_all(&self, tx: &mut Self::Tx, changes: &Changes) -> anyhow::Result<()> {
+        for fact in &changes.listings {
+            self.record_listing(tx, fact).await?;
+        }
+        match changes.newest_rows() {
+            Some(rows) => {
+                upsert_rows(tx, &rows).await?;
+                insert_history(tx, &changes.rows).await?;
+            }
+            None => {
+                for row in &changes.rows {
+                    self.upsert(tx, row).await?;
+                }
+            }
+        }
+        upsert_payments(tx, &changes.furthest_payments()).await?;
+        upsert_points(tx, &changes.last_points()).await
     }
 
     /// Records when a listing starts, which screen it shows on, or its
@@ -312,6 +240,165 @@ impl Projection for MyReservations {
             .context("recording a listing")?;
         Ok(())
     }
+}
+
+/// Rows per multi-row statement: a batch's worth (the consumer's batches
+/// hold at most 256 events), far below either database's parameter limit.
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// Bookings' rows, one per booking, each kept unless the one held is newer.
+async fn upsert_rows(
+    tx: &mut Transaction<'static, Any>,
+    rows: &[&MyReservationRow],
+) -> anyhow::Result<()> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        // A renamed listing's title wins over the one the booking was placed with.
+        let values = runtime::store::values_list(chunk.len(), 12, |p| {
+            format!(
+                "({}, {}, {}, COALESCE((SELECT title FROM my_listings WHERE listing_id = {}), {}), {})",
+                p[0], p[1], p[2], p[2], p[3], p[4..].join(", ")
+            )
+        });
+        let sql = format!(
+            "INSERT INTO my_reservations
+                 (reservation_id, user_id, listing_id, title, kind, quantity, amount, status, updated_at,
+                  version, seats, payment_method)
+             VALUES {values}
+             ON CONFLICT (reservation_id) DO UPDATE
+                 SET status = excluded.status, updated_at = excluded.updated_at, version = excluded.version,
+                     seats = excluded.seats, payment_method = excluded.payment_method
+                 WHERE excluded.version = 0 OR my_reservations.version < excluded.version"
+        );
+        let mut insert = sqlx::query(&sql);
+        for row in chunk {
+            let booking = &row.booking;
+            insert = insert
+                .bind(booking.reservation_id.to_string())
+                .bind(booking.user_id.to_string())
+                .bind(booking.listing_id.to_string())
+                .bind(booking.listing_title.clone())
+                .bind(booking.listing_kind.as_str())
+                .bind(i64::from(booking.quantity))
+                .bind(booking.amount.minor_units())
+                .bind(row.status)
+                .bind(timestamp(row.updated_at))
+                .bind(i64::try_from(row.version)?)
+                .bind(
+                    booking
+                        .seats
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )
+                .bind(payment_method_str(booking.payment_method));
+        }
+        insert
+            .execute(&mut **tx)
+            .await
+            .context("recording bookings")?;
+    }
+    Ok(())
+}
+
+/// The history gains each row's status once, whatever the rows keep.
+async fn insert_history(
+    tx: &mut Transaction<'static, Any>,
+    rows: &[MyReservationRow],
+) -> anyhow::Result<()> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let values = runtime::store::values_list(chunk.len(), 4, |p| format!("({})", p.join(", ")));
+        let sql = format!(
+            "INSERT INTO my_reservation_history (reservation_id, version, status, at)
+             VALUES {values}
+             ON CONFLICT (reservation_id, version, status) DO NOTHING"
+        );
+        let mut insert = sqlx::query(&sql);
+        for row in chunk {
+            let entry = row.history_entry();
+            insert = insert
+                .bind(row.booking.reservation_id.to_string())
+                .bind(i64::try_from(entry.version)?)
+                .bind(entry.status)
+                .bind(timestamp(entry.at));
+        }
+        insert
+            .execute(&mut **tx)
+            .await
+            .context("recording bookings' history")?;
+    }
+    Ok(())
+}
+
+/// Payment steps, one per booking, each kept unless the one held is at the
+/// same or a later stage.
+async fn upsert_payments(
+    tx: &mut Transaction<'static, Any>,
+    steps: &[&PaymentStep],
+) -> anyhow::Result<()> {
+    for chunk in steps.chunks(ROWS_PER_STATEMENT) {
+        let values = runtime::store::values_list(chunk.len(), 4, |p| format!("({})", p.join(", ")));
+        let sql = format!(
+            "INSERT INTO my_payments (reservation_id, status, stage, updated_at)
+             VALUES {values}
+             ON CONFLICT (reservation_id) DO UPDATE
+                 SET status = excluded.status, stage = excluded.stage, updated_at = excluded.updated_at
+                 WHERE my_payments.stage < excluded.stage"
+        );
+        let mut insert = sqlx::query(&sql);
+        for step in chunk {
+            insert = insert
+                .bind(step.reservation_id.to_string())
+                .bind(step.status.as_str())
+                .bind(step.status.stage())
+                .bind(timestamp(step.at));
+        }
+        insert
+            .execute(&mut **tx)
+            .await
+            .context("recording bookings' payments")?;
+    }
+    Ok(())
+}
+
+/// Points set (not added), one statement per kind of figure; at most one
+/// change per booking and kind.
+async fn upsert_points(
+    tx: &mut Transaction<'static, Any>,
+    changes: &[&PointsChange],
+) -> anyhow::Result<()> {
+    let column_of = |change: &PointsChange| match change {
+        PointsChange::Earned { .. } => "earned",
+        PointsChange::Withdrawn { .. } => "withdrawn",
+        PointsChange::Spent { .. } => "spent",
+        PointsChange::Refunded { .. } => "refunded",
+    };
+    for column in ["earned", "withdrawn", "spent", "refunded"] {
+        let of_column: Vec<&PointsChange> = changes
+            .iter()
+            .copied()
+            .filter(|change| column_of(change) == column)
+            .collect();
+        for chunk in of_column.chunks(ROWS_PER_STATEMENT) {
+            let values =
+                runtime::store::values_list(chunk.len(), 2, |p| format!("({})", p.join(", ")));
+            let sql = format!(
+                "INSERT INTO my_points (reservation_id, {column}) VALUES {values}
+                 ON CONFLICT (reservation_id) DO UPDATE SET {column} = excluded.{column}"
+            );
+            let mut insert = sqlx::query(&sql);
+            for change in chunk {
+                insert = insert
+                    .bind(change.reservation_id().to_string())
+                    .bind(i64::try_from(change.points())?);
+            }
+            insert
+                .execute(&mut **tx)
+                .await
+                .context("recording bookings' points")?;
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -441,7 +528,7 @@ pub async fn clear(store: &Store, group: &str) -> anyhow::Result<u64> {
 #[cfg(test)]
 mod tests {
     use contracts::catalog::ListingKind;
-    use contracts::reservation::PaymentMethod;
+    use contracts::reservation::{Booking, PaymentMethod};
     use kernel::ids::{ListingId, ReservationId, UserId};
     use kernel::Money;
     use runtime::store::sqlite_url;

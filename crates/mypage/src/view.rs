@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use kernel::ids::ReservationId;
 use serde::{Deserialize, Serialize};
 
-use crate::projection::{ListingFact, MyReservationRow, PaymentStep, PointsChange};
+use crate::projection::{Changes, ListingFact, MyReservationRow, PaymentStep, PointsChange};
 
 /// What the routes read.
 #[async_trait]
@@ -45,6 +45,25 @@ pub trait Projection: View + Clone {
     async fn record_points(&self, tx: &mut Self::Tx, change: &PointsChange) -> anyhow::Result<()>;
 
     async fn record_listing(&self, tx: &mut Self::Tx, fact: &ListingFact) -> anyhow::Result<()>;
+
+    /// Writes what a batch of events changed. The default writes each
+    /// change on its own, listings first (their order kept); a store that
+    /// can write a kind with one statement per batch overrides it.
+    async fn apply_all(&self, tx: &mut Self::Tx, changes: &Changes) -> anyhow::Result<()> {
+        for fact in &changes.listings {
+            self.record_listing(tx, fact).await?;
+        }
+        for row in &changes.rows {
+            self.upsert(tx, row).await?;
+        }
+        for step in &changes.payments {
+            self.record_payment(tx, step).await?;
+        }
+        for change in &changes.points {
+            self.record_points(tx, change).await?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -176,6 +176,28 @@ pub trait EventHandler<Tx: Send + 'static = Transaction<'static, Any>>:
     /// the same transaction. Events the handler does not care about are
     /// simply ignored (`Ok`). An error rolls the transaction back.
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()>;
+
+    /// Applies a batch's new events, in their order, inside `tx`, for
+    /// consumer `group`. The default hands each to [`handle`](Self::handle)
+    /// in its own span. A projection that can write a batch in fewer
+    /// statements (one per table and batch rather than one per event)
+    /// overrides it; the result must be the one `handle` would reach, and
+    /// each event should still be decoded inside its
+    /// [`telemetry::handling_span`] so traces keep every step.
+    async fn handle_batch(
+        &self,
+        tx: &mut Tx,
+        events: &[&Envelope],
+        group: &str,
+    ) -> anyhow::Result<()> {
+        for event in events {
+            self.handle(tx, event)
+                .instrument(telemetry::handling_span(group, event))
+                .await
+                .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
+        }
+        Ok(())
+    }
 }
 
 /// A named consumer group reading some topics into one handler.
@@ -396,18 +418,17 @@ impl<S: UnitOfWork> Consumer<S> {
                 .await
                 .context("preparing a batch")?;
         }
-        let mut applied = Vec::with_capacity(events.len());
-        for event in events {
-            // `remove`: an event delivered twice in one batch applies once.
-            if fresh.remove(&event.id) {
-                self.handler
-                    .handle(&mut tx, event)
-                    .instrument(telemetry::handling_span(&self.group, event))
-                    .await
-                    .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
-                applied.push(event.time);
-            }
+        // `remove`: an event delivered twice in one batch applies once.
+        let events: Vec<&Envelope> = events
+            .into_iter()
+            .filter(|event| fresh.remove(&event.id))
+            .collect();
+        if !events.is_empty() {
+            self.handler
+                .handle_batch(&mut tx, &events, &self.group)
+                .await?;
         }
+        let applied: Vec<_> = events.iter().map(|event| event.time).collect();
         self.store.commit(tx).await?;
         metrics::counter!("boxoffice_events_handled_total", "consumer" => self.group.clone())
             .increment(applied.len() as u64);

@@ -328,6 +328,23 @@ fn sqlite_pool(size: u32) -> AnyPoolOptions {
 }
 
 /// The url without its password, for messages.
+/// The `VALUES` list of a multi-row statement: `rows` tuples of `columns`
+/// parameters each, numbered `$1, $2, …` in row order, each tuple written
+/// by `tuple` from its placeholders (`|p| format!("({})", p.join(", "))`
+/// for plain values). Written out because sqlx's query builder numbers
+/// nothing for the `Any` driver, and PostgreSQL needs `$n`.
+pub fn values_list(rows: usize, columns: usize, tuple: impl Fn(&[String]) -> String) -> String {
+    (0..rows)
+        .map(|row| {
+            let placeholders: Vec<String> = (1..=columns)
+                .map(|column| format!("${}", row * columns + column))
+                .collect();
+            tuple(&placeholders)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
@@ -397,5 +414,14 @@ mod tests {
             "postgres://app:***@db:5432/catalog"
         );
         assert_eq!(redact("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    #[test]
+    fn a_values_list_numbers_every_parameter_in_row_order() {
+        let plain = values_list(2, 3, |p| format!("({})", p.join(", ")));
+        assert_eq!(plain, "($1, $2, $3), ($4, $5, $6)");
+        let shaped = values_list(2, 2, |p| format!("({}, lower({}))", p[0], p[1]));
+        assert_eq!(shaped, "($1, lower($2)), ($3, lower($4))");
+        assert_eq!(values_list(0, 3, |p| p.join(",")), "");
     }
 }
