@@ -10,6 +10,8 @@
 use contracts::catalog::{CapacityKind, CatalogEvent, ListingKind};
 use contracts::reservation::{PaymentMethod, ReservationEvent};
 use contracts::wallet::WalletEvent;
+use std::collections::{BTreeMap, BTreeSet};
+
 use kernel::ids::{ListingId, ReservationId};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -640,6 +642,145 @@ pub struct Dashboard {
     pub updated_at: Option<String>,
 }
 
+// ----------------------------------------------------------------- batches
+
+/// What one event changes on the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Listing(ListingChange),
+    Inventory(InventoryMove),
+    Reservation(ReservationId, ReservationRow),
+    Points(PointsFact),
+}
+
+/// The rows a batch of events touches, as the store held them, changed in
+/// memory by the rules above in the events' order: the store reads each
+/// row once and writes each changed row once per batch, instead of a read
+/// and a write per event (a popular listing's row is touched by every
+/// booking's every inventory move).
+#[derive(Debug, Clone, Default)]
+pub struct Touched {
+    listings: BTreeMap<ListingId, ListingRow>,
+    holds: BTreeMap<ReservationId, HoldRow>,
+    reservations: BTreeMap<ReservationId, ReservationRow>,
+    points: BTreeMap<String, PointsFact>,
+    changed_listings: BTreeSet<ListingId>,
+    /// With the listing each changed hold is on.
+    changed_holds: BTreeMap<ReservationId, ListingId>,
+    changed_reservations: BTreeSet<ReservationId>,
+}
+
+/// The keys of the rows `changes` read: listings, holds, reservations.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Keys {
+    pub listings: BTreeSet<ListingId>,
+    pub holds: BTreeSet<ReservationId>,
+    pub reservations: BTreeSet<ReservationId>,
+}
+
+impl Keys {
+    pub fn of(changes: &[Change]) -> Keys {
+        let mut keys = Keys::default();
+        for change in changes {
+            match change {
+                Change::Listing(change) => {
+                    keys.listings.insert(change.listing_id());
+                }
+                Change::Inventory(moved) => {
+                    keys.listings.insert(moved.listing_id);
+                    keys.holds.insert(moved.reservation_id);
+                }
+                Change::Reservation(id, _) => {
+                    keys.reservations.insert(*id);
+                }
+                Change::Points(_) => {}
+            }
+        }
+        keys
+    }
+}
+
+impl Touched {
+    /// Starts from the rows the store holds (a row it does not hold is
+    /// absent).
+    pub fn new(
+        listings: BTreeMap<ListingId, ListingRow>,
+        holds: BTreeMap<ReservationId, HoldRow>,
+        reservations: BTreeMap<ReservationId, ReservationRow>,
+    ) -> Touched {
+        Touched {
+            listings,
+            holds,
+            reservations,
+            ..Touched::default()
+        }
+    }
+
+    pub fn apply(&mut self, change: &Change) {
+        match change {
+            Change::Listing(change) => {
+                let id = change.listing_id();
+                let held = self.listings.get(&id).cloned().unwrap_or_default();
+                let row = apply_listing(held.clone(), change);
+                if row != held {
+                    self.listings.insert(id, row);
+                    self.changed_listings.insert(id);
+                }
+            }
+            Change::Inventory(moved) => {
+                let held = self.holds.get(&moved.reservation_id).copied();
+                let Some((hold, counts)) = apply_hold(held, moved) else {
+                    return;
+                };
+                self.holds.insert(moved.reservation_id, hold);
+                self.changed_holds
+                    .insert(moved.reservation_id, moved.listing_id);
+                counts.apply_to(self.listings.entry(moved.listing_id).or_default());
+                self.changed_listings.insert(moved.listing_id);
+            }
+            Change::Reservation(id, incoming) => {
+                let held = self.reservations.get(id).copied();
+                if let Some(row) = apply_reservation(held, *incoming) {
+                    self.reservations.insert(*id, row);
+                    self.changed_reservations.insert(*id);
+                }
+            }
+            Change::Points(fact) => {
+                self.points.insert(fact.key.clone(), fact.clone());
+            }
+        }
+    }
+
+    /// The listings to write, each once.
+    pub fn listings(&self) -> Vec<(ListingId, &ListingRow)> {
+        self.changed_listings
+            .iter()
+            .map(|id| (*id, &self.listings[id]))
+            .collect()
+    }
+
+    /// The bookings' inventory to write, each once, with its listing.
+    pub fn holds(&self) -> Vec<(ReservationId, ListingId, HoldRow)> {
+        self.changed_holds
+            .iter()
+            .map(|(id, listing)| (*id, *listing, self.holds[id]))
+            .collect()
+    }
+
+    /// The reservations to write, each once.
+    pub fn reservations(&self) -> Vec<(ReservationId, ReservationRow)> {
+        self.changed_reservations
+            .iter()
+            .map(|id| (*id, self.reservations[id]))
+            .collect()
+    }
+
+    /// The points facts to write, each key once (its last statement).
+    pub fn points(&self) -> Vec<&PointsFact> {
+        self.points.values().collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -834,6 +975,90 @@ mod tests {
             assert_eq!(counts(&order), (0, 0), "{order:?}");
         }
         assert_eq!(counts(&[3, 0, 1]), (0, 0));
+    }
+
+    /// A batch read once and written once ends where the events one by
+    /// one would: two bookings on one listing, moves repeated and late.
+    #[test]
+    fn a_batch_writes_each_touched_row_once_with_the_outcome_of_every_event() {
+        let (first, second) = (moves(3), moves(2));
+        let listing = first[0].listing_id;
+        let second: Vec<InventoryMove> = second
+            .into_iter()
+            .map(|moved| InventoryMove {
+                listing_id: listing,
+                ..moved
+            })
+            .collect();
+        let held = ListingRow {
+            kind: Some(ListingKind::Movie),
+            total: 10,
+            ..ListingRow::default()
+        };
+        let mut touched = Touched::new(
+            BTreeMap::from([(listing, held.clone())]),
+            BTreeMap::new(),
+            BTreeMap::new(),
+        );
+        let batch = [
+            Change::Inventory(first[0].clone()),
+            Change::Inventory(second[0].clone()),
+            Change::Inventory(first[1].clone()),
+            Change::Inventory(first[0].clone()),
+            Change::Inventory(second[2].clone()),
+            Change::Inventory(second[1].clone()),
+        ];
+        for change in &batch {
+            touched.apply(change);
+        }
+        let written = touched.listings();
+        assert_eq!(written.len(), 1);
+        // First sold 3; second held 2, then released (a late sale is ignored).
+        assert_eq!((written[0].1.held, written[0].1.sold), (0, 3));
+        assert_eq!(
+            listing_after(&first, &[0, 1, 0]).sold,
+            written[0].1.sold,
+            "as one by one"
+        );
+        let holds: Vec<Hold> = touched
+            .holds()
+            .iter()
+            .map(|(_, _, hold)| hold.state)
+            .collect();
+        assert_eq!(holds.len(), 2);
+        assert!(holds.contains(&Hold::Sold) && holds.contains(&Hold::Released));
+
+        assert_eq!(Keys::of(&batch).holds.len(), 2);
+
+        // A row nothing changed is not written: a late reservation event.
+        let id = ReservationId::new();
+        let confirmed = ReservationRow {
+            status: Status::Confirmed,
+            version: 2,
+            payment_method: PaymentMethod::Card,
+            amount: 12_000,
+        };
+        let placed = ReservationRow {
+            status: Status::Pending,
+            version: 1,
+            ..confirmed
+        };
+        let mut late = Touched::new(
+            BTreeMap::new(),
+            BTreeMap::new(),
+            BTreeMap::from([(id, confirmed)]),
+        );
+        late.apply(&Change::Reservation(id, placed));
+        assert!(late.reservations().is_empty());
+        late.apply(&Change::Reservation(
+            id,
+            ReservationRow {
+                status: Status::Cancelled,
+                version: 3,
+                ..confirmed
+            },
+        ));
+        assert_eq!(late.reservations()[0].1.status, Status::Cancelled);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! dashboard's view in the consumer's transaction. Events of other
 //! families, and those that change nothing on the dashboard, are ignored.
 
+use anyhow::Context;
 use async_trait::async_trait;
 use contracts::catalog::CatalogEvent;
 use contracts::reservation::ReservationEvent;
@@ -9,10 +10,11 @@ use contracts::wallet::WalletEvent;
 use contracts::IntegrationEvent;
 use kernel::Envelope;
 use runtime::consumer::EventHandler;
+use runtime::telemetry;
 use sqlx::{Any, Transaction};
 use time::OffsetDateTime;
 
-use crate::projection;
+use crate::projection::{self, Change};
 use crate::store::DashboardView;
 
 pub struct Projector {
@@ -56,28 +58,47 @@ impl EventHandler for Projector {
         tx: &mut Transaction<'static, Any>,
         event: &Envelope,
     ) -> anyhow::Result<()> {
-        if let Some(reservation_event) = ReservationEvent::from_envelope(event)? {
-            let version = event.subjectversion.unwrap_or(0);
-            let row = projection::reservation_row(&reservation_event, version);
-            let id = reservation_event.booking().reservation_id;
-            return self.view.record_reservation(tx, id, row).await;
-        }
-        if let Some(catalog_event) = CatalogEvent::from_envelope(event)? {
-            if let Some(change) = projection::listing_change(&catalog_event) {
-                return self.view.record_listing(tx, &change).await;
-            }
-            if let Some(change) = projection::inventory_move(&catalog_event) {
-                return self.view.record_inventory(tx, &change).await;
-            }
-            return Ok(());
-        }
-        if let Some(wallet_event) = WalletEvent::from_envelope(event)? {
-            if let Some(fact) = projection::points_fact(&wallet_event) {
-                return self.view.record_points(tx, &fact).await;
-            }
-        }
-        Ok(())
+        let changes: Vec<Change> = change_of(event)?.into_iter().collect();
+        self.view.apply_all(tx, &changes).await
     }
+
+    /// The whole batch read, decided and written together (one read and
+    /// one write per table); each event is read in its own span.
+    async fn handle_batch(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        events: &[&Envelope],
+        group: &str,
+    ) -> anyhow::Result<()> {
+        let mut changes = Vec::with_capacity(events.len());
+        for event in events {
+            let change = telemetry::handling_span(group, event)
+                .in_scope(|| change_of(event))
+                .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
+            changes.extend(change);
+        }
+        self.view.apply_all(tx, &changes).await
+    }
+}
+
+/// What `event` changes on the dashboard, if anything.
+fn change_of(event: &Envelope) -> anyhow::Result<Option<Change>> {
+    if let Some(reservation_event) = ReservationEvent::from_envelope(event)? {
+        let version = event.subjectversion.unwrap_or(0);
+        let row = projection::reservation_row(&reservation_event, version);
+        let id = reservation_event.booking().reservation_id;
+        return Ok(Some(Change::Reservation(id, row)));
+    }
+    if let Some(catalog_event) = CatalogEvent::from_envelope(event)? {
+        if let Some(change) = projection::listing_change(&catalog_event) {
+            return Ok(Some(Change::Listing(change)));
+        }
+        return Ok(projection::inventory_move(&catalog_event).map(Change::Inventory));
+    }
+    if let Some(wallet_event) = WalletEvent::from_envelope(event)? {
+        return Ok(projection::points_fact(&wallet_event).map(Change::Points));
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -281,7 +302,21 @@ pub(crate) mod tests {
             self.store.commit(tx).await.unwrap();
         }
 
+        /// Every event in one batch, as the consumer applies what it took
+        /// from the bus at once.
         async fn deliver_all(&self, events: &[Envelope]) {
+            let events: Vec<&Envelope> = events.iter().collect();
+            let mut tx = self.store.begin().await.unwrap();
+            self.projector.prepare(&mut tx, &events).await.unwrap();
+            self.projector
+                .handle_batch(&mut tx, &events, "dashboard")
+                .await
+                .unwrap();
+            self.store.commit(tx).await.unwrap();
+        }
+
+        /// The events one by one, each its own batch.
+        async fn deliver_each(&self, events: &[Envelope]) {
             for event in events {
                 self.deliver(event).await;
             }
@@ -546,22 +581,24 @@ pub(crate) mod tests {
             );
             return;
         };
-        let database = format!("dashboard_{}", ReservationId::new().as_uuid().simple());
-        let url = format!("{}/{database}", server.trim_end_matches('/'));
-        let given = given_on(&url, tempfile::tempdir().unwrap()).await;
-        let (listing, registered) = movie(10);
-        let kept = Booked::new(listing, 3, PaymentMethod::Card);
-        let with_points = Booked::new(listing, 2, PaymentMethod::Points);
-        let dropped = Booked::new(listing, 4, PaymentMethod::Card);
-        let spent = WalletEvent::PointsSpent {
-            user_id: with_points.booking.user_id,
-            reservation_id: with_points.booking.reservation_id,
-            points: 24_000,
-            balance: 0,
-            spent_at: at(2),
-        };
-        given
-            .deliver_all(&[
+        // One by one, and all in one batch (duplicates and late events in
+        // it: one statement must not write a row twice on PostgreSQL).
+        for batched in [false, true] {
+            let database = format!("dashboard_{}", ReservationId::new().as_uuid().simple());
+            let url = format!("{}/{database}", server.trim_end_matches('/'));
+            let given = given_on(&url, tempfile::tempdir().unwrap()).await;
+            let (listing, registered) = movie(10);
+            let kept = Booked::new(listing, 3, PaymentMethod::Card);
+            let with_points = Booked::new(listing, 2, PaymentMethod::Points);
+            let dropped = Booked::new(listing, 4, PaymentMethod::Card);
+            let spent = WalletEvent::PointsSpent {
+                user_id: with_points.booking.user_id,
+                reservation_id: with_points.booking.reservation_id,
+                points: 24_000,
+                balance: 0,
+                spent_at: at(2),
+            };
+            let events = [
                 kept.sold(),
                 registered,
                 kept.reserved(),
@@ -580,20 +617,30 @@ pub(crate) mod tests {
                 dropped.cancelled(),
                 dropped.released(),
                 dropped.confirmed(),
-            ])
-            .await;
-        let dashboard = given.dashboard().await;
-        assert_eq!(counts(&given.listing(listing).await), (10, 0, 5, 5));
-        assert_eq!(
-            dashboard["reservations"],
-            json!({"pending": 0, "confirmed": 2, "rejected": 0, "cancelled": 1, "returned": 0})
-        );
-        assert_eq!(
-            dashboard["revenue"],
-            json!({"card": 36_000, "points": 24_000})
-        );
-        assert_eq!(dashboard["points"], json!({"issued": 0, "spent": 24_000}));
-        assert_eq!(given.view.changes().await.unwrap(), 18);
-        given.store.close().await;
+            ];
+            if batched {
+                given.deliver_all(&events).await;
+            } else {
+                given.deliver_each(&events).await;
+            }
+            let dashboard = given.dashboard().await;
+            assert_eq!(
+                counts(&given.listing(listing).await),
+                (10, 0, 5, 5),
+                "batched: {batched}"
+            );
+            assert_eq!(
+                dashboard["reservations"],
+                json!({"pending": 0, "confirmed": 2, "rejected": 0, "cancelled": 1, "returned": 0})
+            );
+            assert_eq!(
+                dashboard["revenue"],
+                json!({"card": 36_000, "points": 24_000})
+            );
+            assert_eq!(dashboard["points"], json!({"issued": 0, "spent": 24_000}));
+            let batches = if batched { 1 } else { 18 };
+            assert_eq!(given.view.changes().await.unwrap(), batches);
+            given.store.close().await;
+        }
     }
 }

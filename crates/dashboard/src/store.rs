@@ -5,19 +5,21 @@
 //! summed from the rows when the dashboard is read, so they cannot drift
 //! from them.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use anyhow::Context;
 use contracts::catalog::ListingKind;
 use kernel::ids::{ListingId, ReservationId};
 use runtime::http::{parse_timestamp, timestamp};
-use runtime::store::MigrationScript;
+use runtime::store::{in_statements, values_list, MigrationScript};
 use runtime::Store;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use time::OffsetDateTime;
 
 use crate::projection::{
-    self, Dashboard, Hold, HoldRow, InventoryMove, ListingChange, ListingRow, PointsFact,
-    PointsKind, PointsTotals, ReservationRow, Revenue, Status, StatusCounts,
+    self, Change, Dashboard, Hold, HoldRow, Keys, ListingRow, PointsFact, PointsKind, PointsTotals,
+    ReservationRow, Revenue, Status, StatusCounts, Touched,
 };
 
 const SCHEMA: &str = "
@@ -136,172 +138,108 @@ impl DashboardView {
             .context("reading the dashboard's change count")
     }
 
-    async fn listing(
+    /// Applies a batch's changes: reads every row they touch (one
+    /// statement per table, the rows locked on PostgreSQL), lets the rules
+    /// of [`crate::projection`] decide in memory in the events' order
+    /// ([`Touched`]), and writes each changed row once (one statement per
+    /// table). Batches applied side by side queue on [`Self::touch`] first,
+    /// so they never lock each other's rows in different orders.
+    pub async fn apply_all(
         &self,
         tx: &mut Transaction<'static, Any>,
-        id: ListingId,
-    ) -> anyhow::Result<Option<ListingRow>> {
-        let row = sqlx::query(&format!(
-            "SELECT {LISTING_COLUMNS} FROM dashboard_listings WHERE listing_id = $1{}",
-            self.store.for_update()
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&mut **tx)
-        .await
-        .context("reading a listing of the dashboard")?;
-        row.as_ref().map(listing_from).transpose()
-    }
-
-    async fn save_listing(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        id: ListingId,
-        row: &ListingRow,
+        changes: &[Change],
     ) -> anyhow::Result<()> {
-        sqlx::query(&format!(
-            "INSERT INTO dashboard_listings ({LISTING_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (listing_id) DO UPDATE
-                 SET title = excluded.title, kind = excluded.kind, total = excluded.total,
-                     held = excluded.held, sold = excluded.sold, withdrawn = excluded.withdrawn,
-                     stated_at = excluded.stated_at, registered_at = excluded.registered_at"
-        ))
-        .bind(id.to_string())
-        .bind(row.title.clone())
-        .bind(row.kind.map(ListingKind::as_str))
-        .bind(i64::from(row.total))
-        .bind(i64::from(row.held))
-        .bind(i64::from(row.sold))
-        .bind(i64::from(row.withdrawn))
-        .bind(row.stated_at.map(timestamp))
-        .bind(row.registered_at.map(timestamp))
-        .execute(&mut **tx)
-        .await
-        .context("writing a listing of the dashboard")?;
-        Ok(())
-    }
-
-    /// A listing was registered, changed or withdrawn.
-    pub async fn record_listing(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        change: &ListingChange,
-    ) -> anyhow::Result<()> {
-        let id = change.listing_id();
-        let held = self.listing(tx, id).await?.unwrap_or_default();
-        let row = projection::apply_listing(held.clone(), change);
-        if row != held {
-            self.save_listing(tx, id, &row).await?;
+        if changes.is_empty() {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    /// A booking's inventory moved: its own row, and its listing's counts.
-    pub async fn record_inventory(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        change: &InventoryMove,
-    ) -> anyhow::Result<()> {
-        let reservation = change.reservation_id.to_string();
-        let held = sqlx::query(&format!(
-            "SELECT quantity, state FROM dashboard_holds WHERE reservation_id = $1{}",
-            self.store.for_update()
-        ))
-        .bind(&reservation)
-        .fetch_optional(&mut **tx)
-        .await
-        .context("reading a booking's inventory")?
-        .map(|row| -> anyhow::Result<HoldRow> {
+        let keys = Keys::of(changes);
+        let mut listings = BTreeMap::new();
+        for row in self
+            .held(
+                tx,
+                "dashboard_listings",
+                LISTING_COLUMNS,
+                "listing_id",
+                &keys.listings,
+            )
+            .await
+            .context("reading listings of the dashboard")?
+        {
+            let id: String = row.try_get("listing_id")?;
+            listings.insert(id.parse()?, listing_from(&row)?);
+        }
+        let mut holds = BTreeMap::new();
+        for row in self
+            .held(
+                tx,
+                "dashboard_holds",
+                "reservation_id, quantity, state",
+                "reservation_id",
+                &keys.holds,
+            )
+            .await
+            .context("reading bookings' inventory")?
+        {
+            let id: String = row.try_get("reservation_id")?;
             let state: String = row.try_get("state")?;
-            Ok(HoldRow {
+            let hold = HoldRow {
                 quantity: count(row.try_get("quantity")?),
                 state: Hold::parse(&state).with_context(|| {
                     format!("an inventory state the dashboard does not know: {state:?}")
                 })?,
-            })
-        })
-        .transpose()?;
-        let Some((hold, counts)) = projection::apply_hold(held, change) else {
-            return Ok(());
-        };
-        sqlx::query(
-            "INSERT INTO dashboard_holds (reservation_id, listing_id, quantity, state)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (reservation_id) DO UPDATE
-                 SET quantity = excluded.quantity, state = excluded.state",
-        )
-        .bind(&reservation)
-        .bind(change.listing_id.to_string())
-        .bind(i64::from(hold.quantity))
-        .bind(hold.state.as_str())
-        .execute(&mut **tx)
-        .await
-        .context("writing a booking's inventory")?;
-        let mut listing = self
-            .listing(tx, change.listing_id)
-            .await?
-            .unwrap_or_default();
-        counts.apply_to(&mut listing);
-        self.save_listing(tx, change.listing_id, &listing).await
+            };
+            holds.insert(id.parse()?, hold);
+        }
+        let mut reservations = BTreeMap::new();
+        for row in self
+            .held(
+                tx,
+                "dashboard_reservations",
+                "reservation_id, status, version, payment_method, amount",
+                "reservation_id",
+                &keys.reservations,
+            )
+            .await
+            .context("reading reservations of the dashboard")?
+        {
+            let id: String = row.try_get("reservation_id")?;
+            reservations.insert(id.parse()?, reservation_from(&row)?);
+        }
+        let mut touched = Touched::new(listings, holds, reservations);
+        for change in changes {
+            touched.apply(change);
+        }
+        write_listings(tx, &touched.listings()).await?;
+        write_holds(tx, &touched.holds()).await?;
+        write_reservations(tx, &touched.reservations()).await?;
+        write_points(tx, &touched.points()).await
     }
 
-    /// A reservation reached a status (at `row.version`).
-    pub async fn record_reservation(
+    /// The rows of `table` whose `key` is one of `ids`, locked for the
+    /// transaction where the database locks rows.
+    async fn held<K: ToString>(
         &self,
         tx: &mut Transaction<'static, Any>,
-        id: ReservationId,
-        incoming: ReservationRow,
-    ) -> anyhow::Result<()> {
-        let held = sqlx::query(&format!(
-            "SELECT status, version, payment_method, amount FROM dashboard_reservations
-             WHERE reservation_id = $1{}",
-            self.store.for_update()
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&mut **tx)
-        .await
-        .context("reading a reservation of the dashboard")?
-        .map(|row| reservation_from(&row))
-        .transpose()?;
-        let Some(row) = projection::apply_reservation(held, incoming) else {
-            return Ok(());
-        };
-        sqlx::query(
-            "INSERT INTO dashboard_reservations (reservation_id, status, version, payment_method, amount)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (reservation_id) DO UPDATE
-                 SET status = excluded.status, version = excluded.version,
-                     payment_method = excluded.payment_method, amount = excluded.amount",
-        )
-        .bind(id.to_string())
-        .bind(row.status.as_str())
-        .bind(i64::try_from(row.version)?)
-        .bind(projection::payment_method_str(row.payment_method))
-        .bind(row.amount)
-        .execute(&mut **tx)
-        .await
-        .context("writing a reservation of the dashboard")?;
-        Ok(())
-    }
-
-    /// Points moved: stored under the fact's key, so stating it again sets
-    /// the same value.
-    pub async fn record_points(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        fact: &PointsFact,
-    ) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO dashboard_points (fact, kind, points) VALUES ($1, $2, $3)
-             ON CONFLICT (fact) DO UPDATE SET kind = excluded.kind, points = excluded.points",
-        )
-        .bind(&fact.key)
-        .bind(fact.kind.as_str())
-        .bind(i64::try_from(fact.points)?)
-        .execute(&mut **tx)
-        .await
-        .context("recording points")?;
-        Ok(())
+        table: &str,
+        columns: &str,
+        key: &str,
+        ids: &BTreeSet<K>,
+    ) -> anyhow::Result<Vec<AnyRow>> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let mut rows = Vec::with_capacity(ids.len());
+        for chunk in in_statements(&ids) {
+            let list = values_list(1, chunk.len(), |p| format!("({})", p.join(", ")));
+            let sql = format!(
+                "SELECT {columns} FROM {table} WHERE {key} IN {list}{}",
+                self.store.for_update()
+            );
+            let mut select = sqlx::query(&sql);
+            for id in chunk {
+                select = select.bind(id.as_str());
+            }
+            rows.extend(select.fetch_all(&mut **tx).await?);
+        }
+        Ok(rows)
     }
 
     /// The whole dashboard as the view holds it now.
@@ -378,6 +316,129 @@ impl DashboardView {
             updated_at,
         })
     }
+}
+
+/// `(columns…)` tuples for a multi-row `VALUES`.
+fn tuples(rows: usize, columns: usize) -> String {
+    values_list(rows, columns, |p| format!("({})", p.join(", ")))
+}
+
+async fn write_listings(
+    tx: &mut Transaction<'static, Any>,
+    listings: &[(ListingId, &ListingRow)],
+) -> anyhow::Result<()> {
+    for chunk in in_statements(listings) {
+        let sql = format!(
+            "INSERT INTO dashboard_listings ({LISTING_COLUMNS}) VALUES {}
+             ON CONFLICT (listing_id) DO UPDATE
+                 SET title = excluded.title, kind = excluded.kind, total = excluded.total,
+                     held = excluded.held, sold = excluded.sold, withdrawn = excluded.withdrawn,
+                     stated_at = excluded.stated_at, registered_at = excluded.registered_at",
+            tuples(chunk.len(), 9)
+        );
+        let mut insert = sqlx::query(&sql);
+        for (id, row) in chunk {
+            insert = insert
+                .bind(id.to_string())
+                .bind(row.title.clone())
+                .bind(row.kind.map(ListingKind::as_str))
+                .bind(i64::from(row.total))
+                .bind(i64::from(row.held))
+                .bind(i64::from(row.sold))
+                .bind(i64::from(row.withdrawn))
+                .bind(row.stated_at.map(timestamp))
+                .bind(row.registered_at.map(timestamp));
+        }
+        insert
+            .execute(&mut **tx)
+            .await
+            .context("writing listings of the dashboard")?;
+    }
+    Ok(())
+}
+
+async fn write_holds(
+    tx: &mut Transaction<'static, Any>,
+    holds: &[(ReservationId, ListingId, HoldRow)],
+) -> anyhow::Result<()> {
+    for chunk in in_statements(holds) {
+        let sql = format!(
+            "INSERT INTO dashboard_holds (reservation_id, listing_id, quantity, state) VALUES {}
+             ON CONFLICT (reservation_id) DO UPDATE
+                 SET quantity = excluded.quantity, state = excluded.state",
+            tuples(chunk.len(), 4)
+        );
+        let mut insert = sqlx::query(&sql);
+        for (id, listing, hold) in chunk {
+            insert = insert
+                .bind(id.to_string())
+                .bind(listing.to_string())
+                .bind(i64::from(hold.quantity))
+                .bind(hold.state.as_str());
+        }
+        insert
+            .execute(&mut **tx)
+            .await
+            .context("writing bookings' inventory")?;
+    }
+    Ok(())
+}
+
+async fn write_reservations(
+    tx: &mut Transaction<'static, Any>,
+    reservations: &[(ReservationId, ReservationRow)],
+) -> anyhow::Result<()> {
+    for chunk in in_statements(reservations) {
+        let sql = format!(
+            "INSERT INTO dashboard_reservations (reservation_id, status, version, payment_method, amount)
+             VALUES {}
+             ON CONFLICT (reservation_id) DO UPDATE
+                 SET status = excluded.status, version = excluded.version,
+                     payment_method = excluded.payment_method, amount = excluded.amount",
+            tuples(chunk.len(), 5)
+        );
+        let mut insert = sqlx::query(&sql);
+        for (id, row) in chunk {
+            insert = insert
+                .bind(id.to_string())
+                .bind(row.status.as_str())
+                .bind(i64::try_from(row.version)?)
+                .bind(projection::payment_method_str(row.payment_method))
+                .bind(row.amount);
+        }
+        insert
+            .execute(&mut **tx)
+            .await
+            .context("writing reservations of the dashboard")?;
+    }
+    Ok(())
+}
+
+/// Points movements under each fact's key, so stating one again sets the
+/// same value.
+async fn write_points(
+    tx: &mut Transaction<'static, Any>,
+    facts: &[&PointsFact],
+) -> anyhow::Result<()> {
+    for chunk in in_statements(facts) {
+        let sql = format!(
+            "INSERT INTO dashboard_points (fact, kind, points) VALUES {}
+             ON CONFLICT (fact) DO UPDATE SET kind = excluded.kind, points = excluded.points",
+            tuples(chunk.len(), 3)
+        );
+        let mut insert = sqlx::query(&sql);
+        for fact in chunk {
+            insert = insert
+                .bind(fact.key.clone())
+                .bind(fact.kind.as_str())
+                .bind(i64::try_from(fact.points)?);
+        }
+        insert
+            .execute(&mut **tx)
+            .await
+            .context("recording points")?;
+    }
+    Ok(())
 }
 
 fn reservation_from(row: &AnyRow) -> anyhow::Result<ReservationRow> {

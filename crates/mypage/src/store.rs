@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use contracts::reservation::PaymentMethod;
 use kernel::ids::ReservationId;
 use runtime::http::timestamp;
-use runtime::store::{Listing, MigrationScript};
+use runtime::store::{in_statements, Listing, MigrationScript};
 use runtime::Store;
 use sqlx::{Any, Row, Transaction};
 
@@ -242,16 +242,12 @@ impl Projection for MyReservations {
     }
 }
 
-/// Rows per multi-row statement: a batch's worth (the consumer's batches
-/// hold at most 256 events), far below either database's parameter limit.
-const ROWS_PER_STATEMENT: usize = 256;
-
 /// Bookings' rows, one per booking, each kept unless the one held is newer.
 async fn upsert_rows(
     tx: &mut Transaction<'static, Any>,
     rows: &[&MyReservationRow],
 ) -> anyhow::Result<()> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    for chunk in in_statements(rows) {
         // A renamed listing's title wins over the one the booking was placed with.
         let values = runtime::store::values_list(chunk.len(), 12, |p| {
             format!(
@@ -306,7 +302,7 @@ async fn insert_history(
     tx: &mut Transaction<'static, Any>,
     rows: &[MyReservationRow],
 ) -> anyhow::Result<()> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    for chunk in in_statements(rows) {
         let values = runtime::store::values_list(chunk.len(), 4, |p| format!("({})", p.join(", ")));
         let sql = format!(
             "INSERT INTO my_reservation_history (reservation_id, version, status, at)
@@ -336,7 +332,7 @@ async fn upsert_payments(
     tx: &mut Transaction<'static, Any>,
     steps: &[&PaymentStep],
 ) -> anyhow::Result<()> {
-    for chunk in steps.chunks(ROWS_PER_STATEMENT) {
+    for chunk in in_statements(steps) {
         let values = runtime::store::values_list(chunk.len(), 4, |p| format!("({})", p.join(", ")));
         let sql = format!(
             "INSERT INTO my_payments (reservation_id, status, stage, updated_at)
@@ -379,7 +375,7 @@ async fn upsert_points(
             .copied()
             .filter(|change| column_of(change) == column)
             .collect();
-        for chunk in of_column.chunks(ROWS_PER_STATEMENT) {
+        for chunk in in_statements(&of_column) {
             let values =
                 runtime::store::values_list(chunk.len(), 2, |p| format!("({})", p.join(", ")));
             let sql = format!(

@@ -64,32 +64,32 @@ pub async fn record_new(
     if events.is_empty() {
         return Ok(HashSet::new());
     }
-    // `$n` written out: the query builder would emit `?` for `Any`.
-    let rows: Vec<String> = (0..events.len())
-        .map(|i| format!("($1, ${}, $2)", i + 3))
-        .collect();
-    let sql = format!(
-        "INSERT INTO inbox (consumer, event_id, processed_at) VALUES {}
-         ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id",
-        rows.join(", ")
-    );
-    let mut insert = sqlx::query(&sql)
-        .bind(consumer)
-        .bind(crate::http::timestamp(kernel::now()));
-    for event in events {
-        insert = insert.bind(event.to_string());
-    }
-    let inserted = insert
-        .fetch_all(&mut **tx)
-        .await
-        .context("recording a batch in the inbox")?;
-    inserted
-        .iter()
-        .map(|row| {
+    let processed_at = crate::http::timestamp(kernel::now());
+    let mut fresh = HashSet::with_capacity(events.len());
+    for chunk in crate::store::in_statements(events) {
+        // `$n` written out: the query builder would emit `?` for `Any`.
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("($1, ${}, $2)", i + 3))
+            .collect();
+        let sql = format!(
+            "INSERT INTO inbox (consumer, event_id, processed_at) VALUES {}
+             ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id",
+            rows.join(", ")
+        );
+        let mut insert = sqlx::query(&sql).bind(consumer).bind(&processed_at);
+        for event in chunk {
+            insert = insert.bind(event.to_string());
+        }
+        let inserted = insert
+            .fetch_all(&mut **tx)
+            .await
+            .context("recording a batch in the inbox")?;
+        for row in inserted {
             let id: String = row.try_get("event_id")?;
-            id.parse().context("an event id in the inbox")
-        })
-        .collect()
+            fresh.insert(id.parse().context("an event id in the inbox")?);
+        }
+    }
+    Ok(fresh)
 }
 
 #[cfg(test)]

@@ -328,6 +328,30 @@ fn sqlite_pool(size: u32) -> AnyPoolOptions {
 }
 
 /// The url without its password, for messages.
+/// The most rows one multi-row statement carries: a consumer batch's worth
+/// (256 events), far below either database's parameter limit.
+pub const MOST_ROWS_PER_STATEMENT: usize = 256;
+
+/// `items` in slices whose lengths are powers of two, largest first, none
+/// longer than [`MOST_ROWS_PER_STATEMENT`] (13 rows: 8, 4, 1). A
+/// multi-row statement's text depends on its row count, and each text is
+/// prepared and cached on the connection once; any count allowed would
+/// mean a new text per batch size and a cache that keeps evicting the
+/// service's other statements. Powers of two allow nine texts per kind of
+/// statement, at most a handful of statements per batch.
+pub fn in_statements<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let largest = 1 << rest.len().ilog2();
+        let (slice, left) = rest.split_at(largest.min(MOST_ROWS_PER_STATEMENT));
+        rest = left;
+        Some(slice)
+    })
+}
+
 /// The `VALUES` list of a multi-row statement: `rows` tuples of `columns`
 /// parameters each, numbered `$1, $2, …` in row order, each tuple written
 /// by `tuple` from its placeholders (`|p| format!("({})", p.join(", "))`
@@ -423,5 +447,20 @@ mod tests {
         let shaped = values_list(2, 2, |p| format!("({}, lower({}))", p[0], p[1]));
         assert_eq!(shaped, "($1, lower($2)), ($3, lower($4))");
         assert_eq!(values_list(0, 3, |p| p.join(",")), "");
+    }
+
+    #[test]
+    fn rows_go_into_statements_of_a_few_sizes() {
+        let sizes =
+            |n: usize| -> Vec<usize> { in_statements(&vec![0; n]).map(<[i32]>::len).collect() };
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), [1]);
+        assert_eq!(sizes(13), [8, 4, 1]);
+        assert_eq!(sizes(256), [256]);
+        assert_eq!(sizes(600), [256, 256, 64, 16, 8]);
+        // Every row once, in order.
+        let rows: Vec<usize> = (0..77).collect();
+        let again: Vec<usize> = in_statements(&rows).flatten().copied().collect();
+        assert_eq!(again, rows);
     }
 }
