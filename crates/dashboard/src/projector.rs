@@ -62,8 +62,8 @@ impl EventHandler for Projector {
         self.view.apply_all(tx, &changes).await
     }
 
-    /// The whole batch read, decided and written together (one read and
-    /// one write per table); each event is read in its own span.
+    /// The whole batch read, decided and written together (each touched
+    /// row read once and written once); each event is read in its own span.
     async fn handle_batch(
         &self,
         tx: &mut Transaction<'static, Any>,
