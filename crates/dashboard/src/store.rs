@@ -11,7 +11,7 @@ use anyhow::Context;
 use contracts::catalog::ListingKind;
 use kernel::ids::{ListingId, ReservationId};
 use runtime::http::{parse_timestamp, timestamp};
-use runtime::store::{in_statements, values_list, MigrationScript};
+use runtime::store::{plain_tuple, write_rows, MigrationScript};
 use runtime::Store;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -321,100 +321,91 @@ impl DashboardView {
     }
 }
 
-/// `(columns…)` tuples for a multi-row `VALUES`.
-fn tuples(rows: usize, columns: usize) -> String {
-    values_list(rows, columns, |p| format!("({})", p.join(", ")))
-}
-
 async fn write_listings(
     tx: &mut Transaction<'static, Any>,
     listings: &[(ListingId, &ListingRow)],
 ) -> anyhow::Result<()> {
-    for chunk in in_statements(listings) {
-        let sql = format!(
-            "INSERT INTO dashboard_listings ({LISTING_COLUMNS}) VALUES {}
+    write_rows(
+        tx,
+        listings,
+        9,
+        &format!(
+            "INSERT INTO dashboard_listings ({LISTING_COLUMNS}) VALUES {{values}}
              ON CONFLICT (listing_id) DO UPDATE
                  SET title = excluded.title, kind = excluded.kind, total = excluded.total,
                      held = excluded.held, sold = excluded.sold, withdrawn = excluded.withdrawn,
-                     stated_at = excluded.stated_at, registered_at = excluded.registered_at",
-            tuples(chunk.len(), 9)
-        );
-        let mut insert = sqlx::query(&sql);
-        for (id, row) in chunk {
-            insert = insert
-                .bind(id.to_string())
-                .bind(row.title.clone())
-                .bind(row.kind.map(ListingKind::as_str))
-                .bind(i64::from(row.total))
-                .bind(i64::from(row.held))
-                .bind(i64::from(row.sold))
-                .bind(i64::from(row.withdrawn))
-                .bind(row.stated_at.map(timestamp))
-                .bind(row.registered_at.map(timestamp));
-        }
-        insert
-            .execute(&mut **tx)
-            .await
-            .context("writing listings of the dashboard")?;
-    }
-    Ok(())
+                     stated_at = excluded.stated_at, registered_at = excluded.registered_at"
+        ),
+        plain_tuple,
+        |values, (id, row)| {
+            values
+                .push(id.to_string())
+                .push(row.title.clone())
+                .push(row.kind.map(ListingKind::as_str))
+                .push(i64::from(row.total))
+                .push(i64::from(row.held))
+                .push(i64::from(row.sold))
+                .push(i64::from(row.withdrawn))
+                .push(row.stated_at.map(timestamp))
+                .push(row.registered_at.map(timestamp));
+            Ok(())
+        },
+    )
+    .await
+    .context("writing listings of the dashboard")
 }
 
 async fn write_holds(
     tx: &mut Transaction<'static, Any>,
     holds: &[(ReservationId, ListingId, HoldRow)],
 ) -> anyhow::Result<()> {
-    for chunk in in_statements(holds) {
-        let sql = format!(
-            "INSERT INTO dashboard_holds (reservation_id, listing_id, quantity, state) VALUES {}
-             ON CONFLICT (reservation_id) DO UPDATE
-                 SET quantity = excluded.quantity, state = excluded.state",
-            tuples(chunk.len(), 4)
-        );
-        let mut insert = sqlx::query(&sql);
-        for (id, listing, hold) in chunk {
-            insert = insert
-                .bind(id.to_string())
-                .bind(listing.to_string())
-                .bind(i64::from(hold.quantity))
-                .bind(hold.state.as_str());
-        }
-        insert
-            .execute(&mut **tx)
-            .await
-            .context("writing bookings' inventory")?;
-    }
-    Ok(())
+    write_rows(
+        tx,
+        holds,
+        4,
+        "INSERT INTO dashboard_holds (reservation_id, listing_id, quantity, state) VALUES {values}
+         ON CONFLICT (reservation_id) DO UPDATE
+             SET quantity = excluded.quantity, state = excluded.state",
+        plain_tuple,
+        |values, (id, listing, hold)| {
+            values
+                .push(id.to_string())
+                .push(listing.to_string())
+                .push(i64::from(hold.quantity))
+                .push(hold.state.as_str());
+            Ok(())
+        },
+    )
+    .await
+    .context("writing bookings' inventory")
 }
 
 async fn write_reservations(
     tx: &mut Transaction<'static, Any>,
     reservations: &[(ReservationId, ReservationRow)],
 ) -> anyhow::Result<()> {
-    for chunk in in_statements(reservations) {
-        let sql = format!(
-            "INSERT INTO dashboard_reservations (reservation_id, status, version, payment_method, amount)
-             VALUES {}
-             ON CONFLICT (reservation_id) DO UPDATE
-                 SET status = excluded.status, version = excluded.version,
-                     payment_method = excluded.payment_method, amount = excluded.amount",
-            tuples(chunk.len(), 5)
-        );
-        let mut insert = sqlx::query(&sql);
-        for (id, row) in chunk {
-            insert = insert
-                .bind(id.to_string())
-                .bind(row.status.as_str())
-                .bind(i64::try_from(row.version)?)
-                .bind(projection::payment_method_str(row.payment_method))
-                .bind(row.amount);
-        }
-        insert
-            .execute(&mut **tx)
-            .await
-            .context("writing reservations of the dashboard")?;
-    }
-    Ok(())
+    write_rows(
+        tx,
+        reservations,
+        5,
+        "INSERT INTO dashboard_reservations (reservation_id, status, version, payment_method, amount)
+         VALUES {values}
+         ON CONFLICT (reservation_id) DO UPDATE
+             SET status = excluded.status, version = excluded.version,
+                 payment_method = excluded.payment_method, amount = excluded.amount",
+        plain_tuple,
+        |values, (id, row)| {
+            values
+                .push(id.to_string())
+                .push(row.status.as_str())
+                .push(i64::try_from(row.version)?)
+                .push(projection::payment_method_str(row.payment_method))
+                .push(row.amount);
+            Ok(())
+        },
+    )
+    .await
+    .context("writing reservations of the dashboard")
 }
 
 /// Points movements under each fact's key, so stating one again sets the
@@ -423,25 +414,23 @@ async fn write_points(
     tx: &mut Transaction<'static, Any>,
     facts: &[&PointsFact],
 ) -> anyhow::Result<()> {
-    for chunk in in_statements(facts) {
-        let sql = format!(
-            "INSERT INTO dashboard_points (fact, kind, points) VALUES {}
-             ON CONFLICT (fact) DO UPDATE SET kind = excluded.kind, points = excluded.points",
-            tuples(chunk.len(), 3)
-        );
-        let mut insert = sqlx::query(&sql);
-        for fact in chunk {
-            insert = insert
-                .bind(fact.key.clone())
-                .bind(fact.kind.as_str())
-                .bind(i64::try_from(fact.points)?);
-        }
-        insert
-            .execute(&mut **tx)
-            .await
-            .context("recording points")?;
-    }
-    Ok(())
+    write_rows(
+        tx,
+        facts,
+        3,
+        "INSERT INTO dashboard_points (fact, kind, points) VALUES {values}
+         ON CONFLICT (fact) DO UPDATE SET kind = excluded.kind, points = excluded.points",
+        plain_tuple,
+        |values, fact| {
+            values
+                .push(fact.key.clone())
+                .push(fact.kind.as_str())
+                .push(i64::try_from(fact.points)?);
+            Ok(())
+        },
+    )
+    .await
+    .context("recording points")
 }
 
 fn reservation_from(row: &AnyRow) -> anyhow::Result<ReservationRow> {

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use contracts::reservation::PaymentMethod;
 use kernel::ids::ReservationId;
 use runtime::http::timestamp;
-use runtime::store::{in_statements, Listing, MigrationScript};
+use runtime::store::{plain_tuple, write_rows, Listing, MigrationScript};
 use runtime::Store;
 use sqlx::{Any, Row, Transaction};
 
@@ -247,54 +247,46 @@ async fn upsert_rows(
     tx: &mut Transaction<'static, Any>,
     rows: &[&MyReservationRow],
 ) -> anyhow::Result<()> {
-    for chunk in in_statements(rows) {
+    write_rows(
+        tx,
+        rows,
+        12,
+        "INSERT INTO my_reservations
+             (reservation_id, user_id, listing_id, title, kind, quantity, amount, status, updated_at,
+              version, seats, payment_method)
+         VALUES {values}
+         ON CONFLICT (reservation_id) DO UPDATE
+             SET status = excluded.status, updated_at = excluded.updated_at, version = excluded.version,
+                 seats = excluded.seats, payment_method = excluded.payment_method
+             WHERE excluded.version = 0 OR my_reservations.version < excluded.version",
         // A renamed listing's title wins over the one the booking was placed with.
-        let values = runtime::store::values_list(chunk.len(), 12, |p| {
+        |p| {
             format!(
                 "({}, {}, {}, COALESCE((SELECT title FROM my_listings WHERE listing_id = {}), {}), {})",
                 p[0], p[1], p[2], p[2], p[3], p[4..].join(", ")
             )
-        });
-        let sql = format!(
-            "INSERT INTO my_reservations
-                 (reservation_id, user_id, listing_id, title, kind, quantity, amount, status, updated_at,
-                  version, seats, payment_method)
-             VALUES {values}
-             ON CONFLICT (reservation_id) DO UPDATE
-                 SET status = excluded.status, updated_at = excluded.updated_at, version = excluded.version,
-                     seats = excluded.seats, payment_method = excluded.payment_method
-                 WHERE excluded.version = 0 OR my_reservations.version < excluded.version"
-        );
-        let mut insert = sqlx::query(&sql);
-        for row in chunk {
+        },
+        |values, row| {
             let booking = &row.booking;
-            insert = insert
-                .bind(booking.reservation_id.to_string())
-                .bind(booking.user_id.to_string())
-                .bind(booking.listing_id.to_string())
-                .bind(booking.listing_title.clone())
-                .bind(booking.listing_kind.as_str())
-                .bind(i64::from(booking.quantity))
-                .bind(booking.amount.minor_units())
-                .bind(row.status)
-                .bind(timestamp(row.updated_at))
-                .bind(i64::try_from(row.version)?)
-                .bind(
-                    booking
-                        .seats
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(","),
-                )
-                .bind(payment_method_str(booking.payment_method));
-        }
-        insert
-            .execute(&mut **tx)
-            .await
-            .context("recording bookings")?;
-    }
-    Ok(())
+            let seats: Vec<String> = booking.seats.iter().map(ToString::to_string).collect();
+            values
+                .push(booking.reservation_id.to_string())
+                .push(booking.user_id.to_string())
+                .push(booking.listing_id.to_string())
+                .push(booking.listing_title.clone())
+                .push(booking.listing_kind.as_str())
+                .push(i64::from(booking.quantity))
+                .push(booking.amount.minor_units())
+                .push(row.status)
+                .push(timestamp(row.updated_at))
+                .push(i64::try_from(row.version)?)
+                .push(seats.join(","))
+                .push(payment_method_str(booking.payment_method));
+            Ok(())
+        },
+    )
+    .await
+    .context("recording bookings")
 }
 
 /// The history gains each row's status once, whatever the rows keep.
@@ -302,28 +294,26 @@ async fn insert_history(
     tx: &mut Transaction<'static, Any>,
     rows: &[MyReservationRow],
 ) -> anyhow::Result<()> {
-    for chunk in in_statements(rows) {
-        let values = runtime::store::values_list(chunk.len(), 4, |p| format!("({})", p.join(", ")));
-        let sql = format!(
-            "INSERT INTO my_reservation_history (reservation_id, version, status, at)
-             VALUES {values}
-             ON CONFLICT (reservation_id, version, status) DO NOTHING"
-        );
-        let mut insert = sqlx::query(&sql);
-        for row in chunk {
+    write_rows(
+        tx,
+        rows,
+        4,
+        "INSERT INTO my_reservation_history (reservation_id, version, status, at)
+         VALUES {values}
+         ON CONFLICT (reservation_id, version, status) DO NOTHING",
+        plain_tuple,
+        |values, row| {
             let entry = row.history_entry();
-            insert = insert
-                .bind(row.booking.reservation_id.to_string())
-                .bind(i64::try_from(entry.version)?)
-                .bind(entry.status)
-                .bind(timestamp(entry.at));
-        }
-        insert
-            .execute(&mut **tx)
-            .await
-            .context("recording bookings' history")?;
-    }
-    Ok(())
+            values
+                .push(row.booking.reservation_id.to_string())
+                .push(i64::try_from(entry.version)?)
+                .push(entry.status)
+                .push(timestamp(entry.at));
+            Ok(())
+        },
+    )
+    .await
+    .context("recording bookings' history")
 }
 
 /// Payment steps, one per booking, each kept unless the one held is at the
@@ -332,29 +322,27 @@ async fn upsert_payments(
     tx: &mut Transaction<'static, Any>,
     steps: &[&PaymentStep],
 ) -> anyhow::Result<()> {
-    for chunk in in_statements(steps) {
-        let values = runtime::store::values_list(chunk.len(), 4, |p| format!("({})", p.join(", ")));
-        let sql = format!(
-            "INSERT INTO my_payments (reservation_id, status, stage, updated_at)
-             VALUES {values}
-             ON CONFLICT (reservation_id) DO UPDATE
-                 SET status = excluded.status, stage = excluded.stage, updated_at = excluded.updated_at
-                 WHERE my_payments.stage < excluded.stage"
-        );
-        let mut insert = sqlx::query(&sql);
-        for step in chunk {
-            insert = insert
-                .bind(step.reservation_id.to_string())
-                .bind(step.status.as_str())
-                .bind(step.status.stage())
-                .bind(timestamp(step.at));
-        }
-        insert
-            .execute(&mut **tx)
-            .await
-            .context("recording bookings' payments")?;
-    }
-    Ok(())
+    write_rows(
+        tx,
+        steps,
+        4,
+        "INSERT INTO my_payments (reservation_id, status, stage, updated_at)
+         VALUES {values}
+         ON CONFLICT (reservation_id) DO UPDATE
+             SET status = excluded.status, stage = excluded.stage, updated_at = excluded.updated_at
+             WHERE my_payments.stage < excluded.stage",
+        plain_tuple,
+        |values, step| {
+            values
+                .push(step.reservation_id.to_string())
+                .push(step.status.as_str())
+                .push(step.status.stage())
+                .push(timestamp(step.at));
+            Ok(())
+        },
+    )
+    .await
+    .context("recording bookings' payments")
 }
 
 /// Points set (not added), one statement per kind of figure; at most one
@@ -375,24 +363,24 @@ async fn upsert_points(
             .copied()
             .filter(|change| column_of(change) == column)
             .collect();
-        for chunk in in_statements(&of_column) {
-            let values =
-                runtime::store::values_list(chunk.len(), 2, |p| format!("({})", p.join(", ")));
-            let sql = format!(
-                "INSERT INTO my_points (reservation_id, {column}) VALUES {values}
+        write_rows(
+            tx,
+            &of_column,
+            2,
+            &format!(
+                "INSERT INTO my_points (reservation_id, {column}) VALUES {{values}}
                  ON CONFLICT (reservation_id) DO UPDATE SET {column} = excluded.{column}"
-            );
-            let mut insert = sqlx::query(&sql);
-            for change in chunk {
-                insert = insert
-                    .bind(change.reservation_id().to_string())
-                    .bind(i64::try_from(change.points())?);
-            }
-            insert
-                .execute(&mut **tx)
-                .await
-                .context("recording bookings' points")?;
-        }
+            ),
+            plain_tuple,
+            |values, change| {
+                values
+                    .push(change.reservation_id().to_string())
+                    .push(i64::try_from(change.points())?);
+                Ok(())
+            },
+        )
+        .await
+        .context("recording bookings' points")?;
     }
     Ok(())
 }

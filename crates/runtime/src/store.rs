@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::Arguments;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 use tokio::sync::Notify;
 
@@ -352,6 +353,71 @@ pub fn in_statements<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
+/// One row's values for [`write_rows`], in column order.
+pub struct RowValues {
+    arguments: AnyArguments<'static>,
+    added: usize,
+    error: Option<sqlx::error::BoxDynError>,
+}
+
+impl RowValues {
+    /// Adds the next column's value (a value that cannot be encoded fails
+    /// the statement, with its error).
+    pub fn push<V>(&mut self, value: V) -> &mut RowValues
+    where
+        V: 'static + sqlx::Encode<'static, Any> + sqlx::Type<Any>,
+    {
+        if let (None, Err(error)) = (&self.error, self.arguments.add(value)) {
+            self.error = Some(error);
+        }
+        self.added += 1;
+        self
+    }
+}
+
+/// Writes `rows` with one multi-row statement per [`in_statements`] slice.
+/// `statement` is the SQL with `{values}` where the `VALUES` list goes,
+/// `tuple` writes one row's tuple from its `columns` placeholders (see
+/// [`values_list`]), and `row` pushes a row's values in column order.
+pub async fn write_rows<T>(
+    tx: &mut Transaction<'static, Any>,
+    rows: &[T],
+    columns: usize,
+    statement: &str,
+    tuple: impl Fn(&[String]) -> String,
+    row: impl Fn(&mut RowValues, &T) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    for slice in in_statements(rows) {
+        let sql = statement.replace("{values}", &values_list(slice.len(), columns, &tuple));
+        let mut values = RowValues {
+            arguments: AnyArguments::default(),
+            added: 0,
+            error: None,
+        };
+        for each in slice {
+            row(&mut values, each)?;
+        }
+        if let Some(error) = values.error {
+            return Err(anyhow::anyhow!(error).context("a value the database cannot take"));
+        }
+        anyhow::ensure!(
+            values.added == slice.len() * columns,
+            "{} values for {} rows of {columns} columns",
+            values.added,
+            slice.len()
+        );
+        sqlx::query_with(&sql, values.arguments)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A plain `($1, $2, …)` tuple, for [`write_rows`].
+pub fn plain_tuple(placeholders: &[String]) -> String {
+    format!("({})", placeholders.join(", "))
+}
+
 /// The `VALUES` list of a multi-row statement: `rows` tuples of `columns`
 /// parameters each, numbered `$1, $2, …` in row order, each tuple written
 /// by `tuple` from its placeholders (`|p| format!("({})", p.join(", "))`
@@ -447,6 +513,43 @@ mod tests {
         let shaped = values_list(2, 2, |p| format!("({}, lower({}))", p[0], p[1]));
         assert_eq!(shaped, "($1, lower($2)), ($3, lower($4))");
         assert_eq!(values_list(0, 3, |p| p.join(",")), "");
+    }
+
+    #[tokio::test]
+    async fn rows_are_written_in_a_few_statements_and_a_short_row_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&sqlite_url(dir.path(), "rows"), &[])
+            .await
+            .unwrap();
+        let mut tx = store.begin().await.unwrap();
+        sqlx::query("CREATE TABLE seen (n BIGINT PRIMARY KEY, label TEXT NOT NULL)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let rows: Vec<i64> = (1..=13).collect();
+        let insert = "INSERT INTO seen (n, label) VALUES {values}";
+        write_rows(&mut tx, &rows, 2, insert, plain_tuple, |values, n| {
+            values.push(*n).push(format!("row {n}"));
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let (count, sum): (i64, i64) = sqlx::query_as("SELECT COUNT(*), SUM(n) FROM seen")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!((count, sum), (13, 91));
+        // A row with a value missing is refused before anything is sent.
+        let short = write_rows(&mut tx, &[14_i64], 2, insert, plain_tuple, |values, n| {
+            values.push(*n);
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            format!("{short:#}").contains("1 values for 1 rows of 2 columns"),
+            "{short:#}"
+        );
     }
 
     #[test]
