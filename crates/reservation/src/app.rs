@@ -586,6 +586,7 @@ impl Placements {
 async fn store_batch(store: &ReservationStore, batch: &[Placement]) -> anyhow::Result<Vec<bool>> {
     let mut tx = store.store().begin().await?;
     let mut stored = Vec::with_capacity(batch.len());
+    let mut outgoing = Vec::with_capacity(batch.len());
     for placement in batch {
         let inserted = store
             .insert(
@@ -595,10 +596,12 @@ async fn store_batch(store: &ReservationStore, batch: &[Placement]) -> anyhow::R
             )
             .await?;
         if inserted {
-            outbox::append(&mut tx, &placement.outgoing).await?;
+            outgoing.extend_from_slice(&placement.outgoing);
         }
         stored.push(inserted);
     }
+    // The batch's events in one multi-row insert, in placement order.
+    outbox::append(&mut tx, &outgoing).await?;
     store.store().commit(tx).await?;
     Ok(stored)
 }

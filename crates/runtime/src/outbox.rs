@@ -127,16 +127,23 @@ pub async fn append(tx: &mut Transaction<'static, Any>, events: &[Outgoing]) -> 
     } else {
         events
     };
-    for event in events {
-        let envelope = serde_json::to_string(&event.envelope)?;
-        sqlx::query("INSERT INTO outbox (topic, envelope) VALUES ($1, $2)")
-            .bind(&event.topic)
-            .bind(envelope)
-            .execute(&mut **tx)
-            .await
-            .context("appending to the outbox")?;
-    }
-    Ok(())
+    // One statement for many events (a group commit's, a settlement's);
+    // rows take their sequence numbers in this order.
+    crate::store::write_rows(
+        tx,
+        events,
+        2,
+        "INSERT INTO outbox (topic, envelope) VALUES {values}",
+        crate::store::plain_tuple,
+        |values, event| {
+            values
+                .push(event.topic.clone())
+                .push(serde_json::to_string(&event.envelope)?);
+            Ok(())
+        },
+    )
+    .await
+    .context("appending to the outbox")
 }
 
 const RELAY_BATCH: i64 = 512;
