@@ -46,16 +46,26 @@ async fn read_models_deleted_or_corrupted_are_rebuilt_from_events_to_the_same_an
         )
         .await;
     assert_eq!(cancelled.status, 202, "{:?}", cancelled.body);
-    // Settled everywhere: the points of both bookings shown, the cancelled
-    // one's withdrawn, the dashboard counting 3 sold.
+    // Settled everywhere: each booking's payment at its last step (my page
+    // reads payments and points from different topics, so points alone do
+    // not say the payment's last event is in), the points of both shown,
+    // the cancelled one's withdrawn, the dashboard counting 3 sold.
     let before = eventually(|| async {
         let page = my_page(&app, &customer).await;
         let done = page.len() == 2
             && page.iter().all(|entry| {
                 let detail = &entry["detail"];
-                detail["points"]["earned"].as_i64() > Some(0)
-                    && (detail["status"] != "cancelled"
-                        || detail["points"]["withdrawn"].as_i64() > Some(0))
+                let earned = detail["points"]["earned"].as_i64() > Some(0);
+                let payment = &detail["payment"]["status"];
+                match detail["status"].as_str() {
+                    Some("confirmed") => earned && payment == "captured",
+                    Some("cancelled") => {
+                        earned
+                            && payment == "refunded"
+                            && detail["points"]["withdrawn"].as_i64() > Some(0)
+                    }
+                    _ => false,
+                }
             });
         done.then_some(page)
     })
