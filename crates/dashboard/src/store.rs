@@ -153,58 +153,39 @@ impl DashboardView {
             return Ok(());
         }
         let keys = Keys::of(changes);
-        let mut listings = BTreeMap::new();
-        for row in self
+        let listings = self
             .held(
                 tx,
                 "dashboard_listings",
                 LISTING_COLUMNS,
                 "listing_id",
                 &keys.listings,
+                listing_from,
             )
             .await
-            .context("reading listings of the dashboard")?
-        {
-            let id: String = row.try_get("listing_id")?;
-            listings.insert(id.parse()?, listing_from(&row)?);
-        }
-        let mut holds = BTreeMap::new();
-        for row in self
+            .context("reading listings of the dashboard")?;
+        let holds = self
             .held(
                 tx,
                 "dashboard_holds",
-                "reservation_id, quantity, state",
+                "quantity, state",
                 "reservation_id",
                 &keys.holds,
+                hold_from,
             )
             .await
-            .context("reading bookings' inventory")?
-        {
-            let id: String = row.try_get("reservation_id")?;
-            let state: String = row.try_get("state")?;
-            let hold = HoldRow {
-                quantity: count(row.try_get("quantity")?),
-                state: Hold::parse(&state).with_context(|| {
-                    format!("an inventory state the dashboard does not know: {state:?}")
-                })?,
-            };
-            holds.insert(id.parse()?, hold);
-        }
-        let mut reservations = BTreeMap::new();
-        for row in self
+            .context("reading bookings' inventory")?;
+        let reservations = self
             .held(
                 tx,
                 "dashboard_reservations",
-                "reservation_id, status, version, payment_method, amount",
+                "status, version, payment_method, amount",
                 "reservation_id",
                 &keys.reservations,
+                reservation_from,
             )
             .await
-            .context("reading reservations of the dashboard")?
-        {
-            let id: String = row.try_get("reservation_id")?;
-            reservations.insert(id.parse()?, reservation_from(&row)?);
-        }
+            .context("reading reservations of the dashboard")?;
         let mut touched = Touched::new(listings, holds, reservations);
         for change in changes {
             touched.apply(change);
@@ -222,27 +203,30 @@ impl DashboardView {
     /// list of parameters that plan is a sequential scan — measured at
     /// 25 ms a batch within 20 s of load and growing with the table — where
     /// the lookup of one key stays an index probe at any size.
-    async fn held<K: ToString>(
+    async fn held<K: ToString + Ord + Copy, V>(
         &self,
         tx: &mut Transaction<'static, Any>,
         table: &str,
         columns: &str,
         key: &str,
         ids: &BTreeSet<K>,
-    ) -> anyhow::Result<Vec<AnyRow>> {
+        parse: impl Fn(&AnyRow) -> anyhow::Result<V>,
+    ) -> anyhow::Result<BTreeMap<K, V>> {
         let sql = format!(
             "SELECT {columns} FROM {table} WHERE {key} = $1{}",
             self.store.for_update()
         );
-        let mut rows = Vec::with_capacity(ids.len());
+        let mut held = BTreeMap::new();
         for id in ids {
             let row = sqlx::query(&sql)
                 .bind(id.to_string())
                 .fetch_optional(&mut **tx)
                 .await?;
-            rows.extend(row);
+            if let Some(row) = row {
+                held.insert(*id, parse(&row)?);
+            }
         }
-        Ok(rows)
+        Ok(held)
     }
 
     /// The whole dashboard as the view holds it now.
@@ -431,6 +415,16 @@ async fn write_points(
     )
     .await
     .context("recording points")
+}
+
+fn hold_from(row: &AnyRow) -> anyhow::Result<HoldRow> {
+    let state: String = row.try_get("state")?;
+    Ok(HoldRow {
+        quantity: count(row.try_get("quantity")?),
+        state: Hold::parse(&state).with_context(|| {
+            format!("an inventory state the dashboard does not know: {state:?}")
+        })?,
+    })
 }
 
 fn reservation_from(row: &AnyRow) -> anyhow::Result<ReservationRow> {
