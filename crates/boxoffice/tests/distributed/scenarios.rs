@@ -105,12 +105,22 @@ async fn a_notification_service_killed_hard_catches_up_on_every_booking_once() {
     let customer = gateway.customer("catch-up").await;
     let movie = gateway.movie(&admin, "Catch Me If You Can", 100).await;
 
+    let killed = std::time::Instant::now();
     deployment.kill("notification").await;
     let ids = book_many(&gateway, &customer, &movie, 50, 8).await;
     // The saga does not need notification: all 50 are confirmed meanwhile.
     let statuses = settle_all(&gateway, &customer, &ids).await;
     assert_eq!(statuses.get("confirmed"), Some(&50), "{statuses:?}");
 
+    // The replacement starts once the broker's session timeout has passed
+    // since the kill, as a supervisor's restart back-off has it: a member
+    // joining while the dead one still counts may be given none of the
+    // partitions, and tansu was seen leaving them with the dead member for
+    // more than a minute (docs/operations.md).
+    let session = std::time::Duration::from_millis(u64::from(
+        bus_kafka::KafkaSettings::default().session_timeout_ms,
+    ));
+    tokio::time::sleep_until((killed + session + std::time::Duration::from_secs(1)).into()).await;
     deployment.spawn("notification", "notification").await;
     deployment.wait_ready("notification").await;
     let ids: BTreeSet<String> = ids.into_iter().collect();
