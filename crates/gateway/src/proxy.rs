@@ -456,12 +456,12 @@ impl Upstream {
         let mut last = NoAnswer::NotSent;
         for replica in replicas.plan(std::time::Instant::now()) {
             let target = format!("{}{}", replicas.url(replica), request.path_and_query);
-            let attempt = self
-                .http
-                .request(request.method.clone(), &target)
-                .headers(request.headers.clone())
-                .body(request.body.clone())
-                .send();
+            let attempt = runtime::in_process::send(
+                self.http
+                    .request(request.method.clone(), &target)
+                    .headers(request.headers.clone())
+                    .body(request.body.clone()),
+            );
             let no_answer = match tokio::time::timeout_at(deadline, attempt).await {
                 Ok(Ok(answer)) => {
                     replicas.reached(replica);

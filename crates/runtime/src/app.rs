@@ -234,6 +234,10 @@ impl App {
             });
         }
         let mut stop = closing.clone();
+        // Calls from this process to this address skip the socket while
+        // the listener accepts (see `in_process`).
+        let addr = listener.local_addr()?;
+        crate::in_process::offer(addr, router.clone());
         // The peer's address reaches handlers as `ConnectInfo<SocketAddr>`
         // (the gateway limits sign-in attempts per client address).
         let mut server = tokio::spawn(
@@ -248,6 +252,7 @@ impl App {
             () = shutdown.wait() => {}
             served = &mut server => {
                 // The server stopped by itself: an error, which stops the rest.
+                crate::in_process::withdraw(addr);
                 close.fire();
                 served??;
                 anyhow::bail!("{service}: the server stopped without being asked to");
@@ -260,6 +265,7 @@ impl App {
             "draining: no longer ready"
         );
         tokio::time::sleep(self.drain_for).await;
+        crate::in_process::withdraw(addr);
         close.fire();
         tracing::info!(
             service,

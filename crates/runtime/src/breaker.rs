@@ -288,7 +288,32 @@ impl GuardedClient {
         }
     }
 
+    /// The call, its answer read, within the timeout. The client's own
+    /// timeout bounds calls over the network; this one bounds a call to a
+    /// service of this process too, which never touches the client
+    /// ([`crate::in_process`]).
     async fn request<B, T>(&self, path: &str, body: &B) -> Result<T, CallError>
+    where
+        B: Serialize + Sync,
+        T: DeserializeOwned,
+    {
+        let within = Duration::from_millis(self.settings.timeout_ms);
+        match tokio::time::timeout(within, self.exchange(path, body)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(CallError::Unavailable {
+                detail: format!(
+                    "{} (no answer within {} ms)",
+                    self.unavailable(),
+                    self.settings.timeout_ms
+                ),
+                retry_after_secs: 1,
+                // It may still be carried out later.
+                maybe_done: true,
+            }),
+        }
+    }
+
+    async fn exchange<B, T>(&self, path: &str, body: &B) -> Result<T, CallError>
     where
         B: Serialize + Sync,
         T: DeserializeOwned,
@@ -351,11 +376,12 @@ impl GuardedClient {
         self.replicas
             .send_until(
                 |base| {
-                    self.http
-                        .post(format!("{base}{path}"))
-                        .headers(telemetry::outgoing_headers())
-                        .json(body)
-                        .send()
+                    crate::in_process::send(
+                        self.http
+                            .post(format!("{base}{path}"))
+                            .headers(telemetry::outgoing_headers())
+                            .json(body),
+                    )
                 },
                 move_on,
             )

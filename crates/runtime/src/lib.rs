@@ -23,6 +23,8 @@
 //!   a circuit breaker, its state a gauge per dependency and caller.
 //! - [`replicas`]: several base URLs for one service, taken in turn, the
 //!   unreachable ones set aside for a moment.
+//! - [`in_process`]: a call to a service this process serves goes
+//!   through its router, without the network.
 //! - [`tokens`]: access tokens (HS256 JWTs), issued by the gateway and
 //!   checked wherever a caller arrives.
 //! - [`telemetry`]: the W3C trace context carried through requests, calls
@@ -37,6 +39,7 @@ pub mod consumer;
 pub mod dead_letters;
 pub mod group_commit;
 pub mod http;
+pub mod in_process;
 pub mod inbox;
 pub mod outbox;
 pub mod replicas;

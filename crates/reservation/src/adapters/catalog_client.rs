@@ -88,10 +88,11 @@ impl CatalogClient {
         let response = self
             .replicas
             .connect(|base| {
-                self.http
-                    .get(format!("{base}/listings/{id}"))
-                    .headers(runtime::telemetry::outgoing_headers())
-                    .send()
+                runtime::in_process::send(
+                    self.http
+                        .get(format!("{base}/listings/{id}"))
+                        .headers(runtime::telemetry::outgoing_headers()),
+                )
             })
             .await
             .map_err(unavailable)?;
@@ -111,10 +112,11 @@ impl CatalogClient {
             let seats: Vec<SeatView> = self
                 .replicas
                 .connect(|base| {
-                    self.http
-                        .get(format!("{base}/listings/{id}/seats"))
-                        .headers(runtime::telemetry::outgoing_headers())
-                        .send()
+                    runtime::in_process::send(
+                        self.http
+                            .get(format!("{base}/listings/{id}/seats"))
+                            .headers(runtime::telemetry::outgoing_headers()),
+                    )
                 })
                 .await
                 .and_then(reqwest::Response::error_for_status)
