@@ -755,7 +755,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::adapters::sql::MIGRATIONS;
+    use crate::adapters::sql::{Inventory, MIGRATIONS};
     use crate::Settings;
 
     struct Api {
@@ -853,10 +853,12 @@ mod tests {
             }
             .to_envelope();
             let mut tx = self.store.begin().await.unwrap();
+            let mut inventory = Inventory::default();
             self.listings
-                .hold(&mut tx, &booking, &placed)
+                .hold(&mut tx, &mut inventory, &booking, &placed)
                 .await
                 .unwrap();
+            inventory.write(&mut tx).await.unwrap();
             self.store.commit(tx).await.unwrap();
         }
     }

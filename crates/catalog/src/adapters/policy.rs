@@ -2,14 +2,17 @@
 //! confirmed one sells them, and one that ends otherwise (rejected,
 //! expired, cancelled) gives them back.
 
+use anyhow::Context;
 use async_trait::async_trait;
 use contracts::reservation::ReservationEvent;
 use contracts::IntegrationEvent;
 use kernel::Envelope;
 use runtime::consumer::EventHandler;
+use runtime::telemetry;
 use sqlx::{Any, Transaction};
+use tracing::Instrument;
 
-use super::sql::Listings;
+use super::sql::{Inventory, Listings};
 
 pub struct InventoryPolicy {
     listings: Listings,
@@ -44,12 +47,45 @@ impl EventHandler for InventoryPolicy {
         tx: &mut Transaction<'static, Any>,
         event: &Envelope,
     ) -> anyhow::Result<()> {
+        let mut inventory = Inventory::default();
+        self.apply(tx, &mut inventory, event).await?;
+        inventory.write(tx).await
+    }
+
+    /// The batch's events change the inventory in memory, one after the
+    /// other, each in its own span; what they changed is written once.
+    async fn handle_batch(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        events: &[&Envelope],
+        group: &str,
+    ) -> anyhow::Result<()> {
+        let mut inventory = Inventory::default();
+        for event in events {
+            self.apply(tx, &mut inventory, event)
+                .instrument(telemetry::handling_span(group, event))
+                .await
+                .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
+        }
+        inventory.write(tx).await
+    }
+}
+
+impl InventoryPolicy {
+    async fn apply(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        inventory: &mut Inventory,
+        event: &Envelope,
+    ) -> anyhow::Result<()> {
         match ReservationEvent::from_envelope(event)? {
             Some(ReservationEvent::ReservationPlaced { booking, .. }) => {
-                self.listings.hold(tx, &booking, event).await
+                self.listings.hold(tx, inventory, &booking, event).await
             }
             Some(ReservationEvent::ReservationConfirmed { booking, .. }) => {
-                self.listings.sell(tx, booking.reservation_id, event).await
+                self.listings
+                    .sell(tx, inventory, booking.reservation_id, event)
+                    .await
             }
             Some(
                 ReservationEvent::ReservationRejected { booking, .. }
@@ -58,7 +94,7 @@ impl EventHandler for InventoryPolicy {
                 | ReservationEvent::ReservationReturned { booking, .. },
             ) => {
                 self.listings
-                    .release(tx, booking.reservation_id, event)
+                    .release(tx, inventory, booking.reservation_id, event)
                     .await
             }
             None => Ok(()),

@@ -1,6 +1,7 @@
 //! Listings, their seats and holds in catalog's own database.
 
 mod changes;
+mod inventory;
 pub mod screens;
 #[cfg(test)]
 mod tests;
@@ -14,7 +15,6 @@ use contracts::IntegrationEvent;
 use kernel::ids::{ListingId, ReservationId, ScreenId};
 use kernel::{Envelope, Money, SeatLabel};
 use runtime::http::{parse_timestamp, timestamp};
-use runtime::retry::Contention;
 use runtime::store::{Listing, MigrationScript};
 use runtime::{outbox, Store};
 use sqlx::any::AnyRow;
@@ -27,6 +27,7 @@ use crate::domain::seats::{self, HoldStatus, SeatStatus};
 use crate::domain::{bike_title, Capacity, NewListing, Quota, Seating, SoldBy};
 
 pub use changes::{ChangeError, WithdrawError};
+pub use inventory::Inventory;
 pub use screens::Screens;
 
 const SCHEMA: &str = "
@@ -185,6 +186,7 @@ pub enum RegisterError {
 }
 
 /// A held or sold booking, as `holds` keeps it.
+#[derive(Debug, Clone, Copy)]
 struct Hold {
     listing_id: ListingId,
     quantity: u32,
@@ -402,25 +404,31 @@ impl Listings {
     }
 
     /// Holds tickets or seats for a placed reservation, or rejects it;
-    /// either way the outcome is announced in the same transaction. A
-    /// second delivery of the same reservation finds its hold (or its
-    /// rejection) and does nothing.
+    /// either way the outcome is announced with the batch. A second
+    /// delivery of the same reservation finds its hold (or its rejection)
+    /// and does nothing.
     pub async fn hold(
         &self,
         tx: &mut Transaction<'static, Any>,
+        inventory: &mut Inventory,
         booking: &Booking,
         cause: &Envelope,
     ) -> anyhow::Result<()> {
-        if self.find_hold(tx, booking.reservation_id).await?.is_some() {
+        if self
+            .hold_of(tx, inventory, booking.reservation_id)
+            .await?
+            .is_some()
+        {
             return Ok(());
         }
-        let Some(listing) = self.load_for_update(tx, booking.listing_id).await? else {
+        let Some(listing) = self.listing(tx, inventory, booking.listing_id).await? else {
             let event = CatalogEvent::InventoryRejected {
                 reservation_id: booking.reservation_id,
                 listing_id: booking.listing_id,
                 reason: InventoryRejection::UnknownListing,
             };
-            return outbox::append(tx, &[event.outgoing(Some(cause))]).await;
+            inventory.announce(event.outgoing(Some(cause)));
+            return Ok(());
         };
         let sold_by = listing.sold_by();
         let outcome = if listing.withdrawn_at.is_some() {
@@ -436,28 +444,35 @@ impl Listings {
                 },
             }
         };
-        let event = match outcome {
+        let (status, event) = match outcome {
             Ok(after) => {
-                self.set_available(tx, &listing, after).await?;
-                self.insert_hold(tx, booking, HoldStatus::Held).await?;
-                CatalogEvent::TicketsReserved {
+                inventory.set_quota(listing.id, after);
+                let event = CatalogEvent::TicketsReserved {
                     reservation_id: booking.reservation_id,
                     listing_id: listing.id,
                     quantity: booking.quantity,
                     seats: booking.seats.clone(),
                     available: after.available(),
-                }
+                };
+                (HoldStatus::Held, event)
             }
             Err(reason) => {
-                self.insert_hold(tx, booking, HoldStatus::Rejected).await?;
-                CatalogEvent::InventoryRejected {
+                let event = CatalogEvent::InventoryRejected {
                     reservation_id: booking.reservation_id,
                     listing_id: listing.id,
                     reason,
-                }
+                };
+                (HoldStatus::Rejected, event)
             }
         };
-        outbox::append(tx, &[event.outgoing(Some(cause))]).await
+        let hold = Hold {
+            listing_id: booking.listing_id,
+            quantity: booking.quantity,
+            status,
+        };
+        inventory.put_hold(booking.reservation_id, hold);
+        inventory.announce(event.outgoing(Some(cause)));
+        Ok(())
     }
 
     /// Claims the booking's seats: one row each, inserted only if nobody
@@ -526,33 +541,42 @@ impl Listings {
     pub async fn sell(
         &self,
         tx: &mut Transaction<'static, Any>,
+        inventory: &mut Inventory,
         reservation: ReservationId,
         cause: &Envelope,
     ) -> anyhow::Result<()> {
-        let Some(hold) = self.find_hold(tx, reservation).await? else {
+        let Some(hold) = self.hold_of(tx, inventory, reservation).await? else {
             return Ok(());
         };
         if hold.status != HoldStatus::Held {
             return Ok(());
         }
-        let now = timestamp(kernel::now());
-        sqlx::query(
-            "UPDATE seat_holds SET status = 'sold', updated_at = $1 WHERE reservation_id = $2",
-        )
-        .bind(&now)
-        .bind(reservation.to_string())
-        .execute(&mut **tx)
-        .await
-        .context("selling seats")?;
-        self.set_hold_status(tx, reservation, HoldStatus::Sold)
-            .await?;
+        let seats = if self.is_seated(tx, inventory, hold.listing_id).await? {
+            sqlx::query(
+                "UPDATE seat_holds SET status = 'sold', updated_at = $1 WHERE reservation_id = $2",
+            )
+            .bind(timestamp(kernel::now()))
+            .bind(reservation.to_string())
+            .execute(&mut **tx)
+            .await
+            .context("selling seats")?;
+            self.seats_of(tx, reservation).await?
+        } else {
+            Vec::new()
+        };
+        let sold = Hold {
+            status: HoldStatus::Sold,
+            ..hold
+        };
+        inventory.put_hold(reservation, sold);
         let event = CatalogEvent::InventorySold {
             reservation_id: reservation,
             listing_id: hold.listing_id,
             quantity: hold.quantity,
-            seats: self.seats_of(tx, reservation).await?,
+            seats,
         };
-        outbox::append(tx, &[event.outgoing(Some(cause))]).await
+        inventory.announce(event.outgoing(Some(cause)));
+        Ok(())
     }
 
     /// Gives back what is held or sold for a reservation that ended
@@ -560,27 +584,34 @@ impl Listings {
     pub async fn release(
         &self,
         tx: &mut Transaction<'static, Any>,
+        inventory: &mut Inventory,
         reservation: ReservationId,
         cause: &Envelope,
     ) -> anyhow::Result<()> {
-        let Some(hold) = self.find_hold(tx, reservation).await? else {
+        let Some(hold) = self.hold_of(tx, inventory, reservation).await? else {
             return Ok(());
         };
         if !hold.status.is_releasable() {
             return Ok(());
         }
-        // Locked like a hold: without it a hold committing in between makes
-        // the guarded write below miss, again and again.
         let listing = self
-            .load_for_update(tx, hold.listing_id)
+            .listing(tx, inventory, hold.listing_id)
             .await?
             .with_context(|| format!("listing {} of a hold is gone", hold.listing_id))?;
-        let seats = self.seats_of(tx, reservation).await?;
-        self.delete_seat_holds(tx, reservation).await?;
+        let seats = if listing.sold_by() == SoldBy::Seats {
+            let seats = self.seats_of(tx, reservation).await?;
+            self.delete_seat_holds(tx, reservation).await?;
+            seats
+        } else {
+            Vec::new()
+        };
         let after = listing.quota.release(hold.quantity);
-        self.set_available(tx, &listing, after).await?;
-        self.set_hold_status(tx, reservation, HoldStatus::Released)
-            .await?;
+        inventory.set_quota(listing.id, after);
+        let released = Hold {
+            status: HoldStatus::Released,
+            ..hold
+        };
+        inventory.put_hold(reservation, released);
         let event = CatalogEvent::InventoryReleased {
             reservation_id: reservation,
             listing_id: hold.listing_id,
@@ -588,7 +619,24 @@ impl Listings {
             seats,
             available: after.available(),
         };
-        outbox::append(tx, &[event.outgoing(Some(cause))]).await
+        inventory.announce(event.outgoing(Some(cause)));
+        Ok(())
+    }
+
+    /// The listing as the batch has it, read (and locked) the first time
+    /// the batch asks.
+    async fn listing(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        inventory: &mut Inventory,
+        id: ListingId,
+    ) -> anyhow::Result<Option<ListingRecord>> {
+        if let Some(listing) = inventory.listing(id) {
+            return Ok(listing.cloned());
+        }
+        let record = self.load_for_update(tx, id).await?;
+        inventory.read_listing(id, record.clone());
+        Ok(record)
     }
 
     /// The listing, locked until the transaction ends on PostgreSQL (SQLite
@@ -608,64 +656,50 @@ impl Listings {
         row.map(|row| from_row(&row)).transpose()
     }
 
-    async fn find_hold(
+    /// Whether the listing is sold by named seats (a gone listing counts
+    /// as seated: its seats, if any, are still dealt with).
+    async fn is_seated(
         &self,
         tx: &mut Transaction<'static, Any>,
+        inventory: &mut Inventory,
+        id: ListingId,
+    ) -> anyhow::Result<bool> {
+        Ok(self
+            .listing(tx, inventory, id)
+            .await?
+            .is_none_or(|listing| listing.sold_by() == SoldBy::Seats))
+    }
+
+    /// The reservation's hold as the batch has it, read the first time the
+    /// batch asks.
+    async fn hold_of(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        inventory: &mut Inventory,
         reservation: ReservationId,
     ) -> anyhow::Result<Option<Hold>> {
+        if let Some(hold) = inventory.hold(reservation) {
+            return Ok(hold);
+        }
         let row =
             sqlx::query("SELECT listing_id, quantity, status FROM holds WHERE reservation_id = $1")
                 .bind(reservation.to_string())
                 .fetch_optional(&mut **tx)
                 .await?;
-        row.map(|row| {
-            let listing: String = row.try_get("listing_id")?;
-            let quantity: i64 = row.try_get("quantity")?;
-            let status: String = row.try_get("status")?;
-            Ok(Hold {
-                listing_id: listing.parse()?,
-                quantity: u32::try_from(quantity)?,
-                status: status.parse()?,
+        let hold = row
+            .map(|row| -> anyhow::Result<Hold> {
+                let listing: String = row.try_get("listing_id")?;
+                let quantity: i64 = row.try_get("quantity")?;
+                let status: String = row.try_get("status")?;
+                Ok(Hold {
+                    listing_id: listing.parse()?,
+                    quantity: u32::try_from(quantity)?,
+                    status: status.parse()?,
+                })
             })
-        })
-        .transpose()
-    }
-
-    async fn insert_hold(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        booking: &Booking,
-        status: HoldStatus,
-    ) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO holds (reservation_id, listing_id, quantity, status, updated_at)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(booking.reservation_id.to_string())
-        .bind(booking.listing_id.to_string())
-        .bind(i64::from(booking.quantity))
-        .bind(status.as_str())
-        .bind(timestamp(kernel::now()))
-        .execute(&mut **tx)
-        .await
-        .context("recording a hold")?;
-        Ok(())
-    }
-
-    async fn set_hold_status(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        reservation: ReservationId,
-        status: HoldStatus,
-    ) -> anyhow::Result<()> {
-        sqlx::query("UPDATE holds SET status = $1, updated_at = $2 WHERE reservation_id = $3")
-            .bind(status.as_str())
-            .bind(timestamp(kernel::now()))
-            .bind(reservation.to_string())
-            .execute(&mut **tx)
-            .await
-            .context("updating a hold")?;
-        Ok(())
+            .transpose()?;
+        inventory.read_hold(reservation, hold);
+        Ok(hold)
     }
 
     /// The seats a reservation holds or bought, in seat order.
@@ -698,29 +732,6 @@ impl Listings {
             .execute(&mut **tx)
             .await
             .context("giving seats back")?;
-        Ok(())
-    }
-
-    /// Writes the new availability, guarded by the value it was computed
-    /// from: if anything else changed it meanwhile, nothing is written and
-    /// the batch is retried (a passing fault, never a dead letter) rather
-    /// than overselling.
-    async fn set_available(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        listing: &ListingRecord,
-        after: Quota,
-    ) -> anyhow::Result<()> {
-        let updated =
-            sqlx::query("UPDATE listings SET available = $1 WHERE id = $2 AND available = $3")
-                .bind(i64::from(after.available()))
-                .bind(listing.id.to_string())
-                .bind(i64::from(listing.quota.available()))
-                .execute(&mut **tx)
-                .await?;
-        if updated.rows_affected() != 1 {
-            return Err(Contention(format!("availability of listing {}", listing.id)).into());
-        }
         Ok(())
     }
 }

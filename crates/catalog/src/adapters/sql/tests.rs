@@ -1211,3 +1211,149 @@ async fn listings_are_listed_by_kind_without_the_withdrawn_ones() {
         .unwrap()
         .is_none());
 }
+
+/// One catalog's outcome of a scenario, its ids replaced by names: the
+/// events it announced, what is left of each listing, each hold's status
+/// and each claimed seat.
+async fn outcome(catalog: &Catalog, names: &[(String, &str)]) -> Vec<String> {
+    let name = |text: String| {
+        names
+            .iter()
+            .fold(text, |text, (id, name)| text.replace(id.as_str(), name))
+    };
+    let mut seen: Vec<String> = catalog
+        .inventory_events()
+        .await
+        .iter()
+        .map(|event| name(format!("{event:?}")))
+        .collect();
+    let holds: Vec<(String, String)> =
+        sqlx::query_as("SELECT reservation_id, status FROM holds ORDER BY reservation_id")
+            .fetch_all(catalog.store.reader())
+            .await
+            .unwrap();
+    let seats: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT seat, reservation_id, status FROM seat_holds ORDER BY seat")
+            .fetch_all(catalog.store.reader())
+            .await
+            .unwrap();
+    let mut rows: Vec<String> =
+        holds
+            .into_iter()
+            .map(|(reservation, status)| name(format!("hold {reservation} {status}")))
+            .chain(seats.into_iter().map(|(seat, reservation, status)| {
+                name(format!("seat {seat} {reservation} {status}"))
+            }))
+            .collect();
+    rows.sort();
+    seen.extend(rows);
+    seen
+}
+
+/// Tickets and seats held, refused, sold, given back and redelivered, on
+/// `catalog`'s two new listings, applied one event at a time or all as one
+/// consumer batch; the outcome with names for ids.
+async fn inventory_scenario(catalog: &Catalog, as_one_batch: bool) -> Vec<String> {
+    let quota = catalog.quota(3).await;
+    let seated = catalog.showing().await;
+    let with = |listing, quantity| Booking {
+        quantity,
+        ..booking(listing, &[])
+    };
+    let (a, b, c, d) = (
+        with(quota, 2),
+        with(quota, 2),
+        with(quota, 1),
+        with(quota, 1),
+    );
+    let (s1, s2, s3) = (
+        booking(seated, &["A-1", "A-2"]),
+        booking(seated, &["A-2"]),
+        booking(seated, &["B-1"]),
+    );
+    let events = [
+        placed(&a),
+        placed(&b), // sold out: 1 left
+        placed(&c),
+        confirmed(&a),
+        cancelled(&c), // gives 1 back
+        placed(&d),
+        placed(&a),  // a redelivery: nothing
+        expired(&b), // refused earlier: nothing to give back
+        confirmed(&d),
+        placed(&s1),
+        placed(&s2), // A-2 is taken
+        placed(&s3),
+        confirmed(&s1),
+        cancelled(&s1), // a sold booking cancelled gives its seats back
+        placed(&s2),    // a redelivery of a refusal: nothing new
+        rejected(&s3),
+    ];
+    if as_one_batch {
+        let batch: Vec<&Envelope> = events.iter().collect();
+        let mut tx = catalog.store.begin().await.unwrap();
+        catalog.policy.prepare(&mut tx, &batch).await.unwrap();
+        catalog
+            .policy
+            .handle_batch(&mut tx, &batch, "catalog.inventory")
+            .await
+            .unwrap();
+        catalog.store.commit(tx).await.unwrap();
+    } else {
+        for event in &events {
+            catalog.apply(event).await;
+        }
+    }
+    let names = [
+        (quota.to_string(), "quota"),
+        (seated.to_string(), "seated"),
+        (a.reservation_id.to_string(), "a"),
+        (b.reservation_id.to_string(), "b"),
+        (c.reservation_id.to_string(), "c"),
+        (d.reservation_id.to_string(), "d"),
+        (s1.reservation_id.to_string(), "s1"),
+        (s2.reservation_id.to_string(), "s2"),
+        (s3.reservation_id.to_string(), "s3"),
+    ];
+    let mut seen = outcome(catalog, &names).await;
+    seen.push(format!(
+        "quota available {}",
+        catalog.available(quota).await
+    ));
+    seen.push(format!(
+        "seated available {}",
+        catalog.available(seated).await
+    ));
+    seen
+}
+
+async fn a_batch_ends_where_one_event_at_a_time_ends(one_by_one: &Catalog, batched: &Catalog) {
+    let expected = inventory_scenario(one_by_one, false).await;
+    assert!(
+        expected.contains(&"quota available 0".to_owned())
+            && expected.contains(&"seated available 48".to_owned())
+            && expected
+                .iter()
+                .any(|seen| seen.starts_with("InventoryRejected") && seen.contains("SeatTaken")),
+        "the scenario holds, refuses, sells and gives back: {expected:#?}"
+    );
+    assert_eq!(inventory_scenario(batched, true).await, expected);
+}
+
+#[tokio::test]
+async fn a_batch_of_reservation_events_ends_where_one_at_a_time_ends_on_sqlite() {
+    a_batch_ends_where_one_event_at_a_time_ends(&Catalog::sqlite().await, &Catalog::sqlite().await)
+        .await;
+}
+
+#[tokio::test]
+async fn a_batch_of_reservation_events_ends_where_one_at_a_time_ends_on_postgres() {
+    let (Some(one), Some(other)) = (postgres("one_by_one"), postgres("batched")) else {
+        return;
+    };
+    a_batch_ends_where_one_event_at_a_time_ends(
+        &Catalog::on(&one, None).await,
+        &Catalog::on(&other, None).await,
+    )
+    .await;
+}
