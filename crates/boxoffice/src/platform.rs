@@ -2,10 +2,12 @@
 //! per process (`serve`).
 //!
 //! In `up` each service still listens on its own loopback port and the
-//! gateway reaches it over HTTP, exactly as in distributed mode, so there
-//! is one code path; only the adapters differ, and configuration picks
-//! them: the embedded log or Kafka (`bus`), SQLite files or PostgreSQL
-//! (`database_url`).
+//! gateway reaches it at that address, exactly as in distributed mode, so
+//! there is one code path; only the adapters differ, and configuration
+//! picks them: the embedded log or Kafka (`bus`), SQLite files or
+//! PostgreSQL (`database_url`). A call to an address this process serves
+//! goes through that service's router without a socket
+//! ([`runtime::in_process`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
