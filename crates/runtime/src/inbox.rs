@@ -67,18 +67,20 @@ pub async fn record_new(
     let processed_at = crate::http::timestamp(kernel::now());
     let mut fresh = HashSet::with_capacity(events.len());
     for chunk in crate::store::in_statements(events) {
-        // `$n` written out: the query builder would emit `?` for `Any`.
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| format!("($1, ${}, $2)", i + 3))
-            .collect();
-        let sql = format!(
+        // Each row carries all its values: on SQLite the parameters can
+        // then be anonymous, bound by position (`store::for_the_backend`).
+        let numbered = format!(
             "INSERT INTO inbox (consumer, event_id, processed_at) VALUES {}
              ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id",
-            rows.join(", ")
+            crate::store::values_list(chunk.len(), 3, crate::store::plain_tuple)
         );
-        let mut insert = sqlx::query(&sql).bind(consumer).bind(&processed_at);
+        let sql = crate::store::for_the_backend(tx, numbered);
+        let mut insert = sqlx::query(&sql);
         for event in chunk {
-            insert = insert.bind(event.to_string());
+            insert = insert
+                .bind(consumer)
+                .bind(event.to_string())
+                .bind(&processed_at);
         }
         let inserted = insert
             .fetch_all(&mut **tx)

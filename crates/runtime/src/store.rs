@@ -387,13 +387,9 @@ pub async fn write_rows<T>(
     tuple: impl Fn(&[String]) -> String,
     row: impl Fn(&mut RowValues, &T) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let sqlite = tx.backend_name() == "SQLite";
     for slice in in_statements(rows) {
         let numbered = statement.replace("{values}", &values_list(slice.len(), columns, &tuple));
-        let sql = match sqlite {
-            true => anonymous_parameters(&numbered).unwrap_or(numbered),
-            false => numbered,
-        };
+        let sql = for_the_backend(tx, numbered);
         let mut values = RowValues {
             arguments: AnyArguments::default(),
             added: 0,
@@ -450,6 +446,17 @@ pub fn anonymous_parameters(sql: &str) -> Option<String> {
         anonymous.push('?');
     }
     Some(anonymous)
+}
+
+/// A multi-row statement written with numbered parameters, as the
+/// transaction's database binds it fastest: with anonymous ones on SQLite
+/// where [`anonymous_parameters`] allows, as written on PostgreSQL.
+pub fn for_the_backend(tx: &Transaction<'static, Any>, numbered: String) -> String {
+    if tx.backend_name() == "SQLite" {
+        anonymous_parameters(&numbered).unwrap_or(numbered)
+    } else {
+        numbered
+    }
 }
 
 /// A plain `($1, $2, …)` tuple, for [`write_rows`].
