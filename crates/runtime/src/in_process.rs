@@ -18,7 +18,8 @@
 //! way in one process as across processes. A call already inside the
 //! router when the listener closes finishes on its caller's task.
 //!
-//! What differs: the caller's own timeout applies (the gateway's deadline,
+//! What differs: a handler that panics is answered 500 (over the network
+//! its connection would have closed and the caller said 502); the caller's own timeout applies (the gateway's deadline,
 //! a breaker's wait), not the `reqwest::Client`'s, so callers that rely on
 //! a timeout put their own around the call ([`crate::breaker`] does); and
 //! a handler reading `ConnectInfo` sees the unspecified loopback address
@@ -32,9 +33,12 @@ use std::sync::{LazyLock, RwLock};
 
 use axum::extract::connect_info::ConnectInfo;
 use axum::http::uri::PathAndQuery;
-use axum::http::{header, HeaderValue, Uri};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::Router;
-use tower::ServiceExt;
+use tower::{Layer, ServiceExt};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::http::problem_response;
 
 /// The routers this process serves, by the address their listener took.
 static SERVED: LazyLock<RwLock<HashMap<SocketAddr, Router>>> = LazyLock::new(Default::default);
@@ -105,12 +109,22 @@ async fn call(router: Router, request: reqwest::Request) -> reqwest::Result<reqw
         .extensions
         .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 0))));
     let request = axum::http::Request::from_parts(parts, axum::body::Body::new(body));
-    let response = match router.oneshot(request).await {
+    // A handler that panics fails its request, not its caller's: over the
+    // network its connection would have closed; here it is answered 500.
+    let service = CatchPanicLayer::custom(|_| {
+        problem_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the service failed while handling this request",
+        )
+    })
+    .layer(router);
+    let response = match service.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
     };
     let (parts, body) = response.into_parts();
-    let body = reqwest::Body::wrap_stream(body.into_data_stream());
+    let body = reqwest::Body::wrap_stream(axum::body::Body::new(body).into_data_stream());
     Ok(reqwest::Response::from(axum::http::Response::from_parts(
         parts, body,
     )))
@@ -137,6 +151,14 @@ mod tests {
                 "/internal/query",
                 get(|uri: Uri| async move { uri.to_string() }),
             )
+            .route(
+                "/internal/panic",
+                get(|| async move {
+                    if true {
+                        panic!("a bug in a handler");
+                    }
+                }),
+            )
     }
 
     #[tokio::test]
@@ -156,6 +178,10 @@ mod tests {
         assert_eq!(answer.text().await.unwrap(), "/internal/query?a=1&b=2");
         let missing = send(http.get("http://127.0.0.1:9/nowhere")).await.unwrap();
         assert_eq!(missing.status(), 404);
+        let failed = send(http.get("http://127.0.0.1:9/internal/panic"))
+            .await
+            .unwrap();
+        assert_eq!(failed.status(), 500);
 
         withdraw(addr);
         let refused = send(http.get("http://127.0.0.1:9/internal/query"))
