@@ -19,10 +19,11 @@
 //! router when the listener closes finishes on its caller's task.
 //!
 //! What differs: a handler that panics is answered 500 (over the network
-//! its connection would have closed and the caller said 502); the caller's own timeout applies (the gateway's deadline,
-//! a breaker's wait), not the `reqwest::Client`'s, so callers that rely on
-//! a timeout put their own around the call ([`crate::breaker`] does); and
-//! a handler reading `ConnectInfo` sees the unspecified loopback address
+//! its connection would have closed and the caller said 502); the
+//! caller's own timeout applies (the gateway's deadline, a breaker's
+//! wait), not the `reqwest::Client`'s, so callers that rely on a timeout
+//! put their own around the call ([`crate::breaker`] does); and a handler
+//! reading `ConnectInfo` sees the unspecified loopback address
 //! `127.0.0.1:0` (no service behind the gateway reads it).
 //!
 //! [`App::serve`]: crate::App::serve
