@@ -112,14 +112,7 @@ async fn call(router: Router, request: reqwest::Request) -> reqwest::Result<reqw
     let request = axum::http::Request::from_parts(parts, axum::body::Body::new(body));
     // A handler that panics fails its request, not its caller's: over the
     // network its connection would have closed; here it is answered 500.
-    let service = CatchPanicLayer::custom(|_| {
-        problem_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the service failed while handling this request",
-        )
-    })
-    .layer(router);
+    let service = CatchPanicLayer::custom(panicked).layer(router);
     let response = match service.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -129,6 +122,15 @@ async fn call(router: Router, request: reqwest::Request) -> reqwest::Result<reqw
     Ok(reqwest::Response::from(axum::http::Response::from_parts(
         parts, body,
     )))
+}
+
+/// The answer to a request whose handler panicked.
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    problem_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the service failed while handling this request",
+    )
 }
 
 #[cfg(test)]
