@@ -90,22 +90,19 @@ pub async fn send(builder: reqwest::RequestBuilder) -> reqwest::Result<reqwest::
 /// The request through `router`, as a listener would have passed it: the
 /// path and query as its target, the address as its `Host`.
 async fn call(router: Router, request: reqwest::Request) -> reqwest::Result<reqwest::Response> {
-    let url = request.url();
-    let host = match url.port() {
-        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_owned(),
-    };
     let request: axum::http::Request<reqwest::Body> = request.try_into()?;
     let (mut parts, body) = request.into_parts();
+    if let Some(host) = parts.uri.authority() {
+        if let Ok(host) = HeaderValue::from_str(host.as_str()) {
+            parts.headers.insert(header::HOST, host);
+        }
+    }
     let target = parts
         .uri
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
     parts.uri = Uri::from(target);
-    if let Ok(host) = HeaderValue::from_str(&host) {
-        parts.headers.insert(header::HOST, host);
-    }
     parts
         .extensions
         .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 0))));

@@ -427,8 +427,8 @@ pub fn anonymous_parameters(sql: &str) -> Option<String> {
     let mut anonymous = String::with_capacity(sql.len());
     let mut next = 1u32;
     let mut quoted = false;
-    let mut chars = sql.char_indices().peekable();
-    while let Some((_, c)) = chars.next() {
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
         if c == '\'' {
             quoted = !quoted;
         }
@@ -436,9 +436,7 @@ pub fn anonymous_parameters(sql: &str) -> Option<String> {
             anonymous.push(c);
             continue;
         }
-        let digits: String = std::iter::from_fn(|| chars.next_if(|(_, d)| d.is_ascii_digit()))
-            .map(|(_, d)| d)
-            .collect();
+        let digits: String = std::iter::from_fn(|| chars.next_if(char::is_ascii_digit)).collect();
         if digits.parse::<u32>().ok()? != next {
             return None;
         }
