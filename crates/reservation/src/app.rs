@@ -10,7 +10,6 @@ use kernel::ids::{ListingId, ReservationId, UserId};
 use kernel::Envelope;
 use runtime::group_commit::GroupCommit;
 use runtime::outbox;
-use runtime::retry::Contention;
 use sqlx::{Any, Transaction};
 
 use std::time::Duration;
@@ -22,7 +21,7 @@ use kernel::Money;
 
 use crate::adapters::catalog_client::{CatalogClient, LookupError};
 use crate::adapters::payment_client::{PaymentClient, PaymentError};
-use crate::adapters::sql::ReservationStore;
+use crate::adapters::sql::{Bookings, ReservationStore};
 use crate::domain::{self, Command, Event, ListingSnapshot, Order, Reservation, ReservationError};
 
 #[derive(Debug, thiserror::Error)]
@@ -239,8 +238,7 @@ impl Reservations {
     /// that two replicas sweeping at once lock them in the same order.
     async fn expire_some(&self) -> anyhow::Result<usize> {
         let now = kernel::now();
-        let mut overdue = self.store.overdue(now, EXPIRY_BATCH).await?;
-        overdue.sort_unstable();
+        let overdue = self.store.overdue(now, EXPIRY_BATCH).await?;
         let count = overdue.len();
         if count == 0 {
             return Ok(0);
@@ -250,24 +248,25 @@ impl Reservations {
             self.deadline.as_secs()
         );
         let mut tx = self.store.store().begin().await?;
+        let mut bookings = Bookings::default();
+        self.store
+            .read_into(&mut tx, &mut bookings, overdue.iter().copied())
+            .await?;
         let mut expired = 0u64;
         for id in overdue {
             let command = Command::Expire {
                 reason: reason.clone(),
                 at: now,
             };
-            match self.execute(&mut tx, id, command, None).await {
+            match self.execute(&mut bookings, id, command, None) {
                 Ok(_) => expired += 1,
-                // Answered meanwhile: the next round sees what it became.
-                Err(AppError::Infrastructure(error)) if error.is::<Contention>() => {
-                    tracing::debug!(reservation = %id, "an overdue booking changed while being expired")
-                }
                 Err(AppError::Infrastructure(error)) => return Err(error),
                 Err(error) => {
                     tracing::warn!(reservation = %id, %error, "an overdue booking could not be expired")
                 }
             }
         }
+        self.store.write(&mut tx, bookings).await?;
         self.store.store().commit(tx).await?;
         tracing::info!(expired, "overdue bookings expired");
         metrics::counter!("boxoffice_reservations_expired_total").increment(expired);
@@ -323,15 +322,16 @@ impl Reservations {
         command: Command,
     ) -> Result<Reservation, AppError> {
         let mut tx = self.store.store().begin().await?;
-        let owned = self
-            .store
-            .load(&mut tx, id)
-            .await?
+        let mut bookings = Bookings::default();
+        self.store.read_into(&mut tx, &mut bookings, [id]).await?;
+        let owned = bookings
+            .get(id)
             .is_some_and(|(r, _)| admin || r.user_id == caller);
         if !owned {
             return Err(ReservationError::NotFound.into());
         }
-        let reservation = self.execute(&mut tx, id, command, None).await?;
+        let reservation = self.execute(&mut bookings, id, command, None)?;
+        self.store.write(&mut tx, bookings).await?;
         self.store.store().commit(tx).await?;
         Ok(reservation)
     }
@@ -345,6 +345,7 @@ impl Reservations {
         tx: &mut Transaction<'static, Any>,
         listing: ListingId,
         cancel_reservations: bool,
+        bookings: &mut Bookings,
         cause: &Envelope,
     ) -> anyhow::Result<()> {
         self.store.withdraw_listing(tx, listing).await?;
@@ -353,11 +354,16 @@ impl Reservations {
         }
         let live = self.store.live_for_listing(tx, listing).await?;
         let count = live.len();
+        self.store
+            .read_into(tx, bookings, live.iter().copied())
+            .await?;
         for id in live {
-            match self
-                .execute(tx, id, Command::Cancel { at: kernel::now() }, Some(cause))
-                .await
-            {
+            match self.execute(
+                bookings,
+                id,
+                Command::Cancel { at: kernel::now() },
+                Some(cause),
+            ) {
                 Ok(_) => {}
                 // Ended meanwhile (rejected, returned): nothing to cancel.
                 Err(AppError::Domain(error)) => {
@@ -370,16 +376,18 @@ impl Reservations {
         Ok(())
     }
 
-    /// Applies a saga step (catalog's or the wallet's answer) inside the
-    /// consumer's transaction.
+    /// Applies a saga step (catalog's or the wallet's answer) to the
+    /// consumer's unit of work.
     pub async fn on_saga_answer(
         &self,
         tx: &mut Transaction<'static, Any>,
+        bookings: &mut Bookings,
         id: ReservationId,
         command: Command,
         cause: &Envelope,
     ) -> anyhow::Result<()> {
-        match self.execute(tx, id, command, Some(cause)).await {
+        self.store.read_into(tx, bookings, [id]).await?;
+        match self.execute(bookings, id, command, Some(cause)) {
             Ok(_) => Ok(()),
             // An answer about a reservation this service never stored cannot
             // be acted on; say so and move on rather than block the stream.
@@ -391,29 +399,28 @@ impl Reservations {
         }
     }
 
-    async fn execute(
+    /// Moves a reservation `bookings` has read on by `command`, in memory:
+    /// decide, apply, and note its events; [`ReservationStore::write`]
+    /// stores the unit of work.
+    fn execute(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        bookings: &mut Bookings,
         id: ReservationId,
         command: Command,
         cause: Option<&Envelope>,
     ) -> Result<Reservation, AppError> {
-        let Some((current, version)) = self.store.load(tx, id).await? else {
+        let Some((current, version)) = bookings.get(id) else {
             return Err(ReservationError::NotFound.into());
         };
-        let events = domain::decide(Some(&current), command)?;
+        let events = domain::decide(Some(current), command)?;
         if events.is_empty() {
-            return Ok(current);
+            return Ok(current.clone());
         }
-        let next = fold(Some(current), &events).expect("an existing reservation stays");
-        self.store.update(tx, &next, version, events.len()).await?;
+        let next = fold(Some(current.clone()), &events).expect("an existing reservation stays");
         let first_version = u64::try_from(version).unwrap_or_default() + 1;
-        outbox::append(
-            tx,
-            &integration_events(&next, &events, cause, first_version),
-        )
-        .await?;
+        let outgoing = integration_events(&next, &events, cause, first_version);
         record_settled(&next, &events);
+        bookings.change(next.clone(), events.len(), outgoing)?;
         Ok(next)
     }
 

@@ -108,7 +108,7 @@ pub async fn build(
     );
     let router = adapters::http::router(reservations.clone()).merge(breakers);
     let consumer = Consumer {
-        group: "reservation.saga".to_owned(),
+        group: adapters::policy::GROUP.to_owned(),
         topics: vec![topics::CATALOG, topics::WALLET],
         store: store.clone(),
         bus: bus.clone(),

@@ -387,6 +387,23 @@ pub async fn write_rows<T>(
     tuple: impl Fn(&[String]) -> String,
     row: impl Fn(&mut RowValues, &T) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    write_rows_counting(tx, rows, columns, statement, tuple, row)
+        .await
+        .map(drop)
+}
+
+/// [`write_rows`], telling how many rows the statements changed: a guarded
+/// multi-row update (`… WHERE version = …`) checks that every row it
+/// meant to change was still as read.
+pub async fn write_rows_counting<T>(
+    tx: &mut Transaction<'static, Any>,
+    rows: &[T],
+    columns: usize,
+    statement: &str,
+    tuple: impl Fn(&[String]) -> String,
+    row: impl Fn(&mut RowValues, &T) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
+    let mut changed = 0;
     for slice in in_statements(rows) {
         let numbered = statement.replace("{values}", &values_list(slice.len(), columns, &tuple));
         let sql = for_the_backend(tx, numbered);
@@ -407,11 +424,12 @@ pub async fn write_rows<T>(
             values.added,
             slice.len()
         );
-        sqlx::query_with(&sql, values.arguments)
+        changed += sqlx::query_with(&sql, values.arguments)
             .execute(&mut **tx)
-            .await?;
+            .await?
+            .rows_affected();
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// `sql` with its numbered parameters (`$1, $2, …`) made anonymous (`?`),
@@ -592,12 +610,16 @@ mod tests {
             .unwrap();
         let rows: Vec<i64> = (1..=13).collect();
         let insert = "INSERT INTO seen (n, label) VALUES {values}";
-        write_rows(&mut tx, &rows, 2, insert, plain_tuple, |values, n| {
+        let written = write_rows_counting(&mut tx, &rows, 2, insert, plain_tuple, |values, n| {
             values.push(*n).push(format!("row {n}"));
             Ok(())
         })
         .await
         .unwrap();
+        assert_eq!(
+            written, 13,
+            "every row counted, over the 8, 4 and 1-row statements"
+        );
         let (count, sum): (i64, i64) = sqlx::query_as("SELECT COUNT(*), SUM(n) FROM seen")
             .fetch_one(&mut *tx)
             .await

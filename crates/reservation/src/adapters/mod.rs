@@ -3,4 +3,6 @@ pub mod grpc;
 pub mod http;
 pub mod payment_client;
 pub mod policy;
+#[cfg(test)]
+mod saga_tests;
 pub mod sql;

@@ -1,14 +1,19 @@
 //! The saga policy: catalog's and the wallet's answers move reservations
 //! on, and catalog's listing events keep the local listing replica current.
 
+use anyhow::Context;
 use async_trait::async_trait;
 use contracts::catalog::{CapacityKind, CatalogEvent};
 use contracts::wallet::WalletEvent;
 use contracts::IntegrationEvent;
+use kernel::ids::ReservationId;
 use kernel::Envelope;
 use runtime::consumer::EventHandler;
+use runtime::telemetry;
 use sqlx::{Any, Transaction};
+use tracing::Instrument;
 
+use crate::adapters::sql::Bookings;
 use crate::app::Reservations;
 use crate::domain::{Command, ListingSnapshot};
 
@@ -21,6 +26,9 @@ impl SagaPolicy {
         SagaPolicy { reservations }
     }
 }
+
+/// The consumer group the saga's answers are read by.
+pub const GROUP: &str = "reservation.saga";
 
 /// The events this handler acts on (catalog's and the wallet's answers, and listing changes); the others pass it by.
 const ANSWERS: &[&str] = &[
@@ -44,8 +52,65 @@ impl EventHandler for SagaPolicy {
         tx: &mut Transaction<'static, Any>,
         event: &Envelope,
     ) -> anyhow::Result<()> {
+        // One answer is a batch of one.
+        self.handle_batch(tx, &[event], GROUP).await
+    }
+
+    /// The batch's reservations are read at once (and locked, in id
+    /// order), each answer moves them on in memory in its own span, and
+    /// what they changed is written once.
+    async fn handle_batch(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        events: &[&Envelope],
+        group: &str,
+    ) -> anyhow::Result<()> {
+        let mut bookings = Bookings::default();
+        // Unreadable events are reported by `apply`, in their turn.
+        let answered = events
+            .iter()
+            .filter_map(|event| answered_reservation(event).ok().flatten());
+        self.reservations
+            .store()
+            .read_into(tx, &mut bookings, answered)
+            .await?;
+        for event in events {
+            self.apply(tx, &mut bookings, event)
+                .instrument(telemetry::handling_span(group, event))
+                .await
+                .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
+        }
+        self.reservations.store().write(tx, bookings).await
+    }
+}
+
+/// The reservation an event answers about, if it is a saga answer.
+fn answered_reservation(event: &Envelope) -> anyhow::Result<Option<ReservationId>> {
+    if let Some(wallet_event) = WalletEvent::from_envelope(event)? {
+        return Ok(match wallet_event {
+            WalletEvent::PointsSpent { reservation_id, .. }
+            | WalletEvent::PointsRefused { reservation_id, .. } => Some(reservation_id),
+            _ => None,
+        });
+    }
+    Ok(match CatalogEvent::from_envelope(event)? {
+        Some(
+            CatalogEvent::TicketsReserved { reservation_id, .. }
+            | CatalogEvent::InventoryRejected { reservation_id, .. },
+        ) => Some(reservation_id),
+        _ => None,
+    })
+}
+
+impl SagaPolicy {
+    async fn apply(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        bookings: &mut Bookings,
+        event: &Envelope,
+    ) -> anyhow::Result<()> {
         if let Some(wallet_event) = WalletEvent::from_envelope(event)? {
-            return self.on_wallet(tx, wallet_event, event).await;
+            return self.on_wallet(tx, bookings, wallet_event, event).await;
         }
         let Some(catalog_event) = CatalogEvent::from_envelope(event)? else {
             return Ok(());
@@ -94,12 +159,13 @@ impl EventHandler for SagaPolicy {
                 ..
             } => {
                 self.reservations
-                    .on_listing_withdrawn(tx, listing_id, cancel_reservations, event)
+                    .on_listing_withdrawn(tx, listing_id, cancel_reservations, bookings, event)
                     .await
             }
             CatalogEvent::TicketsReserved { reservation_id, .. } => {
+                let command = Command::ConfirmHold { at };
                 self.reservations
-                    .on_saga_answer(tx, reservation_id, Command::ConfirmHold { at }, event)
+                    .on_saga_answer(tx, bookings, reservation_id, command, event)
                     .await
             }
             CatalogEvent::InventoryRejected {
@@ -112,7 +178,7 @@ impl EventHandler for SagaPolicy {
                     at,
                 };
                 self.reservations
-                    .on_saga_answer(tx, reservation_id, command, event)
+                    .on_saga_answer(tx, bookings, reservation_id, command, event)
                     .await
             }
             // Releases need no answer: the reservation is already cancelled.
@@ -122,13 +188,12 @@ impl EventHandler for SagaPolicy {
             | CatalogEvent::ScreenAssigned { .. } => Ok(()),
         }
     }
-}
 
-impl SagaPolicy {
     /// The wallet's answer to a booking paid with points.
     async fn on_wallet(
         &self,
         tx: &mut Transaction<'static, Any>,
+        bookings: &mut Bookings,
         wallet_event: WalletEvent,
         event: &Envelope,
     ) -> anyhow::Result<()> {
@@ -150,7 +215,7 @@ impl SagaPolicy {
             | WalletEvent::PointsRefunded { .. } => return Ok(()),
         };
         self.reservations
-            .on_saga_answer(tx, reservation_id, command, event)
+            .on_saga_answer(tx, bookings, reservation_id, command, event)
             .await
     }
 }

@@ -3,14 +3,20 @@
 //! every change is written together with its events (outbox) in one
 //! transaction.
 
+use std::collections::HashMap;
+
 use anyhow::Context;
 use contracts::catalog::SeatSection;
 use contracts::reservation::PaymentMethod;
+use kernel::bus::Outgoing;
 use kernel::ids::{ListingId, ReservationId, UserId};
 use kernel::{Money, SeatLabel};
 use runtime::http::{parse_timestamp, timestamp};
+use runtime::outbox;
 use runtime::retry::Contention;
-use runtime::store::{Listing, MigrationScript};
+use runtime::store::{
+    for_the_backend, in_statements, plain_tuple, write_rows_counting, Listing, MigrationScript,
+};
 use runtime::Store;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -109,8 +115,65 @@ const RESERVATIONS: Listing = Listing {
     newest_first: true,
 };
 
-/// A stored reservation and the version it was read at.
-pub type Versioned = (Reservation, i64);
+/// The reservations a unit of work (a consumer's batch, an expiry round,
+/// a customer's cancellation) read and changed, as it leaves them, and the
+/// events they announce, until [`ReservationStore::write`] stores them.
+///
+/// A batch of saga answers used to read, update and append to the outbox
+/// once per answer, three statements each; now its reservations are read
+/// with one statement, every answer moves them on in memory in turn, and
+/// the batch writes each changed reservation and all its events once. One
+/// answer is a unit of one: there is a single code path.
+#[derive(Debug, Default)]
+pub struct Bookings {
+    /// Each reservation read (`None`: there is no such reservation).
+    read: HashMap<ReservationId, Option<Read>>,
+    /// The ones changed, in the order they first changed.
+    changed: Vec<ReservationId>,
+    /// The events to announce, in the order they were decided.
+    events: Vec<Outgoing>,
+}
+
+#[derive(Debug)]
+struct Read {
+    reservation: Reservation,
+    /// The version stored when it was read: the guard of its write.
+    stored: i64,
+    /// The version the unit of work brought it to.
+    version: i64,
+}
+
+impl Bookings {
+    /// The reservation as the unit of work left it, with its version;
+    /// `None` when it was read and does not exist, or was never read.
+    pub fn get(&self, id: ReservationId) -> Option<(&Reservation, i64)> {
+        self.read
+            .get(&id)
+            .and_then(Option::as_ref)
+            .map(|read| (&read.reservation, read.version))
+    }
+
+    /// Records `reservation`'s new state, `steps` versions on, and the
+    /// events announcing it. It must have been read.
+    pub fn change(
+        &mut self,
+        reservation: Reservation,
+        steps: usize,
+        events: Vec<Outgoing>,
+    ) -> anyhow::Result<()> {
+        let id = reservation.id;
+        let Some(Some(read)) = self.read.get_mut(&id) else {
+            anyhow::bail!("reservation {id} changed without being read");
+        };
+        if read.version == read.stored {
+            self.changed.push(id);
+        }
+        read.reservation = reservation;
+        read.version += i64::try_from(steps)?;
+        self.events.extend(events);
+        Ok(())
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct ReservationStore {
@@ -126,22 +189,57 @@ impl ReservationStore {
         &self.store
     }
 
-    /// Loads a reservation for change, locking it on PostgreSQL (SQLite has
-    /// a single writer already).
-    pub async fn load(
+    /// Reads the reservations among `ids` that `bookings` does not hold
+    /// yet, for change: one statement, in id order, each row locked on
+    /// PostgreSQL (SQLite has a single writer already), so two units of
+    /// work that share reservations take them in the same order.
+    pub async fn read_into(
         &self,
         tx: &mut Transaction<'static, Any>,
-        id: ReservationId,
-    ) -> anyhow::Result<Option<Versioned>> {
+        bookings: &mut Bookings,
+        ids: impl IntoIterator<Item = ReservationId>,
+    ) -> anyhow::Result<()> {
+        let mut unread: Vec<ReservationId> = ids
+            .into_iter()
+            .filter(|id| !bookings.read.contains_key(id))
+            .collect();
+        unread.sort_unstable();
+        unread.dedup();
         let lock = self.store.for_update();
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM reservations WHERE id = $1{lock}"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&mut **tx)
-        .await?;
-        row.map(|row| Ok((from_row(&row)?, row.try_get("version")?)))
-            .transpose()
+        for slice in in_statements(&unread) {
+            let placeholders: Vec<String> = (1..=slice.len()).map(|n| format!("${n}")).collect();
+            let sql = for_the_backend(
+                tx,
+                format!(
+                    "SELECT {COLUMNS} FROM reservations WHERE id IN ({}) ORDER BY id{lock}",
+                    placeholders.join(", ")
+                ),
+            );
+            let mut query = sqlx::query(&sql);
+            for id in slice {
+                query = query.bind(id.to_string());
+            }
+            let rows = query
+                .fetch_all(&mut **tx)
+                .await
+                .context("reading reservations")?;
+            for id in slice {
+                bookings.read.insert(*id, None);
+            }
+            for row in rows {
+                let reservation = from_row(&row)?;
+                let version: i64 = row.try_get("version")?;
+                bookings.read.insert(
+                    reservation.id,
+                    Some(Read {
+                        reservation,
+                        stored: version,
+                        version,
+                    }),
+                );
+            }
+        }
+        Ok(())
     }
 
     pub async fn insert(
@@ -183,35 +281,59 @@ impl ReservationStore {
         Ok(inserted.rows_affected() == 1)
     }
 
-    /// Writes the new state if nobody changed it since `version`; `events`
-    /// domain events moved it on, one version each.
-    pub async fn update(
+    /// Stores what `bookings` changed: each changed reservation once, with
+    /// one multi-row update guarded by the version it was read at, then
+    /// its events with one outbox statement, in the order they were
+    /// decided.
+    pub async fn write(
         &self,
         tx: &mut Transaction<'static, Any>,
-        r: &Reservation,
-        version: i64,
-        events: usize,
+        bookings: Bookings,
     ) -> anyhow::Result<()> {
-        let updated = sqlx::query(
-            "UPDATE reservations SET status = $1, reason = $2, cancel_requested = $3, updated_at = $4,
-                 version = version + $7, held = $8, paid = $9
-             WHERE id = $5 AND version = $6",
+        let changed: Vec<&Read> = bookings
+            .changed
+            .iter()
+            .filter_map(|id| bookings.read.get(id).and_then(Option::as_ref))
+            .collect();
+        // `columnN`: the names both databases give a VALUES list's columns.
+        let written = write_rows_counting(
+            tx,
+            &changed,
+            9,
+            "UPDATE reservations AS r SET status = v.column2, reason = v.column3,
+                 cancel_requested = v.column4, held = v.column5, paid = v.column6,
+                 updated_at = v.column7, version = v.column8
+             FROM (VALUES {values}) AS v
+             WHERE r.id = v.column1 AND r.version = v.column9",
+            plain_tuple,
+            |values, read| {
+                let r = &read.reservation;
+                values
+                    .push(r.id.to_string())
+                    .push(r.status.as_str())
+                    .push(r.reason.clone())
+                    .push(i64::from(r.cancel_requested))
+                    .push(i64::from(r.held))
+                    .push(i64::from(r.paid))
+                    .push(timestamp(r.updated_at))
+                    .push(read.version)
+                    .push(read.stored);
+                Ok(())
+            },
         )
-        .bind(r.status.as_str())
-        .bind(r.reason.clone())
-        .bind(i64::from(r.cancel_requested))
-        .bind(timestamp(r.updated_at))
-        .bind(r.id.to_string())
-        .bind(version)
-        .bind(i64::try_from(events)?)
-        .bind(i64::from(r.held))
-        .bind(i64::from(r.paid))
-        .execute(&mut **tx)
-        .await?;
-        if updated.rows_affected() != 1 {
-            return Err(Contention(format!("reservation {}", r.id)).into());
+        .await
+        .context("storing reservations")?;
+        if written != changed.len() as u64 {
+            // Only when read outside the transaction's lock: someone else
+            // moved one of them on meanwhile.
+            return Err(Contention(format!(
+                "{} of {} reservations changed meanwhile",
+                changed.len() as u64 - written,
+                changed.len()
+            ))
+            .into());
         }
-        Ok(())
+        outbox::append(tx, &bookings.events).await
     }
 
     pub async fn find(&self, id: ReservationId) -> anyhow::Result<Option<Reservation>> {
