@@ -154,13 +154,16 @@ impl Bookings {
     }
 
     /// Records `reservation`'s new state, `steps` versions on, and the
-    /// events announcing it. It must have been read.
+    /// events announcing it. It must have been read. The events' trace
+    /// context is taken now, inside the span of what caused them (the
+    /// batch is written outside every event's span).
     pub fn change(
         &mut self,
         reservation: Reservation,
         steps: usize,
-        events: Vec<Outgoing>,
+        mut events: Vec<Outgoing>,
     ) -> anyhow::Result<()> {
+        runtime::telemetry::stamp(&mut events);
         let id = reservation.id;
         let Some(Some(read)) = self.read.get_mut(&id) else {
             anyhow::bail!("reservation {id} changed without being read");
