@@ -232,6 +232,10 @@ fn base_config(settings: &KafkaSettings) -> ClientConfig {
         .set("bootstrap.servers", &settings.bootstrap_servers)
         .set("client.id", &settings.client_id)
         .set("enable.metrics.push", "false")
+        // Requests are small and latency matters: Nagle's algorithm held a
+        // produce or fetch request back until the previous segment's
+        // acknowledgement, which the peer may delay.
+        .set("socket.nagle.disable", "true")
         // Hand librdkafka's own log lines to `tracing`.
         .set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
     config
