@@ -67,7 +67,9 @@ async fn main() -> anyhow::Result<()> {
         let batch = subscription.next_batch(256).await?;
         let now = started.elapsed();
         for delivery in &batch.deliveries {
-            let sent = delivery.envelope.data["sentMicros"].as_u64().unwrap_or_default();
+            let sent = delivery.envelope.data["sentMicros"]
+                .as_u64()
+                .unwrap_or_default();
             let sent = Duration::from_micros(sent);
             if sent > Duration::from_secs(3) {
                 hops.push(now.saturating_sub(sent));

@@ -555,6 +555,23 @@ pub fn sqlite_url(dir: &std::path::Path, name: &str) -> String {
     )
 }
 
+/// For tests: a fresh database named after `context` and `purpose` on the
+/// PostgreSQL server `BOXOFFICE_TEST_POSTGRES` names (created on connect);
+/// `None` without one, which CI never is (it starts a server), so there
+/// it fails instead of skipping.
+pub fn test_postgres_url(context: &str, purpose: &str) -> Option<String> {
+    let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs this test: set BOXOFFICE_TEST_POSTGRES"
+        );
+        return None;
+    };
+    let unique = kernel::ids::EventId::new().as_uuid().simple();
+    let database = format!("{context}_{purpose}_{unique}");
+    Some(format!("{}/{database}", server.trim_end_matches('/')))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -348,16 +348,5 @@ async fn a_batch_of_saga_answers_ends_where_one_at_a_time_ends_on_postgres() {
 /// A database of its own on the PostgreSQL server `BOXOFFICE_TEST_POSTGRES`
 /// names; `None` without one (CI always has one).
 fn postgres(purpose: &str) -> Option<String> {
-    let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs this test: set BOXOFFICE_TEST_POSTGRES"
-        );
-        return None;
-    };
-    let database = format!(
-        "reservation_{purpose}_{}",
-        ReservationId::new().as_uuid().simple()
-    );
-    Some(format!("{}/{database}", server.trim_end_matches('/')))
+    runtime::store::test_postgres_url("reservation", purpose)
 }

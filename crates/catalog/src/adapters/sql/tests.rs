@@ -226,18 +226,7 @@ fn returned(booking: &Booking) -> Envelope {
 /// A database of its own on the PostgreSQL server `BOXOFFICE_TEST_POSTGRES`
 /// names; `None` without one (CI always has one).
 fn postgres(purpose: &str) -> Option<String> {
-    let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs this test: set BOXOFFICE_TEST_POSTGRES"
-        );
-        return None;
-    };
-    let database = format!(
-        "catalog_{purpose}_{}",
-        ReservationId::new().as_uuid().simple()
-    );
-    Some(format!("{}/{database}", server.trim_end_matches('/')))
+    runtime::store::test_postgres_url("catalog", purpose)
 }
 
 fn placed(booking: &Booking) -> Envelope {
