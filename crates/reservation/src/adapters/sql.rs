@@ -16,6 +16,7 @@ use runtime::outbox;
 use runtime::retry::Contention;
 use runtime::store::{
     for_the_backend, in_statements, plain_tuple, write_rows_counting, Listing, MigrationScript,
+    Plan,
 };
 use runtime::Store;
 use sqlx::any::AnyRow;
@@ -195,7 +196,8 @@ impl ReservationStore {
     /// Reads the reservations among `ids` that `bookings` does not hold
     /// yet, for change: one statement, in id order, each row locked on
     /// PostgreSQL (SQLite has a single writer already), so two units of
-    /// work that share reservations take them in the same order.
+    /// work that share reservations take them in the same order. Planned
+    /// at each execution ([`Plan::EachTime`]): a list of keys.
     pub async fn read_into(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -218,7 +220,7 @@ impl ReservationStore {
                     placeholders.join(", ")
                 ),
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(&sql).persistent(false);
             for id in slice {
                 query = query.bind(id.to_string());
             }
@@ -230,16 +232,14 @@ impl ReservationStore {
                 bookings.read.insert(*id, None);
             }
             for row in rows {
-                let reservation = from_row(&row)?;
                 let version: i64 = row.try_get("version")?;
-                bookings.read.insert(
-                    reservation.id,
-                    Some(Read {
-                        reservation,
-                        stored: version,
-                        version,
-                    }),
-                );
+                let reservation = from_row(&row)?;
+                let read = Read {
+                    reservation,
+                    stored: version,
+                    version,
+                };
+                bookings.read.insert(read.reservation.id, Some(read));
             }
         }
         Ok(())
@@ -323,6 +323,8 @@ impl ReservationStore {
                     .push(read.stored);
                 Ok(())
             },
+            // A list of keys joined to the table.
+            Plan::EachTime,
         )
         .await
         .context("storing reservations")?;
