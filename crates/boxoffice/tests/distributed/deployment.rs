@@ -489,7 +489,18 @@ impl Deployment {
     fn log_tail(&self, name: &str) -> String {
         let starts = self.starts.get(name).copied().unwrap_or(1);
         let text = std::fs::read_to_string(self.log_path(name, starts)).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
+        // Without backtrace frames: a process that failed to start prints
+        // its error first and a long backtrace after it.
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|line| {
+                let line = line.trim_start();
+                let frame = line
+                    .split_once(": ")
+                    .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+                !frame && !line.starts_with("at ")
+            })
+            .collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
