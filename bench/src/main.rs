@@ -395,11 +395,16 @@ const SERVICES: [&str; 7] = [
     "mypage",
     "dashboard",
 ];
-/// Every consumer group, in saga order, and the service it runs in.
-const CONSUMERS: [(&str, &str); 4] = [
+/// The consumer groups a card booking passes through, in saga order, and
+/// the service each runs in (`wallet.bookings` acts only on bookings paid
+/// with points: none in these runs).
+const CONSUMERS: [(&str, &str); 7] = [
     ("catalog.inventory", "catalog"),
     ("reservation.saga", "reservation"),
+    ("payment.settlement", "payment"),
+    ("wallet.points", "wallet"),
     ("mypage.projection", "mypage"),
+    ("dashboard.projection", "dashboard"),
     ("notification.sender", "notification"),
 ];
 const CAPACITY: u64 = 1_000_000;
