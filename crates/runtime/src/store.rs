@@ -177,7 +177,8 @@ impl Store {
             "SELECT {key} FROM {table} WHERE {key} IN ({}) ORDER BY {key} FOR UPDATE",
             placeholders.join(", ")
         );
-        let mut query = sqlx::query(&sql);
+        // A list of keys: planned at each execution (see `Plan::EachTime`).
+        let mut query = sqlx::query(&sql).persistent(false);
         for key in keys {
             query = query.bind(key);
         }

@@ -52,10 +52,10 @@ impl Service {
     }
 
     async fn insert(&self, reservations: &[Reservation]) {
-        let bookings = ReservationStore::new(self.store.clone());
+        let store = ReservationStore::new(self.store.clone());
         let mut tx = self.store.begin().await.unwrap();
         for reservation in reservations {
-            assert!(bookings.insert(&mut tx, reservation, None).await.unwrap());
+            assert!(store.insert(&mut tx, reservation, None).await.unwrap());
         }
         tx.commit().await.unwrap();
     }

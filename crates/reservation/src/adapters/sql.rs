@@ -129,8 +129,6 @@ const RESERVATIONS: Listing = Listing {
 pub struct Bookings {
     /// Each reservation read (`None`: there is no such reservation).
     read: HashMap<ReservationId, Option<Read>>,
-    /// The ones changed, in the order they first changed.
-    changed: Vec<ReservationId>,
     /// The events to announce, in the order they were decided.
     events: Vec<Outgoing>,
 }
@@ -169,9 +167,6 @@ impl Bookings {
         let Some(Some(read)) = self.read.get_mut(&id) else {
             anyhow::bail!("reservation {id} changed without being read");
         };
-        if read.version == read.stored {
-            self.changed.push(id);
-        }
         read.reservation = reservation;
         read.version += i64::try_from(steps)?;
         self.events.extend(events);
@@ -293,11 +288,14 @@ impl ReservationStore {
         tx: &mut Transaction<'static, Any>,
         bookings: Bookings,
     ) -> anyhow::Result<()> {
-        let changed: Vec<&Read> = bookings
-            .changed
-            .iter()
-            .filter_map(|id| bookings.read.get(id).and_then(Option::as_ref))
+        // Those moved past the version they were read at, in id order.
+        let mut changed: Vec<&Read> = bookings
+            .read
+            .values()
+            .flatten()
+            .filter(|read| read.version != read.stored)
             .collect();
+        changed.sort_unstable_by_key(|read| read.reservation.id);
         // `columnN`: the names both databases give a VALUES list's columns.
         let written = write_rows_counting(
             tx,
