@@ -220,7 +220,19 @@ impl Platform {
             config.separates_databases(),
             "`up` runs every service: database_url needs a {{service}} placeholder so each gets its own database"
         );
-        // Every service gets a free loopback port; the gateway gets the public one.
+        // The ports asked for are bound first: a free port picked by the
+        // kernel for an internal service could otherwise be the very one the
+        // caller chose (seen when a script picks a free port and passes it).
+        let gateway_listener = TcpListener::bind((config.host.as_str(), config.port))
+            .await
+            .with_context(|| format!("binding {}:{}", config.host, config.port))?;
+        let gateway_addr: SocketAddr = gateway_listener.local_addr()?;
+        let admin = secrets::resolve(config.admin_password.as_deref(), dir, "admin-password")?;
+        let jwt = secrets::resolve(config.jwt_secret.as_deref(), dir, "jwt-secret")?;
+        let grpc = grpc_endpoint(config, &jwt.value).await?;
+        let grpc_url = grpc.as_ref().map(|(_, addr)| url_for(*addr));
+
+        // Every service gets a free loopback port; the gateway has the public one.
         let mut listeners = Vec::new();
         for _ in 0..7 {
             listeners.push(TcpListener::bind("127.0.0.1:0").await?);
@@ -239,15 +251,6 @@ impl Platform {
         };
         let routes = routes(config, &urls)?;
         let (shared_bus, embedded) = connect_bus(config, "up").await?;
-        let gateway_listener = TcpListener::bind((config.host.as_str(), config.port))
-            .await
-            .with_context(|| format!("binding {}:{}", config.host, config.port))?;
-        let gateway_addr: SocketAddr = gateway_listener.local_addr()?;
-
-        let admin = secrets::resolve(config.admin_password.as_deref(), dir, "admin-password")?;
-        let jwt = secrets::resolve(config.jwt_secret.as_deref(), dir, "jwt-secret")?;
-        let grpc = grpc_endpoint(config, &jwt.value).await?;
-        let grpc_url = grpc.as_ref().map(|(_, addr)| url_for(*addr));
         let apps = vec![
             catalog::build(
                 &config.database_for("catalog"),
