@@ -172,20 +172,14 @@ impl Store {
         }
         keys.sort_unstable();
         keys.dedup();
-        let placeholders: Vec<String> = (1..=keys.len()).map(|n| format!("${n}")).collect();
-        let sql = format!(
-            "SELECT {key} FROM {table} WHERE {key} IN ({}) ORDER BY {key} FOR UPDATE",
-            placeholders.join(", ")
+        let statement = format!(
+            "SELECT {key} FROM {table} WHERE {key} IN ({{keys}}) ORDER BY {key} FOR UPDATE"
         );
-        // A list of keys: planned at each execution (see `Plan::EachTime`).
-        let mut query = sqlx::query(&sql).persistent(false);
-        for key in keys {
-            query = query.bind(key);
+        for slice in in_statements(&keys) {
+            fetch_by_keys(tx, &statement, slice)
+                .await
+                .with_context(|| format!("locking the batch's rows of {table}"))?;
         }
-        query
-            .fetch_all(&mut **tx)
-            .await
-            .with_context(|| format!("locking the batch's rows of {table}"))?;
         Ok(())
     }
 
@@ -352,6 +346,24 @@ pub fn in_statements<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
         rest = left;
         Some(slice)
     })
+}
+
+/// Runs `statement` with its `{keys}` replaced by one placeholder per key
+/// (`… WHERE id IN ({keys})`), planned at each execution ([`Plan::EachTime`]:
+/// a list of keys joined to a table). Callers split long lists with
+/// [`in_statements`].
+pub async fn fetch_by_keys<K: ToString>(
+    tx: &mut Transaction<'static, Any>,
+    statement: &str,
+    keys: &[K],
+) -> sqlx::Result<Vec<AnyRow>> {
+    let placeholders: Vec<String> = (1..=keys.len()).map(|n| format!("${n}")).collect();
+    let sql = for_the_backend(tx, statement.replace("{keys}", &placeholders.join(", ")));
+    let mut query = sqlx::query(&sql).persistent(false);
+    for key in keys {
+        query = query.bind(key.to_string());
+    }
+    query.fetch_all(&mut **tx).await
 }
 
 /// One row's values for [`write_rows`], in column order.

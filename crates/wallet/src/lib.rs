@@ -91,7 +91,7 @@ pub async fn build(
     let purchases = app::Purchases::new(wallets.clone(), Arc::new(card), settings.stale_after());
     let router = adapters::http::router(wallets.clone(), purchases.clone()).merge(breakers);
     let points = Consumer {
-        group: "wallet.points".to_owned(),
+        group: adapters::policy::GROUP.to_owned(),
         topics: vec![topics::PAYMENT],
         store: store.clone(),
         bus: bus.clone(),

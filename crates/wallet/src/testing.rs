@@ -67,11 +67,40 @@ impl Db {
     /// What the consumer loop does for one event: prepare, handle, commit;
     /// a passing fault (a lost race) is tried again, as the loop would.
     pub async fn deliver(&self, handler: &dyn EventHandler, event: &Envelope) {
+        self.deliver_as(handler, &[event], None).await;
+    }
+
+    /// What the consumer loop does for a batch of `group`: prepare, handle
+    /// the batch, commit; passing faults tried again.
+    pub async fn deliver_batch(
+        &self,
+        handler: &dyn EventHandler,
+        events: &[&Envelope],
+        group: &str,
+    ) {
+        self.deliver_as(handler, events, Some(group)).await;
+    }
+
+    /// Each event on its own (`group` `None`) or as one batch of `group`.
+    async fn deliver_as(
+        &self,
+        handler: &dyn EventHandler,
+        events: &[&Envelope],
+        group: Option<&str>,
+    ) {
         for _ in 0..20 {
             let mut tx = self.store.begin().await.unwrap();
             let applied = async {
-                handler.prepare(&mut tx, &[event]).await?;
-                handler.handle(&mut tx, event).await
+                handler.prepare(&mut tx, events).await?;
+                match group {
+                    Some(group) => handler.handle_batch(&mut tx, events, group).await,
+                    None => {
+                        for event in events {
+                            handler.handle(&mut tx, event).await?;
+                        }
+                        Ok(())
+                    }
+                }
             }
             .await;
             match applied {

@@ -15,8 +15,7 @@ use runtime::http::{parse_timestamp, timestamp};
 use runtime::outbox;
 use runtime::retry::Contention;
 use runtime::store::{
-    for_the_backend, in_statements, plain_tuple, write_rows_counting, Listing, MigrationScript,
-    Plan,
+    fetch_by_keys, in_statements, plain_tuple, write_rows_counting, Listing, MigrationScript, Plan,
 };
 use runtime::Store;
 use sqlx::any::AnyRow;
@@ -206,21 +205,10 @@ impl ReservationStore {
         unread.sort_unstable();
         unread.dedup();
         let lock = self.store.for_update();
+        let statement =
+            format!("SELECT {COLUMNS} FROM reservations WHERE id IN ({{keys}}) ORDER BY id{lock}");
         for slice in in_statements(&unread) {
-            let placeholders: Vec<String> = (1..=slice.len()).map(|n| format!("${n}")).collect();
-            let sql = for_the_backend(
-                tx,
-                format!(
-                    "SELECT {COLUMNS} FROM reservations WHERE id IN ({}) ORDER BY id{lock}",
-                    placeholders.join(", ")
-                ),
-            );
-            let mut query = sqlx::query(&sql).persistent(false);
-            for id in slice {
-                query = query.bind(id.to_string());
-            }
-            let rows = query
-                .fetch_all(&mut **tx)
+            let rows = fetch_by_keys(tx, &statement, slice)
                 .await
                 .context("reading reservations")?;
             for id in slice {

@@ -3,15 +3,19 @@
 //! points) and the other payment steps change nothing here; a booking paid
 //! with points has no card payment, so it earns nothing either.
 
+use anyhow::Context;
 use async_trait::async_trait;
 use contracts::payment::PaymentEvent;
 use contracts::IntegrationEvent;
+use kernel::ids::{ReservationId, UserId};
 use kernel::Envelope;
 use runtime::consumer::EventHandler;
+use runtime::telemetry;
 use sqlx::{Any, Transaction};
+use time::OffsetDateTime;
 
-use super::sql::Wallets;
-use crate::domain::EarnRate;
+use super::sql::{Ledger, Wallets};
+use crate::domain::{EarnRate, Points};
 
 pub struct PointsPolicy {
     wallets: Wallets,
@@ -24,8 +28,72 @@ impl PointsPolicy {
     }
 }
 
+/// The consumer group that earns points.
+pub const GROUP: &str = "wallet.points";
+
 /// The events this handler acts on (card payments that earn points or take them back); the others pass it by.
 const PAYMENT_STEPS: &[&str] = &["boxoffice.payment.captured", "boxoffice.payment.refunded"];
+
+/// A payment step this policy acts on, as read from its event.
+enum Step {
+    Earn {
+        user: UserId,
+        booking: ReservationId,
+        points: Points,
+        at: OffsetDateTime,
+    },
+    Withdraw {
+        user: UserId,
+        booking: ReservationId,
+        at: OffsetDateTime,
+    },
+}
+
+impl PointsPolicy {
+    /// What `event` asks of the wallets, if anything: card payments for a
+    /// booking earn or give back; buying points and the other payment
+    /// steps change nothing here.
+    fn step(&self, event: &Envelope) -> anyhow::Result<Option<Step>> {
+        Ok(match PaymentEvent::from_envelope(event)? {
+            Some(PaymentEvent::PaymentCaptured {
+                charge,
+                captured_at,
+            }) => charge.reservation_id.map(|booking| Step::Earn {
+                user: charge.user_id,
+                booking,
+                points: self.rate.points_for(charge.amount),
+                at: captured_at,
+            }),
+            Some(PaymentEvent::PaymentRefunded {
+                charge,
+                refunded_at,
+            }) => charge.reservation_id.map(|booking| Step::Withdraw {
+                user: charge.user_id,
+                booking,
+                at: refunded_at,
+            }),
+            Some(
+                PaymentEvent::PaymentAuthorised { .. }
+                | PaymentEvent::PaymentDeclined { .. }
+                | PaymentEvent::PaymentVoided { .. },
+            )
+            | None => None,
+        })
+    }
+
+    fn apply(&self, ledger: &mut Ledger, event: &Envelope) -> anyhow::Result<()> {
+        match self.step(event)? {
+            Some(Step::Earn {
+                user,
+                booking,
+                points,
+                at,
+            }) => ledger.earn(user, booking, points, at, event),
+            Some(Step::Withdraw { user, booking, at }) => ledger.withdraw(user, booking, at, event),
+            None => Ok(()),
+        }
+    }
+}
 
 #[async_trait]
 impl EventHandler for PointsPolicy {
@@ -33,63 +101,56 @@ impl EventHandler for PointsPolicy {
         PAYMENT_STEPS.contains(&event.event_type.as_str())
     }
 
-    async fn prepare(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        events: &[&Envelope],
-    ) -> anyhow::Result<()> {
-        let mut users = Vec::new();
-        for event in events {
-            // Unreadable ones are reported by `handle`, one at a time.
-            if let Ok(Some(
-                PaymentEvent::PaymentCaptured { charge, .. }
-                | PaymentEvent::PaymentRefunded { charge, .. },
-            )) = PaymentEvent::from_envelope(event)
-            {
-                if charge.reservation_id.is_some() {
-                    users.push(charge.user_id);
-                }
-            }
-        }
-        self.wallets.lock_in_order(tx, users).await
-    }
-
     async fn handle(
         &self,
         tx: &mut Transaction<'static, Any>,
         event: &Envelope,
     ) -> anyhow::Result<()> {
-        match PaymentEvent::from_envelope(event)? {
-            Some(PaymentEvent::PaymentCaptured {
-                charge,
-                captured_at,
-            }) => {
-                let Some(reservation) = charge.reservation_id else {
-                    return Ok(());
-                };
-                let points = self.rate.points_for(charge.amount);
-                self.wallets
-                    .earn(tx, charge.user_id, reservation, points, captured_at, event)
-                    .await
-            }
-            Some(PaymentEvent::PaymentRefunded {
-                charge,
-                refunded_at,
-            }) => {
-                let Some(reservation) = charge.reservation_id else {
-                    return Ok(());
-                };
-                self.wallets
-                    .withdraw(tx, charge.user_id, reservation, refunded_at, event)
-                    .await
-            }
-            Some(
-                PaymentEvent::PaymentAuthorised { .. }
-                | PaymentEvent::PaymentDeclined { .. }
-                | PaymentEvent::PaymentVoided { .. },
-            )
-            | None => Ok(()),
+        self.handle_batch(tx, &[event], GROUP).await
+    }
+
+    /// The batch's wallets and entries are read at once, each event moves
+    /// them on in memory in its own span, and the batch is written at once.
+    async fn handle_batch(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        events: &[&Envelope],
+        group: &str,
+    ) -> anyhow::Result<()> {
+        let (mut opening, mut users, mut bookings) = (Vec::new(), Vec::new(), Vec::new());
+        // Unreadable events are reported by `apply`, in their turn.
+        for step in events
+            .iter()
+            .filter_map(|event| self.step(event).ok().flatten())
+        {
+            let (user, booking) = match step {
+                Step::Earn {
+                    user,
+                    booking,
+                    points,
+                    ..
+                } => {
+                    // A wallet is opened by the first points earned into it.
+                    if !points.is_zero() {
+                        opening.push(user);
+                    }
+                    (user, booking)
+                }
+                Step::Withdraw { user, booking, .. } => (user, booking),
+            };
+            users.push(user);
+            bookings.push(booking);
         }
+        let mut ledger = Ledger::default();
+        self.wallets
+            .read_into(tx, &mut ledger, opening, users, bookings)
+            .await?;
+        for event in events {
+            telemetry::handling_span(group, event)
+                .in_scope(|| self.apply(&mut ledger, event))
+                .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
+        }
+        self.wallets.write(tx, ledger).await
     }
 }
 

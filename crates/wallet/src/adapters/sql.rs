@@ -8,17 +8,22 @@
 //! happen on a locked row and are guarded by the value they were computed
 //! from, so two replicas can never lose each other's update.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
 use anyhow::Context;
 use contracts::wallet::WalletEvent;
 use contracts::IntegrationEvent;
+use kernel::bus::Outgoing;
 use kernel::ids::{PaymentId, ReservationId, UserId};
 use kernel::Envelope;
 use runtime::http::timestamp;
 use runtime::retry::Contention;
-use runtime::store::{Listing, MigrationScript};
+use runtime::store::{
+    fetch_by_keys, in_statements, plain_tuple, write_rows, write_rows_counting, Listing,
+    MigrationScript, Plan,
+};
 use runtime::{outbox, Store};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -87,7 +92,7 @@ pub const MIGRATIONS: &[MigrationScript] = &[
 ];
 
 /// What changed a balance. Stored and answered as its lowercase name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EntryKind {
     Earned,
     Withdrawn,
@@ -156,6 +161,177 @@ const ENTRIES: Listing = Listing {
     newest_first: true,
 };
 
+/// The wallets and bookings' entries one unit of work of the points policy
+/// has read, and what it changed. Points used to be earned one event at a
+/// time, five statements each; a batch now reads its wallets and entries
+/// with a statement each, every event moves them on in memory in turn (a
+/// booking captured and refunded in one batch earns, then gives back), and
+/// the batch is written once. One event is a batch of one: there is a
+/// single code path.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    wallets: HashMap<UserId, Held>,
+    /// The bookings whose entries were read (those with none included).
+    read_bookings: HashSet<ReservationId>,
+    /// The points of each booking's entry of each kind, read or new.
+    entries: HashMap<(ReservationId, EntryKind), Points>,
+    new_entries: Vec<NewEntry>,
+    /// The events to announce, in the order they were decided.
+    events: Vec<Outgoing>,
+}
+
+#[derive(Debug)]
+struct Held {
+    /// As read: the guard of its write.
+    stored: Wallet,
+    now: Wallet,
+}
+
+#[derive(Debug)]
+struct NewEntry {
+    user: UserId,
+    kind: EntryKind,
+    points: Points,
+    shortfall: Points,
+    booking: ReservationId,
+    at: OffsetDateTime,
+}
+
+impl Ledger {
+    /// Credits the points a booking's captured payment earned and announces
+    /// it, once per booking. Zero points record nothing. The wallet and the
+    /// booking's entries must have been read.
+    pub fn earn(
+        &mut self,
+        user: UserId,
+        booking: ReservationId,
+        points: Points,
+        at: OffsetDateTime,
+        cause: &Envelope,
+    ) -> anyhow::Result<()> {
+        if points.is_zero() || self.entry(booking, EntryKind::Earned)?.is_some() {
+            return Ok(());
+        }
+        let after = self.wallet(user)?.earn(points);
+        self.record(
+            user,
+            after,
+            booking,
+            EntryKind::Earned,
+            points,
+            Points::ZERO,
+            at,
+        );
+        self.announce(
+            WalletEvent::PointsEarned {
+                user_id: user,
+                reservation_id: booking,
+                points: points.value(),
+                balance: after.balance().value(),
+                earned_at: at,
+            },
+            cause,
+        );
+        Ok(())
+    }
+
+    /// Takes back what a refunded booking earned, as far as the balance
+    /// goes, and announces it, once per booking. A booking that earned
+    /// nothing records nothing.
+    pub fn withdraw(
+        &mut self,
+        user: UserId,
+        booking: ReservationId,
+        at: OffsetDateTime,
+        cause: &Envelope,
+    ) -> anyhow::Result<()> {
+        let Some(earned) = self.entry(booking, EntryKind::Earned)? else {
+            return Ok(());
+        };
+        if self.entry(booking, EntryKind::Withdrawn)?.is_some() {
+            return Ok(());
+        }
+        let withdrawal = self.wallet(user)?.withdraw(earned);
+        self.record(
+            user,
+            withdrawal.wallet,
+            booking,
+            EntryKind::Withdrawn,
+            withdrawal.taken,
+            withdrawal.shortfall,
+            at,
+        );
+        self.announce(
+            WalletEvent::PointsWithdrawn {
+                user_id: user,
+                reservation_id: booking,
+                points: withdrawal.taken.value(),
+                shortfall: withdrawal.shortfall.value(),
+                balance: withdrawal.wallet.balance().value(),
+                withdrawn_at: at,
+            },
+            cause,
+        );
+        Ok(())
+    }
+
+    fn entry(&self, booking: ReservationId, kind: EntryKind) -> anyhow::Result<Option<Points>> {
+        anyhow::ensure!(
+            self.read_bookings.contains(&booking),
+            "the entries of booking {booking} were not read"
+        );
+        Ok(self.entries.get(&(booking, kind)).copied())
+    }
+
+    fn wallet(&self, user: UserId) -> anyhow::Result<Wallet> {
+        self.wallets
+            .get(&user)
+            .map(|held| held.now)
+            .with_context(|| format!("the wallet of {user} was not read"))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        user: UserId,
+        after: Wallet,
+        booking: ReservationId,
+        kind: EntryKind,
+        points: Points,
+        shortfall: Points,
+        at: OffsetDateTime,
+    ) {
+        if let Some(held) = self.wallets.get_mut(&user) {
+            held.now = after;
+        }
+        self.entries.insert((booking, kind), points);
+        self.new_entries.push(NewEntry {
+            user,
+            kind,
+            points,
+            shortfall,
+            booking,
+            at,
+        });
+    }
+
+    /// Queues `event`; its trace context is taken now, inside the span of
+    /// what caused it (the batch is written outside every event's span).
+    fn announce(&mut self, event: WalletEvent, cause: &Envelope) {
+        let mut events = vec![event.outgoing(Some(cause))];
+        runtime::telemetry::stamp(&mut events);
+        self.events.extend(events);
+    }
+}
+
+/// Those of `keys` not read yet, sorted and once each.
+fn unread<K: Ord + Copy>(mut keys: Vec<K>, read: impl Fn(&K) -> bool) -> Vec<K> {
+    keys.retain(|key| !read(key));
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
 #[derive(Clone, Debug)]
 pub struct Wallets {
     store: Store,
@@ -166,113 +342,154 @@ impl Wallets {
         Wallets { store }
     }
 
-    /// Creates the wallets a batch will change, then locks them in id order
-    /// (on PostgreSQL): replicas whose batches touch the same users then
-    /// wait for each other instead of deadlocking.
-    pub async fn lock_in_order(
+    /// Reads what a batch of the points policy needs into `ledger`: opens
+    /// the wallets of those about to earn (`opening`), then reads the
+    /// wallets of `users`, in id order and locked on PostgreSQL (SQLite has
+    /// a single writer already) so replicas whose batches share customers
+    /// wait for each other instead of deadlocking, then the entries the
+    /// `bookings` have already — read under those locks, so a second
+    /// replica applying the same booking sees the first one's entry. One
+    /// statement each; the key lists are planned at each execution
+    /// ([`Plan::EachTime`]).
+    pub async fn read_into(
         &self,
         tx: &mut Transaction<'static, Any>,
-        mut users: Vec<UserId>,
+        ledger: &mut Ledger,
+        mut opening: Vec<UserId>,
+        users: Vec<UserId>,
+        bookings: Vec<ReservationId>,
     ) -> anyhow::Result<()> {
-        users.sort_unstable();
-        users.dedup();
-        for user in &users {
-            ensure_wallet(tx, *user).await?;
-        }
-        let users = users.iter().map(ToString::to_string).collect();
-        self.store
-            .lock_in_order(tx, "wallets", "user_id", users)
+        opening.sort_unstable();
+        opening.dedup();
+        let now = timestamp(kernel::now());
+        write_rows(
+            tx,
+            &opening,
+            3,
+            "INSERT INTO wallets (user_id, balance, updated_at) VALUES {values}
+             ON CONFLICT (user_id) DO NOTHING",
+            plain_tuple,
+            |values, user| {
+                values.push(user.to_string()).push(0_i64).push(now.clone());
+                Ok(())
+            },
+        )
+        .await
+        .context("opening wallets")?;
+
+        let lock = self.store.for_update();
+        let users = unread(users, |user| ledger.wallets.contains_key(user));
+        for slice in in_statements(&users) {
+            let rows = fetch_by_keys(
+                tx,
+                &format!("SELECT user_id, balance FROM wallets WHERE user_id IN ({{keys}}) ORDER BY user_id{lock}"),
+                slice,
+            )
             .await
+            .context("reading wallets")?;
+            for row in rows {
+                let user: String = row.try_get("user_id")?;
+                let wallet = Wallet::restore(from_sql(row.try_get("balance")?)?);
+                ledger.wallets.insert(
+                    user.parse()?,
+                    Held {
+                        stored: wallet,
+                        now: wallet,
+                    },
+                );
+            }
+        }
+
+        let bookings = unread(bookings, |booking| ledger.read_bookings.contains(booking));
+        for slice in in_statements(&bookings) {
+            let rows = fetch_by_keys(
+                tx,
+                "SELECT reservation_id, kind, points FROM wallet_entries WHERE reservation_id IN ({keys})",
+                slice,
+            )
+            .await
+            .context("reading bookings' entries")?;
+            for row in rows {
+                let booking: String = row.try_get("reservation_id")?;
+                let kind: String = row.try_get("kind")?;
+                ledger.entries.insert(
+                    (booking.parse()?, kind.parse()?),
+                    from_sql(row.try_get("points")?)?,
+                );
+            }
+            ledger.read_bookings.extend(slice.iter().copied());
+        }
+        Ok(())
     }
 
-    /// Credits the points a booking's captured payment earned and announces
-    /// it, once per booking. Zero points record nothing.
-    pub async fn earn(
+    /// Stores what `ledger` changed: every wallet whose balance moved with
+    /// one multi-row update guarded by the balance it was read at (a count
+    /// short of the wallets is a [`Contention`], retried), the new entries
+    /// with one insert, the events with one outbox statement.
+    pub async fn write(
         &self,
         tx: &mut Transaction<'static, Any>,
-        user: UserId,
-        reservation: ReservationId,
-        points: Points,
-        at: OffsetDateTime,
-        cause: &Envelope,
+        ledger: Ledger,
     ) -> anyhow::Result<()> {
-        if points.is_zero() {
-            return Ok(());
-        }
-        let wallet = self.load_for_update(tx, user).await?;
-        // Checked under the wallet's lock, so a second replica applying the
-        // same booking sees the first one's entry once it gets the lock.
-        if entry_points(tx, reservation, EntryKind::Earned)
-            .await?
-            .is_some()
-        {
-            return Ok(());
-        }
-        let after = wallet.earn(points);
-        self.set_balance(tx, user, wallet, after).await?;
-        insert_entry(
+        let mut changed: Vec<(&UserId, &Held)> = ledger
+            .wallets
+            .iter()
+            .filter(|(_, held)| held.now != held.stored)
+            .collect();
+        changed.sort_unstable_by_key(|(user, _)| **user);
+        let now = timestamp(kernel::now());
+        // `columnN`: the names both databases give a VALUES list's columns.
+        let written = write_rows_counting(
             tx,
-            user,
-            EntryKind::Earned,
-            points,
-            Points::ZERO,
-            Some(reservation),
-            at,
+            &changed,
+            4,
+            "UPDATE wallets AS w SET balance = v.column2, updated_at = v.column3
+             FROM (VALUES {values}) AS v
+             WHERE w.user_id = v.column1 AND w.balance = v.column4",
+            plain_tuple,
+            |values, (user, held)| {
+                values
+                    .push(user.to_string())
+                    .push(to_sql(held.now.balance())?)
+                    .push(now.clone())
+                    .push(to_sql(held.stored.balance())?);
+                Ok(())
+            },
+            // A list of keys joined to the table.
+            Plan::EachTime,
         )
-        .await?;
-        let event = WalletEvent::PointsEarned {
-            user_id: user,
-            reservation_id: reservation,
-            points: points.value(),
-            balance: after.balance().value(),
-            earned_at: at,
-        };
-        outbox::append(tx, &[event.outgoing(Some(cause))]).await
-    }
-
-    /// Takes back what a refunded booking earned, as far as the balance
-    /// goes, and announces it, once per booking. A booking that earned
-    /// nothing records nothing.
-    pub async fn withdraw(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        user: UserId,
-        reservation: ReservationId,
-        at: OffsetDateTime,
-        cause: &Envelope,
-    ) -> anyhow::Result<()> {
-        let wallet = self.load_for_update(tx, user).await?;
-        let Some(earned) = entry_points(tx, reservation, EntryKind::Earned).await? else {
-            return Ok(());
-        };
-        if entry_points(tx, reservation, EntryKind::Withdrawn)
-            .await?
-            .is_some()
-        {
-            return Ok(());
+        .await
+        .context("storing balances")?;
+        if written != changed.len() as u64 {
+            return Err(Contention(format!(
+                "{} of {} wallets changed meanwhile",
+                changed.len() as u64 - written,
+                changed.len()
+            ))
+            .into());
         }
-        let withdrawal = wallet.withdraw(earned);
-        self.set_balance(tx, user, wallet, withdrawal.wallet)
-            .await?;
-        insert_entry(
+        write_rows(
             tx,
-            user,
-            EntryKind::Withdrawn,
-            withdrawal.taken,
-            withdrawal.shortfall,
-            Some(reservation),
-            at,
+            &ledger.new_entries,
+            7,
+            "INSERT INTO wallet_entries (id, user_id, kind, points, shortfall, reservation_id, at)
+             VALUES {values}",
+            plain_tuple,
+            |values, entry| {
+                values
+                    .push(uuid::Uuid::now_v7().to_string())
+                    .push(entry.user.to_string())
+                    .push(entry.kind.as_str())
+                    .push(to_sql(entry.points)?)
+                    .push(to_sql(entry.shortfall)?)
+                    .push(entry.booking.to_string())
+                    .push(timestamp(entry.at));
+                Ok(())
+            },
         )
-        .await?;
-        let event = WalletEvent::PointsWithdrawn {
-            user_id: user,
-            reservation_id: reservation,
-            points: withdrawal.taken.value(),
-            shortfall: withdrawal.shortfall.value(),
-            balance: withdrawal.wallet.balance().value(),
-            withdrawn_at: at,
-        };
-        outbox::append(tx, &[event.outgoing(Some(cause))]).await
+        .await
+        .context("recording points earned and withdrawn")?;
+        outbox::append(tx, &ledger.events).await
     }
 
     /// Locks the wallets a batch of bookings will pay from or give back
