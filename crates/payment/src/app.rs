@@ -17,12 +17,21 @@ use sqlx::{Any, Transaction};
 use tokio::sync::Notify;
 use tracing::{Instrument, Span};
 
-use crate::adapters::sql::{charge, PaymentStore, Settled, Waiting};
+use crate::adapters::sql::{charge, PaymentStore, Request, Settled, Waiting};
 use crate::domain::{
     sale_standing, settlement_for, BookingOutcome, Payment, SaleStanding, Settlement, Standing,
     Status,
 };
 use crate::provider::{PaymentProvider, ProviderError};
+
+/// What the saga decided about a booking, as the settlement policy read it.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub reservation: ReservationId,
+    pub outcome: BookingOutcome,
+    /// The trace of the step that decided it, for the settlement to continue.
+    pub traceparent: Option<String>,
+}
 
 /// An authorisation request for a booking.
 #[derive(Debug, Clone)]
@@ -339,28 +348,55 @@ impl Payments {
         });
     }
 
-    /// The saga decided the booking's fate: record the settlement it calls
-    /// for, in the consumer's transaction.
-    pub async fn on_booking(
+    /// The saga decided bookings' fate: record the settlements they call
+    /// for, in the consumer's transaction. The batch's payments are read
+    /// at once, each decision moves its payment on in turn (a booking
+    /// confirmed then cancelled in one batch is captured, then voided:
+    /// the capture never reached the provider), and each payment is
+    /// written once. Bookings paid otherwise (or free) have no payment
+    /// here and are passed over.
+    pub async fn on_bookings(
         &self,
         tx: &mut Transaction<'static, Any>,
-        reservation: ReservationId,
-        outcome: BookingOutcome,
+        decisions: &[Decision],
     ) -> anyhow::Result<()> {
-        let Some((payment, version)) = self.store.load_for_booking(tx, reservation).await? else {
-            // Bookings paid otherwise (or free) have no payment here.
-            return Ok(());
-        };
-        let standing = Standing {
-            status: payment.status,
-            pending: payment.pending,
-        };
-        if let Some(settlement) = settlement_for(standing, outcome) {
-            self.store
-                .request(tx, &payment, version, settlement)
-                .await?;
-            self.settle_now.notify_one();
+        let bookings = decisions.iter().map(|d| d.reservation).collect();
+        let mut read = self.store.load_for_bookings(tx, bookings).await?;
+        let mut requests: Vec<Request> = Vec::new();
+        for decision in decisions {
+            let Some((payment, read_at)) = read.get_mut(&decision.reservation) else {
+                continue;
+            };
+            let standing = Standing {
+                status: payment.status,
+                pending: payment.pending,
+            };
+            let Some(settlement) = settlement_for(standing, decision.outcome) else {
+                continue;
+            };
+            payment.pending = Some(settlement);
+            match requests.iter_mut().find(|r| r.payment == payment.id) {
+                Some(request) => {
+                    request.settlement = settlement;
+                    request.traceparent = decision.traceparent.clone();
+                    request.version += 1;
+                }
+                None => requests.push(Request {
+                    payment: payment.id,
+                    settlement,
+                    traceparent: decision.traceparent.clone(),
+                    read_at: *read_at,
+                    version: *read_at + 1,
+                }),
+            }
         }
+        if requests.is_empty() {
+            return Ok(());
+        }
+        // In id order, as the rows were locked.
+        requests.sort_unstable_by_key(|request| request.payment);
+        self.store.request_all(tx, &requests).await?;
+        self.settle_now.notify_one();
         Ok(())
     }
 
@@ -562,10 +598,12 @@ mod tests {
 
     async fn decide(payments: &Payments, reservation: ReservationId, outcome: BookingOutcome) {
         let mut tx = payments.store().store().begin().await.unwrap();
-        payments
-            .on_booking(&mut tx, reservation, outcome)
-            .await
-            .unwrap();
+        let decision = Decision {
+            reservation,
+            outcome,
+            traceparent: None,
+        };
+        payments.on_bookings(&mut tx, &[decision]).await.unwrap();
         tx.commit().await.unwrap();
     }
 
@@ -929,6 +967,123 @@ mod tests {
             status(&payments, request.reservation_id).await,
             (Status::Authorised, None)
         );
+    }
+
+    /// Where each booking's payment stands: status, pending settlement and
+    /// version.
+    async fn standings(
+        payments: &Payments,
+        bookings: &[ReservationId],
+    ) -> Vec<(Status, Option<Settlement>, i64)> {
+        let mut standings = Vec::new();
+        for booking in bookings {
+            let (status, pending) = status(payments, *booking).await;
+            let version: i64 =
+                sqlx::query_scalar("SELECT version FROM payments WHERE reservation_id = $1")
+                    .bind(booking.to_string())
+                    .fetch_one(payments.store().store().reader())
+                    .await
+                    .unwrap();
+            standings.push((status, pending, version));
+        }
+        standings
+    }
+
+    /// Six authorised bookings, one captured before; then the saga's
+    /// decisions, one at a time or as one batch. Tells where each ended.
+    async fn decisions_applied(
+        payments: &Payments,
+        as_one_batch: bool,
+    ) -> Vec<(Status, Option<Settlement>, i64)> {
+        let mut bookings = Vec::new();
+        for _ in 0..6 {
+            let request = booking(15_000);
+            payments.authorise(request.clone()).await.unwrap();
+            bookings.push(request.reservation_id);
+        }
+        let [confirmed, captured_before, abandoned, confirmed_then_cancelled, cancelled, _untouched] =
+            bookings[..]
+        else {
+            unreachable!()
+        };
+        decide(payments, captured_before, BookingOutcome::Confirmed).await;
+        assert_eq!(payments.settle_some().await.unwrap(), 1);
+        let decided = |reservation, outcome| Decision {
+            reservation,
+            outcome,
+            traceparent: None,
+        };
+        let decisions = [
+            decided(confirmed, BookingOutcome::Confirmed),
+            decided(confirmed, BookingOutcome::Confirmed),
+            decided(captured_before, BookingOutcome::Cancelled),
+            decided(abandoned, BookingOutcome::Abandoned),
+            decided(confirmed_then_cancelled, BookingOutcome::Confirmed),
+            decided(confirmed_then_cancelled, BookingOutcome::Cancelled),
+            decided(cancelled, BookingOutcome::Cancelled),
+            // Paid otherwise: no payment here.
+            decided(ReservationId::new(), BookingOutcome::Confirmed),
+        ];
+        if as_one_batch {
+            let mut tx = payments.store().store().begin().await.unwrap();
+            payments.on_bookings(&mut tx, &decisions).await.unwrap();
+            tx.commit().await.unwrap();
+        } else {
+            for decision in decisions {
+                decide(payments, decision.reservation, decision.outcome).await;
+            }
+        }
+        standings(payments, &bookings).await
+    }
+
+    async fn a_batch_of_decisions_settles_as_one_at_a_time_does(
+        one: &Payments,
+        batched: &Payments,
+    ) {
+        let expected = decisions_applied(one, false).await;
+        assert_eq!(decisions_applied(batched, true).await, expected);
+        use Settlement::*;
+        use Status::*;
+        assert_eq!(
+            expected,
+            [
+                (Authorised, Some(Capture), 2),
+                (Captured, Some(Refund), 4),
+                (Authorised, Some(Void), 2),
+                (Authorised, Some(Void), 3),
+                (Authorised, Some(Void), 2),
+                (Authorised, None, 1),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_decisions_settles_as_one_at_a_time_does_on_sqlite() {
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let settings = ProviderSettings::default();
+        a_batch_of_decisions_settles_as_one_at_a_time_does(
+            &payments(&one, settings).await.0,
+            &payments(&two, settings).await.0,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_decisions_settles_as_one_at_a_time_does_on_postgres() {
+        let (Some(one), Some(two)) = (
+            runtime::store::test_postgres_url("payment", "one_at_a_time"),
+            runtime::store::test_postgres_url("payment", "batched"),
+        ) else {
+            return;
+        };
+        let on = |url: String| async move {
+            let store = Store::connect(&url, crate::MIGRATIONS).await.unwrap();
+            Payments::new(
+                PaymentStore::new(store),
+                Arc::new(FakeProvider::new(ProviderSettings::default())),
+            )
+        };
+        a_batch_of_decisions_settles_as_one_at_a_time_does(&on(one).await, &on(two).await).await;
     }
 
     /// Charged, repeated, cancelled and refunded, and a late charge

@@ -64,7 +64,7 @@ pub async fn build(
         Arc::new(provider.clone()),
     );
     let consumer = Consumer {
-        group: "payment.settlement".to_owned(),
+        group: adapters::policy::GROUP.to_owned(),
         topics: vec![topics::RESERVATION],
         store: store.clone(),
         bus: bus.clone(),

@@ -1,14 +1,16 @@
 //! The settlement policy: what the saga decided about a booking becomes a
 //! settlement of its payment (capture, void or refund).
 
+use anyhow::Context;
 use async_trait::async_trait;
 use contracts::reservation::ReservationEvent;
 use contracts::IntegrationEvent;
 use kernel::Envelope;
 use runtime::consumer::EventHandler;
+use runtime::telemetry;
 use sqlx::{Any, Transaction};
 
-use crate::app::Payments;
+use crate::app::{Decision, Payments};
 use crate::domain::BookingOutcome;
 
 pub struct SettlementPolicy {
@@ -29,6 +31,31 @@ const SETTLES: &[&str] = &[
     "boxoffice.reservation.cancelled",
 ];
 
+/// The consumer group that settles bookings' payments.
+pub const GROUP: &str = "payment.settlement";
+
+/// What the saga decided about the booking `event` announces, if it
+/// ended; its trace is the current span's.
+fn decision(event: &Envelope) -> anyhow::Result<Option<Decision>> {
+    let Some(event) = ReservationEvent::from_envelope(event)? else {
+        return Ok(None);
+    };
+    let outcome = match &event {
+        // A returned rental was paid in full when it was confirmed.
+        ReservationEvent::ReservationPlaced { .. }
+        | ReservationEvent::ReservationReturned { .. } => return Ok(None),
+        ReservationEvent::ReservationConfirmed { .. } => BookingOutcome::Confirmed,
+        ReservationEvent::ReservationRejected { .. }
+        | ReservationEvent::ReservationExpired { .. } => BookingOutcome::Abandoned,
+        ReservationEvent::ReservationCancelled { .. } => BookingOutcome::Cancelled,
+    };
+    Ok(Some(Decision {
+        reservation: event.booking().reservation_id,
+        outcome,
+        traceparent: telemetry::traceparent(),
+    }))
+}
+
 #[async_trait]
 impl EventHandler for SettlementPolicy {
     fn wants(&self, event: &Envelope) -> bool {
@@ -40,21 +67,25 @@ impl EventHandler for SettlementPolicy {
         tx: &mut Transaction<'static, Any>,
         event: &Envelope,
     ) -> anyhow::Result<()> {
-        let Some(event) = ReservationEvent::from_envelope(event)? else {
-            return Ok(());
-        };
-        let outcome = match &event {
-            // A returned rental was paid in full when it was confirmed.
-            ReservationEvent::ReservationPlaced { .. }
-            | ReservationEvent::ReservationReturned { .. } => return Ok(()),
-            ReservationEvent::ReservationConfirmed { .. } => BookingOutcome::Confirmed,
-            ReservationEvent::ReservationRejected { .. }
-            | ReservationEvent::ReservationExpired { .. } => BookingOutcome::Abandoned,
-            ReservationEvent::ReservationCancelled { .. } => BookingOutcome::Cancelled,
-        };
-        self.payments
-            .on_booking(tx, event.booking().reservation_id, outcome)
-            .await
+        self.handle_batch(tx, &[event], GROUP).await
+    }
+
+    /// Each event is read in its own span (the settlement continues that
+    /// trace); the batch's payments are read and written at once.
+    async fn handle_batch(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        events: &[&Envelope],
+        group: &str,
+    ) -> anyhow::Result<()> {
+        let mut decisions = Vec::new();
+        for event in events {
+            let decided = telemetry::handling_span(group, event)
+                .in_scope(|| decision(event))
+                .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
+            decisions.extend(decided);
+        }
+        self.payments.on_bookings(tx, &decisions).await
     }
 }
 

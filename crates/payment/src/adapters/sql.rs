@@ -2,6 +2,8 @@
 //! with its event (outbox) in one transaction, guarded by a version so two
 //! replicas settling the same payment record the outcome once.
 
+use std::collections::HashMap;
+
 use anyhow::Context;
 use contracts::payment::{Charge, PaymentEvent};
 use contracts::IntegrationEvent;
@@ -9,7 +11,9 @@ use kernel::bus::Outgoing;
 use kernel::ids::{PaymentId, ReservationId, UserId};
 use kernel::Money;
 use runtime::http::{parse_timestamp, timestamp};
-use runtime::store::{Listing, MigrationScript};
+use runtime::store::{
+    fetch_by_keys, in_statements, plain_tuple, write_rows_counting, Listing, MigrationScript, Plan,
+};
 use runtime::{outbox, Store};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -73,6 +77,18 @@ const PAYMENTS: Listing = Listing {
 
 /// A stored payment and the version it was read at.
 pub type Versioned = (Payment, i64);
+
+/// A settlement to record on a payment read at version `read_at`, which
+/// it leaves at `version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub payment: PaymentId,
+    pub settlement: Settlement,
+    /// The trace of the step that asked for it, continued by the settler.
+    pub traceparent: Option<String>,
+    pub read_at: i64,
+    pub version: i64,
+}
 
 /// A payment whose pending settlement the settler is to carry out.
 #[derive(Debug, Clone)]
@@ -256,6 +272,80 @@ impl PaymentStore {
         .await?;
         if updated.rows_affected() != 1 {
             return Err(runtime::retry::Contention(format!("payment {}", payment.id)).into());
+        }
+        Ok(())
+    }
+
+    /// The payments of `bookings` that have one, locked for change on
+    /// PostgreSQL in id order (a batch's rows taken in one fixed order):
+    /// one statement, planned at each execution (a list of keys).
+    pub async fn load_for_bookings(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        mut bookings: Vec<ReservationId>,
+    ) -> anyhow::Result<HashMap<ReservationId, Versioned>> {
+        bookings.sort_unstable();
+        bookings.dedup();
+        let lock = self.store.for_update();
+        let statement = format!(
+            "SELECT {COLUMNS} FROM payments WHERE reservation_id IN ({{keys}}) ORDER BY id{lock}"
+        );
+        let mut found = HashMap::new();
+        for slice in in_statements(&bookings) {
+            let rows = fetch_by_keys(tx, &statement, slice)
+                .await
+                .context("reading bookings' payments")?;
+            for row in rows {
+                let payment = from_row(&row)?;
+                if let Some(booking) = payment.reservation_id {
+                    found.insert(booking, (payment, row.try_get("version")?));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Records the settlements `requests` want, each payment once with one
+    /// multi-row update guarded by the version it was read at (a count
+    /// short of the requests is a [`Contention`](runtime::retry::Contention), retried).
+    pub async fn request_all(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        requests: &[Request],
+    ) -> anyhow::Result<()> {
+        let now = timestamp(kernel::now());
+        // `columnN`: the names both databases give a VALUES list's columns.
+        let written = write_rows_counting(
+            tx,
+            requests,
+            6,
+            "UPDATE payments AS p SET pending = v.column2, pending_traceparent = v.column3,
+                 updated_at = v.column4, version = v.column5
+             FROM (VALUES {values}) AS v
+             WHERE p.id = v.column1 AND p.version = v.column6",
+            plain_tuple,
+            |values, request| {
+                values
+                    .push(request.payment.to_string())
+                    .push(request.settlement.as_str())
+                    .push(request.traceparent.clone())
+                    .push(now.clone())
+                    .push(request.version)
+                    .push(request.read_at);
+                Ok(())
+            },
+            // A list of keys joined to the table.
+            Plan::EachTime,
+        )
+        .await
+        .context("requesting settlements")?;
+        if written != requests.len() as u64 {
+            return Err(runtime::retry::Contention(format!(
+                "{} of {} payments changed meanwhile",
+                requests.len() as u64 - written,
+                requests.len()
+            ))
+            .into());
         }
         Ok(())
     }
