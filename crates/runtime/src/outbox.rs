@@ -291,8 +291,10 @@ async fn settle(
 /// Deletes exactly the rows that were published. Not `seq <= last`: on
 /// PostgreSQL a transaction that took a lower `seq` may commit after the
 /// read, and a range delete would drop its event unpublished.
+/// In power-of-two slices, so a handful of statement texts is prepared on
+/// each connection rather than one per batch size.
 async fn remove(tx: &mut Transaction<'static, Any>, seqs: &[i64]) -> anyhow::Result<()> {
-    for chunk in seqs.chunks(500) {
+    for chunk in crate::store::in_statements(seqs) {
         // `$n` placeholders written out: both engines read them, whereas the
         // query builder would emit `?` for `Any`, which PostgreSQL rejects.
         let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();

@@ -323,7 +323,6 @@ fn sqlite_pool(size: u32) -> AnyPoolOptions {
         })
 }
 
-/// The url without its password, for messages.
 /// The most rows one multi-row statement carries: a consumer batch's worth
 /// (256 events), far below either database's parameter limit.
 pub const MOST_ROWS_PER_STATEMENT: usize = 256;
@@ -526,6 +525,7 @@ pub fn values_list(rows: usize, columns: usize, tuple: impl Fn(&[String]) -> Str
         .join(", ")
 }
 
+/// The url without its password, for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
