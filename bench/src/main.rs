@@ -500,17 +500,19 @@ async fn run(
         clients.push(tokio::spawn(async move {
             let mut accept = Histogram::<u64>::new(3).expect("histogram");
             let mut errors = 0u64;
+            let mut first_error = None;
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
                 match book(&http, &base, &token, &movie).await {
                     Ok(_) => accept.record(t.elapsed().as_micros() as u64).ok(),
-                    Err(_) => {
+                    Err(error) => {
                         errors += 1;
+                        first_error.get_or_insert_with(|| format!("{error:#}"));
                         None
                     }
                 };
             }
-            (accept, errors)
+            (accept, errors, first_error)
         }));
     }
     let probe = {
@@ -528,10 +530,12 @@ async fn run(
     stop.store(true, Ordering::Relaxed);
     let mut accept = Histogram::<u64>::new(3)?;
     let mut errors = 0;
+    let mut first_error = None;
     for client in clients {
-        let (h, e) = client.await?;
+        let (h, e, first) = client.await?;
         accept.add(h)?;
         errors += e;
+        first_error = first_error.or(first);
     }
     let elapsed = started.elapsed().as_secs_f64();
     let (confirm, mypage, probed) = probe.await??;
@@ -562,6 +566,10 @@ async fn run(
         "accepted bookings      {accepted} in {elapsed:.1} s = {:.0}/s ({errors} errors)",
         accept.len() as f64 / elapsed
     );
+    if let Some(error) = &first_error {
+        // A refusal under load is an answer too, but it must be known.
+        println!("first error            {error}");
+    }
     println!(
         "accept latency         p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
         ms(&accept, 0.5),
@@ -1694,9 +1702,6 @@ async fn get(
     call(http, reqwest::Method::GET, base, path, token, None).await
 }
 
-/// p50 and p99 of `boxoffice_event_lag_seconds` for one consumer, by linear
-/// interpolation within the histogram's buckets (as PromQL's
-/// `histogram_quantile` does), and how many events it counted.
 /// A counter's value for one consumer group from a `/metrics` page (0 when
 /// the group has not counted anything yet).
 async fn consumer_counter(
@@ -1834,6 +1839,9 @@ async fn catch_up(
     Ok(())
 }
 
+/// p50 and p99 of `boxoffice_event_lag_seconds` for one consumer, by linear
+/// interpolation within the histogram's buckets (as PromQL's
+/// `histogram_quantile` does), and how many events it counted.
 async fn lag_quantiles(
     http: &reqwest::Client,
     metrics_url: &str,

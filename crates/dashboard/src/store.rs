@@ -5,13 +5,13 @@
 //! summed from the rows when the dashboard is read, so they cannot drift
 //! from them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::Context;
 use contracts::catalog::ListingKind;
 use kernel::ids::{ListingId, ReservationId};
 use runtime::http::{parse_timestamp, timestamp};
-use runtime::store::{plain_tuple, write_rows, MigrationScript};
+use runtime::store::{fetch_by_keys, in_statements, plain_tuple, write_rows, MigrationScript};
 use runtime::Store;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -197,12 +197,12 @@ impl DashboardView {
     }
 
     /// The rows of `table` whose `key` is one of `ids`, locked for the
-    /// transaction where the database locks rows: one statement per key.
-    /// Not one `IN (…)` list for all: PostgreSQL keeps the plan of a
-    /// prepared statement it made while the table was small, and for a
-    /// list of parameters that plan is a sequential scan — measured at
-    /// 25 ms a batch within 20 s of load and growing with the table — where
-    /// the lookup of one key stays an index probe at any size.
+    /// transaction where the database locks rows, in key order: one
+    /// statement per slice of keys, planned at each execution. (Prepared
+    /// once, PostgreSQL kept the plan it made while the table was small,
+    /// a sequential scan for a list of keys — measured at 25 ms a batch
+    /// within 20 s of load — which is why this read one key at a time
+    /// until key lists were planned each time.)
     async fn held<K: ToString + Ord + Copy, V>(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -212,17 +212,19 @@ impl DashboardView {
         ids: &BTreeSet<K>,
         parse: impl Fn(&AnyRow) -> anyhow::Result<V>,
     ) -> anyhow::Result<BTreeMap<K, V>> {
-        let sql = format!(
-            "SELECT {columns} FROM {table} WHERE {key} = $1{}",
+        let statement = format!(
+            "SELECT {key} AS row_key, {columns} FROM {table} WHERE {key} IN ({{keys}}) ORDER BY {key}{}",
             self.store.for_update()
         );
+        let ids: Vec<K> = ids.iter().copied().collect();
+        let by_text: HashMap<String, K> = ids.iter().map(|id| (id.to_string(), *id)).collect();
         let mut held = BTreeMap::new();
-        for id in ids {
-            let row = sqlx::query(&sql)
-                .bind(id.to_string())
-                .fetch_optional(&mut **tx)
-                .await?;
-            if let Some(row) = row {
+        for slice in in_statements(&ids) {
+            for row in fetch_by_keys(tx, &statement, slice).await? {
+                let text: String = row.try_get("row_key")?;
+                let id = by_text
+                    .get(&text)
+                    .with_context(|| format!("{table} answered a key it was not asked for"))?;
                 held.insert(*id, parse(&row)?);
             }
         }

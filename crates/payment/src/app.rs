@@ -618,6 +618,30 @@ mod tests {
         assert_eq!(first.status, Status::Authorised);
     }
 
+    /// Both may land in one group commit, i.e. one multi-row insert in
+    /// which the second row conflicts with the first.
+    #[tokio::test]
+    async fn two_authorisations_of_one_booking_at_once_answer_one_payment() {
+        let dir = tempfile::tempdir().unwrap();
+        let (payments, _) = payments(&dir, ProviderSettings::default()).await;
+        let request = booking(15_000);
+        let (first, second) = tokio::join!(
+            payments.authorise(request.clone()),
+            payments.authorise(request.clone())
+        );
+        assert_eq!(first.unwrap().id, second.unwrap().id);
+        let reader = payments.store().store().reader();
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments")
+            .fetch_one(reader)
+            .await
+            .unwrap();
+        let announced: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(reader)
+            .await
+            .unwrap();
+        assert_eq!((stored, announced), (1, 1));
+    }
+
     #[tokio::test]
     async fn a_void_before_the_authorisation_arrives_refuses_it() {
         let dir = tempfile::tempdir().unwrap();

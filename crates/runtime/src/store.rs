@@ -432,32 +432,69 @@ pub async fn write_rows_counting<T>(
 ) -> anyhow::Result<u64> {
     let mut changed = 0;
     for slice in in_statements(rows) {
-        let numbered = statement.replace("{values}", &values_list(slice.len(), columns, &tuple));
-        let sql = for_the_backend(tx, numbered);
-        let mut values = RowValues {
-            arguments: AnyArguments::default(),
-            added: 0,
-            error: None,
-        };
-        for each in slice {
-            row(&mut values, each)?;
-        }
-        if let Some(error) = values.error {
-            return Err(anyhow::anyhow!(error).context("a value the database cannot take"));
-        }
-        anyhow::ensure!(
-            values.added == slice.len() * columns,
-            "{} values for {} rows of {columns} columns",
-            values.added,
-            slice.len()
-        );
-        changed += sqlx::query_with(&sql, values.arguments)
+        let (sql, arguments) = multi_row(tx, slice, columns, statement, &tuple, &row)?;
+        changed += sqlx::query_with(&sql, arguments)
             .persistent(plan == Plan::Prepared)
             .execute(&mut **tx)
             .await?
             .rows_affected();
     }
     Ok(changed)
+}
+
+/// [`write_rows`] for a statement that answers rows (`… RETURNING id`):
+/// every slice's answer, in order. Planned as `plan` says.
+pub async fn write_rows_returning<T>(
+    tx: &mut Transaction<'static, Any>,
+    rows: &[T],
+    columns: usize,
+    statement: &str,
+    tuple: impl Fn(&[String]) -> String,
+    row: impl Fn(&mut RowValues, &T) -> anyhow::Result<()>,
+    plan: Plan,
+) -> anyhow::Result<Vec<AnyRow>> {
+    let mut answered = Vec::new();
+    for slice in in_statements(rows) {
+        let (sql, arguments) = multi_row(tx, slice, columns, statement, &tuple, &row)?;
+        answered.extend(
+            sqlx::query_with(&sql, arguments)
+                .persistent(plan == Plan::Prepared)
+                .fetch_all(&mut **tx)
+                .await?,
+        );
+    }
+    Ok(answered)
+}
+
+/// One multi-row statement's text and values for `slice`.
+fn multi_row<T>(
+    tx: &Transaction<'static, Any>,
+    slice: &[T],
+    columns: usize,
+    statement: &str,
+    tuple: &impl Fn(&[String]) -> String,
+    row: &impl Fn(&mut RowValues, &T) -> anyhow::Result<()>,
+) -> anyhow::Result<(String, AnyArguments<'static>)> {
+    let numbered = statement.replace("{values}", &values_list(slice.len(), columns, tuple));
+    let sql = for_the_backend(tx, numbered);
+    let mut values = RowValues {
+        arguments: AnyArguments::default(),
+        added: 0,
+        error: None,
+    };
+    for each in slice {
+        row(&mut values, each)?;
+    }
+    if let Some(error) = values.error {
+        return Err(anyhow::anyhow!(error).context("a value the database cannot take"));
+    }
+    anyhow::ensure!(
+        values.added == slice.len() * columns,
+        "{} values for {} rows of {columns} columns",
+        values.added,
+        slice.len()
+    );
+    Ok((sql, values.arguments))
 }
 
 /// `sql` with its numbered parameters (`$1, $2, …`) made anonymous (`?`),

@@ -61,6 +61,15 @@ impl EventHandler for InventoryPolicy {
         group: &str,
     ) -> anyhow::Result<()> {
         let mut inventory = Inventory::default();
+        // Every reservation event asks for its hold: read them at once.
+        // Unreadable events are reported by `apply`, in their turn.
+        let reservations = events
+            .iter()
+            .filter_map(|event| ReservationEvent::from_envelope(event).ok().flatten())
+            .map(|event| event.booking().reservation_id);
+        self.listings
+            .read_holds(tx, &mut inventory, reservations)
+            .await?;
         for event in events {
             self.apply(tx, &mut inventory, event)
                 .instrument(telemetry::handling_span(group, event))

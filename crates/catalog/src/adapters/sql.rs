@@ -15,7 +15,7 @@ use contracts::IntegrationEvent;
 use kernel::ids::{ListingId, ReservationId, ScreenId};
 use kernel::{Envelope, Money, SeatLabel};
 use runtime::http::{parse_timestamp, timestamp};
-use runtime::store::{Listing, MigrationScript};
+use runtime::store::{fetch_by_keys, in_statements, Listing, MigrationScript};
 use runtime::{outbox, Store};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -670,6 +670,41 @@ impl Listings {
             .is_none_or(|listing| listing.sold_by() == SoldBy::Seats))
     }
 
+    /// Reads the holds of `reservations` the batch has not read yet (none
+    /// is a hold too: the reservation holds nothing yet) with one
+    /// statement per slice, planned at each execution (a list of keys),
+    /// so the batch's events find them in memory.
+    pub async fn read_holds(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        inventory: &mut Inventory,
+        reservations: impl IntoIterator<Item = ReservationId>,
+    ) -> anyhow::Result<()> {
+        let unread: BTreeSet<ReservationId> = reservations
+            .into_iter()
+            .filter(|reservation| inventory.hold(*reservation).is_none())
+            .collect();
+        let unread: Vec<ReservationId> = unread.into_iter().collect();
+        for slice in in_statements(&unread) {
+            let rows = fetch_by_keys(
+                tx,
+                "SELECT reservation_id, listing_id, quantity, status FROM holds
+                 WHERE reservation_id IN ({keys})",
+                slice,
+            )
+            .await
+            .context("reading the batch's holds")?;
+            for reservation in slice {
+                inventory.read_hold(*reservation, None);
+            }
+            for row in &rows {
+                let reservation: String = row.try_get("reservation_id")?;
+                inventory.read_hold(reservation.parse()?, Some(hold_from(row)?));
+            }
+        }
+        Ok(())
+    }
+
     /// The reservation's hold as the batch has it, read the first time the
     /// batch asks.
     async fn hold_of(
@@ -686,18 +721,7 @@ impl Listings {
                 .bind(reservation.to_string())
                 .fetch_optional(&mut **tx)
                 .await?;
-        let hold = row
-            .map(|row| -> anyhow::Result<Hold> {
-                let listing: String = row.try_get("listing_id")?;
-                let quantity: i64 = row.try_get("quantity")?;
-                let status: String = row.try_get("status")?;
-                Ok(Hold {
-                    listing_id: listing.parse()?,
-                    quantity: u32::try_from(quantity)?,
-                    status: status.parse()?,
-                })
-            })
-            .transpose()?;
+        let hold = row.as_ref().map(hold_from).transpose()?;
         inventory.read_hold(reservation, hold);
         Ok(hold)
     }
@@ -894,5 +918,16 @@ fn from_row(row: &AnyRow) -> anyhow::Result<ListingRecord> {
         number: number.map(u32::try_from).transpose()?,
         created_at: parse_timestamp(&created_at)?,
         withdrawn_at: withdrawn_at.as_deref().map(parse_timestamp).transpose()?,
+    })
+}
+
+fn hold_from(row: &AnyRow) -> anyhow::Result<Hold> {
+    let listing: String = row.try_get("listing_id")?;
+    let quantity: i64 = row.try_get("quantity")?;
+    let status: String = row.try_get("status")?;
+    Ok(Hold {
+        listing_id: listing.parse()?,
+        quantity: u32::try_from(quantity)?,
+        status: status.parse()?,
     })
 }

@@ -2,7 +2,7 @@
 //! with its event (outbox) in one transaction, guarded by a version so two
 //! replicas settling the same payment record the outcome once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
 use contracts::payment::{Charge, PaymentEvent};
@@ -12,7 +12,8 @@ use kernel::ids::{PaymentId, ReservationId, UserId};
 use kernel::Money;
 use runtime::http::{parse_timestamp, timestamp};
 use runtime::store::{
-    fetch_by_keys, in_statements, plain_tuple, write_rows_counting, Listing, MigrationScript, Plan,
+    fetch_by_keys, in_statements, plain_tuple, write_rows_counting, write_rows_returning, Listing,
+    MigrationScript, Plan, RowValues,
 };
 use runtime::{outbox, Store};
 use sqlx::any::AnyRow;
@@ -127,27 +128,43 @@ impl PaymentStore {
     /// `false` (nothing stored) when its booking already has one.
     pub async fn insert_all(&self, payments: &[(Payment, Outgoing)]) -> anyhow::Result<Vec<bool>> {
         let mut tx = self.store.begin().await?;
-        let mut stored = Vec::with_capacity(payments.len());
-        for (payment, event) in payments {
-            let inserted = self
-                .insert(&mut tx, payment, event.envelope.traceparent.as_deref())
-                .await?;
-            if inserted {
-                outbox::append(&mut tx, std::slice::from_ref(event)).await?;
-            }
-            stored.push(inserted);
-        }
+        // One statement for the group; it answers the payments it stored
+        // (a booking that has one already stores nothing).
+        let inserted = write_rows_returning(
+            &mut tx,
+            payments,
+            11,
+            &format!(
+                "INSERT INTO payments ({COLUMNS}, pending_traceparent) VALUES {{values}}
+                 ON CONFLICT (reservation_id) DO NOTHING RETURNING id"
+            ),
+            plain_tuple,
+            |values, (payment, event)| {
+                let traceparent = event.envelope.traceparent.clone();
+                push_payment(values, payment, traceparent);
+                Ok(())
+            },
+            Plan::Prepared,
+        )
+        .await
+        .context("storing payments")?;
+        let inserted: HashSet<String> = inserted
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        let stored: Vec<bool> = payments
+            .iter()
+            .map(|(payment, _)| inserted.contains(&payment.id.to_string()))
+            .collect();
+        let events: Vec<Outgoing> = payments
+            .iter()
+            .zip(&stored)
+            .filter(|(_, stored)| **stored)
+            .map(|((_, event), _)| event.clone())
+            .collect();
+        outbox::append(&mut tx, &events).await?;
         self.store.commit(tx).await?;
         Ok(stored)
-    }
-
-    async fn insert(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        payment: &Payment,
-        traceparent: Option<&str>,
-    ) -> anyhow::Result<bool> {
-        insert_unless(tx, payment, "reservation_id", traceparent).await
     }
 
     /// Stores a new charge (a sale for no booking) with its events in one
@@ -402,27 +419,45 @@ impl PaymentStore {
     pub async fn settled(&self, done: &[Settled]) -> anyhow::Result<usize> {
         let now = kernel::now();
         let mut tx = self.store.begin().await?;
+        // One statement for the round; it answers the payments it settled
+        // (one whose pending settlement changed meanwhile is left as is).
+        let updated = write_rows_returning(
+            &mut tx,
+            done,
+            5,
+            "UPDATE payments AS p SET status = v.column2, pending = NULL,
+                 pending_traceparent = NULL, updated_at = v.column3, version = p.version + 1
+             FROM (VALUES {values}) AS v
+             WHERE p.id = v.column1 AND p.version = v.column4 AND p.pending = v.column5
+             RETURNING id",
+            plain_tuple,
+            |values, settled| {
+                values
+                    .push(settled.payment.id.to_string())
+                    .push(settled.settlement.outcome().as_str())
+                    .push(timestamp(now))
+                    .push(settled.version)
+                    .push(settled.settlement.as_str());
+                Ok(())
+            },
+            // A list of keys joined to the table.
+            Plan::EachTime,
+        )
+        .await
+        .context("recording settlements")?;
+        let updated: HashSet<String> = updated
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect::<Result<_, _>>()?;
         let mut events = Vec::with_capacity(done.len());
         for Settled {
             payment,
-            version,
             settlement,
             traceparent,
+            ..
         } in done
         {
-            let updated = sqlx::query(
-                "UPDATE payments SET status = $1, pending = NULL, pending_traceparent = NULL,
-                                     updated_at = $2, version = version + 1
-                 WHERE id = $3 AND version = $4 AND pending = $5",
-            )
-            .bind(settlement.outcome().as_str())
-            .bind(timestamp(now))
-            .bind(payment.id.to_string())
-            .bind(version)
-            .bind(settlement.as_str())
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() != 1 {
+            if !updated.contains(&payment.id.to_string()) {
                 continue;
             }
             let charge = charge(payment);
@@ -481,25 +516,42 @@ async fn insert_unless(
     unique: &str,
     traceparent: Option<&str>,
 ) -> anyhow::Result<bool> {
-    let inserted = sqlx::query(&format!(
-        "INSERT INTO payments ({COLUMNS}, pending_traceparent)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10)
-         ON CONFLICT ({unique}) DO NOTHING"
-    ))
-    .bind(payment.id.to_string())
-    .bind(payment.reservation_id.map(|id| id.to_string()))
-    .bind(payment.user_id.to_string())
-    .bind(payment.amount.minor_units())
-    .bind(payment.status.as_str())
-    .bind(payment.pending.map(Settlement::as_str))
-    .bind(payment.reason.clone())
-    .bind(timestamp(payment.created_at))
-    .bind(timestamp(payment.updated_at))
-    .bind(payment.pending.and(traceparent))
-    .execute(&mut **tx)
+    let traceparent = traceparent.map(str::to_owned);
+    let inserted = write_rows_counting(
+        tx,
+        &[payment],
+        11,
+        &format!(
+            "INSERT INTO payments ({COLUMNS}, pending_traceparent) VALUES {{values}}
+             ON CONFLICT ({unique}) DO NOTHING"
+        ),
+        plain_tuple,
+        |values, payment| {
+            push_payment(values, payment, traceparent.clone());
+            Ok(())
+        },
+        Plan::Prepared,
+    )
     .await
     .context("storing a payment")?;
-    Ok(inserted.rows_affected() == 1)
+    Ok(inserted == 1)
+}
+
+/// A new payment's row: its columns, version 1, and the trace a pending
+/// settlement continues.
+fn push_payment(values: &mut RowValues, payment: &Payment, traceparent: Option<String>) {
+    values
+        .push(payment.id.to_string())
+        .push(payment.reservation_id.map(|id| id.to_string()))
+        .push(payment.user_id.to_string())
+        .push(payment.amount.minor_units())
+        .push(payment.status.as_str())
+        .push(payment.pending.map(Settlement::as_str))
+        .push(payment.reason.clone())
+        .push(1_i64)
+        .push(timestamp(payment.created_at))
+        .push(timestamp(payment.updated_at))
+        .push(payment.pending.and(traceparent));
 }
 
 /// The facts every event of this payment repeats.
