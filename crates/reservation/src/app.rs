@@ -592,21 +592,18 @@ impl Placements {
 
 async fn store_batch(store: &ReservationStore, batch: &[Placement]) -> anyhow::Result<Vec<bool>> {
     let mut tx = store.store().begin().await?;
-    let mut stored = Vec::with_capacity(batch.len());
-    let mut outgoing = Vec::with_capacity(batch.len());
-    for placement in batch {
-        let inserted = store
-            .insert(
-                &mut tx,
-                &placement.reservation,
-                placement.idempotency_key.as_deref(),
-            )
-            .await?;
-        if inserted {
-            outgoing.extend_from_slice(&placement.outgoing);
-        }
-        stored.push(inserted);
-    }
+    let placements: Vec<_> = batch
+        .iter()
+        .map(|p| (&p.reservation, p.idempotency_key.as_deref()))
+        .collect();
+    // The batch's bookings in one multi-row insert.
+    let stored = store.insert_all(&mut tx, &placements).await?;
+    let outgoing: Vec<Outgoing> = batch
+        .iter()
+        .zip(&stored)
+        .filter(|(_, stored)| **stored)
+        .flat_map(|(placement, _)| placement.outgoing.iter().cloned())
+        .collect();
     // The batch's events in one multi-row insert, in placement order.
     outbox::append(&mut tx, &outgoing).await?;
     store.store().commit(tx).await?;

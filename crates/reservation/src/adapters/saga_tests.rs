@@ -345,6 +345,59 @@ async fn a_batch_of_saga_answers_ends_where_one_at_a_time_ends_on_postgres() {
     .await;
 }
 
+/// New bookings are stored a group at a time: one statement, which tells
+/// which were stored. A key used before, or twice within the group (two
+/// clicks in one group commit), stores the first booking only.
+async fn a_group_of_placements_stores_each_idempotency_key_once(service: &Service) {
+    let store = ReservationStore::new(service.store.clone());
+    let listing_id = ListingId::new();
+    let [first, mut repeated, mut again, mut twice, plain, other] =
+        [(); 6].map(|()| pending(listing_id, PaymentMethod::Card));
+    for same_customer in [&mut repeated, &mut again, &mut twice] {
+        same_customer.user_id = first.user_id;
+    }
+
+    let mut tx = service.store.begin().await.unwrap();
+    assert!(store
+        .insert(&mut tx, &first, Some("click-1"))
+        .await
+        .unwrap());
+    let stored = store
+        .insert_all(
+            &mut tx,
+            &[
+                (&repeated, Some("click-1")),
+                (&plain, None),
+                (&again, Some("click-2")),
+                (&other, Some("click-2")),
+                (&twice, Some("click-2")),
+            ],
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // `other` is another customer's: keys are per customer.
+    assert_eq!(stored, [false, true, true, true, false]);
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reservations")
+        .fetch_one(service.store.reader())
+        .await
+        .unwrap();
+    assert_eq!(count, 4);
+}
+
+#[tokio::test]
+async fn a_group_of_placements_stores_each_idempotency_key_once_on_sqlite() {
+    a_group_of_placements_stores_each_idempotency_key_once(&Service::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn a_group_of_placements_stores_each_idempotency_key_once_on_postgres() {
+    let Some(url) = postgres("placements") else {
+        return;
+    };
+    a_group_of_placements_stores_each_idempotency_key_once(&Service::on(&url, None).await).await;
+}
+
 /// A database of its own on the PostgreSQL server `BOXOFFICE_TEST_POSTGRES`
 /// names; `None` without one (CI always has one).
 fn postgres(purpose: &str) -> Option<String> {

@@ -3,7 +3,7 @@
 //! every change is written together with its events (outbox) in one
 //! transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
 use contracts::catalog::SeatSection;
@@ -15,7 +15,8 @@ use runtime::http::{parse_timestamp, timestamp};
 use runtime::outbox;
 use runtime::retry::Contention;
 use runtime::store::{
-    fetch_by_keys, in_statements, plain_tuple, write_rows_counting, Listing, MigrationScript, Plan,
+    fetch_by_keys, in_statements, plain_tuple, write_rows_counting, write_rows_returning, Listing,
+    MigrationScript, Plan,
 };
 use runtime::Store;
 use sqlx::any::AnyRow;
@@ -231,40 +232,70 @@ impl ReservationStore {
     pub async fn insert(
         &self,
         tx: &mut Transaction<'static, Any>,
-        r: &Reservation,
+        reservation: &Reservation,
         idempotency_key: Option<&str>,
     ) -> anyhow::Result<bool> {
-        // A repeated idempotency key is not an error (that would abort a
-        // PostgreSQL transaction shared with other bookings): it stores nothing.
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO reservations ({COLUMNS}, idempotency_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 1, $17, $18,
-                     $19)
-             ON CONFLICT (user_id, idempotency_key) DO NOTHING"
-        ))
-        .bind(r.id.to_string())
-        .bind(r.user_id.to_string())
-        .bind(r.listing.id.to_string())
-        .bind(&r.listing.title)
-        .bind(r.listing.kind.as_str())
-        .bind(r.listing.price.minor_units())
-        .bind(i64::from(r.quantity.get()))
-        .bind(seat_list(&r.seats))
-        .bind(r.amount.minor_units())
-        .bind(payment_method_str(r.payment_method))
-        .bind(r.status.as_str())
-        .bind(r.reason.clone())
-        .bind(i64::from(r.cancel_requested))
-        .bind(i64::from(r.held))
-        .bind(i64::from(r.paid))
-        .bind(timestamp(r.deadline))
-        .bind(timestamp(r.created_at))
-        .bind(timestamp(r.updated_at))
-        .bind(idempotency_key.map(str::to_owned))
-        .execute(&mut **tx)
+        let stored = self
+            .insert_all(tx, &[(reservation, idempotency_key)])
+            .await?;
+        Ok(stored == [true])
+    }
+
+    /// Stores new reservations with one statement per slice, and tells
+    /// which were stored. A repeated idempotency key is not an error (that
+    /// would abort a PostgreSQL transaction shared with other bookings):
+    /// it stores nothing.
+    pub async fn insert_all(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        placements: &[(&Reservation, Option<&str>)],
+    ) -> anyhow::Result<Vec<bool>> {
+        let inserted = write_rows_returning(
+            tx,
+            placements,
+            20,
+            &format!(
+                "INSERT INTO reservations ({COLUMNS}, idempotency_key) VALUES {{values}}
+                 ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id"
+            ),
+            plain_tuple,
+            |values, (r, idempotency_key)| {
+                values
+                    .push(r.id.to_string())
+                    .push(r.user_id.to_string())
+                    .push(r.listing.id.to_string())
+                    .push(r.listing.title.clone())
+                    .push(r.listing.kind.as_str())
+                    .push(r.listing.price.minor_units())
+                    .push(i64::from(r.quantity.get()))
+                    .push(seat_list(&r.seats))
+                    .push(r.amount.minor_units())
+                    .push(payment_method_str(r.payment_method))
+                    .push(r.status.as_str())
+                    .push(r.reason.clone())
+                    .push(i64::from(r.cancel_requested))
+                    .push(i64::from(r.held))
+                    .push(i64::from(r.paid))
+                    .push(timestamp(r.deadline))
+                    // A new reservation is at version 1.
+                    .push(1_i64)
+                    .push(timestamp(r.created_at))
+                    .push(timestamp(r.updated_at))
+                    .push(idempotency_key.map(str::to_owned));
+                Ok(())
+            },
+            Plan::Prepared,
+        )
         .await
-        .context("storing a reservation")?;
-        Ok(inserted.rows_affected() == 1)
+        .context("storing reservations")?;
+        let inserted: HashSet<String> = inserted
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        Ok(placements
+            .iter()
+            .map(|(r, _)| inserted.contains(&r.id.to_string()))
+            .collect())
     }
 
     /// Stores what `bookings` changed: each changed reservation once, with
