@@ -99,7 +99,7 @@ pub async fn build_with_channels(
     let store = Store::connect(database_url, MIGRATIONS).await?;
     let notifications = store::Notifications::new(store.clone());
     let consumer = Consumer {
-        group: "notification.sender".to_owned(),
+        group: policy::GROUP.to_owned(),
         topics: vec![topics::RESERVATION, topics::PAYMENT],
         store: store.clone(),
         bus: bus.clone(),

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use async_trait::async_trait;
 use contracts::payment::PaymentEvent;
 use contracts::reservation::ReservationEvent;
@@ -11,7 +12,9 @@ use contracts::IntegrationEvent;
 use kernel::ids::NotificationId;
 use kernel::Envelope;
 use runtime::consumer::EventHandler;
+use runtime::telemetry;
 use sqlx::{Any, Transaction};
+use tracing::Instrument;
 
 use crate::channel::Channel;
 use crate::domain::{self, Message};
@@ -52,6 +55,9 @@ impl NotificationPolicy {
     }
 }
 
+/// The consumer group that tells customers.
+pub const GROUP: &str = "notification.sender";
+
 /// The events this handler acts on (what customers are told about); the others pass it by.
 const TOLD: &[&str] = &[
     "boxoffice.reservation.confirmed",
@@ -73,8 +79,37 @@ impl EventHandler for NotificationPolicy {
         tx: &mut Transaction<'static, Any>,
         event: &Envelope,
     ) -> anyhow::Result<()> {
+        self.handle_batch(tx, &[event], GROUP).await
+    }
+
+    /// Each message is sent in its event's span; the batch's messages are
+    /// recorded with one statement.
+    async fn handle_batch(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        events: &[&Envelope],
+        group: &str,
+    ) -> anyhow::Result<()> {
+        let mut sent = Vec::with_capacity(events.len());
+        for event in events {
+            let message = self
+                .send(event)
+                .instrument(telemetry::handling_span(group, event))
+                .await
+                .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
+            sent.extend(message);
+        }
+        self.notifications
+            .record(tx, &sent, &self.sent_through)
+            .await
+    }
+}
+
+impl NotificationPolicy {
+    /// Sends the message `event` calls for, if any, through every channel.
+    async fn send(&self, event: &Envelope) -> anyhow::Result<Option<Message>> {
         let Some(message) = Self::message_for(event)? else {
-            return Ok(());
+            return Ok(None);
         };
         // One event makes at most one message: naming it after the event
         // gives a retried delivery the same id, which receivers can dedupe.
@@ -87,9 +122,7 @@ impl EventHandler for NotificationPolicy {
         for channel in &self.channels {
             channel.send(&message).await?;
         }
-        self.notifications
-            .record(tx, &message, &self.sent_through)
-            .await
+        Ok(Some(message))
     }
 }
 

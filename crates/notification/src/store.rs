@@ -1,7 +1,8 @@
 //! Sent notifications in the notification service's own database.
 
+use anyhow::Context;
 use runtime::http::timestamp;
-use runtime::store::{Listing, MigrationScript};
+use runtime::store::{plain_tuple, write_rows, Listing, MigrationScript};
 use runtime::Store;
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
@@ -75,29 +76,37 @@ impl Notifications {
         Notifications { store }
     }
 
-    /// Records a sent message; its id is its event's, so recording it
-    /// again changes nothing.
+    /// Records sent messages with one statement; a message's id is its
+    /// event's, so recording it again changes nothing.
     pub async fn record(
         &self,
         tx: &mut Transaction<'static, Any>,
-        message: &Message,
+        messages: &[Message],
         channel: &str,
     ) -> anyhow::Result<()> {
-        sqlx::query(
+        let sent_at = timestamp(kernel::now());
+        write_rows(
+            tx,
+            messages,
+            7,
             "INSERT INTO notifications (id, user_id, reservation_id, kind, message, channel, sent_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             VALUES {values}
              ON CONFLICT (id) DO NOTHING",
+            plain_tuple,
+            |values, message| {
+                values
+                    .push(message.id.to_string())
+                    .push(message.user_id.to_string())
+                    .push(message.reservation_id.to_string())
+                    .push(message.kind.as_str())
+                    .push(message.text.clone())
+                    .push(channel.to_owned())
+                    .push(sent_at.clone());
+                Ok(())
+            },
         )
-        .bind(message.id.to_string())
-        .bind(message.user_id.to_string())
-        .bind(message.reservation_id.to_string())
-        .bind(message.kind.as_str())
-        .bind(&message.text)
-        .bind(channel)
-        .bind(timestamp(kernel::now()))
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
+        .await
+        .context("recording sent messages")
     }
 
     /// A user's notifications (everyone's for `None`), newest first, a page
