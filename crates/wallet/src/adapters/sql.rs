@@ -214,13 +214,15 @@ impl Ledger {
         }
         let after = self.wallet(user)?.earn(points);
         self.record(
-            user,
             after,
-            booking,
-            EntryKind::Earned,
-            points,
-            Points::ZERO,
-            at,
+            NewEntry {
+                user,
+                kind: EntryKind::Earned,
+                points,
+                shortfall: Points::ZERO,
+                booking,
+                at,
+            },
         );
         self.announce(
             WalletEvent::PointsEarned {
@@ -253,13 +255,15 @@ impl Ledger {
         }
         let withdrawal = self.wallet(user)?.withdraw(earned);
         self.record(
-            user,
             withdrawal.wallet,
-            booking,
-            EntryKind::Withdrawn,
-            withdrawal.taken,
-            withdrawal.shortfall,
-            at,
+            NewEntry {
+                user,
+                kind: EntryKind::Withdrawn,
+                points: withdrawal.taken,
+                shortfall: withdrawal.shortfall,
+                booking,
+                at,
+            },
         );
         self.announce(
             WalletEvent::PointsWithdrawn {
@@ -290,29 +294,14 @@ impl Ledger {
             .with_context(|| format!("the wallet of {user} was not read"))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &mut self,
-        user: UserId,
-        after: Wallet,
-        booking: ReservationId,
-        kind: EntryKind,
-        points: Points,
-        shortfall: Points,
-        at: OffsetDateTime,
-    ) {
-        if let Some(held) = self.wallets.get_mut(&user) {
+    /// The wallet of `entry` is at `after` from now on, and `entry` is new.
+    fn record(&mut self, after: Wallet, entry: NewEntry) {
+        if let Some(held) = self.wallets.get_mut(&entry.user) {
             held.now = after;
         }
-        self.entries.insert((booking, kind), points);
-        self.new_entries.push(NewEntry {
-            user,
-            kind,
-            points,
-            shortfall,
-            booking,
-            at,
-        });
+        self.entries
+            .insert((entry.booking, entry.kind), entry.points);
+        self.new_entries.push(entry);
     }
 
     /// Queues `event`; its trace context is taken now, inside the span of
