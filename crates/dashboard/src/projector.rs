@@ -2,15 +2,13 @@
 //! dashboard's view in the consumer's transaction. Events of other
 //! families, and those that change nothing on the dashboard, are ignored.
 
-use anyhow::Context;
 use async_trait::async_trait;
 use contracts::catalog::CatalogEvent;
 use contracts::reservation::ReservationEvent;
 use contracts::wallet::WalletEvent;
 use contracts::IntegrationEvent;
 use kernel::Envelope;
-use runtime::consumer::EventHandler;
-use runtime::telemetry;
+use runtime::consumer::{handling, EventHandler};
 use sqlx::{Any, Transaction};
 use time::OffsetDateTime;
 
@@ -72,9 +70,7 @@ impl EventHandler for Projector {
     ) -> anyhow::Result<()> {
         let mut changes = Vec::with_capacity(events.len());
         for event in events {
-            let change = telemetry::handling_span(group, event)
-                .in_scope(|| change_of(event))
-                .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
+            let change = handling(group, event, || change_of(event))?;
             changes.extend(change);
         }
         self.view.apply_all(tx, &changes).await

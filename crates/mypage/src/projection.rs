@@ -8,6 +8,10 @@
 //! event carries the version it brought the reservation to, and a row only
 //! takes an event newer than the one it holds.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::hash::Hash;
+
 use contracts::catalog::CatalogEvent;
 use contracts::payment::PaymentEvent;
 use contracts::reservation::{Booking, ReservationEvent};
@@ -373,53 +377,60 @@ impl Changes {
         if self.rows.iter().any(|row| row.version == 0) {
             return None;
         }
-        let mut newest: Vec<&MyReservationRow> = Vec::new();
-        for row in &self.rows {
-            let id = row.booking.reservation_id;
-            match newest
-                .iter_mut()
-                .find(|held| held.booking.reservation_id == id)
-            {
-                Some(held) if supersedes(held.version, row.version) => *held = row,
-                Some(_) => {}
-                None => newest.push(row),
-            }
-        }
-        Some(newest)
+        Some(one_per_key(
+            &self.rows,
+            |row| row.booking.reservation_id,
+            |held, row| supersedes(held.version, row.version),
+        ))
     }
 
     /// The furthest step of each booking's payment (the first to reach
     /// that stage, as a later step of the same stage does not replace it).
     pub fn furthest_payments(&self) -> Vec<&PaymentStep> {
-        let mut furthest: Vec<&PaymentStep> = Vec::new();
-        for step in &self.payments {
-            match furthest
-                .iter_mut()
-                .find(|held| held.reservation_id == step.reservation_id)
-            {
-                Some(held) if step.status.supersedes(Some(held.status)) => *held = step,
-                Some(_) => {}
-                None => furthest.push(step),
-            }
-        }
-        furthest
+        one_per_key(
+            &self.payments,
+            |step| step.reservation_id,
+            |held, step| step.status.supersedes(Some(held.status)),
+        )
     }
 
     /// The last figure of each kind of points for each booking (each is
     /// set, not added).
     pub fn last_points(&self) -> Vec<&PointsChange> {
-        let mut last: Vec<&PointsChange> = Vec::new();
-        for change in &self.points {
-            match last.iter_mut().find(|held| {
-                std::mem::discriminant(**held) == std::mem::discriminant(change)
-                    && held.reservation_id() == change.reservation_id()
-            }) {
-                Some(held) => *held = change,
-                None => last.push(change),
+        one_per_key(
+            &self.points,
+            |change| (std::mem::discriminant(change), change.reservation_id()),
+            |_, _| true,
+        )
+    }
+}
+
+/// One of `items` per key, in the order each key was first seen:
+/// `replaces(held, next)` says whether a later item takes the place of the
+/// one held. Indexed by key: a batch behind by hundreds of events must not
+/// cost a scan of the kept items for each one.
+fn one_per_key<T, K: Eq + Hash>(
+    items: &[T],
+    key: impl Fn(&T) -> K,
+    replaces: impl Fn(&T, &T) -> bool,
+) -> Vec<&T> {
+    let mut at: HashMap<K, usize> = HashMap::with_capacity(items.len());
+    let mut kept: Vec<&T> = Vec::with_capacity(items.len());
+    for item in items {
+        match at.entry(key(item)) {
+            Entry::Occupied(slot) => {
+                let held = &mut kept[*slot.get()];
+                if replaces(held, item) {
+                    *held = item;
+                }
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(kept.len());
+                kept.push(item);
             }
         }
-        last
     }
+    kept
 }
 
 impl PointsChange {

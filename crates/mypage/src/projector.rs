@@ -2,7 +2,6 @@
 //! consumer's transaction. Events of a family it does not read, and the
 //! events of its families that show nothing, change nothing.
 
-use anyhow::Context;
 use async_trait::async_trait;
 use contracts::catalog::CatalogEvent;
 use contracts::payment::PaymentEvent;
@@ -10,8 +9,7 @@ use contracts::reservation::ReservationEvent;
 use contracts::wallet::WalletEvent;
 use contracts::IntegrationEvent;
 use kernel::Envelope;
-use runtime::consumer::EventHandler;
-use runtime::telemetry;
+use runtime::consumer::{handling, EventHandler};
 
 use crate::projection::{self, Change, Changes};
 use crate::view::Projection;
@@ -94,9 +92,7 @@ impl<V: Projection> EventHandler<V::Tx> for Projector<V> {
     ) -> anyhow::Result<()> {
         let mut changes = Changes::default();
         for event in events {
-            let change = telemetry::handling_span(group, event)
-                .in_scope(|| change_of(event))
-                .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
+            let change = handling(group, event, || change_of(event))?;
             if let Some(change) = change {
                 changes.push(change);
             }

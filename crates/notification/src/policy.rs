@@ -4,17 +4,14 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use async_trait::async_trait;
 use contracts::payment::PaymentEvent;
 use contracts::reservation::ReservationEvent;
 use contracts::IntegrationEvent;
 use kernel::ids::NotificationId;
 use kernel::Envelope;
-use runtime::consumer::EventHandler;
-use runtime::telemetry;
+use runtime::consumer::{handling_async, EventHandler};
 use sqlx::{Any, Transaction};
-use tracing::Instrument;
 
 use crate::channel::Channel;
 use crate::domain::{self, Message};
@@ -92,11 +89,7 @@ impl EventHandler for NotificationPolicy {
     ) -> anyhow::Result<()> {
         let mut sent = Vec::with_capacity(events.len());
         for event in events {
-            let message = self
-                .send(event)
-                .instrument(telemetry::handling_span(group, event))
-                .await
-                .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
+            let message = handling_async(group, event, self.send(event)).await?;
             sent.extend(message);
         }
         self.notifications

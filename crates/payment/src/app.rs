@@ -2,6 +2,7 @@
 //! request settlements as the saga decides, and settle them with the
 //! provider in the background.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -362,7 +363,7 @@ impl Payments {
     ) -> anyhow::Result<()> {
         let bookings = decisions.iter().map(|d| d.reservation).collect();
         let mut read = self.store.load_for_bookings(tx, bookings).await?;
-        let mut requests: Vec<Request> = Vec::new();
+        let mut requests: HashMap<PaymentId, Request> = HashMap::new();
         for decision in decisions {
             let Some((payment, read_at)) = read.get_mut(&decision.reservation) else {
                 continue;
@@ -375,25 +376,26 @@ impl Payments {
                 continue;
             };
             payment.pending = Some(settlement);
-            match requests.iter_mut().find(|r| r.payment == payment.id) {
-                Some(request) => {
+            requests
+                .entry(payment.id)
+                .and_modify(|request| {
                     request.settlement = settlement;
                     request.traceparent = decision.traceparent.clone();
                     request.version += 1;
-                }
-                None => requests.push(Request {
+                })
+                .or_insert_with(|| Request {
                     payment: payment.id,
                     settlement,
                     traceparent: decision.traceparent.clone(),
                     read_at: *read_at,
                     version: *read_at + 1,
-                }),
-            }
+                });
         }
         if requests.is_empty() {
             return Ok(());
         }
         // In id order, as the rows were locked.
+        let mut requests: Vec<Request> = requests.into_values().collect();
         requests.sort_unstable_by_key(|request| request.payment);
         self.store.request_all(tx, &requests).await?;
         self.settle_now.notify_one();

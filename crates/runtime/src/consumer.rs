@@ -191,13 +191,35 @@ pub trait EventHandler<Tx: Send + 'static = Transaction<'static, Any>>:
         group: &str,
     ) -> anyhow::Result<()> {
         for event in events {
-            self.handle(tx, event)
-                .instrument(telemetry::handling_span(group, event))
-                .await
-                .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
+            handling_async(group, event, self.handle(tx, event)).await?;
         }
         Ok(())
     }
+}
+
+/// Runs `handle` for `event` of consumer `group` inside the event's
+/// [`telemetry::handling_span`], so traces keep every step of a batch; an
+/// error names the event. For a batch's events applied in memory.
+pub fn handling<T>(
+    group: &str,
+    event: &Envelope,
+    handle: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    telemetry::handling_span(group, event)
+        .in_scope(handle)
+        .with_context(|| format!("handling {} {}", event.event_type, event.id))
+}
+
+/// [`handling`] for work that waits (statements, a channel).
+pub async fn handling_async<T>(
+    group: &str,
+    event: &Envelope,
+    handle: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    handle
+        .instrument(telemetry::handling_span(group, event))
+        .await
+        .with_context(|| format!("handling {} {}", event.event_type, event.id))
 }
 
 /// A named consumer group reading some topics into one handler.

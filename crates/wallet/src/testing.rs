@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use contracts::catalog::ListingKind;
+use contracts::payment::{Charge, PaymentEvent};
 use contracts::reservation::{Booking, PaymentMethod, ReservationEvent};
 use contracts::wallet::WalletEvent;
 use contracts::IntegrationEvent;
@@ -220,4 +221,33 @@ impl Card for FakeCard {
         self.cancels.lock().unwrap().push(payment);
         Ok(())
     }
+}
+
+/// A card payment of `amount` by `user`, for `booking` (`None`: a purchase
+/// of points).
+pub fn charge(user: UserId, booking: Option<ReservationId>, amount: i64) -> Charge {
+    Charge {
+        payment_id: PaymentId::new(),
+        user_id: user,
+        amount: Money::parse(amount).unwrap(),
+        reservation_id: booking,
+    }
+}
+
+/// `charge` captured now.
+pub fn captured(charge: &Charge) -> Envelope {
+    PaymentEvent::PaymentCaptured {
+        charge: charge.clone(),
+        captured_at: kernel::now(),
+    }
+    .to_envelope()
+}
+
+/// `charge` refunded now.
+pub fn refunded(charge: &Charge) -> Envelope {
+    PaymentEvent::PaymentRefunded {
+        charge: charge.clone(),
+        refunded_at: kernel::now(),
+    }
+    .to_envelope()
 }

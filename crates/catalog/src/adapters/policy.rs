@@ -2,15 +2,12 @@
 //! confirmed one sells them, and one that ends otherwise (rejected,
 //! expired, cancelled) gives them back.
 
-use anyhow::Context;
 use async_trait::async_trait;
 use contracts::reservation::ReservationEvent;
 use contracts::IntegrationEvent;
 use kernel::Envelope;
-use runtime::consumer::EventHandler;
-use runtime::telemetry;
+use runtime::consumer::{handling_async, EventHandler};
 use sqlx::{Any, Transaction};
-use tracing::Instrument;
 
 use super::sql::{Inventory, Listings};
 
@@ -71,10 +68,7 @@ impl EventHandler for InventoryPolicy {
             .read_holds(tx, &mut inventory, reservations)
             .await?;
         for event in events {
-            self.apply(tx, &mut inventory, event)
-                .instrument(telemetry::handling_span(group, event))
-                .await
-                .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
+            handling_async(group, event, self.apply(tx, &mut inventory, event)).await?;
         }
         inventory.write(tx).await
     }

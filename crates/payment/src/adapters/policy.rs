@@ -1,12 +1,11 @@
 //! The settlement policy: what the saga decided about a booking becomes a
 //! settlement of its payment (capture, void or refund).
 
-use anyhow::Context;
 use async_trait::async_trait;
 use contracts::reservation::ReservationEvent;
 use contracts::IntegrationEvent;
 use kernel::Envelope;
-use runtime::consumer::EventHandler;
+use runtime::consumer::{handling, EventHandler};
 use runtime::telemetry;
 use sqlx::{Any, Transaction};
 
@@ -80,9 +79,7 @@ impl EventHandler for SettlementPolicy {
     ) -> anyhow::Result<()> {
         let mut decisions = Vec::new();
         for event in events {
-            let decided = telemetry::handling_span(group, event)
-                .in_scope(|| decision(event))
-                .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
+            let decided = handling(group, event, || decision(event))?;
             decisions.extend(decided);
         }
         self.payments.on_bookings(tx, &decisions).await

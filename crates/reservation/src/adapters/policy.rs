@@ -1,17 +1,14 @@
 //! The saga policy: catalog's and the wallet's answers move reservations
 //! on, and catalog's listing events keep the local listing replica current.
 
-use anyhow::Context;
 use async_trait::async_trait;
 use contracts::catalog::{CapacityKind, CatalogEvent};
 use contracts::wallet::WalletEvent;
 use contracts::IntegrationEvent;
 use kernel::ids::ReservationId;
 use kernel::Envelope;
-use runtime::consumer::EventHandler;
-use runtime::telemetry;
+use runtime::consumer::{handling_async, EventHandler};
 use sqlx::{Any, Transaction};
-use tracing::Instrument;
 
 use crate::adapters::sql::Bookings;
 use crate::app::Reservations;
@@ -75,10 +72,7 @@ impl EventHandler for SagaPolicy {
             .read_into(tx, &mut bookings, answered)
             .await?;
         for event in events {
-            self.apply(tx, &mut bookings, event)
-                .instrument(telemetry::handling_span(group, event))
-                .await
-                .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
+            handling_async(group, event, self.apply(tx, &mut bookings, event)).await?;
         }
         self.reservations.store().write(tx, bookings).await
     }

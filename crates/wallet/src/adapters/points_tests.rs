@@ -4,46 +4,21 @@
 
 use std::sync::Arc;
 
-use contracts::payment::{Charge, PaymentEvent};
+use contracts::payment::PaymentEvent;
 use contracts::reservation::{Booking, PaymentMethod};
 use contracts::wallet::WalletEvent;
 use contracts::IntegrationEvent;
-use kernel::ids::{PaymentId, ReservationId, UserId};
-use kernel::{Envelope, Money};
+use kernel::ids::{ReservationId, UserId};
+use kernel::Envelope;
 use sqlx::Row;
 
 use super::bookings::BookingsPolicy;
 use super::policy::{PointsPolicy, GROUP};
 use crate::domain::EarnRate;
-use crate::testing::{booking, on, placed, postgres_url, sqlite, Db};
+use crate::testing::{booking, captured, charge, on, placed, postgres_url, refunded, sqlite, Db};
 
 fn policy(db: &Db) -> PointsPolicy {
     PointsPolicy::new(db.wallets.clone(), EarnRate::percent(10))
-}
-
-fn charge(user: UserId, booking: Option<ReservationId>, amount: i64) -> Charge {
-    Charge {
-        payment_id: PaymentId::new(),
-        user_id: user,
-        amount: Money::parse(amount).unwrap(),
-        reservation_id: booking,
-    }
-}
-
-fn captured(charge: &Charge) -> Envelope {
-    PaymentEvent::PaymentCaptured {
-        charge: charge.clone(),
-        captured_at: kernel::now(),
-    }
-    .to_envelope()
-}
-
-fn refunded(charge: &Charge) -> Envelope {
-    PaymentEvent::PaymentRefunded {
-        charge: charge.clone(),
-        refunded_at: kernel::now(),
-    }
-    .to_envelope()
 }
 
 /// Customers, what happened before the batch, and the batch itself.

@@ -3,14 +3,12 @@
 //! points) and the other payment steps change nothing here; a booking paid
 //! with points has no card payment, so it earns nothing either.
 
-use anyhow::Context;
 use async_trait::async_trait;
 use contracts::payment::PaymentEvent;
 use contracts::IntegrationEvent;
 use kernel::ids::{ReservationId, UserId};
 use kernel::Envelope;
-use runtime::consumer::EventHandler;
-use runtime::telemetry;
+use runtime::consumer::{handling, EventHandler};
 use sqlx::{Any, Transaction};
 use time::OffsetDateTime;
 
@@ -146,9 +144,7 @@ impl EventHandler for PointsPolicy {
             .read_into(tx, &mut ledger, opening, users, bookings)
             .await?;
         for event in events {
-            telemetry::handling_span(group, event)
-                .in_scope(|| self.apply(&mut ledger, event))
-                .with_context(|| format!("handling {} {}", event.event_type, event.id))?;
+            handling(group, event, || self.apply(&mut ledger, event))?;
         }
         self.wallets.write(tx, ledger).await
     }
@@ -180,8 +176,7 @@ mod tests {
 
     use contracts::payment::Charge;
     use contracts::wallet::WalletEvent;
-    use kernel::ids::{PaymentId, ReservationId, UserId};
-    use kernel::Money;
+    use kernel::ids::{ReservationId, UserId};
     use runtime::store::sqlite_url;
     use runtime::Store;
     use sqlx::Row;
@@ -190,6 +185,7 @@ mod tests {
     use crate::adapters::bookings::BookingsPolicy;
     use crate::adapters::sql::{EntryKind, MIGRATIONS};
     use crate::domain::Points;
+    use crate::testing::{captured, refunded};
     use contracts::reservation::PaymentMethod;
 
     struct Given {
@@ -215,29 +211,9 @@ mod tests {
         }
     }
 
-    fn charge(user: UserId, reservation: ReservationId, amount: i64) -> Charge {
-        Charge {
-            payment_id: PaymentId::new(),
-            user_id: user,
-            amount: Money::parse(amount).unwrap(),
-            reservation_id: Some(reservation),
-        }
-    }
-
-    fn captured(charge: &Charge) -> Envelope {
-        PaymentEvent::PaymentCaptured {
-            charge: charge.clone(),
-            captured_at: kernel::now(),
-        }
-        .to_envelope()
-    }
-
-    fn refunded(charge: &Charge) -> Envelope {
-        PaymentEvent::PaymentRefunded {
-            charge: charge.clone(),
-            refunded_at: kernel::now(),
-        }
-        .to_envelope()
+    /// A card payment for a booking.
+    fn charge(user: UserId, booking: ReservationId, amount: i64) -> Charge {
+        crate::testing::charge(user, Some(booking), amount)
     }
 
     impl Given {
