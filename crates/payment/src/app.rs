@@ -394,7 +394,7 @@ impl Payments {
         if requests.is_empty() {
             return Ok(());
         }
-        // In id order, as the rows were locked.
+        // One order for every batch's writes.
         let mut requests: Vec<Request> = requests.into_values().collect();
         requests.sort_unstable_by_key(|request| request.payment);
         self.store.request_all(tx, &requests).await?;

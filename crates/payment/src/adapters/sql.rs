@@ -294,8 +294,9 @@ impl PaymentStore {
     }
 
     /// The payments of `bookings` that have one, locked for change on
-    /// PostgreSQL in id order (a batch's rows taken in one fixed order):
-    /// one statement, planned at each execution (a list of keys).
+    /// PostgreSQL in booking order (a batch's rows taken in one fixed
+    /// order, across its slices too): one statement per slice, planned at
+    /// each execution (a list of keys).
     pub async fn load_for_bookings(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -305,7 +306,8 @@ impl PaymentStore {
         bookings.dedup();
         let lock = self.store.for_update();
         let statement = format!(
-            "SELECT {COLUMNS} FROM payments WHERE reservation_id IN ({{keys}}) ORDER BY id{lock}"
+            "SELECT {COLUMNS} FROM payments WHERE reservation_id IN ({{keys}})
+             ORDER BY reservation_id{lock}"
         );
         let mut found = HashMap::new();
         for slice in in_statements(&bookings) {
