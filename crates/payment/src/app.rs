@@ -1116,15 +1116,9 @@ mod tests {
     /// refused, on PostgreSQL when `BOXOFFICE_TEST_POSTGRES` names a server.
     #[tokio::test]
     async fn sales_hold_on_postgres() {
-        let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok() else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI runs this test: set BOXOFFICE_TEST_POSTGRES"
-            );
+        let Some(url) = runtime::store::test_postgres_url("payment", "sales") else {
             return;
         };
-        let database = format!("payment_sales_{}", PaymentId::new().as_uuid().simple());
-        let url = format!("{}/{database}", server.trim_end_matches('/'));
         let store = Store::connect(&url, crate::MIGRATIONS).await.unwrap();
         let payments = Payments::new(
             PaymentStore::new(store),

@@ -44,15 +44,7 @@ pub async fn sqlite() -> Db {
 /// A fresh wallet database on the server `BOXOFFICE_TEST_POSTGRES` names;
 /// `None` when it names none (and then CI must not be running).
 pub fn postgres_url(test: &str) -> Option<String> {
-    let Some(server) = std::env::var("BOXOFFICE_TEST_POSTGRES").ok() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI runs {test}: set BOXOFFICE_TEST_POSTGRES"
-        );
-        return None;
-    };
-    let database = format!("wallet_{test}_{}", uuid::Uuid::now_v7().simple());
-    Some(format!("{}/{database}", server.trim_end_matches('/')))
+    runtime::store::test_postgres_url("wallet", test)
 }
 
 pub async fn on(url: &str) -> Db {

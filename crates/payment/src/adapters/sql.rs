@@ -268,6 +268,7 @@ impl PaymentStore {
     }
 
     /// Records that `settlement` is wanted; the settler carries it out.
+    /// The payment was read at `version` (see [`PaymentStore::request_all`]).
     pub async fn request(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -275,22 +276,14 @@ impl PaymentStore {
         version: i64,
         settlement: Settlement,
     ) -> anyhow::Result<()> {
-        let updated = sqlx::query(
-            "UPDATE payments SET pending = $1, pending_traceparent = $2, updated_at = $3,
-                                 version = version + 1
-             WHERE id = $4 AND version = $5",
-        )
-        .bind(settlement.as_str())
-        .bind(runtime::telemetry::traceparent())
-        .bind(timestamp(kernel::now()))
-        .bind(payment.id.to_string())
-        .bind(version)
-        .execute(&mut **tx)
-        .await?;
-        if updated.rows_affected() != 1 {
-            return Err(runtime::retry::Contention(format!("payment {}", payment.id)).into());
-        }
-        Ok(())
+        let request = Request {
+            payment: payment.id,
+            settlement,
+            traceparent: runtime::telemetry::traceparent(),
+            read_at: version,
+            version: version + 1,
+        };
+        self.request_all(tx, &[request]).await
     }
 
     /// The payments of `bookings` that have one, locked for change on

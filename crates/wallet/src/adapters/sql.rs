@@ -313,9 +313,8 @@ impl Ledger {
     }
 }
 
-/// Those of `keys` not read yet, sorted and once each.
-fn unread<K: Ord + Copy>(mut keys: Vec<K>, read: impl Fn(&K) -> bool) -> Vec<K> {
-    keys.retain(|key| !read(key));
+/// `keys` sorted, once each: the order a batch takes its rows in.
+fn sorted_once<K: Ord>(mut keys: Vec<K>) -> Vec<K> {
     keys.sort_unstable();
     keys.dedup();
     keys
@@ -344,12 +343,11 @@ impl Wallets {
         &self,
         tx: &mut Transaction<'static, Any>,
         ledger: &mut Ledger,
-        mut opening: Vec<UserId>,
+        opening: Vec<UserId>,
         users: Vec<UserId>,
         bookings: Vec<ReservationId>,
     ) -> anyhow::Result<()> {
-        opening.sort_unstable();
-        opening.dedup();
+        let opening = sorted_once(opening);
         let now = timestamp(kernel::now());
         write_rows(
             tx,
@@ -367,7 +365,7 @@ impl Wallets {
         .context("opening wallets")?;
 
         let lock = self.store.for_update();
-        let users = unread(users, |user| ledger.wallets.contains_key(user));
+        let users = sorted_once(users);
         for slice in in_statements(&users) {
             let rows = fetch_by_keys(
                 tx,
@@ -389,7 +387,7 @@ impl Wallets {
             }
         }
 
-        let bookings = unread(bookings, |booking| ledger.read_bookings.contains(booking));
+        let bookings = sorted_once(bookings);
         for slice in in_statements(&bookings) {
             let rows = fetch_by_keys(
                 tx,
