@@ -14,6 +14,14 @@
 //! `BOXOFFICE_TEST_KAFKA` / `BOXOFFICE_TEST_POSTGRES` variables the tests
 //! use), and reports every process's memory.
 //!
+//! With `--rate N` the load is an open loop instead: bookings are due at
+//! N a second in all, whatever the answers' pace (the clients are how many
+//! may be waiting for an answer at once), and each one's accept latency
+//! counts from when it was due, so a platform that falls behind shows it
+//! in its latencies rather than by being sent less. The closed loop (the
+//! default) finds the highest rate; the open loop holds a rate and shows
+//! whether the saga keeps up with it.
+//!
 //! In both modes it also reads the propagation lag of the my-page
 //! projection (from the producer's commit to the projection's commit) from
 //! the `boxoffice_event_lag_seconds` histogram the services export, and the
@@ -56,7 +64,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -100,6 +108,10 @@ struct Args {
     /// How long the clients book.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// Bookings due per second in all (open loop); without it each client
+    /// books again as soon as it is answered (closed loop).
+    #[arg(long)]
+    rate: Option<f64>,
     /// The boxoffice binary to start.
     #[arg(long, default_value = "target/release/boxoffice")]
     binary: PathBuf,
@@ -491,18 +503,45 @@ async fn run(
             .map(|n| n.get())
             .unwrap_or(1)
     );
+    if let Some(rate) = args.rate {
+        println!(
+            "open loop: {rate} bookings due per second, at most {} waiting for an answer",
+            args.clients
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
+    let schedule = args.rate.map(|rate| {
+        Arc::new(Schedule::new(
+            started,
+            rate,
+            Duration::from_secs(args.seconds),
+        ))
+    });
     let mut clients = Vec::new();
     for token in tokens {
-        let (http, base, movie, stop) =
-            (http.clone(), base.to_owned(), movie.clone(), stop.clone());
+        let (http, base, movie, stop, schedule) = (
+            http.clone(),
+            base.to_owned(),
+            movie.clone(),
+            stop.clone(),
+            schedule.clone(),
+        );
         clients.push(tokio::spawn(async move {
             let mut accept = Histogram::<u64>::new(3).expect("histogram");
             let mut errors = 0u64;
             let mut first_error = None;
             while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
+                let t = match &schedule {
+                    Some(schedule) => match schedule.next_due() {
+                        Some(due) => {
+                            tokio::time::sleep_until(due.into()).await;
+                            due
+                        }
+                        None => break,
+                    },
+                    None => Instant::now(),
+                };
                 match book(&http, &base, &token, &movie).await {
                     Ok(_) => accept.record(t.elapsed().as_micros() as u64).ok(),
                     Err(error) => {
@@ -689,6 +728,9 @@ async fn run(
     }
     results.set("accepted", accepted);
     results.set("accepted_per_second_measured", rate);
+    if let Some(offered) = args.rate {
+        results.set("offered_per_second", offered);
+    }
     results.set("errors", errors);
     results.set("accept_p50_ms", ms(&accept, 0.5));
     results.set("confirmed_p50_ms", ms(&confirm, 0.5));
@@ -699,6 +741,32 @@ async fn run(
         bail!("inventory audit failed");
     }
     Ok(())
+}
+
+/// When each booking of an open loop is due: the n-th at `started + n /
+/// rate`, handed to whichever client asks next, none after the run.
+struct Schedule {
+    started: Instant,
+    interval: Duration,
+    until: Duration,
+    next: AtomicU64,
+}
+
+impl Schedule {
+    fn new(started: Instant, rate: f64, until: Duration) -> Schedule {
+        Schedule {
+            started,
+            interval: Duration::from_secs_f64(1.0 / rate.max(0.001)),
+            until,
+            next: AtomicU64::new(0),
+        }
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let offset = self.interval.checked_mul(u32::try_from(n).ok()?)?;
+        (offset < self.until).then(|| self.started + offset)
+    }
 }
 
 /// Books one ticket at a time and watches each booking to the end.
