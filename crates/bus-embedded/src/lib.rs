@@ -68,7 +68,7 @@ pub struct EmbeddedBus {
 #[derive(Debug)]
 struct Recent {
     first: i64,
-    entries: VecDeque<(String, Envelope)>,
+    entries: VecDeque<(String, Arc<Envelope>)>,
     capacity: usize,
 }
 
@@ -84,7 +84,7 @@ impl Recent {
     /// Adds entries appended with consecutive numbers from `first`. If
     /// they do not follow on (something else wrote to the file), the
     /// window starts again from them: readers behind it use the file.
-    fn extend(&mut self, first: i64, appended: impl IntoIterator<Item = (String, Envelope)>) {
+    fn extend(&mut self, first: i64, appended: impl IntoIterator<Item = (String, Arc<Envelope>)>) {
         if first != self.first + self.entries.len() as i64 {
             self.entries.clear();
             self.first = first;
@@ -114,7 +114,7 @@ impl Recent {
                     topic: topic.clone(),
                     partition: 0,
                     offset: seq,
-                    envelope: envelope.clone(),
+                    envelope: Arc::clone(envelope),
                 });
                 if batch.deliveries.len() == max {
                     break;
@@ -277,7 +277,7 @@ impl EmbeddedBus {
                     first,
                     events
                         .iter()
-                        .map(|event| (event.topic.clone(), event.envelope.clone())),
+                        .map(|event| (event.topic.clone(), Arc::new(event.envelope.clone()))),
                 );
             } else {
                 // Start again after them: everyone reads these from the file.
@@ -341,7 +341,7 @@ impl EmbeddedSubscription {
                     topic,
                     partition: 0,
                     offset: seq,
-                    envelope,
+                    envelope: Arc::new(envelope),
                 }),
                 // Handed on, not fatal: the consumer keeps it as a dead
                 // letter and the entries behind it still flow.
@@ -567,7 +567,7 @@ mod tests {
 
     #[test]
     fn the_window_holds_the_newest_entries_without_gaps() {
-        let envelope = |n: u32| event("a", "k", n).envelope;
+        let envelope = |n: u32| Arc::new(event("a", "k", n).envelope);
         let mut recent = Recent::starting_after(10, 3);
         recent.extend(11, (1..=4).map(|n| ("a".to_owned(), envelope(n))));
         assert_eq!((recent.first, recent.entries.len()), (12, 3));

@@ -479,7 +479,7 @@ impl KafkaSubscription {
                 topic,
                 partition: message.partition(),
                 offset: message.offset(),
-                envelope,
+                envelope: Arc::new(envelope),
             }),
             // Retrying cannot fix it: hand it on to be kept as a dead letter,
             // and move past it, or it would block its partition.

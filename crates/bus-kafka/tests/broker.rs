@@ -72,7 +72,7 @@ async fn events_round_trip_in_key_order_and_a_group_resumes_after_its_commit() {
         .iter()
         .find(|o| o.envelope.id == first[0].envelope.id)
         .unwrap();
-    assert_eq!(first[0].envelope, original.envelope);
+    assert_eq!(*first[0].envelope, original.envelope);
     assert_eq!(first[0].topic, "boxoffice.test");
     // One key's events arrive in the order they were published.
     for key in ["a", "b", "c"] {

@@ -7,6 +7,8 @@
 //! no-op. Events with the same key (the envelope's subject) on one topic are
 //! delivered in the order they were published.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::envelope::Envelope;
@@ -19,7 +21,9 @@ pub struct Delivery {
     pub partition: i32,
     /// Position within the partition; commits move past it.
     pub offset: i64,
-    pub envelope: Envelope,
+    /// Shared, not copied: the embedded log hands the same event to every
+    /// consumer group that reads its topic.
+    pub envelope: Arc<Envelope>,
 }
 
 /// A record the bus holds that is not a readable event (corrupted, or

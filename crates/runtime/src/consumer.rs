@@ -422,7 +422,7 @@ impl<S: UnitOfWork> Consumer<S> {
         let ids: Vec<EventId> = batch
             .deliveries
             .iter()
-            .map(|d| &d.envelope)
+            .map(|d| &*d.envelope)
             .filter(|event| self.handler.wants(event))
             .map(|event| event.id)
             .collect();
@@ -431,7 +431,7 @@ impl<S: UnitOfWork> Consumer<S> {
         let events: Vec<&Envelope> = batch
             .deliveries
             .iter()
-            .map(|d| &d.envelope)
+            .map(|d| &*d.envelope)
             .filter(|event| fresh.contains(&event.id))
             .collect();
         if !events.is_empty() {
