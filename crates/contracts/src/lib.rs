@@ -35,6 +35,7 @@ pub mod wallet;
 use kernel::bus::Outgoing;
 use kernel::Envelope;
 use schemars::JsonSchema;
+use serde::de::value::MapDeserializer;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -114,11 +115,11 @@ pub trait IntegrationEvent: Serialize + DeserializeOwned + JsonSchema + Sized {
 
     /// Wraps the event in a fresh envelope.
     fn to_envelope(&self) -> Envelope {
-        let tagged = serde_json::to_value(self).expect("integration events always serialise");
+        let mut tagged = serde_json::to_value(self).expect("integration events always serialise");
         let event_type = tagged["type"].as_str().unwrap_or_default().to_owned();
         let data = tagged
-            .get("data")
-            .cloned()
+            .as_object_mut()
+            .and_then(|tagged| tagged.remove("data"))
             .unwrap_or(serde_json::Value::Null);
         Envelope::new(
             Self::SOURCE,
@@ -158,8 +159,13 @@ pub trait IntegrationEvent: Serialize + DeserializeOwned + JsonSchema + Sized {
                 version: envelope.schemaversion,
             });
         }
-        let tagged = serde_json::json!({"type": envelope.event_type, "data": envelope.data});
-        serde_json::from_value(tagged)
+        // Read in place, the tag first: a JSON object built from the two
+        // would copy the payload and put "data" before "type", and serde
+        // buffers an adjacently tagged enum's content whose tag comes
+        // after it (once per event per consumer group).
+        let event_type = serde_json::Value::String(envelope.event_type.clone());
+        let tagged = [("type", &event_type), ("data", &envelope.data)];
+        Self::deserialize(MapDeserializer::new(tagged.into_iter()))
             .map(Some)
             .map_err(|source| ContractError::Malformed {
                 event_type: envelope.event_type.clone(),

@@ -633,7 +633,13 @@ fn an_event_of_another_family_is_not_mine_and_a_broken_one_is_an_error() {
     assert_eq!(CatalogEvent::from_envelope(&placed).unwrap(), None);
     let mut broken = placed.clone();
     broken.data = json!({"booking": {"quantity": "many"}});
-    assert!(ReservationEvent::from_envelope(&broken).is_err());
+    let error = ReservationEvent::from_envelope(&broken)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("boxoffice.reservation.placed") && error.contains("\"many\""),
+        "{error}"
+    );
     let mut future = placed;
     future.schemaversion = 2;
     assert!(ReservationEvent::from_envelope(&future).is_err());
