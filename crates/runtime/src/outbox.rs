@@ -185,9 +185,12 @@ pub async fn relay(
     }
 }
 
-/// The outbox rows of one pass, and those that cannot be read.
+/// The outbox rows of one pass, and those that cannot be read. The events
+/// and their sequence numbers are kept side by side so the events can be
+/// handed to the bus as they are, without a copy.
 struct Pending {
-    events: Vec<(i64, Outgoing)>,
+    seqs: Vec<i64>,
+    events: Vec<Outgoing>,
     unreadable: Vec<Unreadable>,
 }
 
@@ -245,9 +248,8 @@ impl Pending {
 /// How many of the pending events (from the first) the bus has, or why it
 /// has fewer.
 async fn publish(bus: &dyn EventBus, pending: &Pending) -> Result<usize, (usize, anyhow::Error)> {
-    let events: Vec<Outgoing> = pending.events.iter().map(|(_, e)| e.clone()).collect();
-    match bus.publish(&events).await {
-        Ok(()) => Ok(events.len()),
+    match bus.publish(&pending.events).await {
+        Ok(()) => Ok(pending.events.len()),
         Err(error) => Err((
             error.delivered,
             anyhow::Error::new(error).context("publishing outbox rows"),
@@ -267,10 +269,7 @@ async fn settle(
         Ok(count) => *count,
         Err((count, _)) => *count,
     };
-    let mut seqs: Vec<i64> = pending.events[..delivered.min(pending.events.len())]
-        .iter()
-        .map(|(seq, _)| *seq)
-        .collect();
+    let mut seqs: Vec<i64> = pending.seqs[..delivered.min(pending.seqs.len())].to_vec();
     for row in &pending.unreadable {
         tracing::error!(seq = row.seq, topic = %row.topic, error = %row.error, "an outbox row that is not an event; kept as a dead letter");
         metrics::counter!("boxoffice_outbox_malformed_rows_total").increment(1);
@@ -324,6 +323,7 @@ where
         .await
         .context("reading the outbox")?;
     let mut pending = Pending {
+        seqs: Vec::with_capacity(rows.len()),
         events: Vec::with_capacity(rows.len()),
         unreadable: Vec::new(),
     };
@@ -332,7 +332,10 @@ where
         let topic: String = row.try_get("topic")?;
         let raw: String = row.try_get("envelope")?;
         match serde_json::from_str::<Envelope>(&raw) {
-            Ok(envelope) => pending.events.push((seq, Outgoing { topic, envelope })),
+            Ok(envelope) => {
+                pending.seqs.push(seq);
+                pending.events.push(Outgoing { topic, envelope });
+            }
             // One bad row must not stop every event behind it.
             Err(error) => pending.unreadable.push(Unreadable {
                 seq,
