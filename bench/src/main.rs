@@ -108,8 +108,9 @@ struct Args {
     /// How long the clients book.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
-    /// Bookings due per second in all (open loop); without it each client
-    /// books again as soon as it is answered (closed loop).
+    /// Bookings due per second in all (open loop, the quota scenario);
+    /// without it each client books again as soon as it is answered
+    /// (closed loop).
     #[arg(long)]
     rate: Option<f64>,
     /// The boxoffice binary to start.
@@ -424,6 +425,12 @@ const CAPACITY: u64 = 1_000_000;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(rate) = args.rate {
+        anyhow::ensure!(
+            rate.is_finite() && rate > 0.0,
+            "--rate is bookings a second, more than none: {rate}"
+        );
+    }
     let data = std::env::temp_dir().join(format!("boxoffice-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let mut deployment = Deployment::start(&args, &data)?;
@@ -756,7 +763,7 @@ impl Schedule {
     fn new(started: Instant, rate: f64, until: Duration) -> Schedule {
         Schedule {
             started,
-            interval: Duration::from_secs_f64(1.0 / rate.max(0.001)),
+            interval: Duration::from_secs_f64(1.0 / rate),
             until,
             next: AtomicU64::new(0),
         }
