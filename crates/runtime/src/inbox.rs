@@ -68,13 +68,15 @@ pub async fn record_new(
     let mut fresh = HashSet::with_capacity(events.len());
     for chunk in crate::store::in_statements(events) {
         // Each row carries all its values: on SQLite the parameters can
-        // then be anonymous, bound by position (`store::for_the_backend`).
-        let numbered = format!(
-            "INSERT INTO inbox (consumer, event_id, processed_at) VALUES {}
+        // then be anonymous, bound by position (`store::multi_row_text`).
+        let sql = crate::store::multi_row_text(
+            tx,
+            "INSERT INTO inbox (consumer, event_id, processed_at) VALUES {values}
              ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id",
-            crate::store::values_list(chunk.len(), 3, crate::store::plain_tuple)
+            chunk.len(),
+            3,
+            crate::store::plain_tuple,
         );
-        let sql = crate::store::for_the_backend(tx, numbered);
         let mut insert = sqlx::query(&sql);
         for event in chunk {
             insert = insert

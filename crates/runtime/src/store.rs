@@ -10,8 +10,9 @@
 //! while the writer works). On PostgreSQL both are the same pool.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -367,8 +368,8 @@ pub async fn fetch_by_keys<K: ToString>(
     statement: &str,
     keys: &[K],
 ) -> sqlx::Result<Vec<AnyRow>> {
-    let placeholders: Vec<String> = (1..=keys.len()).map(|n| format!("${n}")).collect();
-    let sql = for_the_backend(tx, statement.replace("{keys}", &placeholders.join(", ")));
+    let template = statement.replace("{keys}", "{values}");
+    let sql = multi_row_text(tx, &template, keys.len(), 1, |key| key[0].clone());
     let mut query = sqlx::query(&sql).persistent(false);
     for key in keys {
         query = query.bind(key.to_string());
@@ -485,9 +486,8 @@ fn multi_row<T>(
     statement: &str,
     tuple: &impl Fn(&[String]) -> String,
     row: &impl Fn(&mut RowValues, &T) -> anyhow::Result<()>,
-) -> anyhow::Result<(String, AnyArguments<'static>)> {
-    let numbered = statement.replace("{values}", &values_list(slice.len(), columns, tuple));
-    let sql = for_the_backend(tx, numbered);
+) -> anyhow::Result<(Arc<str>, AnyArguments<'static>)> {
+    let sql = multi_row_text(tx, statement, slice.len(), columns, tuple);
     let mut values = RowValues {
         arguments: AnyArguments::default(),
         added: 0,
@@ -506,6 +506,53 @@ fn multi_row<T>(
         slice.len()
     );
     Ok((sql, values.arguments))
+}
+
+/// The texts of multi-row statements written so far, by template, then by
+/// rows, columns and database. Writing one out (hundreds of numbered
+/// placeholders, then made anonymous for SQLite) was 2–3 % of the
+/// platform's CPU, redone for every statement although a template only
+/// ever gives a handful of texts: [`in_statements`] cuts batches into
+/// powers of two. A template's text fixes its row tuple (each is written
+/// at one place in the code), so the template names the text.
+static STATEMENT_TEXTS: LazyLock<Mutex<HashMap<String, TextsOfTemplate>>> =
+    LazyLock::new(Mutex::default);
+
+/// One template's texts by (rows, columns, SQLite or not).
+type TextsOfTemplate = HashMap<(usize, usize, bool), Arc<str>>;
+
+/// The text of `template` (SQL with `{values}` where the `VALUES` list
+/// goes) for `rows` rows of `columns` parameters, each row's tuple written
+/// by `tuple` (see [`values_list`]), as the transaction's database binds
+/// it fastest: with anonymous parameters on SQLite where
+/// [`anonymous_parameters`] allows, numbered on PostgreSQL.
+pub fn multi_row_text(
+    tx: &Transaction<'static, Any>,
+    template: &str,
+    rows: usize,
+    columns: usize,
+    tuple: impl Fn(&[String]) -> String,
+) -> Arc<str> {
+    let sqlite = tx.backend_name() == "SQLite";
+    let mut texts = STATEMENT_TEXTS.lock().expect("the statement texts' lock");
+    if let Some(text) = texts
+        .get(template)
+        .and_then(|texts| texts.get(&(rows, columns, sqlite)))
+    {
+        return Arc::clone(text);
+    }
+    let numbered = template.replace("{values}", &values_list(rows, columns, tuple));
+    let text: Arc<str> = if sqlite {
+        anonymous_parameters(&numbered).unwrap_or(numbered)
+    } else {
+        numbered
+    }
+    .into();
+    texts
+        .entry(template.to_owned())
+        .or_default()
+        .insert((rows, columns, sqlite), Arc::clone(&text));
+    text
 }
 
 /// `sql` with its numbered parameters (`$1, $2, …`) made anonymous (`?`),
@@ -538,17 +585,6 @@ pub fn anonymous_parameters(sql: &str) -> Option<String> {
         anonymous.push('?');
     }
     Some(anonymous)
-}
-
-/// A multi-row statement written with numbered parameters, as the
-/// transaction's database binds it fastest: with anonymous ones on SQLite
-/// where [`anonymous_parameters`] allows, as written on PostgreSQL.
-pub fn for_the_backend(tx: &Transaction<'static, Any>, numbered: String) -> String {
-    if tx.backend_name() == "SQLite" {
-        anonymous_parameters(&numbered).unwrap_or(numbered)
-    } else {
-        numbered
-    }
 }
 
 /// A plain `($1, $2, …)` tuple, for [`write_rows`].
@@ -737,6 +773,18 @@ mod tests {
         assert!(
             format!("{short:#}").contains("1 values for 1 rows of 2 columns"),
             "{short:#}"
+        );
+        // Each shape of a statement is written out once, for SQLite with
+        // anonymous parameters.
+        let text = multi_row_text(&tx, insert, 2, 2, plain_tuple);
+        assert_eq!(&*text, "INSERT INTO seen (n, label) VALUES (?, ?), (?, ?)");
+        assert!(Arc::ptr_eq(
+            &text,
+            &multi_row_text(&tx, insert, 2, 2, plain_tuple)
+        ));
+        assert_eq!(
+            &*multi_row_text(&tx, insert, 1, 2, plain_tuple),
+            "INSERT INTO seen (n, label) VALUES (?, ?)"
         );
     }
 
