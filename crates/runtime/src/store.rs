@@ -368,8 +368,7 @@ pub async fn fetch_by_keys<K: ToString>(
     statement: &str,
     keys: &[K],
 ) -> sqlx::Result<Vec<AnyRow>> {
-    let template = statement.replace("{keys}", "{values}");
-    let sql = multi_row_text(tx, &template, keys.len(), 1, |key| key[0].clone());
+    let sql = text_of(tx, statement, "{keys}", keys.len(), 1, |key| key[0].clone());
     let mut query = sqlx::query(&sql).persistent(false);
     for key in keys {
         query = query.bind(key.to_string());
@@ -533,6 +532,19 @@ pub fn multi_row_text(
     columns: usize,
     tuple: impl Fn(&[String]) -> String,
 ) -> Arc<str> {
+    text_of(tx, template, "{values}", rows, columns, tuple)
+}
+
+/// [`multi_row_text`] with the list going where `marker` is (a key-list
+/// read's `IN ({keys})`); the template, marker included, names the text.
+fn text_of(
+    tx: &Transaction<'static, Any>,
+    template: &str,
+    marker: &str,
+    rows: usize,
+    columns: usize,
+    tuple: impl Fn(&[String]) -> String,
+) -> Arc<str> {
     let sqlite = tx.backend_name() == "SQLite";
     let mut texts = STATEMENT_TEXTS.lock().expect("the statement texts' lock");
     if let Some(text) = texts
@@ -541,7 +553,7 @@ pub fn multi_row_text(
     {
         return Arc::clone(text);
     }
-    let numbered = template.replace("{values}", &values_list(rows, columns, tuple));
+    let numbered = template.replace(marker, &values_list(rows, columns, tuple));
     let text: Arc<str> = if sqlite {
         anonymous_parameters(&numbered).unwrap_or(numbered)
     } else {
