@@ -9,7 +9,8 @@ use contracts::wallet::WalletEvent;
 use contracts::IntegrationEvent;
 use kernel::Envelope;
 use runtime::consumer::{handling, EventHandler};
-use sqlx::{Any, Transaction};
+use runtime::store::Tx;
+
 use time::OffsetDateTime;
 
 use crate::projection::{self, Change};
@@ -40,22 +41,14 @@ fn reads(event: &Envelope) -> bool {
 #[async_trait]
 impl EventHandler for Projector {
     /// A batch with events the dashboard reads counts as one change.
-    async fn prepare(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        events: &[&Envelope],
-    ) -> anyhow::Result<()> {
+    async fn prepare(&self, tx: &mut Tx, events: &[&Envelope]) -> anyhow::Result<()> {
         if events.iter().any(|event| reads(event)) {
             self.view.touch(tx, OffsetDateTime::now_utc()).await?;
         }
         Ok(())
     }
 
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &Envelope,
-    ) -> anyhow::Result<()> {
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
         let changes: Vec<Change> = change_of(event)?.into_iter().collect();
         self.view.apply_all(tx, &changes).await
     }
@@ -64,7 +57,7 @@ impl EventHandler for Projector {
     /// row read once and written once); each event is read in its own span.
     async fn handle_batch(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         events: &[&Envelope],
         group: &str,
     ) -> anyhow::Result<()> {

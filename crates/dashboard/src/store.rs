@@ -5,6 +5,7 @@
 //! summed from the rows when the dashboard is read, so they cannot drift
 //! from them.
 
+use runtime::store::Tx;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::Context;
@@ -14,7 +15,7 @@ use runtime::http::{parse_timestamp, timestamp};
 use runtime::store::{fetch_by_keys, in_statements, plain_tuple, write_rows, MigrationScript};
 use runtime::Store;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::projection::{
@@ -115,11 +116,7 @@ impl DashboardView {
     /// live dashboard watches, and the time it shows. Taken first in every
     /// batch, so batches applied side by side queue here rather than lock
     /// each other's rows in different orders.
-    pub async fn touch(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        at: OffsetDateTime,
-    ) -> anyhow::Result<()> {
+    pub async fn touch(&self, tx: &mut Tx, at: OffsetDateTime) -> anyhow::Result<()> {
         sqlx::query(
             "UPDATE dashboard_changes SET changes = changes + 1, updated_at = $1 WHERE id = 1",
         )
@@ -144,11 +141,7 @@ impl DashboardView {
     /// ([`Touched`]), and writes each changed row once (one statement per
     /// table). Batches applied side by side queue on [`Self::touch`] first,
     /// so they never lock each other's rows in different orders.
-    pub async fn apply_all(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        changes: &[Change],
-    ) -> anyhow::Result<()> {
+    pub async fn apply_all(&self, tx: &mut Tx, changes: &[Change]) -> anyhow::Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
@@ -205,7 +198,7 @@ impl DashboardView {
     /// until key lists were planned each time.)
     async fn held<K: ToString + Ord + Copy, V>(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         table: &str,
         columns: &str,
         key: &str,
@@ -307,10 +300,7 @@ impl DashboardView {
     }
 }
 
-async fn write_listings(
-    tx: &mut Transaction<'static, Any>,
-    listings: &[(ListingId, &ListingRow)],
-) -> anyhow::Result<()> {
+async fn write_listings(tx: &mut Tx, listings: &[(ListingId, &ListingRow)]) -> anyhow::Result<()> {
     write_rows(
         tx,
         listings,
@@ -342,7 +332,7 @@ async fn write_listings(
 }
 
 async fn write_holds(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     holds: &[(ReservationId, ListingId, HoldRow)],
 ) -> anyhow::Result<()> {
     write_rows(
@@ -367,7 +357,7 @@ async fn write_holds(
 }
 
 async fn write_reservations(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     reservations: &[(ReservationId, ReservationRow)],
 ) -> anyhow::Result<()> {
     write_rows(
@@ -396,10 +386,7 @@ async fn write_reservations(
 
 /// Points movements under each fact's key, so stating one again sets the
 /// same value.
-async fn write_points(
-    tx: &mut Transaction<'static, Any>,
-    facts: &[&PointsFact],
-) -> anyhow::Result<()> {
+async fn write_points(tx: &mut Tx, facts: &[&PointsFact]) -> anyhow::Result<()> {
     write_rows(
         tx,
         facts,

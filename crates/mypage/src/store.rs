@@ -12,9 +12,10 @@ use async_trait::async_trait;
 use contracts::reservation::PaymentMethod;
 use kernel::ids::ReservationId;
 use runtime::http::timestamp;
+use runtime::store::Tx;
 use runtime::store::{plain_tuple, write_rows, Listing, MigrationScript};
 use runtime::Store;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
 use crate::projection::{Changes, ListingFact, MyReservationRow, PaymentStep, PointsChange};
 use crate::view::{
@@ -140,7 +141,7 @@ impl MyReservations {
 
 #[async_trait]
 impl Projection for MyReservations {
-    type Tx = Transaction<'static, Any>;
+    type Tx = Tx;
 
     /// Stores the row unless the one held is at a newer version (the rule of
     /// [`crate::projection::supersedes`], applied in the statement itself so
@@ -243,10 +244,7 @@ impl Projection for MyReservations {
 }
 
 /// Bookings' rows, one per booking, each kept unless the one held is newer.
-async fn upsert_rows(
-    tx: &mut Transaction<'static, Any>,
-    rows: &[&MyReservationRow],
-) -> anyhow::Result<()> {
+async fn upsert_rows(tx: &mut Tx, rows: &[&MyReservationRow]) -> anyhow::Result<()> {
     write_rows(
         tx,
         rows,
@@ -290,10 +288,7 @@ async fn upsert_rows(
 }
 
 /// The history gains each row's status once, whatever the rows keep.
-async fn insert_history(
-    tx: &mut Transaction<'static, Any>,
-    rows: &[MyReservationRow],
-) -> anyhow::Result<()> {
+async fn insert_history(tx: &mut Tx, rows: &[MyReservationRow]) -> anyhow::Result<()> {
     write_rows(
         tx,
         rows,
@@ -318,10 +313,7 @@ async fn insert_history(
 
 /// Payment steps, one per booking, each kept unless the one held is at the
 /// same or a later stage.
-async fn upsert_payments(
-    tx: &mut Transaction<'static, Any>,
-    steps: &[&PaymentStep],
-) -> anyhow::Result<()> {
+async fn upsert_payments(tx: &mut Tx, steps: &[&PaymentStep]) -> anyhow::Result<()> {
     write_rows(
         tx,
         steps,
@@ -347,10 +339,7 @@ async fn upsert_payments(
 
 /// Points set (not added), one statement per kind of figure; at most one
 /// change per booking and kind.
-async fn upsert_points(
-    tx: &mut Transaction<'static, Any>,
-    changes: &[&PointsChange],
-) -> anyhow::Result<()> {
+async fn upsert_points(tx: &mut Tx, changes: &[&PointsChange]) -> anyhow::Result<()> {
     let column_of = |change: &PointsChange| match change {
         PointsChange::Earned { .. } => "earned",
         PointsChange::Withdrawn { .. } => "withdrawn",

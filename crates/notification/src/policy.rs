@@ -2,6 +2,7 @@
 //! become messages, sent through every channel, then recorded in the same
 //! transaction as the inbox entry.
 
+use runtime::store::Tx;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -11,7 +12,6 @@ use contracts::IntegrationEvent;
 use kernel::ids::NotificationId;
 use kernel::Envelope;
 use runtime::consumer::{handling_async, EventHandler};
-use sqlx::{Any, Transaction};
 
 use crate::channel::Channel;
 use crate::domain::{self, Message};
@@ -71,11 +71,7 @@ impl EventHandler for NotificationPolicy {
         TOLD.contains(&event.event_type.as_str())
     }
 
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &Envelope,
-    ) -> anyhow::Result<()> {
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
         self.handle_batch(tx, &[event], GROUP).await
     }
 
@@ -83,7 +79,7 @@ impl EventHandler for NotificationPolicy {
     /// recorded with one statement.
     async fn handle_batch(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         events: &[&Envelope],
         group: &str,
     ) -> anyhow::Result<()> {

@@ -2,10 +2,11 @@
 
 use anyhow::Context;
 use runtime::http::timestamp;
+use runtime::store::Tx;
 use runtime::store::{plain_tuple, write_rows, Listing, MigrationScript};
 use runtime::Store;
 use serde::Serialize;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
 use crate::domain::Message;
 
@@ -80,7 +81,7 @@ impl Notifications {
     /// event's, so recording it again changes nothing.
     pub async fn record(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         messages: &[Message],
         channel: &str,
     ) -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //! request settlements as the saga decides, and settle them with the
 //! provider in the background.
 
+use runtime::store::Tx;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use kernel::shutdown::Shutdown;
 use kernel::Money;
 use runtime::group_commit::GroupCommit;
 use runtime::retry::{Outage, Unavailable};
-use sqlx::{Any, Transaction};
+
 use tokio::sync::Notify;
 use tracing::{Instrument, Span};
 
@@ -356,11 +357,7 @@ impl Payments {
     /// the capture never reached the provider), and each payment is
     /// written once. Bookings paid otherwise (or free) have no payment
     /// here and are passed over.
-    pub async fn on_bookings(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        decisions: &[Decision],
-    ) -> anyhow::Result<()> {
+    pub async fn on_bookings(&self, tx: &mut Tx, decisions: &[Decision]) -> anyhow::Result<()> {
         let bookings = decisions.iter().map(|d| d.reservation).collect();
         let mut read = self.store.load_for_bookings(tx, bookings).await?;
         let mut requests: HashMap<PaymentId, Request> = HashMap::new();

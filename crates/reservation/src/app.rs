@@ -10,7 +10,7 @@ use kernel::ids::{ListingId, ReservationId, UserId};
 use kernel::Envelope;
 use runtime::group_commit::GroupCommit;
 use runtime::outbox;
-use sqlx::{Any, Transaction};
+use runtime::store::Tx;
 
 use std::time::Duration;
 
@@ -342,7 +342,7 @@ impl Reservations {
     /// consumer's transaction.
     pub async fn on_listing_withdrawn(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         listing: ListingId,
         cancel_reservations: bool,
         bookings: &mut Bookings,
@@ -380,7 +380,7 @@ impl Reservations {
     /// consumer's unit of work.
     pub async fn on_saga_answer(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         bookings: &mut Bookings,
         id: ReservationId,
         command: Command,

@@ -25,6 +25,7 @@
 //! the handler's key changes and commits them at once. The loop is the same
 //! for both.
 
+use crate::store::Tx;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +36,7 @@ use kernel::bus::{Batch, Delivery, EventBus, Malformed, Subscription};
 use kernel::ids::EventId;
 use kernel::shutdown::Shutdown;
 use kernel::Envelope;
-use sqlx::{Any, Transaction};
+
 use tracing::Instrument;
 
 use crate::dead_letters;
@@ -100,7 +101,7 @@ pub trait UnitOfWork: Clone + Send + Sync + 'static {
 
 #[async_trait]
 impl UnitOfWork for Store {
-    type Tx = Transaction<'static, Any>;
+    type Tx = Tx;
 
     async fn begin(&self) -> anyhow::Result<Self::Tx> {
         Store::begin(self).await
@@ -149,17 +150,15 @@ impl UnitOfWork for Store {
     }
 }
 
-/// A context's reaction to events: its policy or projection. `Tx` is the
+/// A context's reaction to events: its policy or projection. `U` is the
 /// unit of work it writes into: a SQL transaction unless it says otherwise.
 #[async_trait]
-pub trait EventHandler<Tx: Send + 'static = Transaction<'static, Any>>:
-    Send + Sync + 'static
-{
+pub trait EventHandler<U: Send + 'static = Tx>: Send + Sync + 'static {
     /// Called once per batch, before any of its events is handled, with
     /// every event of the batch: the place to lock what the batch will
     /// change, in one fixed order, so that two members applying batches at
     /// the same time cannot deadlock.
-    async fn prepare(&self, _tx: &mut Tx, _events: &[&Envelope]) -> anyhow::Result<()> {
+    async fn prepare(&self, _tx: &mut U, _events: &[&Envelope]) -> anyhow::Result<()> {
         Ok(())
     }
 
@@ -175,7 +174,7 @@ pub trait EventHandler<Tx: Send + 'static = Transaction<'static, Any>>:
     /// Applies one event inside `tx`. Follow-up events go to the outbox in
     /// the same transaction. Events the handler does not care about are
     /// simply ignored (`Ok`). An error rolls the transaction back.
-    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()>;
+    async fn handle(&self, tx: &mut U, event: &Envelope) -> anyhow::Result<()>;
 
     /// Applies a batch's new events, in their order, inside `tx`, for
     /// consumer `group`. The default hands each to [`handle`](Self::handle)
@@ -186,7 +185,7 @@ pub trait EventHandler<Tx: Send + 'static = Transaction<'static, Any>>:
     /// [`telemetry::handling_span`] so traces keep every step.
     async fn handle_batch(
         &self,
-        tx: &mut Tx,
+        tx: &mut U,
         events: &[&Envelope],
         group: &str,
     ) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@
 //! - `GET /admin/dead-letters?limit=&after=`
 //! - `POST /admin/dead-letters/{id}/replay`
 
+use crate::store::Tx;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ use axum::{Json, Router};
 use kernel::bus::{Delivery, Malformed};
 use kernel::Envelope;
 use serde::Serialize;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
 use crate::consumer::EventHandler;
 use crate::http::{timestamp, ApiError, Caller, Page};
@@ -35,7 +36,7 @@ pub const RELAY: &str = "outbox-relay";
 /// Parks an event its handler rejected. A second parking of the same event
 /// (a redelivery that failed again) keeps the first.
 pub async fn park_event(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     consumer: &str,
     delivery: &Delivery,
     error: &str,
@@ -61,11 +62,7 @@ pub async fn park_event(
 }
 
 /// Parks a record the bus could not decode, with its bytes.
-pub async fn park_malformed(
-    tx: &mut Transaction<'static, Any>,
-    consumer: &str,
-    record: &Malformed,
-) -> anyhow::Result<()> {
+pub async fn park_malformed(tx: &mut Tx, consumer: &str, record: &Malformed) -> anyhow::Result<()> {
     insert(
         tx,
         Parked {
@@ -87,7 +84,7 @@ pub async fn park_malformed(
 /// Parks an outbox row the relay could not read (it is removed from the
 /// outbox in the same transaction).
 pub async fn park_unreadable_outbox_row(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     topic: &str,
     seq: i64,
     raw: Vec<u8>,
@@ -124,7 +121,7 @@ struct Parked<'a> {
     attempts: u32,
 }
 
-async fn insert(tx: &mut Transaction<'static, Any>, parked: Parked<'_>) -> anyhow::Result<()> {
+async fn insert(tx: &mut Tx, parked: Parked<'_>) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO dead_letters (consumer, event_id, event_type, topic, part, position,
              envelope, raw, error, attempts, status, failed_at)

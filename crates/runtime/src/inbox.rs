@@ -2,20 +2,17 @@
 //! same transaction as the effect, so a redelivered event is recognised and
 //! skipped, and an effect is never applied twice.
 
+use crate::store::Tx;
 use std::collections::HashSet;
 
 use anyhow::Context;
 use kernel::ids::EventId;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
 /// Empties a read model's `tables` and `consumer`'s inbox rows inside
 /// `tx`, so that replaying its topics from the start builds it anew
 /// (`boxoffice rebuild`). Returns how many rows went.
-pub async fn forget_all(
-    tx: &mut Transaction<'static, Any>,
-    tables: &[&str],
-    consumer: &str,
-) -> anyhow::Result<u64> {
+pub async fn forget_all(tx: &mut Tx, tables: &[&str], consumer: &str) -> anyhow::Result<u64> {
     let mut removed = 0;
     for table in tables {
         removed += sqlx::query(&format!("DELETE FROM {table}"))
@@ -35,11 +32,7 @@ pub async fn forget_all(
 
 /// Records `event` as processed by `consumer`. Returns `false` when it had
 /// been processed before (the caller must then not apply it again).
-pub async fn record_first(
-    tx: &mut Transaction<'static, Any>,
-    consumer: &str,
-    event: EventId,
-) -> anyhow::Result<bool> {
+pub async fn record_first(tx: &mut Tx, consumer: &str, event: EventId) -> anyhow::Result<bool> {
     let done = sqlx::query(
         "INSERT INTO inbox (consumer, event_id, processed_at) VALUES ($1, $2, $3)
          ON CONFLICT (consumer, event_id) DO NOTHING",
@@ -57,7 +50,7 @@ pub async fn record_first(
 /// and returns those that were not processed before (only those may be
 /// applied). An event that appears twice in the batch is returned once.
 pub async fn record_new(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     consumer: &str,
     events: &[EventId],
 ) -> anyhow::Result<HashSet<EventId>> {

@@ -6,7 +6,9 @@
 //!
 //! # Layout
 //! - [`store`]: one SQL layer over SQLite (embedded) and PostgreSQL
-//!   (distributed), with embedded migrations and single-writer SQLite pools.
+//!   (distributed), with embedded migrations and a single SQLite writer.
+//! - [`sqlite`]: SQLite's statements run on the caller's thread, behind
+//!   sqlx's `Executor`, so the store's one SQL layer serves both engines.
 //! - [`outbox`]: events appended in the state change's transaction, and the
 //!   relay that publishes them to the [`kernel::bus::EventBus`].
 //! - [`inbox`]: processed-event ids, so at-least-once delivery has
@@ -44,6 +46,7 @@ pub mod inbox;
 pub mod outbox;
 pub mod replicas;
 pub mod retry;
+pub mod sqlite;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;

@@ -4,6 +4,7 @@
 //! publish but before the row is removed re-publishes it, which consumers'
 //! inboxes absorb.
 
+use crate::store::Tx;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use anyhow::Context;
 use kernel::bus::{EventBus, Outgoing};
 use kernel::shutdown::Shutdown;
 use kernel::Envelope;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Row};
 
 use crate::dead_letters;
 use crate::retry::Outage;
@@ -118,7 +119,7 @@ const MESSAGING_V2_POSTGRES: &str =
 /// Appends events to the outbox inside the caller's transaction. An event
 /// without a trace context takes the current span's (when traces are on),
 /// so whoever handles it continues this trace.
-pub async fn append(tx: &mut Transaction<'static, Any>, events: &[Outgoing]) -> anyhow::Result<()> {
+pub async fn append(tx: &mut Tx, events: &[Outgoing]) -> anyhow::Result<()> {
     let mut stamped;
     let events = if crate::telemetry::is_on() {
         stamped = events.to_vec();
@@ -261,7 +262,7 @@ async fn publish(bus: &dyn EventBus, pending: &Pending) -> Result<usize, (usize,
 /// before the first failure count as published: the next pass re-sends
 /// from there, so every key's events reach the bus in outbox order.
 async fn settle(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     pending: &Pending,
     published: &Result<usize, (usize, anyhow::Error)>,
 ) -> anyhow::Result<usize> {
@@ -292,7 +293,7 @@ async fn settle(
 /// read, and a range delete would drop its event unpublished.
 /// In power-of-two slices, so a handful of statement texts is prepared on
 /// each connection rather than one per batch size.
-async fn remove(tx: &mut Transaction<'static, Any>, seqs: &[i64]) -> anyhow::Result<()> {
+async fn remove(tx: &mut Tx, seqs: &[i64]) -> anyhow::Result<()> {
     for chunk in crate::store::in_statements(seqs) {
         // `$n` placeholders written out: both engines read them, whereas the
         // query builder would emit `?` for `Any`, which PostgreSQL rejects.

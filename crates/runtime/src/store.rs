@@ -16,11 +16,20 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::FutureExt;
+use futures::StreamExt;
+use sqlx::any::{
+    AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyQueryResult, AnyRow, AnyStatement,
+    AnyTransactionManager, AnyTypeInfo,
+};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::Arguments;
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Arguments, Describe, Either, Execute, Executor, TransactionManager};
 use tokio::sync::Notify;
+
+use crate::sqlite;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -49,14 +58,33 @@ pub struct MigrationScript {
     pub postgres: &'static str,
 }
 
-/// A service's database: a write pool, a read pool, and a signal that new
-/// outbox rows were committed (so the relay publishes without polling delay).
+/// A service's database: where writes go, where reads go, and a signal
+/// that new outbox rows were committed (so the relay publishes without
+/// polling delay).
+///
+/// On SQLite the store owns its connections and runs statements on the
+/// caller's thread (see [`crate::sqlite`]): one writer, taken for a
+/// transaction's length, and a reader per core. On PostgreSQL both are
+/// sqlx's pool.
 #[derive(Clone, Debug)]
 pub struct Store {
-    write: AnyPool,
-    read: AnyPool,
+    writer: Writer,
+    reader: Arc<Reader>,
     backend: Backend,
     outbox_written: Arc<Notify>,
+}
+
+#[derive(Clone, Debug)]
+enum Writer {
+    Sqlite(Arc<tokio::sync::Mutex<sqlite::Connection>>),
+    Postgres(AnyPool),
+}
+
+/// Where reads that need no transaction go: `fetch_all(store.reader())`.
+#[derive(Debug)]
+pub enum Reader {
+    Sqlite(sqlite::Readers),
+    Postgres(AnyPool),
 }
 
 impl Store {
@@ -73,24 +101,36 @@ impl Store {
         };
         let options = AnyConnectOptions::from_str(url)
             .with_context(|| format!("parsing database url {}", redact(url)))?;
-        let store = match backend {
+        match backend {
             Backend::Sqlite => {
-                if let Some(path) = sqlite_path(url) {
-                    keep_private(&path)?;
-                }
-                let write = sqlite_pool(1).connect_with(options.clone()).await?;
+                let path = sqlite_path(url).with_context(|| {
+                    format!("{url:?} names no file: the store keeps SQLite in a file")
+                })?;
+                keep_private(&path)?;
+                // Migrations run through sqlx's migrator on a connection of
+                // its own, closed before the store opens its connections.
+                let setup = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("opening {}", path.display()))?;
                 // WAL is a property of the file; setting it once is enough.
                 sqlx::query("PRAGMA journal_mode = WAL")
-                    .execute(&write)
+                    .execute(&setup)
                     .await
                     .context("switching SQLite to WAL")?;
-                let read = sqlite_pool(sqlite_readers()).connect_with(options).await?;
-                Store {
-                    write,
-                    read,
+                migrate(&setup, backend, migrations).await?;
+                setup.close().await;
+                let writer = sqlite::Connection::open(&path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                let readers = sqlite::Readers::open(&path, sqlite_readers())
+                    .with_context(|| format!("opening {}", path.display()))?;
+                Ok(Store {
+                    writer: Writer::Sqlite(Arc::new(tokio::sync::Mutex::new(writer))),
+                    reader: Arc::new(Reader::Sqlite(readers)),
                     backend,
                     outbox_written: Arc::default(),
-                }
+                })
             }
             Backend::Postgres => {
                 create_database_if_missing(url).await?;
@@ -100,45 +140,15 @@ impl Store {
                     .connect_with(options)
                     .await
                     .with_context(|| format!("connecting to {}", redact(url)))?;
-                Store {
-                    write: pool.clone(),
-                    read: pool,
+                migrate(&pool, backend, migrations).await?;
+                Ok(Store {
+                    writer: Writer::Postgres(pool.clone()),
+                    reader: Arc::new(Reader::Postgres(pool)),
                     backend,
                     outbox_written: Arc::default(),
-                }
+                })
             }
-        };
-        store.migrate(migrations).await?;
-        Ok(store)
-    }
-
-    async fn migrate(&self, scripts: &[MigrationScript]) -> anyhow::Result<()> {
-        let migrations: Vec<Migration> = crate::outbox::MESSAGING_MIGRATIONS
-            .iter()
-            .chain(scripts)
-            .map(|script| {
-                let sql = match self.backend {
-                    Backend::Sqlite => script.sqlite,
-                    Backend::Postgres => script.postgres,
-                };
-                Migration::new(
-                    script.version,
-                    Cow::Borrowed(script.description),
-                    MigrationType::Simple,
-                    Cow::Borrowed(sql),
-                    false,
-                )
-            })
-            .collect();
-        let migrator = Migrator {
-            migrations: Cow::Owned(migrations),
-            ..Migrator::DEFAULT
-        };
-        migrator
-            .run(&self.write)
-            .await
-            .context("running migrations")?;
-        Ok(())
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -163,7 +173,7 @@ impl Store {
     /// are the caller's own identifiers, never input.
     pub async fn lock_in_order(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         table: &str,
         key: &str,
         mut keys: Vec<String>,
@@ -184,19 +194,40 @@ impl Store {
         Ok(())
     }
 
-    /// The pool for reads that need no transaction.
-    pub fn reader(&self) -> &AnyPool {
-        &self.read
+    /// Where reads that need no transaction go.
+    pub fn reader(&self) -> &Reader {
+        &self.reader
     }
 
     /// Starts a write transaction.
-    pub async fn begin(&self) -> anyhow::Result<Transaction<'static, Any>> {
-        self.write.begin().await.context("starting a transaction")
+    pub async fn begin(&self) -> anyhow::Result<Tx> {
+        let connection = match &self.writer {
+            Writer::Sqlite(writer) => {
+                let connection = Arc::clone(writer).lock_owned().await;
+                if connection.in_transaction() {
+                    // Left open by a caller that stopped half way.
+                    connection.run_plain("ROLLBACK")?;
+                }
+                connection.run_plain("BEGIN")?;
+                Connection::Sqlite(connection)
+            }
+            Writer::Postgres(pool) => {
+                let mut connection = pool.acquire().await.context("starting a transaction")?;
+                AnyTransactionManager::begin(&mut connection, None)
+                    .await
+                    .context("starting a transaction")?;
+                Connection::Postgres(connection)
+            }
+        };
+        Ok(Tx {
+            connection,
+            open: true,
+        })
     }
 
     /// Commits a transaction that may have appended outbox rows, and wakes
     /// the relay.
-    pub async fn commit(&self, tx: Transaction<'static, Any>) -> anyhow::Result<()> {
+    pub async fn commit(&self, tx: Tx) -> anyhow::Result<()> {
         tx.commit().await.context("committing")?;
         self.outbox_written.notify_one();
         Ok(())
@@ -234,7 +265,7 @@ impl Store {
             let key: Option<String> =
                 sqlx::query_scalar(&format!("SELECT {sort} FROM {table} WHERE {id} = $1"))
                     .bind(&after)
-                    .fetch_optional(&self.read)
+                    .fetch_optional(self.reader())
                     .await
                     .with_context(|| format!("finding where a page of {table} continues"))?;
             let Some(key) = key else { return Ok(None) };
@@ -262,7 +293,7 @@ impl Store {
         }
         let rows = query
             .bind(limit)
-            .fetch_all(&self.read)
+            .fetch_all(self.reader())
             .await
             .with_context(|| format!("listing {table}"))?;
         Ok(Some(rows))
@@ -270,13 +301,246 @@ impl Store {
 
     /// Whether the database answers (for readiness).
     pub async fn is_ready(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.read).await.is_ok()
+        sqlx::query("SELECT 1").execute(self.reader()).await.is_ok()
     }
 
+    /// Closes the connections (PostgreSQL's pool; SQLite's close with the
+    /// last clone of the store).
     pub async fn close(&self) {
-        self.read.close().await;
-        self.write.close().await;
+        if let Writer::Postgres(pool) = &self.writer {
+            pool.close().await;
+        }
     }
+}
+
+/// A write transaction: a connection of the store's, taken until commit.
+/// Dropped without a commit, it rolls back. Statements run on it as on
+/// sqlx's transactions: `query.execute(&mut **tx)`.
+#[derive(Debug)]
+pub struct Tx {
+    connection: Connection,
+    open: bool,
+}
+
+/// The connection a [`Tx`] holds; what its statements run on.
+#[derive(Debug)]
+pub enum Connection {
+    Sqlite(tokio::sync::OwnedMutexGuard<sqlite::Connection>),
+    Postgres(PoolConnection<Any>),
+}
+
+impl Tx {
+    pub fn backend(&self) -> Backend {
+        match self.connection {
+            Connection::Sqlite(_) => Backend::Sqlite,
+            Connection::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Commits (without waking the relay: see [`Store::commit`]).
+    pub async fn commit(mut self) -> sqlx::Result<()> {
+        match &mut self.connection {
+            Connection::Sqlite(connection) => connection.run_plain("COMMIT")?,
+            Connection::Postgres(connection) => AnyTransactionManager::commit(connection).await?,
+        }
+        self.open = false;
+        Ok(())
+    }
+
+    pub async fn rollback(mut self) -> sqlx::Result<()> {
+        match &mut self.connection {
+            Connection::Sqlite(connection) => connection.run_plain("ROLLBACK")?,
+            Connection::Postgres(connection) => AnyTransactionManager::rollback(connection).await?,
+        }
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        match &mut self.connection {
+            // Left open, [`Store::begin`] rolls it back before the next.
+            Connection::Sqlite(connection) => drop(connection.run_plain("ROLLBACK")),
+            // Sent before the connection's next use, as sqlx's own
+            // transactions do.
+            Connection::Postgres(connection) => AnyTransactionManager::start_rollback(connection),
+        }
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.connection
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.connection
+    }
+}
+
+impl<'c> Executor<'c> for &'c mut Connection {
+    type Database = Any;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        match self {
+            Connection::Sqlite(connection) => answered(connection.run(query, false)),
+            Connection::Postgres(connection) => (&mut **connection).fetch_many(query),
+        }
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        match self {
+            Connection::Sqlite(connection) => first_row(connection.run(query, true)),
+            Connection::Postgres(connection) => (&mut **connection).fetch_optional(query),
+        }
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+        parameters: &'e [AnyTypeInfo],
+    ) -> BoxFuture<'e, Result<AnyStatement<'q>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        match self {
+            Connection::Sqlite(_) => sqlite::not_prepared(),
+            Connection::Postgres(connection) => (&mut **connection).prepare_with(sql, parameters),
+        }
+    }
+
+    fn describe<'e, 'q: 'e>(self, sql: &'q str) -> BoxFuture<'e, Result<Describe<Any>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        match self {
+            Connection::Sqlite(_) => sqlite::not_prepared(),
+            Connection::Postgres(connection) => (&mut **connection).describe(sql),
+        }
+    }
+}
+
+impl<'c> Executor<'c> for &'c Reader {
+    type Database = Any;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        match self {
+            Reader::Sqlite(readers) => answered(readers.with(|c| c.run(query, false))),
+            Reader::Postgres(pool) => pool.fetch_many(query),
+        }
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        match self {
+            Reader::Sqlite(readers) => first_row(readers.with(|c| c.run(query, true))),
+            Reader::Postgres(pool) => pool.fetch_optional(query),
+        }
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+        parameters: &'e [AnyTypeInfo],
+    ) -> BoxFuture<'e, Result<AnyStatement<'q>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        match self {
+            Reader::Sqlite(_) => sqlite::not_prepared(),
+            Reader::Postgres(pool) => pool.prepare_with(sql, parameters),
+        }
+    }
+
+    fn describe<'e, 'q: 'e>(self, sql: &'q str) -> BoxFuture<'e, Result<Describe<Any>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        match self {
+            Reader::Sqlite(_) => sqlite::not_prepared(),
+            Reader::Postgres(pool) => pool.describe(sql),
+        }
+    }
+}
+
+/// A statement run on SQLite, streamed as sqlx's `fetch_many` does.
+fn answered<'e>(
+    answer: Result<sqlite::Answer, sqlx::Error>,
+) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>> {
+    match answer {
+        Ok(answer) => answer.into_stream(),
+        Err(error) => futures::stream::once(futures::future::ready(Err(error))).boxed(),
+    }
+}
+
+fn first_row<'e>(
+    answer: Result<sqlite::Answer, sqlx::Error>,
+) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>> {
+    futures::future::ready(answer.map(|answer| answer.rows.into_iter().next())).boxed()
+}
+
+async fn migrate(
+    pool: &AnyPool,
+    backend: Backend,
+    scripts: &[MigrationScript],
+) -> anyhow::Result<()> {
+    let migrations: Vec<Migration> = crate::outbox::MESSAGING_MIGRATIONS
+        .iter()
+        .chain(scripts)
+        .map(|script| {
+            let sql = match backend {
+                Backend::Sqlite => script.sqlite,
+                Backend::Postgres => script.postgres,
+            };
+            Migration::new(
+                script.version,
+                Cow::Borrowed(script.description),
+                MigrationType::Simple,
+                Cow::Borrowed(sql),
+                false,
+            )
+        })
+        .collect();
+    let migrator = Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    };
+    migrator.run(pool).await.context("running migrations")?;
+    Ok(())
 }
 
 /// A service owns its database: on first start it creates it, so a new
@@ -313,26 +577,8 @@ async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
 /// databases in one process on two cores, four readers each meant 31
 /// SQLite threads at a 64-client run's peak instead of 24, and 4–7 MiB
 /// more resident memory for no more bookings a second.
-fn sqlite_readers() -> u32 {
-    std::thread::available_parallelism().map_or(2, |cores| cores.get().clamp(2, 8) as u32)
-}
-
-fn sqlite_pool(size: u32) -> AnyPoolOptions {
-    AnyPoolOptions::new()
-        .max_connections(size)
-        .min_connections(1)
-        .acquire_timeout(Duration::from_secs(30))
-        .after_connect(|conn, _meta| {
-            Box::pin(async move {
-                // NORMAL is durable in WAL mode across application crashes;
-                // only an OS crash can lose the last commits.
-                conn.execute(
-                    "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                )
-                .await?;
-                Ok(())
-            })
-        })
+fn sqlite_readers() -> usize {
+    std::thread::available_parallelism().map_or(2, |cores| cores.get().clamp(2, 8))
 }
 
 /// The most rows one multi-row statement carries: a consumer batch's worth
@@ -364,7 +610,7 @@ pub fn in_statements<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
 /// a list of keys joined to a table). Callers split long lists with
 /// [`in_statements`].
 pub async fn fetch_by_keys<K: ToString>(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     statement: &str,
     keys: &[K],
 ) -> sqlx::Result<Vec<AnyRow>> {
@@ -403,7 +649,7 @@ impl RowValues {
 /// `tuple` writes one row's tuple from its `columns` placeholders (see
 /// [`values_list`]), and `row` pushes a row's values in column order.
 pub async fn write_rows<T>(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     rows: &[T],
     columns: usize,
     statement: &str,
@@ -433,7 +679,7 @@ pub enum Plan {
 /// multi-row update, `… WHERE version = …`, checks that every row it
 /// meant to change was still as read), and planned as `plan` says.
 pub async fn write_rows_counting<T>(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     rows: &[T],
     columns: usize,
     statement: &str,
@@ -456,7 +702,7 @@ pub async fn write_rows_counting<T>(
 /// [`write_rows`] for a statement that answers rows (`… RETURNING id`):
 /// every slice's answer, in order. Planned as `plan` says.
 pub async fn write_rows_returning<T>(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     rows: &[T],
     columns: usize,
     statement: &str,
@@ -479,7 +725,7 @@ pub async fn write_rows_returning<T>(
 
 /// One multi-row statement's text and values for `slice`.
 fn multi_row<T>(
-    tx: &Transaction<'static, Any>,
+    tx: &Tx,
     slice: &[T],
     columns: usize,
     statement: &str,
@@ -526,7 +772,7 @@ type TextsOfTemplate = HashMap<(usize, usize, bool), Arc<str>>;
 /// it fastest: with anonymous parameters on SQLite where
 /// [`anonymous_parameters`] allows, numbered on PostgreSQL.
 pub fn multi_row_text(
-    tx: &Transaction<'static, Any>,
+    tx: &Tx,
     template: &str,
     rows: usize,
     columns: usize,
@@ -538,14 +784,14 @@ pub fn multi_row_text(
 /// [`multi_row_text`] with the list going where `marker` is (a key-list
 /// read's `IN ({keys})`); the template, marker included, names the text.
 fn text_of(
-    tx: &Transaction<'static, Any>,
+    tx: &Tx,
     template: &str,
     marker: &str,
     rows: usize,
     columns: usize,
     tuple: impl Fn(&[String]) -> String,
 ) -> Arc<str> {
-    let sqlite = tx.backend_name() == "SQLite";
+    let sqlite = tx.backend() == Backend::Sqlite;
     let mut texts = STATEMENT_TEXTS.lock().expect("the statement texts' lock");
     if let Some(text) = texts
         .get(template)

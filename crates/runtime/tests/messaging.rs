@@ -3,6 +3,7 @@
 //! unreadable records and outbox rows do not block what comes after them,
 //! and a failed publish re-sends from the first event the bus did not take.
 
+use runtime::store::Tx;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use runtime::consumer::{Consumer, EventHandler};
 use runtime::dead_letters::Replayers;
 use runtime::http::Page;
 use runtime::store::{sqlite_url, Store};
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
 const TOPIC: &str = "boxoffice.test";
 
@@ -45,11 +46,7 @@ struct Counter {
 
 #[async_trait]
 impl EventHandler for Counter {
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &Envelope,
-    ) -> anyhow::Result<()> {
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
         let n = event.data["n"].as_u64().unwrap();
         if let Some(left) = self.outages.lock().unwrap().get_mut(&n) {
             if *left > 0 {

@@ -7,7 +7,7 @@ use contracts::reservation::ReservationEvent;
 use contracts::IntegrationEvent;
 use kernel::Envelope;
 use runtime::consumer::{handling_async, EventHandler};
-use sqlx::{Any, Transaction};
+use runtime::store::Tx;
 
 use super::sql::{Inventory, Listings};
 
@@ -23,11 +23,7 @@ impl InventoryPolicy {
 
 #[async_trait]
 impl EventHandler for InventoryPolicy {
-    async fn prepare(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        events: &[&Envelope],
-    ) -> anyhow::Result<()> {
+    async fn prepare(&self, tx: &mut Tx, events: &[&Envelope]) -> anyhow::Result<()> {
         // Every reservation event may change inventory now (a confirmation
         // sells, a rejection releases), so each locks its listing.
         // Unreadable ones are reported by `handle`, one at a time.
@@ -39,11 +35,7 @@ impl EventHandler for InventoryPolicy {
         self.listings.lock_in_order(tx, listings).await
     }
 
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &Envelope,
-    ) -> anyhow::Result<()> {
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
         let mut inventory = Inventory::default();
         self.apply(tx, &mut inventory, event).await?;
         inventory.write(tx).await
@@ -53,7 +45,7 @@ impl EventHandler for InventoryPolicy {
     /// other, each in its own span; what they changed is written once.
     async fn handle_batch(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         events: &[&Envelope],
         group: &str,
     ) -> anyhow::Result<()> {
@@ -77,7 +69,7 @@ impl EventHandler for InventoryPolicy {
 impl InventoryPolicy {
     async fn apply(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         inventory: &mut Inventory,
         event: &Envelope,
     ) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ pub mod screens;
 #[cfg(test)]
 mod tests;
 
+use runtime::store::Tx;
 use std::collections::BTreeSet;
 
 use anyhow::Context;
@@ -18,7 +19,7 @@ use runtime::http::{parse_timestamp, timestamp};
 use runtime::store::{fetch_by_keys, in_statements, Listing, MigrationScript};
 use runtime::{outbox, Store};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Row};
 use time::OffsetDateTime;
 
 use crate::domain::screen::{self, AssignmentError, Screen};
@@ -394,11 +395,7 @@ impl Listings {
     /// id order, before any of them changes: two catalog replicas applying
     /// batches at once then wait for each other instead of deadlocking.
     /// SQLite has one writer already.
-    pub async fn lock_in_order(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        ids: Vec<ListingId>,
-    ) -> anyhow::Result<()> {
+    pub async fn lock_in_order(&self, tx: &mut Tx, ids: Vec<ListingId>) -> anyhow::Result<()> {
         let ids = ids.iter().map(ToString::to_string).collect();
         self.store.lock_in_order(tx, "listings", "id", ids).await
     }
@@ -409,7 +406,7 @@ impl Listings {
     /// and does nothing.
     pub async fn hold(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         inventory: &mut Inventory,
         booking: &Booking,
         cause: &Envelope,
@@ -482,7 +479,7 @@ impl Listings {
     /// ones just claimed are given up again and the taken ones named.
     async fn hold_seats(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         listing: &ListingRecord,
         booking: &Booking,
     ) -> anyhow::Result<Result<Quota, InventoryRejection>> {
@@ -540,7 +537,7 @@ impl Listings {
     /// Marks a confirmed reservation's tickets or seats sold, once.
     pub async fn sell(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         inventory: &mut Inventory,
         reservation: ReservationId,
         cause: &Envelope,
@@ -583,7 +580,7 @@ impl Listings {
     /// (rejected, expired, cancelled), once; nothing when nothing is held.
     pub async fn release(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         inventory: &mut Inventory,
         reservation: ReservationId,
         cause: &Envelope,
@@ -627,7 +624,7 @@ impl Listings {
     /// the batch asks.
     async fn listing(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         inventory: &mut Inventory,
         id: ListingId,
     ) -> anyhow::Result<Option<ListingRecord>> {
@@ -643,7 +640,7 @@ impl Listings {
     /// has a single writer already).
     async fn load_for_update(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         id: ListingId,
     ) -> anyhow::Result<Option<ListingRecord>> {
         let lock = self.store.for_update();
@@ -660,7 +657,7 @@ impl Listings {
     /// as seated: its seats, if any, are still dealt with).
     async fn is_seated(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         inventory: &mut Inventory,
         id: ListingId,
     ) -> anyhow::Result<bool> {
@@ -676,7 +673,7 @@ impl Listings {
     /// so the batch's events find them in memory.
     pub async fn read_holds(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         inventory: &mut Inventory,
         reservations: impl IntoIterator<Item = ReservationId>,
     ) -> anyhow::Result<()> {
@@ -709,7 +706,7 @@ impl Listings {
     /// batch asks.
     async fn hold_of(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         inventory: &mut Inventory,
         reservation: ReservationId,
     ) -> anyhow::Result<Option<Hold>> {
@@ -729,7 +726,7 @@ impl Listings {
     /// The seats a reservation holds or bought, in seat order.
     async fn seats_of(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         reservation: ReservationId,
     ) -> anyhow::Result<Vec<SeatLabel>> {
         let seats: Vec<String> =
@@ -748,7 +745,7 @@ impl Listings {
 
     async fn delete_seat_holds(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         reservation: ReservationId,
     ) -> anyhow::Result<()> {
         sqlx::query("DELETE FROM seat_holds WHERE reservation_id = $1")
@@ -763,7 +760,7 @@ impl Listings {
 /// The next bike's number, taken from its counter in the registering
 /// transaction: a rolled-back registration gives its number back, a
 /// committed one never shares it.
-async fn next_bike_number(tx: &mut Transaction<'static, Any>) -> anyhow::Result<u32> {
+async fn next_bike_number(tx: &mut Tx) -> anyhow::Result<u32> {
     let next: i64 = sqlx::query_scalar(
         "UPDATE counters SET next_value = next_value + 1 WHERE name = 'bike' RETURNING next_value",
     )
@@ -849,11 +846,7 @@ fn read_sections(text: &str) -> anyhow::Result<Vec<Section>> {
 }
 
 /// Writes a new showing's seats, a few hundred per statement.
-async fn insert_seats(
-    tx: &mut Transaction<'static, Any>,
-    listing: ListingId,
-    seats: &[SeatLabel],
-) -> anyhow::Result<()> {
+async fn insert_seats(tx: &mut Tx, listing: ListingId, seats: &[SeatLabel]) -> anyhow::Result<()> {
     for_seats(tx, listing, seats, "storing a showing's seats", |numbers| {
         let values: Vec<String> = numbers.map(|n| format!("($1, ${n})")).collect();
         format!(
@@ -868,7 +861,7 @@ async fn insert_seats(
 /// listing, and `statement` writes the SQL for the seats' placeholder
 /// numbers (2, 3, …).
 async fn for_seats(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     listing: ListingId,
     seats: &[SeatLabel],
     what: &'static str,

@@ -6,8 +6,8 @@ use contracts::reservation::ReservationEvent;
 use contracts::IntegrationEvent;
 use kernel::Envelope;
 use runtime::consumer::{handling, EventHandler};
+use runtime::store::Tx;
 use runtime::telemetry;
-use sqlx::{Any, Transaction};
 
 use crate::app::{Decision, Payments};
 use crate::domain::BookingOutcome;
@@ -61,11 +61,7 @@ impl EventHandler for SettlementPolicy {
         SETTLES.contains(&event.event_type.as_str())
     }
 
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &Envelope,
-    ) -> anyhow::Result<()> {
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
         self.handle_batch(tx, &[event], GROUP).await
     }
 
@@ -73,7 +69,7 @@ impl EventHandler for SettlementPolicy {
     /// trace); the batch's payments are read and written at once.
     async fn handle_batch(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         events: &[&Envelope],
         group: &str,
     ) -> anyhow::Result<()> {

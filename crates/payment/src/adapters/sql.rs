@@ -2,6 +2,7 @@
 //! with its event (outbox) in one transaction, guarded by a version so two
 //! replicas settling the same payment record the outcome once.
 
+use runtime::store::Tx;
 use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
@@ -17,7 +18,7 @@ use runtime::store::{
 };
 use runtime::{outbox, Store};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::domain::{Payment, Settlement, Status};
@@ -195,11 +196,7 @@ impl PaymentStore {
     }
 
     /// A payment by its id, locked for change on PostgreSQL.
-    pub async fn load(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        id: PaymentId,
-    ) -> anyhow::Result<Option<Versioned>> {
+    pub async fn load(&self, tx: &mut Tx, id: PaymentId) -> anyhow::Result<Option<Versioned>> {
         let lock = self.store.for_update();
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM payments WHERE id = $1{lock}"
@@ -217,7 +214,7 @@ impl PaymentStore {
     /// taken meanwhile (the charge got there first).
     pub async fn insert_cancel_marker(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         id: PaymentId,
         user: UserId,
         amount: Money,
@@ -253,7 +250,7 @@ impl PaymentStore {
     /// The booking's payment, locked for change on PostgreSQL.
     pub async fn load_for_booking(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         reservation: ReservationId,
     ) -> anyhow::Result<Option<Versioned>> {
         let lock = self.store.for_update();
@@ -271,7 +268,7 @@ impl PaymentStore {
     /// The payment was read at `version` (see [`PaymentStore::request_all`]).
     pub async fn request(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         payment: &Payment,
         version: i64,
         settlement: Settlement,
@@ -292,7 +289,7 @@ impl PaymentStore {
     /// each execution (a list of keys).
     pub async fn load_for_bookings(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         mut bookings: Vec<ReservationId>,
     ) -> anyhow::Result<HashMap<ReservationId, Versioned>> {
         bookings.sort_unstable();
@@ -320,11 +317,7 @@ impl PaymentStore {
     /// Records the settlements `requests` want, each payment once with one
     /// multi-row update guarded by the version it was read at (a count
     /// short of the requests is a [`Contention`](runtime::retry::Contention), retried).
-    pub async fn request_all(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        requests: &[Request],
-    ) -> anyhow::Result<()> {
+    pub async fn request_all(&self, tx: &mut Tx, requests: &[Request]) -> anyhow::Result<()> {
         let now = timestamp(kernel::now());
         // `columnN`: the names both databases give a VALUES list's columns.
         let written = write_rows_counting(
@@ -367,7 +360,7 @@ impl PaymentStore {
     /// refused and released rather than left standing.
     pub async fn insert_void_marker(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         reservation: ReservationId,
         user: UserId,
         amount: Money,
@@ -506,7 +499,7 @@ impl PaymentStore {
 /// Inserts `payment` unless a payment with the same `unique` column (its
 /// booking, or its id) exists; whether it was inserted.
 async fn insert_unless(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     payment: &Payment,
     unique: &str,
     traceparent: Option<&str>,

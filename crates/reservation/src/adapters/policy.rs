@@ -8,7 +8,7 @@ use contracts::IntegrationEvent;
 use kernel::ids::ReservationId;
 use kernel::Envelope;
 use runtime::consumer::{handling_async, EventHandler};
-use sqlx::{Any, Transaction};
+use runtime::store::Tx;
 
 use crate::adapters::sql::Bookings;
 use crate::app::Reservations;
@@ -44,11 +44,7 @@ impl EventHandler for SagaPolicy {
         ANSWERS.contains(&event.event_type.as_str())
     }
 
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &Envelope,
-    ) -> anyhow::Result<()> {
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
         // One answer is a batch of one.
         self.handle_batch(tx, &[event], GROUP).await
     }
@@ -58,7 +54,7 @@ impl EventHandler for SagaPolicy {
     /// what they changed is written once.
     async fn handle_batch(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         events: &[&Envelope],
         group: &str,
     ) -> anyhow::Result<()> {
@@ -99,7 +95,7 @@ fn answered_reservation(event: &Envelope) -> anyhow::Result<Option<ReservationId
 impl SagaPolicy {
     async fn apply(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         bookings: &mut Bookings,
         event: &Envelope,
     ) -> anyhow::Result<()> {
@@ -186,7 +182,7 @@ impl SagaPolicy {
     /// The wallet's answer to a booking paid with points.
     async fn on_wallet(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         bookings: &mut Bookings,
         wallet_event: WalletEvent,
         event: &Envelope,

@@ -3,6 +3,7 @@
 //! every change is written together with its events (outbox) in one
 //! transaction.
 
+use runtime::store::Tx;
 use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
@@ -20,7 +21,7 @@ use runtime::store::{
 };
 use runtime::Store;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
 use crate::domain::{ListingSnapshot, Quantity, Reservation, Status};
 
@@ -195,7 +196,7 @@ impl ReservationStore {
     /// at each execution ([`Plan::EachTime`]): a list of keys.
     pub async fn read_into(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         bookings: &mut Bookings,
         ids: impl IntoIterator<Item = ReservationId>,
     ) -> anyhow::Result<()> {
@@ -231,7 +232,7 @@ impl ReservationStore {
 
     pub async fn insert(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         reservation: &Reservation,
         idempotency_key: Option<&str>,
     ) -> anyhow::Result<bool> {
@@ -247,7 +248,7 @@ impl ReservationStore {
     /// it stores nothing.
     pub async fn insert_all(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         placements: &[(&Reservation, Option<&str>)],
     ) -> anyhow::Result<Vec<bool>> {
         let inserted = write_rows_returning(
@@ -302,11 +303,7 @@ impl ReservationStore {
     /// one multi-row update guarded by the version it was read at, then
     /// its events with one outbox statement, in the order they were
     /// decided.
-    pub async fn write(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        bookings: Bookings,
-    ) -> anyhow::Result<()> {
+    pub async fn write(&self, tx: &mut Tx, bookings: Bookings) -> anyhow::Result<()> {
         // Those moved past the version they were read at, in id order.
         let mut changed: Vec<&Read> = bookings
             .read
@@ -460,7 +457,7 @@ impl ReservationStore {
     /// has not heard of is looked up in full when first booked).
     pub async fn update_listing(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         id: ListingId,
         title: &str,
         price: Money,
@@ -482,11 +479,7 @@ impl ReservationStore {
     }
 
     /// Marks a listing as no longer sold.
-    pub async fn withdraw_listing(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        id: ListingId,
-    ) -> anyhow::Result<()> {
+    pub async fn withdraw_listing(&self, tx: &mut Tx, id: ListingId) -> anyhow::Result<()> {
         sqlx::query("UPDATE listing_replica SET withdrawn = 1 WHERE id = $1")
             .bind(id.to_string())
             .execute(&mut **tx)
@@ -497,7 +490,7 @@ impl ReservationStore {
     /// The bookings of a listing that are still pending or confirmed.
     pub async fn live_for_listing(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         listing: ListingId,
     ) -> anyhow::Result<Vec<ReservationId>> {
         let rows = sqlx::query(
@@ -515,7 +508,7 @@ impl ReservationStore {
     /// Records (or refreshes) a listing in the replica.
     pub async fn remember_listing(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         listing: &ListingSnapshot,
     ) -> anyhow::Result<()> {
         sqlx::query(

@@ -10,7 +10,7 @@ use contracts::reservation::{Booking, PaymentMethod, ReservationEvent};
 use contracts::IntegrationEvent;
 use kernel::{Envelope, Money};
 use runtime::consumer::EventHandler;
-use sqlx::{Any, Transaction};
+use runtime::store::Tx;
 
 use super::sql::Wallets;
 use crate::domain::Points;
@@ -56,11 +56,7 @@ impl EventHandler for BookingsPolicy {
         BOOKING_STEPS.contains(&event.event_type.as_str())
     }
 
-    async fn prepare(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        events: &[&Envelope],
-    ) -> anyhow::Result<()> {
+    async fn prepare(&self, tx: &mut Tx, events: &[&Envelope]) -> anyhow::Result<()> {
         let users = events
             .iter()
             // Unreadable ones are reported by `handle`, one at a time.
@@ -71,11 +67,7 @@ impl EventHandler for BookingsPolicy {
         self.wallets.lock_existing(tx, users).await
     }
 
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &Envelope,
-    ) -> anyhow::Result<()> {
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
         let Some(reservation_event) = ReservationEvent::from_envelope(event)? else {
             return Ok(());
         };

@@ -9,7 +9,8 @@ use contracts::IntegrationEvent;
 use kernel::ids::{ReservationId, UserId};
 use kernel::Envelope;
 use runtime::consumer::{handling, EventHandler};
-use sqlx::{Any, Transaction};
+use runtime::store::Tx;
+
 use time::OffsetDateTime;
 
 use super::sql::{Ledger, Wallets};
@@ -99,11 +100,7 @@ impl EventHandler for PointsPolicy {
         PAYMENT_STEPS.contains(&event.event_type.as_str())
     }
 
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &Envelope,
-    ) -> anyhow::Result<()> {
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
         self.handle_batch(tx, &[event], GROUP).await
     }
 
@@ -111,7 +108,7 @@ impl EventHandler for PointsPolicy {
     /// them on in memory in its own span, and the batch is written at once.
     async fn handle_batch(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         events: &[&Envelope],
         group: &str,
     ) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@
 //! happen on a locked row and are guarded by the value they were computed
 //! from, so two replicas can never lose each other's update.
 
+use runtime::store::Tx;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
@@ -26,7 +27,7 @@ use runtime::store::{
 };
 use runtime::{outbox, Store};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::domain::{pay_booking, Points, PurchaseStatus, Wallet};
@@ -341,7 +342,7 @@ impl Wallets {
     /// ([`Plan::EachTime`]).
     pub async fn read_into(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         ledger: &mut Ledger,
         opening: Vec<UserId>,
         users: Vec<UserId>,
@@ -413,11 +414,7 @@ impl Wallets {
     /// one multi-row update guarded by the balance it was read at (a count
     /// short of the wallets is a [`Contention`], retried), the new entries
     /// with one insert, the events with one outbox statement.
-    pub async fn write(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        ledger: Ledger,
-    ) -> anyhow::Result<()> {
+    pub async fn write(&self, tx: &mut Tx, ledger: Ledger) -> anyhow::Result<()> {
         let mut changed: Vec<(&UserId, &Held)> = ledger
             .wallets
             .iter()
@@ -483,11 +480,7 @@ impl Wallets {
     /// to, in id order (on PostgreSQL). Unlike [`Wallets::lock_in_order`]
     /// it opens none: a booking paid from no wallet is refused, and must
     /// not leave an empty one behind.
-    pub async fn lock_existing(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        users: Vec<UserId>,
-    ) -> anyhow::Result<()> {
+    pub async fn lock_existing(&self, tx: &mut Tx, users: Vec<UserId>) -> anyhow::Result<()> {
         let users = users.iter().map(ToString::to_string).collect();
         self.store
             .lock_in_order(tx, "wallets", "user_id", users)
@@ -501,7 +494,7 @@ impl Wallets {
     /// that skipped the lock could not take the balance below zero.
     pub async fn pay_for_booking(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         user: UserId,
         reservation: ReservationId,
         points: Points,
@@ -586,7 +579,7 @@ impl Wallets {
     /// (refused, or paid by card) changes nothing.
     pub async fn give_back(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         user: UserId,
         reservation: ReservationId,
         cause: &Envelope,
@@ -858,7 +851,7 @@ impl Wallets {
     /// ends on PostgreSQL.
     async fn load_existing_for_update(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         user: UserId,
     ) -> anyhow::Result<Option<Wallet>> {
         let lock = self.store.for_update();
@@ -876,11 +869,7 @@ impl Wallets {
 
     /// The user's wallet, created empty if need be and locked until the
     /// transaction ends on PostgreSQL (SQLite has one writer already).
-    async fn load_for_update(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        user: UserId,
-    ) -> anyhow::Result<Wallet> {
+    async fn load_for_update(&self, tx: &mut Tx, user: UserId) -> anyhow::Result<Wallet> {
         ensure_wallet(tx, user).await?;
         let lock = self.store.for_update();
         let balance: i64 = sqlx::query_scalar(&format!(
@@ -898,7 +887,7 @@ impl Wallets {
     /// retried as a passing fault rather than losing that change.
     async fn set_balance(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         user: UserId,
         before: Wallet,
         after: Wallet,
@@ -966,10 +955,7 @@ fn purchase_from_row(row: &AnyRow) -> anyhow::Result<Purchase> {
 }
 
 /// Whether the booking was already refused payment with points.
-async fn refused(
-    tx: &mut Transaction<'static, Any>,
-    reservation: ReservationId,
-) -> anyhow::Result<bool> {
+async fn refused(tx: &mut Tx, reservation: ReservationId) -> anyhow::Result<bool> {
     let found: Option<String> =
         sqlx::query_scalar("SELECT reservation_id FROM points_refusals WHERE reservation_id = $1")
             .bind(reservation.to_string())
@@ -978,7 +964,7 @@ async fn refused(
     Ok(found.is_some())
 }
 
-async fn ensure_wallet(tx: &mut Transaction<'static, Any>, user: UserId) -> anyhow::Result<()> {
+async fn ensure_wallet(tx: &mut Tx, user: UserId) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO wallets (user_id, balance, updated_at) VALUES ($1, 0, $2)
          ON CONFLICT (user_id) DO NOTHING",
@@ -993,7 +979,7 @@ async fn ensure_wallet(tx: &mut Transaction<'static, Any>, user: UserId) -> anyh
 
 /// The points of a booking's entry of `kind`, if it has one.
 async fn entry_points(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     reservation: ReservationId,
     kind: EntryKind,
 ) -> anyhow::Result<Option<Points>> {
@@ -1008,7 +994,7 @@ async fn entry_points(
 }
 
 async fn insert_entry(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     user: UserId,
     kind: EntryKind,
     points: Points,

@@ -11,7 +11,7 @@ use kernel::ids::ListingId;
 use kernel::SeatLabel;
 use runtime::http::timestamp;
 use runtime::outbox;
-use sqlx::{Any, Transaction};
+use runtime::store::Tx;
 
 use super::{capacity, for_seats, insert_seats, screens, seats_of_listing, stored_sections};
 use super::{ListingRecord, Listings};
@@ -138,7 +138,7 @@ impl Listings {
     /// screen is free (other than for itself).
     async fn check_screen_free(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         listing: &ListingRecord,
         starts_at: Option<time::OffsetDateTime>,
     ) -> Result<(), ChangeError> {
@@ -206,10 +206,7 @@ impl Listings {
 }
 
 /// The seats of a listing someone holds or bought.
-async fn taken_seats(
-    tx: &mut Transaction<'static, Any>,
-    listing: ListingId,
-) -> anyhow::Result<Vec<SeatLabel>> {
+async fn taken_seats(tx: &mut Tx, listing: ListingId) -> anyhow::Result<Vec<SeatLabel>> {
     let seats: Vec<String> =
         sqlx::query_scalar("SELECT seat FROM seat_holds WHERE listing_id = $1")
             .bind(listing.to_string())
@@ -223,11 +220,7 @@ async fn taken_seats(
 }
 
 /// Removes seats nobody holds from a seat map, a few hundred at a time.
-async fn delete_seats(
-    tx: &mut Transaction<'static, Any>,
-    listing: ListingId,
-    seats: &[SeatLabel],
-) -> anyhow::Result<()> {
+async fn delete_seats(tx: &mut Tx, listing: ListingId, seats: &[SeatLabel]) -> anyhow::Result<()> {
     for_seats(
         tx,
         listing,

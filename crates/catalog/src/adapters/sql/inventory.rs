@@ -14,6 +14,7 @@
 //! primary key in the database ("the database decides", see
 //! `Listings::hold_seats`), never by a read before the write.
 
+use runtime::store::Tx;
 use std::collections::{BTreeMap, HashMap};
 
 use kernel::bus::Outgoing;
@@ -21,7 +22,6 @@ use kernel::ids::{ListingId, ReservationId};
 use runtime::http::timestamp;
 use runtime::retry::Contention;
 use runtime::store::{plain_tuple, write_rows};
-use sqlx::{Any, Transaction};
 
 use super::{Hold, ListingRecord};
 use crate::domain::Quota;
@@ -94,7 +94,7 @@ impl Inventory {
     /// by the value read: anything else changing it meanwhile makes the
     /// batch a passing fault, retried, rather than an oversell), each hold
     /// in one statement, the events in one.
-    pub async fn write(self, tx: &mut Transaction<'static, Any>) -> anyhow::Result<()> {
+    pub async fn write(self, tx: &mut Tx) -> anyhow::Result<()> {
         for (id, listing) in &self.listings {
             let Some((record, stored)) = listing else {
                 continue;

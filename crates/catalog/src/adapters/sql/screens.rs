@@ -6,9 +6,10 @@ use contracts::IntegrationEvent;
 use kernel::ids::ScreenId;
 use runtime::http::{parse_timestamp, timestamp};
 use runtime::store::Listing;
+use runtime::store::Tx;
 use runtime::{outbox, Store};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::domain::screen::{Layout, NewScreen, Screen, ScreenSchedule, Showing, SHOWING_LENGTH};
@@ -106,10 +107,7 @@ impl Screens {
 
 /// Inserts a screen unless its name is taken (`None` then), with its
 /// `ScreenRegistered` event.
-async fn insert(
-    tx: &mut Transaction<'static, Any>,
-    screen: NewScreen,
-) -> anyhow::Result<Option<ScreenRecord>> {
+async fn insert(tx: &mut Tx, screen: NewScreen) -> anyhow::Result<Option<ScreenRecord>> {
     let record = ScreenRecord {
         screen: Screen {
             id: ScreenId::new(),
@@ -153,7 +151,7 @@ async fn insert(
 /// stored, so a concurrent registration sees it. A withdrawn showing no
 /// longer occupies its screen.
 pub(super) async fn schedules(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     store: &Store,
     starts_at: Option<OffsetDateTime>,
 ) -> anyhow::Result<Vec<ScreenSchedule>> {
