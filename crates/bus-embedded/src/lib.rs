@@ -19,7 +19,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,8 +26,8 @@ use anyhow::Context;
 use async_trait::async_trait;
 use kernel::bus::{Batch, Delivery, EventBus, Malformed, Outgoing, PublishError, Subscription};
 use kernel::Envelope;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use runtime::sqlite;
+use sqlx::{Any, QueryBuilder, Row};
 use tokio::sync::watch;
 
 const POLL: Duration = Duration::from_millis(250);
@@ -55,8 +54,9 @@ CREATE TABLE IF NOT EXISTS group_offsets (
 /// The embedded log. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct EmbeddedBus {
-    write: SqlitePool,
-    read: SqlitePool,
+    /// The one writer, run on the caller's thread (`runtime::sqlite`).
+    write: Arc<tokio::sync::Mutex<sqlite::Connection>>,
+    read: Arc<sqlite::Readers>,
     head: watch::Sender<i64>,
     recent: Arc<Mutex<Recent>>,
     /// Appends one at a time, so they reach `recent` in log order.
@@ -133,28 +133,22 @@ impl EmbeddedBus {
 
     /// Opens the log keeping the newest `recent` events in memory.
     pub async fn open_keeping(path: &Path, recent: usize) -> anyhow::Result<EmbeddedBus> {
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
         // One writer: appends and commits never race for SQLite's lock.
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await
+        let mut write = sqlite::Connection::open(path)
             .with_context(|| format!("opening the event log {}", path.display()))?;
-        sqlx::raw_sql(SCHEMA).execute(&write).await?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&mut write)
+            .await
+            .context("switching the event log to WAL")?;
+        write.run_script(SCHEMA)?;
+        let read = sqlite::Readers::open(path, runtime::store::sqlite_readers())
+            .with_context(|| format!("opening the event log {}", path.display()))?;
         let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM log")
             .fetch_one(&read)
             .await?;
         Ok(EmbeddedBus {
-            write,
-            read,
+            write: Arc::new(tokio::sync::Mutex::new(write)),
+            read: Arc::new(read),
             head: watch::Sender::new(head),
             recent: Arc::new(Mutex::new(Recent::starting_after(head, recent))),
             appending: Arc::new(tokio::sync::Mutex::new(())),
@@ -164,7 +158,7 @@ impl EmbeddedBus {
     /// How many events the log holds (for tests and diagnostics).
     pub async fn len(&self) -> anyhow::Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM log")
-            .fetch_one(&self.read)
+            .fetch_one(&*self.read)
             .await?)
     }
 
@@ -172,10 +166,8 @@ impl EmbeddedBus {
         Ok(self.len().await? == 0)
     }
 
-    pub async fn close(&self) {
-        self.read.close().await;
-        self.write.close().await;
-    }
+    /// The log's connections close with the last clone of the bus.
+    pub async fn close(&self) {}
 }
 
 #[async_trait]
@@ -203,7 +195,7 @@ impl EventBus for EmbeddedBus {
             )
             .bind(group)
             .bind(topic)
-            .fetch_optional(&self.read)
+            .fetch_optional(&*self.read)
             .await?;
             positions.insert((*topic).to_owned(), committed.unwrap_or(0));
         }
@@ -218,7 +210,8 @@ impl EventBus for EmbeddedBus {
     /// The log keeps every event, so forgetting the group's positions is
     /// enough: a group with none starts at the first event.
     async fn rewind(&self, group: &str, topics: &[&str]) -> anyhow::Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut connection = self.write.lock().await;
+        let mut tx = connection.transaction()?;
         for topic in topics {
             sqlx::query("DELETE FROM group_offsets WHERE group_name = $1 AND topic = $2")
                 .bind(group)
@@ -227,12 +220,12 @@ impl EventBus for EmbeddedBus {
                 .await
                 .context("rewinding a consumer group")?;
         }
-        tx.commit().await?;
+        tx.commit()?;
         Ok(())
     }
 
     async fn is_ready(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.read).await.is_ok()
+        sqlx::query("SELECT 1").execute(&*self.read).await.is_ok()
     }
 }
 
@@ -242,13 +235,14 @@ impl EmbeddedBus {
             return Ok(());
         }
         let _appending = self.appending.lock().await;
-        let mut tx = self.write.begin().await?;
+        let mut connection = self.write.lock().await;
+        let mut tx = connection.transaction()?;
         let mut last = 0;
         let mut numbers = Vec::with_capacity(events.len());
         // Chunks keep each statement under SQLite's bound-parameter limit.
         for chunk in events.chunks(200) {
             let mut insert =
-                QueryBuilder::<Sqlite>::new("INSERT INTO log (topic, event_key, envelope) ");
+                QueryBuilder::<Any>::new("INSERT INTO log (topic, event_key, envelope) ");
             insert.push_values(chunk, |mut row, event| {
                 row.push_bind(&event.topic)
                     .push_bind(event.envelope.key())
@@ -259,7 +253,8 @@ impl EmbeddedBus {
             last = seqs.iter().copied().max().unwrap_or(last);
             numbers.extend(seqs);
         }
-        tx.commit().await.context("appending to the event log")?;
+        tx.commit().context("appending to the event log")?;
+        drop(connection);
         // One writer, one transaction: the numbers are consecutive, in the
         // order of `events`. Checked rather than assumed, since a window
         // with a wrong number would hand out the wrong event.
@@ -316,7 +311,10 @@ impl EmbeddedSubscription {
     }
 
     async fn read_file(&self, max: usize) -> anyhow::Result<Batch> {
-        let mut query = QueryBuilder::<Sqlite>::new("SELECT seq, topic, envelope FROM log WHERE ");
+        // The entry as bytes: a corrupted one may not even be text.
+        let mut query = QueryBuilder::<Any>::new(
+            "SELECT seq, topic, CAST(envelope AS BLOB) AS envelope FROM log WHERE ",
+        );
         for (i, (topic, after)) in self.positions.iter().enumerate() {
             if i > 0 {
                 query.push(" OR ");
@@ -329,7 +327,7 @@ impl EmbeddedSubscription {
                 .push(")");
         }
         query.push(" ORDER BY seq LIMIT ").push_bind(max as i64);
-        let rows = query.build().fetch_all(&self.bus.read).await?;
+        let rows = query.build().fetch_all(&*self.bus.read).await?;
         let mut batch = Batch::default();
         for row in rows {
             let seq: i64 = row.try_get("seq")?;
@@ -385,7 +383,8 @@ impl Subscription for EmbeddedSubscription {
         if last.is_empty() {
             return Ok(());
         }
-        let mut tx = self.bus.write.begin().await?;
+        let mut connection = self.bus.write.lock().await;
+        let mut tx = connection.transaction()?;
         for (topic, seq) in last {
             sqlx::query(
                 "INSERT INTO group_offsets (group_name, topic, committed_seq) VALUES ($1, $2, $3)
@@ -397,9 +396,7 @@ impl Subscription for EmbeddedSubscription {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit()
-            .await
-            .context("committing the group's position")?;
+        tx.commit().context("committing the group's position")?;
         Ok(())
     }
 }
@@ -521,7 +518,7 @@ mod tests {
             .unwrap();
         // Gone from the file, still served: the window answered.
         sqlx::query("DELETE FROM log")
-            .execute(&bus.write)
+            .execute(&mut *bus.write.lock().await)
             .await
             .unwrap();
         let batch = sub.next_batch(10).await.unwrap();
@@ -590,7 +587,7 @@ mod tests {
         sqlx::query(
             "INSERT INTO log (topic, event_key, envelope) VALUES ('a', 'k', '{not an envelope')",
         )
-        .execute(&bus.write)
+        .execute(&mut *bus.write.lock().await)
         .await
         .unwrap();
         bus.publish(&[event("a", "k", 3)]).await.unwrap();

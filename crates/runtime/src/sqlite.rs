@@ -47,9 +47,17 @@ const PREPARED_STATEMENTS: usize = 256;
 /// One SQLite connection, run on the caller's thread.
 pub struct Connection {
     raw: rusqlite::Connection,
-    /// Each prepared statement's column names, as `AnyRow` wants them
-    /// (shared by every row the statement answers).
-    columns: std::collections::HashMap<Box<str>, Arc<Columns>>,
+    /// Each prepared statement's shape, by its text.
+    shapes: std::collections::HashMap<Box<str>, Arc<Shape>>,
+}
+
+/// What running a statement needs to know of it beyond its text: which
+/// argument each parameter takes (SQLite finds a parameter's name by
+/// walking the statement's list, so looking each up at every execution is
+/// quadratic in the parameters), and its columns.
+struct Shape {
+    positions: Vec<usize>,
+    columns: Columns,
 }
 
 /// A statement's columns, in order and by name.
@@ -78,7 +86,7 @@ impl Connection {
         raw.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
         Ok(Connection {
             raw,
-            columns: std::collections::HashMap::new(),
+            shapes: std::collections::HashMap::new(),
         })
     }
 
@@ -95,39 +103,43 @@ impl Connection {
             .map_err(sqlx::Error::Encode)?
             .map(|arguments| arguments.values.0)
             .unwrap_or_default();
+        if is_script(sql) {
+            // Several statements in one text (pragmas, a schema): run as a
+            // batch, which takes no arguments and answers no rows. (SQLite
+            // prepares only the first statement of a text.)
+            if !arguments.is_empty() {
+                return Err(sqlx::Error::Protocol(
+                    "several statements in one text cannot take arguments".into(),
+                ));
+            }
+            self.raw.execute_batch(sql).map_err(failure)?;
+            return Ok(Answer::default());
+        }
         let statement = if persistent {
             self.raw.prepare_cached(sql).map(Statement::Cached)
         } else {
             self.raw.prepare(sql).map(Statement::Once)
         };
-        let mut statement = match statement {
-            Ok(statement) => statement,
-            // Several statements in one text (pragmas, a script): run as a
-            // batch, which takes no arguments and answers no rows.
-            Err(rusqlite::Error::MultipleStatement) if arguments.is_empty() => {
-                self.raw.execute_batch(sql).map_err(failure)?;
-                return Ok(Answer::default());
-            }
-            Err(error) => return Err(failure(error)),
-        };
-        bind(&mut statement, &arguments)?;
-        let names = if persistent {
-            match self.columns.get(sql) {
-                Some(names) => Arc::clone(names),
+        let mut statement = statement.map_err(failure)?;
+        let shape = if persistent {
+            match self.shapes.get(sql) {
+                Some(shape) => Arc::clone(shape),
                 None => {
-                    let names = column_names(&statement);
-                    self.columns.insert(sql.into(), Arc::clone(&names));
-                    names
+                    let shape = shape_of(&statement)?;
+                    self.shapes.insert(sql.into(), Arc::clone(&shape));
+                    shape
                 }
             }
         } else {
-            column_names(&statement)
+            shape_of(&statement)?
         };
+        bind(&mut statement, &shape.positions, &arguments)?;
+        let names = &shape.columns;
         let mut answer = Answer::default();
         {
             let mut rows = statement.raw_query();
             while let Some(row) = rows.next().map_err(failure)? {
-                answer.rows.push(any_row(row, &names)?);
+                answer.rows.push(any_row(row, names)?);
                 if first_only {
                     break;
                 }
@@ -163,16 +175,6 @@ pub struct Answer {
     pub result: AnyQueryResult,
 }
 
-impl Answer {
-    /// As sqlx's `fetch_many` streams it: the rows, then the count.
-    pub fn into_stream<'e>(
-        self,
-    ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>> {
-        let rows = self.rows.into_iter().map(|row| Ok(Either::Right(row)));
-        futures::stream::iter(rows.chain(std::iter::once(Ok(Either::Left(self.result))))).boxed()
-    }
-}
-
 enum Statement<'c> {
     Cached(rusqlite::CachedStatement<'c>),
     Once(rusqlite::Statement<'c>),
@@ -197,22 +199,47 @@ impl std::ops::DerefMut for Statement<'_> {
     }
 }
 
-/// Binds each parameter: `$n` (and `?n`) to the n-th argument, an
-/// anonymous `?` to the argument in its position — as sqlx's SQLite driver
-/// does, so the same SQL text means the same on both.
-fn bind(
-    statement: &mut rusqlite::Statement<'_>,
-    arguments: &[AnyValueKind<'_>],
-) -> sqlx::Result<()> {
-    let count = statement.parameter_count();
-    for index in 1..=count {
-        let position = match statement.parameter_name(index) {
-            None => index,
+/// Whether `sql` holds more than one statement: a `;` outside quotes with
+/// more than blanks after it.
+fn is_script(sql: &str) -> bool {
+    let mut quote = None;
+    for (at, c) in sql.char_indices() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(open), _) if c == open => quote = None,
+            (None, ';') => return !sql[at + 1..].trim().is_empty(),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Which argument each parameter takes: `$n` (and `?n`) the n-th, an
+/// anonymous `?` the one in its position — as sqlx's SQLite driver binds
+/// them, so the same SQL text means the same on both.
+fn shape_of(statement: &rusqlite::Statement<'_>) -> sqlx::Result<Arc<Shape>> {
+    let positions = (1..=statement.parameter_count())
+        .map(|index| match statement.parameter_name(index) {
+            None => Ok(index),
             Some(name) => name[1..].parse::<usize>().map_err(|_| {
                 sqlx::Error::Protocol(format!("parameter {name} is neither $n nor ?n"))
-            })?,
-        };
-        let Some(value) = arguments.get(position - 1) else {
+            }),
+        })
+        .collect::<sqlx::Result<_>>()?;
+    Ok(Arc::new(Shape {
+        positions,
+        columns: column_names(statement),
+    }))
+}
+
+fn bind(
+    statement: &mut rusqlite::Statement<'_>,
+    positions: &[usize],
+    arguments: &[AnyValueKind<'_>],
+) -> sqlx::Result<()> {
+    for (index, &position) in positions.iter().enumerate() {
+        let index = index + 1;
+        let Some(value) = position.checked_sub(1).and_then(|i| arguments.get(i)) else {
             return Err(sqlx::Error::Protocol(format!(
                 "the statement has parameter {position}, the query {} arguments",
                 arguments.len()
@@ -239,7 +266,7 @@ fn bind(
     Ok(())
 }
 
-fn column_names(statement: &rusqlite::Statement<'_>) -> Arc<Columns> {
+fn column_names(statement: &rusqlite::Statement<'_>) -> Columns {
     let in_order: Vec<UStr> = statement
         .column_names()
         .into_iter()
@@ -250,10 +277,10 @@ fn column_names(statement: &rusqlite::Statement<'_>) -> Arc<Columns> {
         .enumerate()
         .map(|(ordinal, name)| (name.clone(), ordinal))
         .collect();
-    Arc::new(Columns {
+    Columns {
         in_order,
         by_name: Arc::new(by_name),
-    })
+    }
 }
 
 /// A row as the `Any` driver gives it, each value typed by its storage
@@ -389,14 +416,279 @@ impl Readers {
     }
 }
 
-/// What sqlx's `Executor` needs beyond running a statement: the store
-/// never prepares or describes a statement on its own.
-pub fn not_prepared<'e, T: 'e + Send>() -> BoxFuture<'e, Result<T, sqlx::Error>> {
+/// A transaction on a connection: rolled back if dropped uncommitted.
+pub struct Transaction<'c> {
+    connection: &'c mut Connection,
+    open: bool,
+}
+
+impl Connection {
+    /// Starts a transaction (rolling back one a caller left open).
+    pub fn transaction(&mut self) -> Result<Transaction<'_>, sqlx::Error> {
+        if self.in_transaction() {
+            self.run_plain("ROLLBACK")?;
+        }
+        self.run_plain("BEGIN")?;
+        Ok(Transaction {
+            connection: self,
+            open: true,
+        })
+    }
+
+    /// Runs a script of statements without arguments (a schema).
+    pub fn run_script(&self, sql: &str) -> Result<(), sqlx::Error> {
+        self.raw.execute_batch(sql).map_err(failure)
+    }
+}
+
+impl Transaction<'_> {
+    pub fn commit(mut self) -> Result<(), sqlx::Error> {
+        self.connection.run_plain("COMMIT")?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            drop(self.connection.run_plain("ROLLBACK"));
+        }
+    }
+}
+
+impl std::ops::Deref for Transaction<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.connection
+    }
+}
+
+impl std::ops::DerefMut for Transaction<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.connection
+    }
+}
+
+impl<'c> sqlx::Executor<'c> for &'c mut Connection {
+    type Database = Any;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        streamed(self.run(query, false))
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        first_row(self.run(query, true))
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        _sql: &'q str,
+        _parameters: &'e [AnyTypeInfo],
+    ) -> BoxFuture<'e, Result<AnyStatement<'q>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        not_prepared()
+    }
+
+    fn describe<'e, 'q: 'e>(
+        self,
+        _sql: &'q str,
+    ) -> BoxFuture<'e, Result<sqlx::Describe<Any>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        not_prepared()
+    }
+}
+
+impl<'c> sqlx::Executor<'c> for &'c Readers {
+    type Database = Any;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        streamed(self.with(|connection| connection.run(query, false)))
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Any>,
+    {
+        first_row(self.with(|connection| connection.run(query, true)))
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        _sql: &'q str,
+        _parameters: &'e [AnyTypeInfo],
+    ) -> BoxFuture<'e, Result<AnyStatement<'q>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        not_prepared()
+    }
+
+    fn describe<'e, 'q: 'e>(
+        self,
+        _sql: &'q str,
+    ) -> BoxFuture<'e, Result<sqlx::Describe<Any>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        not_prepared()
+    }
+}
+
+/// A statement's answer as sqlx's `fetch_many` streams it: the rows,
+/// then the count.
+fn streamed<'e>(
+    answer: Result<Answer, sqlx::Error>,
+) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>> {
+    match answer {
+        Ok(answer) => {
+            let rows = answer.rows.into_iter().map(|row| Ok(Either::Right(row)));
+            let result = std::iter::once(Ok(Either::Left(answer.result)));
+            futures::stream::iter(rows.chain(result)).boxed()
+        }
+        Err(error) => futures::stream::once(futures::future::ready(Err(error))).boxed(),
+    }
+}
+
+fn first_row<'e>(
+    answer: Result<Answer, sqlx::Error>,
+) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>> {
+    futures::future::ready(answer.map(|answer| answer.rows.into_iter().next())).boxed()
+}
+
+/// What sqlx's `Executor` needs beyond running a statement: nothing here
+/// prepares or describes a statement on its own.
+fn not_prepared<'e, T: 'e + Send>() -> BoxFuture<'e, Result<T, sqlx::Error>> {
     futures::future::ready(Err(sqlx::Error::Protocol(
         "statements are prepared when run on SQLite; prepare and describe are not used".into(),
     )))
     .boxed()
 }
 
-/// For [`not_prepared`]'s signature: the statement type sqlx names.
-pub type Prepared<'q> = AnyStatement<'q>;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_script_is_told_from_one_statement() {
+        assert!(!is_script("SELECT 1"));
+        assert!(!is_script("SELECT 1;"));
+        assert!(!is_script("SELECT 1;  \n"));
+        assert!(!is_script("SELECT 'a;b' FROM t"));
+        assert!(is_script("PRAGMA a = 1; PRAGMA b = 2;"));
+        assert!(is_script(
+            "CREATE TABLE t (x TEXT DEFAULT ';'); CREATE INDEX i ON t (x)"
+        ));
+    }
+
+    #[tokio::test]
+    async fn statements_run_here_answer_as_the_any_driver_does() {
+        use sqlx::Row;
+        let dir = tempfile::tempdir().unwrap();
+        let mut connection = Connection::open(&dir.path().join("t.db")).unwrap();
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score REAL, raw BLOB)")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        let inserted =
+            sqlx::query("INSERT INTO t (name, score, raw) VALUES ($1, $2, $3), ($1, NULL, NULL)")
+                .bind("ada")
+                .bind(1.5_f64)
+                .bind(vec![1_u8, 2])
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        assert_eq!(inserted.rows_affected(), 2);
+        let rows = sqlx::query("SELECT id, name, score, raw FROM t ORDER BY id")
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].try_get::<i64, _>("id").unwrap(), 1);
+        assert_eq!(rows[0].try_get::<String, _>("name").unwrap(), "ada");
+        assert_eq!(rows[0].try_get::<f64, _>("score").unwrap(), 1.5);
+        assert_eq!(rows[0].try_get::<Vec<u8>, _>("raw").unwrap(), vec![1, 2]);
+        assert_eq!(rows[1].try_get::<Option<f64>, _>("score").unwrap(), None);
+        // A parameter used twice and out of order takes its own argument.
+        let swapped: (String, i64) = sqlx::query_as("SELECT $2 || $2, $1")
+            .bind(7_i64)
+            .bind("x")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(swapped, ("xx".to_owned(), 7));
+    }
+
+    #[tokio::test]
+    async fn a_broken_constraint_is_a_database_error_with_its_code_and_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut connection = Connection::open(&dir.path().join("t.db")).unwrap();
+        connection
+            .run_script("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE);")
+            .unwrap();
+        let insert = || sqlx::query("INSERT INTO t (name) VALUES ('a')");
+        insert().execute(&mut connection).await.unwrap();
+        let error = insert().execute(&mut connection).await.unwrap_err();
+        let sqlx::Error::Database(error) = error else {
+            panic!("not a database error: {error}")
+        };
+        assert_eq!(error.kind(), ErrorKind::UniqueViolation);
+        assert_eq!(error.code().as_deref(), Some("2067"));
+    }
+
+    #[tokio::test]
+    async fn a_transaction_dropped_uncommitted_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut connection = Connection::open(&dir.path().join("t.db")).unwrap();
+        connection
+            .run_script("CREATE TABLE t (x INTEGER);")
+            .unwrap();
+        {
+            let mut tx = connection.transaction().unwrap();
+            sqlx::query("INSERT INTO t VALUES (1)")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        let mut tx = connection.transaction().unwrap();
+        sqlx::query("INSERT INTO t VALUES (2)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().unwrap();
+        let kept: Vec<i64> = sqlx::query_scalar("SELECT x FROM t")
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(kept, vec![2]);
+    }
+}

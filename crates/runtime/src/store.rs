@@ -18,8 +18,6 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use futures::FutureExt;
-use futures::StreamExt;
 use sqlx::any::{
     AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyQueryResult, AnyRow, AnyStatement,
     AnyTransactionManager, AnyTypeInfo,
@@ -397,7 +395,7 @@ impl<'c> Executor<'c> for &'c mut Connection {
         E: 'q + Execute<'q, Any>,
     {
         match self {
-            Connection::Sqlite(connection) => answered(connection.run(query, false)),
+            Connection::Sqlite(connection) => (&mut **connection).fetch_many(query),
             Connection::Postgres(connection) => (&mut **connection).fetch_many(query),
         }
     }
@@ -411,7 +409,7 @@ impl<'c> Executor<'c> for &'c mut Connection {
         E: 'q + Execute<'q, Any>,
     {
         match self {
-            Connection::Sqlite(connection) => first_row(connection.run(query, true)),
+            Connection::Sqlite(connection) => (&mut **connection).fetch_optional(query),
             Connection::Postgres(connection) => (&mut **connection).fetch_optional(query),
         }
     }
@@ -425,7 +423,7 @@ impl<'c> Executor<'c> for &'c mut Connection {
         'c: 'e,
     {
         match self {
-            Connection::Sqlite(_) => sqlite::not_prepared(),
+            Connection::Sqlite(connection) => (&mut **connection).prepare_with(sql, parameters),
             Connection::Postgres(connection) => (&mut **connection).prepare_with(sql, parameters),
         }
     }
@@ -435,7 +433,7 @@ impl<'c> Executor<'c> for &'c mut Connection {
         'c: 'e,
     {
         match self {
-            Connection::Sqlite(_) => sqlite::not_prepared(),
+            Connection::Sqlite(connection) => (&mut **connection).describe(sql),
             Connection::Postgres(connection) => (&mut **connection).describe(sql),
         }
     }
@@ -453,7 +451,7 @@ impl<'c> Executor<'c> for &'c Reader {
         E: 'q + Execute<'q, Any>,
     {
         match self {
-            Reader::Sqlite(readers) => answered(readers.with(|c| c.run(query, false))),
+            Reader::Sqlite(readers) => readers.fetch_many(query),
             Reader::Postgres(pool) => pool.fetch_many(query),
         }
     }
@@ -467,7 +465,7 @@ impl<'c> Executor<'c> for &'c Reader {
         E: 'q + Execute<'q, Any>,
     {
         match self {
-            Reader::Sqlite(readers) => first_row(readers.with(|c| c.run(query, true))),
+            Reader::Sqlite(readers) => readers.fetch_optional(query),
             Reader::Postgres(pool) => pool.fetch_optional(query),
         }
     }
@@ -481,7 +479,7 @@ impl<'c> Executor<'c> for &'c Reader {
         'c: 'e,
     {
         match self {
-            Reader::Sqlite(_) => sqlite::not_prepared(),
+            Reader::Sqlite(readers) => readers.prepare_with(sql, parameters),
             Reader::Postgres(pool) => pool.prepare_with(sql, parameters),
         }
     }
@@ -491,26 +489,10 @@ impl<'c> Executor<'c> for &'c Reader {
         'c: 'e,
     {
         match self {
-            Reader::Sqlite(_) => sqlite::not_prepared(),
+            Reader::Sqlite(readers) => readers.describe(sql),
             Reader::Postgres(pool) => pool.describe(sql),
         }
     }
-}
-
-/// A statement run on SQLite, streamed as sqlx's `fetch_many` does.
-fn answered<'e>(
-    answer: Result<sqlite::Answer, sqlx::Error>,
-) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>> {
-    match answer {
-        Ok(answer) => answer.into_stream(),
-        Err(error) => futures::stream::once(futures::future::ready(Err(error))).boxed(),
-    }
-}
-
-fn first_row<'e>(
-    answer: Result<sqlite::Answer, sqlx::Error>,
-) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>> {
-    futures::future::ready(answer.map(|answer| answer.rows.into_iter().next())).boxed()
 }
 
 async fn migrate(
@@ -577,7 +559,7 @@ async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
 /// databases in one process on two cores, four readers each meant 31
 /// SQLite threads at a 64-client run's peak instead of 24, and 4–7 MiB
 /// more resident memory for no more bookings a second.
-fn sqlite_readers() -> usize {
+pub fn sqlite_readers() -> usize {
     std::thread::available_parallelism().map_or(2, |cores| cores.get().clamp(2, 8))
 }
 
