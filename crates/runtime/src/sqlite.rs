@@ -103,7 +103,8 @@ impl Connection {
             .map_err(sqlx::Error::Encode)?
             .map(|arguments| arguments.values.0)
             .unwrap_or_default();
-        if is_script(sql) {
+        // A text seen before is one statement (a script never gets a shape).
+        if !self.shapes.contains_key(sql) && is_script(sql) {
             // Several statements in one text (pragmas, a schema): run as a
             // batch, which takes no arguments and answers no rows. (SQLite
             // prepares only the first statement of a text.)
@@ -126,6 +127,12 @@ impl Connection {
                 Some(shape) => Arc::clone(shape),
                 None => {
                     let shape = shape_of(&statement)?;
+                    // Texts are the code's own, a bounded set; this bound
+                    // only guards against a caller that writes values into
+                    // them.
+                    if self.shapes.len() >= 4 * PREPARED_STATEMENTS {
+                        self.shapes.clear();
+                    }
                     self.shapes.insert(sql.into(), Arc::clone(&shape));
                     shape
                 }
@@ -161,8 +168,7 @@ impl Connection {
             .map_err(failure)
     }
 
-    /// Whether a transaction is open (one left open by a caller that
-    /// stopped half way is rolled back before the connection serves again).
+    /// Whether a transaction is open.
     pub fn in_transaction(&self) -> bool {
         !self.raw.is_autocommit()
     }
@@ -405,8 +411,14 @@ impl Readers {
     /// Runs `work` on a free connection.
     pub fn with<T>(&self, work: impl FnOnce(&mut Connection) -> T) -> T {
         for connection in &self.connections {
-            if let Ok(mut connection) = connection.try_lock() {
-                return work(&mut connection);
+            match connection.try_lock() {
+                Ok(mut connection) => return work(&mut connection),
+                // A statement that panicked leaves the connection as it
+                // was: SQLite ends the statement when it is reset.
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => {
+                    return work(&mut poisoned.into_inner())
+                }
+                Err(std::sync::TryLockError::WouldBlock) => {}
             }
         }
         let mut connection = self.connections[0]
@@ -423,12 +435,19 @@ pub struct Transaction<'c> {
 }
 
 impl Connection {
-    /// Starts a transaction (rolling back one a caller left open).
-    pub fn transaction(&mut self) -> Result<Transaction<'_>, sqlx::Error> {
+    /// Starts a transaction on this connection, first rolling back one a
+    /// caller left open (it stopped half way, or dropped its transaction
+    /// while the `ROLLBACK` failed).
+    pub fn begin(&self) -> Result<(), sqlx::Error> {
         if self.in_transaction() {
             self.run_plain("ROLLBACK")?;
         }
-        self.run_plain("BEGIN")?;
+        self.run_plain("BEGIN")
+    }
+
+    /// [`Connection::begin`], as a guard that rolls back unless committed.
+    pub fn transaction(&mut self) -> Result<Transaction<'_>, sqlx::Error> {
+        self.begin()?;
         Ok(Transaction {
             connection: self,
             open: true,
@@ -470,99 +489,135 @@ impl std::ops::DerefMut for Transaction<'_> {
     }
 }
 
-impl<'c> sqlx::Executor<'c> for &'c mut Connection {
-    type Database = Any;
+/// Implements sqlx's `Executor` for `$executor`, running each statement
+/// with `$run` (given the executor, the query and whether only the first
+/// row is wanted). Nothing here prepares or describes a statement apart
+/// from running it.
+macro_rules! executor_running_here {
+    ($executor:ty, |$this:ident, $query:ident, $first_only:ident| $run:expr) => {
+        impl<'c> sqlx::Executor<'c> for $executor {
+            type Database = Any;
 
-    fn fetch_many<'e, 'q: 'e, E>(
-        self,
-        query: E,
-    ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
-    where
-        'c: 'e,
-        E: 'q + Execute<'q, Any>,
-    {
-        streamed(self.run(query, false))
-    }
+            fn fetch_many<'e, 'q: 'e, E>(
+                self,
+                query: E,
+            ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
+            where
+                'c: 'e,
+                E: 'q + Execute<'q, Any>,
+            {
+                let ($this, $query, $first_only) = (self, query, false);
+                streamed($run)
+            }
 
-    fn fetch_optional<'e, 'q: 'e, E>(
-        self,
-        query: E,
-    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
-    where
-        'c: 'e,
-        E: 'q + Execute<'q, Any>,
-    {
-        first_row(self.run(query, true))
-    }
+            fn fetch_optional<'e, 'q: 'e, E>(
+                self,
+                query: E,
+            ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+            where
+                'c: 'e,
+                E: 'q + Execute<'q, Any>,
+            {
+                let ($this, $query, $first_only) = (self, query, true);
+                first_row($run)
+            }
 
-    fn prepare_with<'e, 'q: 'e>(
-        self,
-        _sql: &'q str,
-        _parameters: &'e [AnyTypeInfo],
-    ) -> BoxFuture<'e, Result<AnyStatement<'q>, sqlx::Error>>
-    where
-        'c: 'e,
-    {
-        not_prepared()
-    }
+            fn prepare_with<'e, 'q: 'e>(
+                self,
+                _sql: &'q str,
+                _parameters: &'e [AnyTypeInfo],
+            ) -> BoxFuture<'e, Result<AnyStatement<'q>, sqlx::Error>>
+            where
+                'c: 'e,
+            {
+                not_prepared()
+            }
 
-    fn describe<'e, 'q: 'e>(
-        self,
-        _sql: &'q str,
-    ) -> BoxFuture<'e, Result<sqlx::Describe<Any>, sqlx::Error>>
-    where
-        'c: 'e,
-    {
-        not_prepared()
-    }
+            fn describe<'e, 'q: 'e>(
+                self,
+                _sql: &'q str,
+            ) -> BoxFuture<'e, Result<sqlx::Describe<Any>, sqlx::Error>>
+            where
+                'c: 'e,
+            {
+                not_prepared()
+            }
+        }
+    };
 }
 
-impl<'c> sqlx::Executor<'c> for &'c Readers {
-    type Database = Any;
+executor_running_here!(&'c mut Connection, |connection, query, first_only| {
+    connection.run(query, first_only)
+});
 
-    fn fetch_many<'e, 'q: 'e, E>(
-        self,
-        query: E,
-    ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
-    where
-        'c: 'e,
-        E: 'q + Execute<'q, Any>,
-    {
-        streamed(self.with(|connection| connection.run(query, false)))
-    }
+executor_running_here!(&'c Readers, |readers, query, first_only| {
+    readers.with(|connection| connection.run(query, first_only))
+});
 
-    fn fetch_optional<'e, 'q: 'e, E>(
-        self,
-        query: E,
-    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
-    where
-        'c: 'e,
-        E: 'q + Execute<'q, Any>,
-    {
-        first_row(self.with(|connection| connection.run(query, true)))
-    }
+/// Implements sqlx's `Executor` for `$executor` by handing each call to
+/// the executor its `match` arm names (one per engine).
+macro_rules! executor_by_engine {
+    ($executor:ty, { $($pattern:pat => $target:expr),+ $(,)? }) => {
+        impl<'c> sqlx::Executor<'c> for $executor {
+            type Database = sqlx::Any;
 
-    fn prepare_with<'e, 'q: 'e>(
-        self,
-        _sql: &'q str,
-        _parameters: &'e [AnyTypeInfo],
-    ) -> BoxFuture<'e, Result<AnyStatement<'q>, sqlx::Error>>
-    where
-        'c: 'e,
-    {
-        not_prepared()
-    }
+            fn fetch_many<'e, 'q: 'e, E>(
+                self,
+                query: E,
+            ) -> futures::stream::BoxStream<
+                'e,
+                Result<sqlx::Either<sqlx::any::AnyQueryResult, sqlx::any::AnyRow>, sqlx::Error>,
+            >
+            where
+                'c: 'e,
+                E: 'q + sqlx::Execute<'q, sqlx::Any>,
+            {
+                match self {
+                    $($pattern => $target.fetch_many(query)),+
+                }
+            }
 
-    fn describe<'e, 'q: 'e>(
-        self,
-        _sql: &'q str,
-    ) -> BoxFuture<'e, Result<sqlx::Describe<Any>, sqlx::Error>>
-    where
-        'c: 'e,
-    {
-        not_prepared()
-    }
+            fn fetch_optional<'e, 'q: 'e, E>(
+                self,
+                query: E,
+            ) -> futures::future::BoxFuture<'e, Result<Option<sqlx::any::AnyRow>, sqlx::Error>>
+            where
+                'c: 'e,
+                E: 'q + sqlx::Execute<'q, sqlx::Any>,
+            {
+                match self {
+                    $($pattern => $target.fetch_optional(query)),+
+                }
+            }
+
+            fn prepare_with<'e, 'q: 'e>(
+                self,
+                sql: &'q str,
+                parameters: &'e [sqlx::any::AnyTypeInfo],
+            ) -> futures::future::BoxFuture<'e, Result<sqlx::any::AnyStatement<'q>, sqlx::Error>>
+            where
+                'c: 'e,
+            {
+                match self {
+                    $($pattern => $target.prepare_with(sql, parameters)),+
+                }
+            }
+
+            fn describe<'e, 'q: 'e>(
+                self,
+                sql: &'q str,
+            ) -> futures::future::BoxFuture<'e, Result<sqlx::Describe<sqlx::Any>, sqlx::Error>>
+            where
+                'c: 'e,
+            {
+                match self {
+                    $($pattern => $target.describe(sql)),+
+                }
+            }
+        }
+    };
 }
+pub(crate) use executor_by_engine;
 
 /// A statement's answer as sqlx's `fetch_many` streams it: the rows,
 /// then the count.

@@ -16,15 +16,10 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::future::BoxFuture;
-use futures::stream::BoxStream;
-use sqlx::any::{
-    AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyQueryResult, AnyRow, AnyStatement,
-    AnyTransactionManager, AnyTypeInfo,
-};
+use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow, AnyTransactionManager};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, Arguments, Describe, Either, Execute, Executor, TransactionManager};
+use sqlx::{Any, AnyPool, Arguments, TransactionManager};
 use tokio::sync::Notify;
 
 use crate::sqlite;
@@ -202,11 +197,7 @@ impl Store {
         let connection = match &self.writer {
             Writer::Sqlite(writer) => {
                 let connection = Arc::clone(writer).lock_owned().await;
-                if connection.in_transaction() {
-                    // Left open by a caller that stopped half way.
-                    connection.run_plain("ROLLBACK")?;
-                }
-                connection.run_plain("BEGIN")?;
+                connection.begin().context("starting a transaction")?;
                 Connection::Sqlite(connection)
             }
             Writer::Postgres(pool) => {
@@ -383,117 +374,15 @@ impl std::ops::DerefMut for Tx {
     }
 }
 
-impl<'c> Executor<'c> for &'c mut Connection {
-    type Database = Any;
+sqlite::executor_by_engine!(&'c mut Connection, {
+    Connection::Sqlite(connection) => (&mut **connection),
+    Connection::Postgres(connection) => (&mut **connection),
+});
 
-    fn fetch_many<'e, 'q: 'e, E>(
-        self,
-        query: E,
-    ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
-    where
-        'c: 'e,
-        E: 'q + Execute<'q, Any>,
-    {
-        match self {
-            Connection::Sqlite(connection) => (&mut **connection).fetch_many(query),
-            Connection::Postgres(connection) => (&mut **connection).fetch_many(query),
-        }
-    }
-
-    fn fetch_optional<'e, 'q: 'e, E>(
-        self,
-        query: E,
-    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
-    where
-        'c: 'e,
-        E: 'q + Execute<'q, Any>,
-    {
-        match self {
-            Connection::Sqlite(connection) => (&mut **connection).fetch_optional(query),
-            Connection::Postgres(connection) => (&mut **connection).fetch_optional(query),
-        }
-    }
-
-    fn prepare_with<'e, 'q: 'e>(
-        self,
-        sql: &'q str,
-        parameters: &'e [AnyTypeInfo],
-    ) -> BoxFuture<'e, Result<AnyStatement<'q>, sqlx::Error>>
-    where
-        'c: 'e,
-    {
-        match self {
-            Connection::Sqlite(connection) => (&mut **connection).prepare_with(sql, parameters),
-            Connection::Postgres(connection) => (&mut **connection).prepare_with(sql, parameters),
-        }
-    }
-
-    fn describe<'e, 'q: 'e>(self, sql: &'q str) -> BoxFuture<'e, Result<Describe<Any>, sqlx::Error>>
-    where
-        'c: 'e,
-    {
-        match self {
-            Connection::Sqlite(connection) => (&mut **connection).describe(sql),
-            Connection::Postgres(connection) => (&mut **connection).describe(sql),
-        }
-    }
-}
-
-impl<'c> Executor<'c> for &'c Reader {
-    type Database = Any;
-
-    fn fetch_many<'e, 'q: 'e, E>(
-        self,
-        query: E,
-    ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
-    where
-        'c: 'e,
-        E: 'q + Execute<'q, Any>,
-    {
-        match self {
-            Reader::Sqlite(readers) => readers.fetch_many(query),
-            Reader::Postgres(pool) => pool.fetch_many(query),
-        }
-    }
-
-    fn fetch_optional<'e, 'q: 'e, E>(
-        self,
-        query: E,
-    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
-    where
-        'c: 'e,
-        E: 'q + Execute<'q, Any>,
-    {
-        match self {
-            Reader::Sqlite(readers) => readers.fetch_optional(query),
-            Reader::Postgres(pool) => pool.fetch_optional(query),
-        }
-    }
-
-    fn prepare_with<'e, 'q: 'e>(
-        self,
-        sql: &'q str,
-        parameters: &'e [AnyTypeInfo],
-    ) -> BoxFuture<'e, Result<AnyStatement<'q>, sqlx::Error>>
-    where
-        'c: 'e,
-    {
-        match self {
-            Reader::Sqlite(readers) => readers.prepare_with(sql, parameters),
-            Reader::Postgres(pool) => pool.prepare_with(sql, parameters),
-        }
-    }
-
-    fn describe<'e, 'q: 'e>(self, sql: &'q str) -> BoxFuture<'e, Result<Describe<Any>, sqlx::Error>>
-    where
-        'c: 'e,
-    {
-        match self {
-            Reader::Sqlite(readers) => readers.describe(sql),
-            Reader::Postgres(pool) => pool.describe(sql),
-        }
-    }
-}
+sqlite::executor_by_engine!(&'c Reader, {
+    Reader::Sqlite(readers) => readers,
+    Reader::Postgres(pool) => pool,
+});
 
 async fn migrate(
     pool: &AnyPool,
