@@ -24,7 +24,10 @@
 //! What runs here is bounded: a statement on pages in memory. The one
 //! wait on the disk, a checkpoint's `fsync` of the database file, comes
 //! with a commit every thousand pages of WAL (SQLite's automatic
-//! checkpoint) and takes the calling worker thread for its length.
+//! checkpoint) and takes the calling worker thread for its length. This
+//! holds while each file has one writer: the store's (a second process
+//! writing the same file would make a statement here wait, up to the busy
+//! timeout, on a worker thread).
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -206,7 +209,8 @@ impl std::ops::DerefMut for Statement<'_> {
 }
 
 /// Whether `sql` holds more than one statement: a `;` outside quotes with
-/// more than blanks after it.
+/// more than blanks after it. Comments are not parsed: the texts run here
+/// are the code's own, and carry none after a `;`.
 fn is_script(sql: &str) -> bool {
     let mut quote = None;
     for (at, c) in sql.char_indices() {
@@ -222,7 +226,10 @@ fn is_script(sql: &str) -> bool {
 
 /// Which argument each parameter takes: `$n` (and `?n`) the n-th, an
 /// anonymous `?` the one in its position — as sqlx's SQLite driver binds
-/// them, so the same SQL text means the same on both.
+/// them, so the same SQL text means the same on both. Two differences,
+/// stricter: a parameter with no argument is an error (sqlx left it NULL),
+/// and a text should not mix `?` with numbered parameters (SQLite numbers
+/// such a `?` after the highest `$n`).
 fn shape_of(statement: &rusqlite::Statement<'_>) -> sqlx::Result<Arc<Shape>> {
     let positions = (1..=statement.parameter_count())
         .map(|index| match statement.parameter_name(index) {
@@ -393,8 +400,8 @@ impl DatabaseError for SqliteError {
 
 /// The store's read connections: a statement takes the first one free
 /// for as long as it runs (it never waits inside, so as many connections
-/// as threads that run statements suffice; one busy beyond that waits for
-/// the first).
+/// as threads that run statements suffice; a statement that finds all of
+/// them busy waits for the first).
 #[derive(Debug)]
 pub struct Readers {
     connections: Vec<Mutex<Connection>>,

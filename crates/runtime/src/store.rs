@@ -5,9 +5,13 @@
 //! text (timestamps are RFC 3339 text). Only migrations differ per engine.
 //!
 //! SQLite allows one writer at a time; rather than let connections race for
-//! the lock and fail with `SQLITE_BUSY`, writes go through a pool of exactly
-//! one connection and reads through a separate pool (WAL lets them proceed
-//! while the writer works). On PostgreSQL both are the same pool.
+//! the lock and fail with `SQLITE_BUSY`, writes go through exactly one
+//! connection, taken for a transaction's length, and reads through a few
+//! others (WAL lets them proceed while the writer works); their statements
+//! run on the caller's thread ([`crate::sqlite`]). A database file belongs
+//! to one store in one process: another writer on the same file would make
+//! this one wait for SQLite's lock on a worker thread. On PostgreSQL reads
+//! and writes share sqlx's pool.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -73,6 +77,9 @@ enum Writer {
     Postgres(AnyPool),
 }
 
+/// How long a transaction waits for SQLite's one writer connection.
+const WRITER_WAIT: Duration = Duration::from_secs(30);
+
 /// Where reads that need no transaction go: `fetch_all(store.reader())`.
 #[derive(Debug)]
 pub enum Reader {
@@ -96,9 +103,16 @@ impl Store {
             .with_context(|| format!("parsing database url {}", redact(url)))?;
         match backend {
             Backend::Sqlite => {
-                let path = sqlite_path(url).with_context(|| {
-                    format!("{url:?} names no file: the store keeps SQLite in a file")
-                })?;
+                // The file as sqlx reads the url (percent-decoded), so the
+                // store's connections open the file the migrations ran on.
+                let path = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                    .with_context(|| format!("parsing database url {}", redact(url)))?
+                    .get_filename()
+                    .to_owned();
+                anyhow::ensure!(
+                    sqlite_path(url).is_some(),
+                    "{url:?} names no file: the store keeps SQLite in a file"
+                );
                 keep_private(&path)?;
                 // Migrations run through sqlx's migrator on a connection of
                 // its own, closed before the store opens its connections.
@@ -196,7 +210,13 @@ impl Store {
     pub async fn begin(&self) -> anyhow::Result<Tx> {
         let connection = match &self.writer {
             Writer::Sqlite(writer) => {
-                let connection = Arc::clone(writer).lock_owned().await;
+                // As long as the write pool used to wait for its one
+                // connection: a writer held longer than this is a fault,
+                // reported (and retried) as one.
+                let connection = tokio::time::timeout(WRITER_WAIT, Arc::clone(writer).lock_owned())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)
+                    .context("waiting for the database's writer")?;
                 connection.begin().context("starting a transaction")?;
                 Connection::Sqlite(connection)
             }
@@ -441,13 +461,12 @@ async fn create_database_if_missing(url: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Reader connections per SQLite database: one per core. In WAL mode a
-/// reader never waits for the writer, so readers beyond the cores add no
-/// throughput, only threads (sqlx runs each SQLite connection on a thread
-/// of its own) with their caches and allocator pages: with eight
-/// databases in one process on two cores, four readers each meant 31
-/// SQLite threads at a 64-client run's peak instead of 24, and 4–7 MiB
-/// more resident memory for no more bookings a second.
+/// Reader connections per SQLite database: one per core. A read runs on
+/// the thread that awaits it and holds its connection for that one
+/// statement, so more readers than the runtime's worker threads (one per
+/// core) would only add page caches. (When sqlx ran each connection on a
+/// thread of its own, four readers each had meant 4–7 MiB more resident
+/// memory for no more bookings a second.)
 pub fn sqlite_readers() -> usize {
     std::thread::available_parallelism().map_or(2, |cores| cores.get().clamp(2, 8))
 }
@@ -688,11 +707,14 @@ fn text_of(
 /// when each number appears once and in order; `None` otherwise (a
 /// parameter used twice or out of order must keep its number).
 ///
-/// Why: sqlx binds a `$n` parameter on SQLite by asking SQLite its name,
-/// and SQLite finds a name by walking the statement's list of parameters,
-/// so binding a multi-row statement (up to 1,280 parameters) was quadratic
-/// in its parameters — 2.4 % of the platform's CPU in the booking
-/// benchmark's profile. Anonymous parameters are bound by position.
+/// Why: a `$n` parameter is bound on SQLite by asking SQLite its name, and
+/// SQLite finds a name by walking the statement's list of parameters, so
+/// binding a multi-row statement (up to 1,280 parameters) was quadratic in
+/// its parameters — 2.4 % of the platform's CPU in the booking benchmark's
+/// profile when sqlx did it at every execution. [`crate::sqlite`] now keeps
+/// each text's positions, but a statement planned at each execution
+/// ([`Plan::EachTime`]) is looked up anew; anonymous parameters are bound
+/// by position with no lookup.
 pub fn anonymous_parameters(sql: &str) -> Option<String> {
     let mut anonymous = String::with_capacity(sql.len());
     let mut next = 1u32;
