@@ -59,8 +59,6 @@ pub struct EmbeddedBus {
     read: Arc<sqlite::Readers>,
     head: watch::Sender<i64>,
     recent: Arc<Mutex<Recent>>,
-    /// Appends one at a time, so they reach `recent` in log order.
-    appending: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The newest stretch of the log, in order and without gaps:
@@ -151,7 +149,6 @@ impl EmbeddedBus {
             read: Arc::new(read),
             head: watch::Sender::new(head),
             recent: Arc::new(Mutex::new(Recent::starting_after(head, recent))),
-            appending: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -234,7 +231,8 @@ impl EmbeddedBus {
         if events.is_empty() {
             return Ok(());
         }
-        let _appending = self.appending.lock().await;
+        // The writer is held until the window has the events too, so
+        // appends reach `recent` in log order.
         let mut connection = self.write.lock().await;
         let mut tx = connection.transaction()?;
         let mut last = 0;
@@ -254,7 +252,6 @@ impl EmbeddedBus {
             numbers.extend(seqs);
         }
         tx.commit().context("appending to the event log")?;
-        drop(connection);
         // One writer, one transaction: the numbers are consecutive, in the
         // order of `events`. Checked rather than assumed, since a window
         // with a wrong number would hand out the wrong event.

@@ -107,7 +107,8 @@ impl Connection {
             .map(|arguments| arguments.values.0)
             .unwrap_or_default();
         // A text seen before is one statement (a script never gets a shape).
-        if !self.shapes.contains_key(sql) && is_script(sql) {
+        let known = self.shapes.get(sql).cloned();
+        if known.is_none() && is_script(sql) {
             // Several statements in one text (pragmas, a schema): run as a
             // batch, which takes no arguments and answers no rows. (SQLite
             // prepares only the first statement of a text.)
@@ -125,11 +126,11 @@ impl Connection {
             self.raw.prepare(sql).map(Statement::Once)
         };
         let mut statement = statement.map_err(failure)?;
-        let shape = if persistent {
-            match self.shapes.get(sql) {
-                Some(shape) => Arc::clone(shape),
-                None => {
-                    let shape = shape_of(&statement)?;
+        let shape = match known {
+            Some(shape) => shape,
+            None => {
+                let shape = shape_of(&statement)?;
+                if persistent {
                     // Texts are the code's own, a bounded set; this bound
                     // only guards against a caller that writes values into
                     // them.
@@ -137,11 +138,9 @@ impl Connection {
                         self.shapes.clear();
                     }
                     self.shapes.insert(sql.into(), Arc::clone(&shape));
-                    shape
                 }
+                shape
             }
-        } else {
-            shape_of(&statement)?
         };
         bind(&mut statement, &shape.positions, &arguments)?;
         let names = &shape.columns;
@@ -169,6 +168,30 @@ impl Connection {
             .and_then(|mut statement| statement.raw_execute())
             .map(drop)
             .map_err(failure)
+    }
+
+    /// Starts a transaction on this connection, first rolling back one a
+    /// caller left open (it stopped half way, or dropped its transaction
+    /// while the `ROLLBACK` failed).
+    pub fn begin(&self) -> Result<(), sqlx::Error> {
+        if self.in_transaction() {
+            self.run_plain("ROLLBACK")?;
+        }
+        self.run_plain("BEGIN")
+    }
+
+    /// [`Connection::begin`], as a guard that rolls back unless committed.
+    pub fn transaction(&mut self) -> Result<Transaction<'_>, sqlx::Error> {
+        self.begin()?;
+        Ok(Transaction {
+            connection: self,
+            open: true,
+        })
+    }
+
+    /// Runs a script of statements without arguments (a schema).
+    pub fn run_script(&self, sql: &str) -> Result<(), sqlx::Error> {
+        self.raw.execute_batch(sql).map_err(failure)
     }
 
     /// Whether a transaction is open.
@@ -439,32 +462,6 @@ impl Readers {
 pub struct Transaction<'c> {
     connection: &'c mut Connection,
     open: bool,
-}
-
-impl Connection {
-    /// Starts a transaction on this connection, first rolling back one a
-    /// caller left open (it stopped half way, or dropped its transaction
-    /// while the `ROLLBACK` failed).
-    pub fn begin(&self) -> Result<(), sqlx::Error> {
-        if self.in_transaction() {
-            self.run_plain("ROLLBACK")?;
-        }
-        self.run_plain("BEGIN")
-    }
-
-    /// [`Connection::begin`], as a guard that rolls back unless committed.
-    pub fn transaction(&mut self) -> Result<Transaction<'_>, sqlx::Error> {
-        self.begin()?;
-        Ok(Transaction {
-            connection: self,
-            open: true,
-        })
-    }
-
-    /// Runs a script of statements without arguments (a schema).
-    pub fn run_script(&self, sql: &str) -> Result<(), sqlx::Error> {
-        self.raw.execute_batch(sql).map_err(failure)
-    }
 }
 
 impl Transaction<'_> {
