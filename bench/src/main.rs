@@ -599,6 +599,10 @@ async fn run(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // Catalog having every booking says nothing of the read models and
+    // the rest of the saga: the CPU counted and the settle time include
+    // every group working off what it is behind by.
+    let settled = until_consumers_idle(http, &deployment.consumers, settle_started).await;
     let sold = CAPACITY - available;
     let cpu = cpu_secs(&pids) - cpu_before;
     let rss_peak = total_rss("VmHWM");
@@ -634,8 +638,8 @@ async fn run(
         ms(&mypage, 0.99)
     );
     println!(
-        "settled after load     {:.1} s",
-        settle_started.elapsed().as_secs_f64()
+        "settled after load     {:.1} s (every consumer group idle)",
+        settled.as_secs_f64()
     );
     println!(
         "platform CPU           {cpu:.1} s = {:.2} CPU-seconds per 1,000 bookings (card payment included)",
@@ -1792,6 +1796,35 @@ async fn consumer_counter(
         .filter(|line| line.starts_with(metric) && line.contains(&label))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum())
+}
+
+/// Waits until no consumer group has handled an event for a second (at most
+/// two minutes after `since`): the load has stopped, so a group still
+/// handling events is still working off its backlog. Returns how long after
+/// `since` the last of them went quiet.
+async fn until_consumers_idle(
+    http: &reqwest::Client,
+    consumers: &[(&'static str, String)],
+    since: Instant,
+) -> Duration {
+    let mut handled = -1.0;
+    let mut still_since = Instant::now();
+    while since.elapsed() < Duration::from_secs(120) {
+        let mut now = 0.0;
+        for (group, url) in consumers {
+            now += consumer_counter(http, url, "boxoffice_events_handled_total", group)
+                .await
+                .unwrap_or(0.0);
+        }
+        if now != handled {
+            handled = now;
+            still_since = Instant::now();
+        } else if still_since.elapsed() >= Duration::from_secs(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    still_since.duration_since(since)
 }
 
 /// My page's process is down while `--clients` book for `--seconds`; then
