@@ -19,6 +19,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ use kernel::bus::{Batch, Delivery, EventBus, Malformed, Outgoing, PublishError, 
 use kernel::Envelope;
 use runtime::sqlite;
 use sqlx::{Any, QueryBuilder, Row};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 const POLL: Duration = Duration::from_millis(250);
 /// Events kept in memory for subscribers that keep up: over a second of
@@ -59,6 +60,50 @@ pub struct EmbeddedBus {
     read: Arc<sqlite::Readers>,
     head: watch::Sender<i64>,
     recent: Arc<Mutex<Recent>>,
+    progress: Arc<Progress>,
+}
+
+/// How far each subscription has read, for producers that pace themselves
+/// by their consumers ([`EventBus::until_consumers_keep_up`]).
+#[derive(Debug)]
+struct Progress {
+    /// Per subscription, the log position up to which it has been handed
+    /// everything it reads.
+    read_up_to: Mutex<HashMap<u64, i64>>,
+    next_subscription: AtomicU64,
+    moved: Notify,
+    /// How far behind the head a group may be before producers that pace
+    /// themselves wait: half the in-memory window, so that groups keep
+    /// reading from memory.
+    keep_within: i64,
+}
+
+impl Progress {
+    fn record(&self, subscription: u64, up_to: i64) {
+        self.read_up_to
+            .lock()
+            .expect("the progress lock")
+            .insert(subscription, up_to);
+        self.moved.notify_waiters();
+    }
+
+    fn forget(&self, subscription: u64) {
+        self.read_up_to
+            .lock()
+            .expect("the progress lock")
+            .remove(&subscription);
+        self.moved.notify_waiters();
+    }
+
+    /// How many log positions the slowest subscription is behind `head`.
+    fn slowest_behind(&self, head: i64) -> i64 {
+        let read_up_to = self.read_up_to.lock().expect("the progress lock");
+        read_up_to
+            .values()
+            .map(|up_to| head - up_to)
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// The newest stretch of the log, in order and without gaps:
@@ -149,6 +194,12 @@ impl EmbeddedBus {
             read: Arc::new(read),
             head: watch::Sender::new(head),
             recent: Arc::new(Mutex::new(Recent::starting_after(head, recent))),
+            progress: Arc::new(Progress {
+                read_up_to: Mutex::new(HashMap::new()),
+                next_subscription: AtomicU64::new(0),
+                moved: Notify::new(),
+                keep_within: (recent / 2).max(1) as i64,
+            }),
         })
     }
 
@@ -196,8 +247,15 @@ impl EventBus for EmbeddedBus {
             .await?;
             positions.insert((*topic).to_owned(), committed.unwrap_or(0));
         }
+        let id = self
+            .progress
+            .next_subscription
+            .fetch_add(1, Ordering::Relaxed);
+        let oldest = positions.values().copied().min().unwrap_or(0);
+        self.progress.record(id, oldest);
         Ok(Box::new(EmbeddedSubscription {
             bus: self.clone(),
+            id,
             group: group.to_owned(),
             positions,
             head: self.head.subscribe(),
@@ -219,6 +277,29 @@ impl EventBus for EmbeddedBus {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Groups more than half the in-memory window behind (they would soon
+    /// read the file, the slow path) make the caller wait until they are
+    /// within it again, or until `patience` runs out: a group stopped by a
+    /// fault or rebuilding from the start slows the door by at most that
+    /// much per wait, and never stops it.
+    async fn until_consumers_keep_up(&self, patience: Duration) {
+        let give_up = tokio::time::Instant::now() + patience;
+        loop {
+            let moved = self.progress.moved.notified();
+            tokio::pin!(moved);
+            // Registered before the check, so progress made between the
+            // check and the wait still wakes us.
+            moved.as_mut().enable();
+            let head = *self.head.borrow();
+            if self.progress.slowest_behind(head) <= self.progress.keep_within {
+                return;
+            }
+            if tokio::time::timeout_at(give_up, moved).await.is_err() {
+                return;
+            }
+        }
     }
 
     async fn is_ready(&self) -> bool {
@@ -287,6 +368,8 @@ impl EmbeddedBus {
 
 struct EmbeddedSubscription {
     bus: EmbeddedBus,
+    /// This subscription's entry in the bus's [`Progress`].
+    id: u64,
     group: String,
     /// Per topic, the last sequence number handed out.
     positions: HashMap<String, i64>,
@@ -365,16 +448,26 @@ impl Subscription for EmbeddedSubscription {
     async fn next_batch(&mut self, max: usize) -> anyhow::Result<Batch> {
         // Mark the head as seen before reading, so an append that lands
         // between the read and the wait still wakes us.
-        self.head.borrow_and_update();
+        let mut seen = *self.head.borrow_and_update();
         let mut batch = self.read(max).await?;
         if batch.is_empty() {
             let _ = tokio::time::timeout(POLL, self.head.changed()).await;
+            seen = *self.head.borrow_and_update();
             batch = self.read(max).await?;
         }
+        let mut last = None;
         for (topic, _, seq) in batch.positions() {
             let position = self.positions.entry(topic.to_owned()).or_default();
             *position = (*position).max(seq);
+            last = last.max(Some(seq));
         }
+        // A full batch is everything up to its last entry; a shorter one
+        // is everything appended before the read began.
+        let read_up_to = match last {
+            Some(last) if batch.deliveries.len() + batch.malformed.len() >= max => last,
+            _ => seen,
+        };
+        self.bus.progress.record(self.id, read_up_to);
         Ok(batch)
     }
 
@@ -402,6 +495,12 @@ impl Subscription for EmbeddedSubscription {
         }
         tx.commit().context("committing the group's position")?;
         Ok(())
+    }
+}
+
+impl Drop for EmbeddedSubscription {
+    fn drop(&mut self) {
+        self.bus.progress.forget(self.id);
     }
 }
 
@@ -572,6 +671,60 @@ mod tests {
             read.extend(numbers(&batch));
         }
         assert_eq!(read, vec![1, 2, 3, 4, 6, 7, 8, 9, 10, 12]);
+    }
+
+    #[tokio::test]
+    async fn a_producer_pacing_itself_waits_for_a_group_far_behind_but_not_forever() {
+        let dir = tempfile::tempdir().unwrap();
+        // A window of 4: a group more than 2 positions behind is far behind.
+        let bus = EmbeddedBus::open_keeping(&dir.path().join("bus.db"), 4)
+            .await
+            .unwrap();
+        let mut behind = bus.subscribe("g", &["a"]).await.unwrap();
+        bus.publish(&[event("a", "k", 1), event("b", "k", 2)])
+            .await
+            .unwrap();
+        let waited = tokio::time::Instant::now();
+        bus.until_consumers_keep_up(Duration::from_secs(30)).await;
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "2 behind is near"
+        );
+
+        for n in 3..=5 {
+            bus.publish(&[event("b", "k", n)]).await.unwrap();
+        }
+        let pacing = tokio::spawn({
+            let bus = bus.clone();
+            async move { bus.until_consumers_keep_up(Duration::from_secs(30)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!pacing.is_finished(), "5 behind: the producer waits");
+        // Reading is catching up, though the group reads none of topic b.
+        assert_eq!(numbers(&behind.next_batch(10).await.unwrap()), vec![1]);
+        tokio::time::timeout(Duration::from_secs(5), pacing)
+            .await
+            .expect("the producer goes on once the group has caught up")
+            .unwrap();
+
+        bus.publish(&[event("a", "k", 6), event("a", "k", 7), event("a", "k", 8)])
+            .await
+            .unwrap();
+        let waited = tokio::time::Instant::now();
+        bus.until_consumers_keep_up(Duration::from_millis(200))
+            .await;
+        let elapsed = waited.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(200) && elapsed < Duration::from_secs(5),
+            "a group that does not read holds the producer for its patience only: {elapsed:?}"
+        );
+        drop(behind);
+        let waited = tokio::time::Instant::now();
+        bus.until_consumers_keep_up(Duration::from_secs(30)).await;
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "a subscription gone holds nobody"
+        );
     }
 
     #[tokio::test]

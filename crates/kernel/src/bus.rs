@@ -8,6 +8,7 @@
 //! delivered in the order they were published.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -132,6 +133,17 @@ pub trait EventBus: Send + Sync + 'static {
     async fn rewind(&self, group: &str, topics: &[&str]) -> anyhow::Result<()> {
         let _ = (group, topics);
         anyhow::bail!("this bus cannot rewind a consumer group")
+    }
+
+    /// Waits, at most `patience`, while some consumer group is further
+    /// behind the newest events than the bus serves them cheaply. For a
+    /// producer that may take its time — the front door storing new
+    /// bookings — so that under overload it slows to the pace its
+    /// consumers keep instead of outrunning them: a booking accepted is
+    /// then confirmed and on my page within a bounded time. A bus that
+    /// cannot tell how far behind its groups are returns at once.
+    async fn until_consumers_keep_up(&self, patience: Duration) {
+        let _ = patience;
     }
 
     /// How many members of each consumer group one process runs. Members

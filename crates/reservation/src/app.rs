@@ -5,13 +5,14 @@
 
 use contracts::reservation::{Booking, PaymentMethod, ReservationEvent};
 use contracts::IntegrationEvent;
-use kernel::bus::Outgoing;
+use kernel::bus::{EventBus, Outgoing};
 use kernel::ids::{ListingId, ReservationId, UserId};
 use kernel::Envelope;
 use runtime::group_commit::GroupCommit;
 use runtime::outbox;
 use runtime::store::Tx;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::Instrument;
@@ -74,15 +75,17 @@ const EXPIRY_BATCH: i64 = 100;
 const EXPIRY_EVERY: Duration = Duration::from_millis(500);
 
 impl Reservations {
-    /// Needs a Tokio runtime: it starts the task that stores new bookings.
+    /// Needs a Tokio runtime: it starts the task that stores new bookings,
+    /// paced by the consumers of `bus` (see [`Placements`]).
     pub fn new(
         store: ReservationStore,
         catalog: CatalogClient,
         payment: PaymentClient,
+        bus: Arc<dyn EventBus>,
         deadline: Duration,
         points_accepted: bool,
     ) -> Reservations {
-        let placements = Placements::start(store.clone());
+        let placements = Placements::start(store.clone(), bus);
         Reservations {
             store,
             catalog,
@@ -548,6 +551,12 @@ fn integration_events(
 /// New bookings, stored many to a transaction (group commit): SQLite has
 /// one writer, and a transaction per booking made every booking pay for
 /// BEGIN and COMMIT while the others queued for the connection.
+///
+/// Each batch first waits (at most [`PACING_PATIENCE`]) while the bus's
+/// consumers are far behind: under overload the door would otherwise take
+/// bookings faster than the saga and the read models can follow, and a
+/// booking accepted would be confirmed seconds later. Waiting here makes
+/// the door's pace the consumers' pace; the wait shows as accept latency.
 #[derive(Clone, Debug)]
 struct Placements {
     writer: GroupCommit<Placement, bool>,
@@ -562,12 +571,19 @@ struct Placement {
 
 /// Most bookings in one transaction.
 const PLACEMENT_BATCH: usize = 256;
+/// The longest a batch of bookings waits for consumers that are behind: a
+/// consumer stopped by a fault, or rebuilding a read model from the
+/// start, slows the door by at most this much a batch and never stops it.
+const PACING_PATIENCE: Duration = Duration::from_millis(250);
 
 impl Placements {
-    fn start(store: ReservationStore) -> Placements {
+    fn start(store: ReservationStore, bus: Arc<dyn EventBus>) -> Placements {
         let writer = GroupCommit::start("placements", PLACEMENT_BATCH, move |batch| {
-            let store = store.clone();
-            async move { store_batch(&store, &batch).await }
+            let (store, bus) = (store.clone(), bus.clone());
+            async move {
+                bus.until_consumers_keep_up(PACING_PATIENCE).await;
+                store_batch(&store, &batch).await
+            }
         });
         Placements { writer }
     }

@@ -103,6 +103,7 @@ pub async fn build(
         adapters::sql::ReservationStore::new(store.clone()),
         adapters::catalog_client::CatalogClient::new(&peers.catalog),
         payment,
+        bus.clone(),
         Duration::from_secs(settings.deadline_secs.max(1)),
         settings.points_accepted,
     );

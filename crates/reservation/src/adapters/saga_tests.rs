@@ -22,6 +22,7 @@ use crate::domain::{self, Command, ListingSnapshot, Order, Quantity, Reservation
 
 struct Service {
     _dir: Option<tempfile::TempDir>,
+    _log_dir: tempfile::TempDir,
     store: Store,
     policy: SagaPolicy,
 }
@@ -35,17 +36,23 @@ impl Service {
 
     async fn on(url: &str, dir: Option<tempfile::TempDir>) -> Service {
         let store = Store::connect(url, MIGRATIONS).await.unwrap();
+        let log_dir = tempfile::tempdir().unwrap();
+        let bus = bus_embedded::EmbeddedBus::open(&log_dir.path().join("bus.db"))
+            .await
+            .unwrap();
         // Nothing here calls catalog or payment: the answers are applied,
         // no booking is placed through them.
         let reservations = Reservations::new(
             ReservationStore::new(store.clone()),
             super::catalog_client::CatalogClient::new("http://127.0.0.1:9"),
             super::payment_client::PaymentClient::new("http://127.0.0.1:9", Default::default()),
+            std::sync::Arc::new(bus),
             std::time::Duration::from_secs(120),
             true,
         );
         Service {
             _dir: dir,
+            _log_dir: log_dir,
             store,
             policy: SagaPolicy::new(reservations),
         }
