@@ -581,7 +581,10 @@ impl Placements {
         let writer = GroupCommit::start("placements", PLACEMENT_BATCH, move |batch| {
             let (store, bus) = (store.clone(), bus.clone());
             async move {
+                let paced = std::time::Instant::now();
                 bus.until_consumers_keep_up(PACING_PATIENCE).await;
+                metrics::histogram!("boxoffice_pacing_wait_seconds", "writer" => "placements")
+                    .record(paced.elapsed().as_secs_f64());
                 store_batch(&store, &batch).await
             }
         });
