@@ -177,7 +177,7 @@ impl EmbeddedBus {
     /// Opens the log keeping the newest `recent` events in memory.
     pub async fn open_keeping(path: &Path, recent: usize) -> anyhow::Result<EmbeddedBus> {
         // One writer: appends and commits never race for SQLite's lock.
-        let mut write = sqlite::Connection::open(path)
+        let mut write = sqlite::Connection::open_writer(path)
             .with_context(|| format!("opening the event log {}", path.display()))?;
         sqlx::query("PRAGMA journal_mode = WAL")
             .execute(&mut write)

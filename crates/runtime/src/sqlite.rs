@@ -22,16 +22,20 @@
 //! serves both databases and PostgreSQL keeps sqlx's own driver.
 //!
 //! What runs here is bounded: a statement on pages in memory. The one
-//! wait on the disk, a checkpoint's `fsync` of the database file, comes
-//! with a commit every thousand pages of WAL (SQLite's automatic
-//! checkpoint) and takes the calling worker thread for its length. This
-//! holds while each file has one writer: the store's (a second process
-//! writing the same file would make a statement here wait, up to the busy
-//! timeout, on a worker thread).
+//! long wait on the disk, a checkpoint (copying the WAL's pages back into
+//! the database file, then its `fsync`), does not: a writer opened with
+//! [`Connection::open_writer`] turns SQLite's automatic checkpoint off
+//! (which ran it on whichever commit crossed a thousand pages of WAL,
+//! holding that worker thread for its length) and leaves it to a thread of
+//! its own ([`Checkpoints`]). This holds while each file has one writer:
+//! the store's (a second process writing the same file would make a
+//! statement here wait, up to the busy timeout, on a worker thread).
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -52,6 +56,8 @@ pub struct Connection {
     raw: rusqlite::Connection,
     /// Each prepared statement's shape, by its text.
     shapes: std::collections::HashMap<Box<str>, Arc<Shape>>,
+    /// A writer's checkpoints, told of each commit.
+    checkpoints: Option<Checkpoints>,
 }
 
 /// What running a statement needs to know of it beyond its text: which
@@ -90,7 +96,19 @@ impl Connection {
         Ok(Connection {
             raw,
             shapes: std::collections::HashMap::new(),
+            checkpoints: None,
         })
+    }
+
+    /// Opens the file's writer: as [`Connection::open`], with its
+    /// checkpoints taken by a thread of their own ([`Checkpoints`]) rather
+    /// than by the commit that crosses SQLite's threshold.
+    pub fn open_writer(path: &Path) -> anyhow::Result<Connection> {
+        let mut writer = Connection::open(path)?;
+        let checkpoints = Checkpoints::start(path)?;
+        writer.raw.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+        writer.checkpoints = Some(checkpoints);
+        Ok(writer)
     }
 
     /// Runs `query` to its end (or, with `first_only`, to its first row).
@@ -118,6 +136,7 @@ impl Connection {
                 ));
             }
             self.raw.execute_batch(sql).map_err(failure)?;
+            self.wrote(false);
             return Ok(Answer::default());
         }
         let statement = if persistent {
@@ -158,7 +177,20 @@ impl Connection {
             rows_affected: self.raw.changes(),
             last_insert_id: Some(self.raw.last_insert_rowid()),
         };
+        let read_only = statement.readonly();
+        drop(statement);
+        self.wrote(read_only);
         Ok(answer)
+    }
+
+    /// Tells a writer's checkpoints of a statement that committed by
+    /// itself (one run outside a transaction that may have written).
+    fn wrote(&self, read_only: bool) {
+        if let Some(checkpoints) = &self.checkpoints {
+            if !read_only && self.raw.is_autocommit() {
+                checkpoints.committed();
+            }
+        }
     }
 
     /// Runs a statement of the store's own (`BEGIN`, `COMMIT`, `ROLLBACK`).
@@ -167,7 +199,9 @@ impl Connection {
             .prepare_cached(sql)
             .and_then(|mut statement| statement.raw_execute())
             .map(drop)
-            .map_err(failure)
+            .map_err(failure)?;
+        self.wrote(sql != "COMMIT");
+        Ok(())
     }
 
     /// Starts a transaction on this connection, first rolling back one a
@@ -458,6 +492,97 @@ impl Readers {
     }
 }
 
+/// A database's checkpoints, on a thread of their own with a connection of
+/// their own. After a commit it wakes, copies what the WAL holds back into
+/// the database file (`PRAGMA wal_checkpoint(PASSIVE)`: it waits for no
+/// reader and no writer, and the writer goes on appending meanwhile), then
+/// rests [`Checkpoints::REST`] before the next, so a busy database is
+/// checkpointed a few times a second and an idle one not at all. A commit
+/// that finds it resting only sets a flag. It stops when the writer's
+/// connection is dropped; the last connection to close checkpoints what
+/// is left, as SQLite always does.
+#[derive(Debug)]
+pub struct Checkpoints {
+    state: Arc<CheckpointState>,
+    thread: std::thread::Thread,
+}
+
+#[derive(Debug, Default)]
+struct CheckpointState {
+    /// A commit since the last checkpoint began.
+    pending: AtomicBool,
+    /// The thread is parked (or about to be) until the next commit.
+    idle: AtomicBool,
+    stop: AtomicBool,
+}
+
+impl Checkpoints {
+    /// How long the thread rests after a checkpoint: how much WAL a busy
+    /// database gathers between two (SQLite's automatic checkpoint waited
+    /// for a thousand pages).
+    pub const REST: Duration = Duration::from_millis(100);
+
+    fn start(path: &Path) -> anyhow::Result<Checkpoints> {
+        let raw = rusqlite::Connection::open(path)?;
+        // The checkpointing connection's setting decides its syncs: NORMAL
+        // syncs the WAL before copying and the database file after.
+        raw.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        let state = Arc::new(CheckpointState::default());
+        let thread = std::thread::Builder::new()
+            .name("sqlite-checkpoints".into())
+            .spawn({
+                let state = state.clone();
+                move || Checkpoints::run(&raw, &state)
+            })?;
+        Ok(Checkpoints {
+            state,
+            thread: thread.thread().clone(),
+        })
+    }
+
+    fn run(raw: &rusqlite::Connection, state: &CheckpointState) {
+        while !state.stop.load(Ordering::SeqCst) {
+            if state.pending.swap(false, Ordering::SeqCst) {
+                // A failed checkpoint leaves the pages in the WAL, where
+                // readers find them; the next one takes them. Reading the
+                // header first is what shows this connection the file is in
+                // WAL mode (it may have been switched after it opened).
+                let checkpoint = raw
+                    .query_row("PRAGMA schema_version", [], |_| Ok(()))
+                    .and_then(|()| raw.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())));
+                if let Err(error) = checkpoint {
+                    tracing::warn!(%error, path = ?raw.path(), "checkpoint failed");
+                }
+                std::thread::sleep(Checkpoints::REST);
+                continue;
+            }
+            state.idle.store(true, Ordering::SeqCst);
+            // Checked again after saying so: a commit in between either
+            // saw `idle` and unparks, or set `pending` before this check.
+            if !state.pending.load(Ordering::SeqCst) && !state.stop.load(Ordering::SeqCst) {
+                std::thread::park();
+            }
+            state.idle.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Tells the thread a transaction committed.
+    fn committed(&self) {
+        if !self.state.pending.swap(true, Ordering::SeqCst)
+            && self.state.idle.load(Ordering::SeqCst)
+        {
+            self.thread.unpark();
+        }
+    }
+}
+
+impl Drop for Checkpoints {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::SeqCst);
+        self.thread.unpark();
+    }
+}
+
 /// A transaction on a connection: rolled back if dropped uncommitted.
 pub struct Transaction<'c> {
     connection: &'c mut Connection,
@@ -667,6 +792,36 @@ mod tests {
         assert!(is_script(
             "CREATE TABLE t (x TEXT DEFAULT ';'); CREATE INDEX i ON t (x)"
         ));
+    }
+
+    #[test]
+    fn a_writers_commits_are_checkpointed_by_a_thread_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut writer = Connection::open_writer(&path).unwrap();
+        writer
+            .run_script("PRAGMA journal_mode = WAL; CREATE TABLE t (x BLOB);")
+            .unwrap();
+        let size = || std::fs::metadata(&path).map_or(0, |m| m.len());
+        let before = size();
+        // About 2 MiB: under SQLite's own threshold (a thousand 4-KiB
+        // pages), so only the checkpoint thread moves it into the file.
+        let tx = writer.transaction().unwrap();
+        tx.run_script(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+             INSERT INTO t SELECT randomblob(4000) FROM n;",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while size() < before + 1_000_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the WAL was not checkpointed into the file: {} bytes",
+                size()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[tokio::test]

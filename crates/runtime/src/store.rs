@@ -128,7 +128,7 @@ impl Store {
                     .context("switching SQLite to WAL")?;
                 migrate(&setup, backend, migrations).await?;
                 setup.close().await;
-                let writer = sqlite::Connection::open(&path)
+                let writer = sqlite::Connection::open_writer(&path)
                     .with_context(|| format!("opening {}", path.display()))?;
                 let readers = sqlite::Readers::open(&path, sqlite_readers())
                     .with_context(|| format!("opening {}", path.display()))?;
