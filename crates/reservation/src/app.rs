@@ -574,7 +574,9 @@ const PLACEMENT_BATCH: usize = 256;
 /// The longest a batch of bookings waits for consumers that are behind: a
 /// consumer stopped by a fault, or rebuilding a read model from the
 /// start, slows the door by at most this much a batch and never stops it.
-const PACING_PATIENCE: Duration = Duration::from_millis(250);
+/// 250 ms doubled a rush's answer p99 for no gain in the closed loop
+/// (measured: `docs/benchmarks.md`).
+const PACING_PATIENCE: Duration = Duration::from_millis(100);
 
 impl Placements {
     fn start(store: ReservationStore, bus: Arc<dyn EventBus>) -> Placements {
