@@ -638,8 +638,11 @@ async fn run(
         ms(&mypage, 0.99)
     );
     println!(
-        "settled after load     {:.1} s (every consumer group idle)",
-        settled.as_secs_f64()
+        "settled after load     {}",
+        match settled {
+            Some(settled) => format!("{:.1} s (every consumer group idle)", settled.as_secs_f64()),
+            None => "not within 120 s: some consumer group was still handling events".to_owned(),
+        }
     );
     println!(
         "platform CPU           {cpu:.1} s = {:.2} CPU-seconds per 1,000 bookings (card payment included)",
@@ -1801,30 +1804,36 @@ async fn consumer_counter(
 /// Waits until no consumer group has handled an event for a second (at most
 /// two minutes after `since`): the load has stopped, so a group still
 /// handling events is still working off its backlog. Returns how long after
-/// `since` the last of them went quiet.
+/// `since` the last of them went quiet, or `None` if they had not within the
+/// two minutes.
 async fn until_consumers_idle(
     http: &reqwest::Client,
     consumers: &[(&'static str, String)],
     since: Instant,
-) -> Duration {
-    let mut handled = -1.0;
+) -> Option<Duration> {
+    let mut handled = None;
     let mut still_since = Instant::now();
     while since.elapsed() < Duration::from_secs(120) {
         let mut now = 0.0;
+        let mut answered = true;
         for (group, url) in consumers {
-            now += consumer_counter(http, url, "boxoffice_events_handled_total", group)
-                .await
-                .unwrap_or(0.0);
+            match consumer_counter(http, url, "boxoffice_events_handled_total", group).await {
+                Ok(count) => now += count,
+                Err(_) => answered = false,
+            }
         }
-        if now != handled {
-            handled = now;
-            still_since = Instant::now();
-        } else if still_since.elapsed() >= Duration::from_secs(1) {
-            break;
+        // A scrape that failed says nothing either way: asked again.
+        if answered {
+            if handled != Some(now) {
+                handled = Some(now);
+                still_since = Instant::now();
+            } else if still_since.elapsed() >= Duration::from_secs(1) {
+                return Some(still_since.duration_since(since));
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    still_since.duration_since(since)
+    None
 }
 
 /// My page's process is down while `--clients` book for `--seconds`; then

@@ -35,7 +35,9 @@ const POLL: Duration = Duration::from_millis(250);
 /// Events kept in memory for subscribers that keep up, at about 2 KiB each
 /// parsed: a quarter of a second at the heaviest load measured (about
 /// 16,000 events/s, 2,200 bookings/s), which the producers' pacing keeps
-/// every group within ([`EventBus::until_consumers_keep_up`]). 16,384
+/// every group within when they share the process (`up`; the pacing sees
+/// only its own process's subscriptions,
+/// [`EventBus::until_consumers_keep_up`]). 16,384
 /// cost 35 MiB more peak memory for no gain, before the pacing.
 pub const RECENT: usize = 4_096;
 
@@ -379,7 +381,9 @@ struct EmbeddedSubscription {
 }
 
 impl EmbeddedSubscription {
-    async fn read(&self, max: usize) -> anyhow::Result<Batch> {
+    /// Up to `max` entries after the positions; `seen` is a head observed
+    /// before the read began (every entry up to it is committed).
+    async fn read(&self, max: usize, seen: i64) -> anyhow::Result<Batch> {
         let in_memory = self
             .bus
             .recent
@@ -388,27 +392,31 @@ impl EmbeddedSubscription {
             .after(&self.positions, max);
         match in_memory {
             Some(batch) => Ok(batch),
-            None => self.read_file(max).await,
+            None => self.read_file(max, seen).await,
         }
     }
 
-    async fn read_file(&self, max: usize) -> anyhow::Result<Batch> {
+    async fn read_file(&self, max: usize, seen: i64) -> anyhow::Result<Batch> {
         // Each topic's next `max` entries by its index, merged in log
         // order and cut at `max`: the first `max` of the merge are the
         // first `max` of the log for this group. One statement with an `OR`
         // per topic would read every entry the group is behind by and sort
         // them all for each batch (SQLite's plan for it is a multi-index
         // `OR` into a temporary B-tree), so a group far behind would catch
-        // up in time quadratic in how far behind it is.
+        // up in time quadratic in how far behind it is. Each statement is
+        // its own snapshot, so all of them stop at `seen`: an append landing
+        // between two of them could otherwise put a later topic's entries
+        // before an earlier topic's unread ones.
         let mut rows = Vec::new();
         for (topic, after) in &self.positions {
             let stretch = sqlx::query(
                 // The entry as bytes: a corrupted one may not even be text.
                 "SELECT seq, CAST(envelope AS BLOB) AS envelope FROM log
-                 WHERE topic = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                 WHERE topic = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
             )
             .bind(topic)
             .bind(*after)
+            .bind(seen)
             .bind(max as i64)
             .fetch_all(&*self.bus.read)
             .await?;
@@ -451,11 +459,11 @@ impl Subscription for EmbeddedSubscription {
         // Mark the head as seen before reading, so an append that lands
         // between the read and the wait still wakes us.
         let mut seen = *self.head.borrow_and_update();
-        let mut batch = self.read(max).await?;
+        let mut batch = self.read(max, seen).await?;
         if batch.is_empty() {
             let _ = tokio::time::timeout(POLL, self.head.changed()).await;
             seen = *self.head.borrow_and_update();
-            batch = self.read(max).await?;
+            batch = self.read(max, seen).await?;
         }
         let mut last = None;
         for (topic, _, seq) in batch.positions() {
@@ -463,12 +471,19 @@ impl Subscription for EmbeddedSubscription {
             *position = (*position).max(seq);
             last = last.max(Some(seq));
         }
-        // A full batch is everything up to its last entry; a shorter one
-        // is everything appended before the read began.
+        // A full batch is everything of the group's topics up to its last
+        // entry; a shorter one, everything appended before the read began
+        // (and, from the window, up to its last entry, which may be newer).
         let read_up_to = match last {
             Some(last) if batch.deliveries.len() + batch.malformed.len() >= max => last,
-            _ => seen,
+            last => last.map_or(seen, |last| last.max(seen)),
         };
+        // Every topic has been read that far, those with no entries in it
+        // too: a quiet topic's position would otherwise stay behind the
+        // window and send every read to the file.
+        for position in self.positions.values_mut() {
+            *position = (*position).max(read_up_to);
+        }
         self.bus.progress.record(self.id, read_up_to);
         Ok(batch)
     }
@@ -633,6 +648,27 @@ mod tests {
             vec![1, 3],
             "the log's own numbers"
         );
+    }
+
+    #[tokio::test]
+    async fn a_topic_with_no_new_events_does_not_send_the_group_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = EmbeddedBus::open_keeping(&dir.path().join("bus.db"), 2)
+            .await
+            .unwrap();
+        let mut sub = bus.subscribe("g", &["a", "quiet"]).await.unwrap();
+        bus.publish(&[event("a", "k", 1)]).await.unwrap();
+        assert_eq!(numbers(&sub.next_batch(10).await.unwrap()), vec![1]);
+        bus.publish(&[event("a", "k", 2), event("a", "k", 3)])
+            .await
+            .unwrap();
+        // Gone from the file, still served: the window answered, though
+        // nothing was ever published on `quiet`.
+        sqlx::query("DELETE FROM log")
+            .execute(&mut *bus.write.lock().await)
+            .await
+            .unwrap();
+        assert_eq!(numbers(&sub.next_batch(10).await.unwrap()), vec![2, 3]);
     }
 
     #[tokio::test]
