@@ -539,6 +539,14 @@ mod tests {
         }
     }
 
+    /// Empties the log's file, so that only the in-memory window can answer.
+    async fn empty_the_file(bus: &EmbeddedBus) {
+        sqlx::query("DELETE FROM log")
+            .execute(&mut *bus.write.lock().await)
+            .await
+            .unwrap();
+    }
+
     fn numbers(batch: &Batch) -> Vec<u64> {
         batch
             .deliveries
@@ -637,10 +645,7 @@ mod tests {
             .await
             .unwrap();
         // Gone from the file, still served: the window answered.
-        sqlx::query("DELETE FROM log")
-            .execute(&mut *bus.write.lock().await)
-            .await
-            .unwrap();
+        empty_the_file(&bus).await;
         let batch = sub.next_batch(10).await.unwrap();
         assert_eq!(numbers(&batch), vec![1, 3]);
         assert_eq!(
@@ -664,10 +669,7 @@ mod tests {
             .unwrap();
         // Gone from the file, still served: the window answered, though
         // nothing was ever published on `quiet`.
-        sqlx::query("DELETE FROM log")
-            .execute(&mut *bus.write.lock().await)
-            .await
-            .unwrap();
+        empty_the_file(&bus).await;
         assert_eq!(numbers(&sub.next_batch(10).await.unwrap()), vec![2, 3]);
     }
 
