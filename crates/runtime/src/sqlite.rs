@@ -24,10 +24,11 @@
 //! What runs here is bounded: a statement on pages in memory. The one
 //! long wait on the disk, a checkpoint (copying the WAL's pages back into
 //! the database file, then its `fsync`), does not: a writer opened with
-//! [`Connection::open_writer`] turns SQLite's automatic checkpoint off
-//! (which ran it on whichever commit crossed a thousand pages of WAL,
-//! holding that worker thread for its length) and leaves it to a thread of
-//! its own ([`Checkpoints`]). This holds while each file has one writer:
+//! [`Connection::open_writer`] leaves it to a thread of its own
+//! ([`Checkpoints`]) rather than to SQLite's automatic checkpoint (which
+//! ran it on whichever commit crossed a thousand pages of WAL, holding that
+//! worker thread for its length, and is kept only as a backstop, far
+//! higher). This holds while each file has one writer:
 //! the store's (a second process writing the same file would make a
 //! statement here wait, up to the busy timeout, on a worker thread).
 
