@@ -385,10 +385,17 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
     config.urls.check()?;
     let database_url = config.database_for(service.database_name());
     // The gateway publishes nothing and consumes nothing.
-    let bus = || connect_bus(config, service.as_str());
+    let (bus, log) = match service {
+        ServiceName::Gateway => (None, None),
+        _ => {
+            let (bus, log) = connect_bus(config, service.as_str()).await?;
+            (Some(bus), log)
+        }
+    };
+    let bus = || bus.clone().context("the gateway has no bus");
     let app = match service {
         ServiceName::Catalog => {
-            catalog::build(&database_url, bus().await?.0, config.catalog.clone()).await?
+            catalog::build(&database_url, bus()?, config.catalog.clone()).await?
         }
         ServiceName::Reservation => {
             let grpc = match config.reservation.grpc_port {
@@ -411,14 +418,14 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
             reservation::build(
                 &database_url,
                 &peers(&config.urls),
-                bus().await?.0,
+                bus()?,
                 reservation_settings(config),
                 grpc.map(|(endpoint, _)| endpoint),
             )
             .await?
         }
         ServiceName::Payment => {
-            payment::build(&database_url, bus().await?.0, config.payment.clone()).await?
+            payment::build(&database_url, bus()?, config.payment.clone()).await?
         }
         ServiceName::Wallet => {
             anyhow::ensure!(
@@ -428,18 +435,18 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
             wallet::build(
                 &database_url,
                 config.urls.payment.as_str(),
-                bus().await?.0,
+                bus()?,
                 config.wallet.settings.clone(),
             )
             .await?
         }
         ServiceName::Notification => {
-            notification::build(&database_url, bus().await?.0, config.notification.clone()).await?
+            notification::build(&database_url, bus()?, config.notification.clone()).await?
         }
         ServiceName::Mypage => {
-            mypage::build(&database_url, &config.mypage_store()?, bus().await?.0).await?
+            mypage::build(&database_url, &config.mypage_store()?, bus()?).await?
         }
-        ServiceName::Dashboard => dashboard::build(&database_url, bus().await?.0).await?,
+        ServiceName::Dashboard => dashboard::build(&database_url, bus()?).await?,
         ServiceName::Gateway => {
             let routes = routes(config, &config.urls)?;
             let admin = secrets::resolve(config.admin_password.as_deref(), dir, "admin-password")?;
@@ -468,7 +475,11 @@ pub async fn serve_one(config: &Config, service: ServiceName) -> anyhow::Result<
         wait_for_signal().await;
         trigger.fire();
     });
-    serve(app, listener, shutdown).await
+    let served = serve(app, listener, shutdown).await;
+    if let Some(log) = log {
+        log.close().await;
+    }
+    served
 }
 
 /// Creates or upgrades the databases of `only` (or of every service), then exits.

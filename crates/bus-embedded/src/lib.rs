@@ -16,6 +16,13 @@
 //! reads them from there instead of querying and parsing the log once per
 //! consumer group. A subscriber further behind, and every subscriber after
 //! a restart, reads the file; the file is always the record.
+//!
+//! A group's committed positions are kept in memory too, and written to
+//! the file at most every [`SAVE_POSITIONS_EVERY`] (and when the log is
+//! closed): writing them after every batch made two of every three commits
+//! to the log's file. Within the process a commit counts at once; after a
+//! crash a group reads again at most that much of the log, which the
+//! consumers' inboxes pass over as already handled.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -41,6 +48,11 @@ const POLL: Duration = Duration::from_millis(250);
 /// cost 35 MiB more peak memory for no gain, before the pacing.
 pub const RECENT: usize = 4_096;
 
+/// How often committed positions are written to the file: what a group may
+/// read twice after a crash (its inbox skips it), against a commit to the
+/// log's file per batch of every group.
+pub const SAVE_POSITIONS_EVERY: Duration = Duration::from_millis(500);
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS log (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -65,6 +77,49 @@ pub struct EmbeddedBus {
     head: watch::Sender<i64>,
     recent: Arc<Mutex<Recent>>,
     progress: Arc<Progress>,
+    positions: Arc<Mutex<Committed>>,
+}
+
+/// The groups' committed positions, as this process knows them, and which
+/// of them the file does not have yet.
+#[derive(Debug)]
+struct Committed {
+    /// Per (group, topic), the last sequence number handled.
+    at: HashMap<(String, String), i64>,
+    unsaved: HashMap<(String, String), i64>,
+    saved_at: tokio::time::Instant,
+    save_every: Duration,
+}
+
+impl Committed {
+    /// Records that `group` handled `topic` up to `seq` (never backwards).
+    fn commit(&mut self, group: &str, topic: &str, seq: i64) {
+        let key = (group.to_owned(), topic.to_owned());
+        let at = self.at.entry(key.clone()).or_default();
+        if seq > *at {
+            *at = seq;
+            self.unsaved.insert(key, seq);
+        }
+    }
+
+    /// The positions the file lacks, if it is time to write them (or
+    /// `now_anyway`); they count as written from here on.
+    fn take_unsaved(&mut self, now_anyway: bool) -> Vec<((String, String), i64)> {
+        let now = tokio::time::Instant::now();
+        if self.unsaved.is_empty() || !(now_anyway || now >= self.saved_at + self.save_every) {
+            return Vec::new();
+        }
+        self.saved_at = now;
+        self.unsaved.drain().collect()
+    }
+
+    /// Positions that could not be written: to be written with the next.
+    fn put_back(&mut self, positions: Vec<((String, String), i64)>) {
+        for (key, seq) in positions {
+            let unsaved = self.unsaved.entry(key).or_default();
+            *unsaved = (*unsaved).max(seq);
+        }
+    }
 }
 
 /// How far each subscription has read, for producers that pace themselves
@@ -204,6 +259,12 @@ impl EmbeddedBus {
                 moved: Notify::new(),
                 keep_within: (recent / 2).max(1) as i64,
             }),
+            positions: Arc::new(Mutex::new(Committed {
+                at: HashMap::new(),
+                unsaved: HashMap::new(),
+                saved_at: tokio::time::Instant::now(),
+                save_every: SAVE_POSITIONS_EVERY,
+            })),
         })
     }
 
@@ -218,8 +279,62 @@ impl EmbeddedBus {
         Ok(self.len().await? == 0)
     }
 
-    /// The log's connections close with the last clone of the bus.
-    pub async fn close(&self) {}
+    /// Writes committed positions to the file at most every `every`.
+    #[cfg(test)]
+    fn saving_positions_every(self, every: Duration) -> EmbeddedBus {
+        self.positions
+            .lock()
+            .expect("the positions lock")
+            .save_every = every;
+        self
+    }
+
+    /// Writes the positions committed since they were last written. The
+    /// log's connections close with the last clone of the bus.
+    pub async fn close(&self) {
+        if let Err(error) = self.save_positions(true).await {
+            tracing::warn!(error = format!("{error:#}"), "writing the consumer groups' positions at close failed; they re-read what they handled since the last write");
+        }
+    }
+
+    /// Writes the committed positions the file lacks, when it is time (or
+    /// `now_anyway`), all groups' in one transaction.
+    async fn save_positions(&self, now_anyway: bool) -> anyhow::Result<()> {
+        let unsaved = self
+            .positions
+            .lock()
+            .expect("the positions lock")
+            .take_unsaved(now_anyway);
+        if unsaved.is_empty() {
+            return Ok(());
+        }
+        let saved = self.write_positions(&unsaved).await;
+        if saved.is_err() {
+            self.positions
+                .lock()
+                .expect("the positions lock")
+                .put_back(unsaved);
+        }
+        saved
+    }
+
+    async fn write_positions(&self, positions: &[((String, String), i64)]) -> anyhow::Result<()> {
+        let mut connection = self.write.lock().await;
+        let mut tx = connection.transaction()?;
+        for ((group, topic), seq) in positions {
+            sqlx::query(
+                "INSERT INTO group_offsets (group_name, topic, committed_seq) VALUES ($1, $2, $3)
+                 ON CONFLICT (group_name, topic) DO UPDATE SET committed_seq = MAX(committed_seq, excluded.committed_seq)",
+            )
+            .bind(group)
+            .bind(topic)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().context("writing the groups' positions")?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -249,7 +364,15 @@ impl EventBus for EmbeddedBus {
             .bind(topic)
             .fetch_optional(&*self.read)
             .await?;
-            positions.insert((*topic).to_owned(), committed.unwrap_or(0));
+            // What this process committed may be newer than the file's.
+            let in_memory = self
+                .positions
+                .lock()
+                .expect("the positions lock")
+                .at
+                .get(&(group.to_owned(), (*topic).to_owned()))
+                .copied();
+            positions.insert((*topic).to_owned(), in_memory.max(committed).unwrap_or(0));
         }
         let id = self
             .progress
@@ -270,6 +393,14 @@ impl EventBus for EmbeddedBus {
     /// enough: a group with none starts at the first event.
     async fn rewind(&self, group: &str, topics: &[&str]) -> anyhow::Result<()> {
         let mut connection = self.write.lock().await;
+        {
+            let mut positions = self.positions.lock().expect("the positions lock");
+            for topic in topics {
+                let key = (group.to_owned(), (*topic).to_owned());
+                positions.at.remove(&key);
+                positions.unsaved.remove(&key);
+            }
+        }
         let mut tx = connection.transaction()?;
         for topic in topics {
             sqlx::query("DELETE FROM group_offsets WHERE group_name = $1 AND topic = $2")
@@ -489,29 +620,14 @@ impl Subscription for EmbeddedSubscription {
     }
 
     async fn commit(&mut self, handled: &Batch) -> anyhow::Result<()> {
-        let mut last: HashMap<&str, i64> = HashMap::new();
-        for (topic, _, seq) in handled.positions() {
-            let entry = last.entry(topic).or_default();
-            *entry = (*entry).max(seq);
+        {
+            let mut positions = self.bus.positions.lock().expect("the positions lock");
+            for (topic, _, seq) in handled.positions() {
+                positions.commit(&self.group, topic, seq);
+            }
         }
-        if last.is_empty() {
-            return Ok(());
-        }
-        let mut connection = self.bus.write.lock().await;
-        let mut tx = connection.transaction()?;
-        for (topic, seq) in last {
-            sqlx::query(
-                "INSERT INTO group_offsets (group_name, topic, committed_seq) VALUES ($1, $2, $3)
-                 ON CONFLICT (group_name, topic) DO UPDATE SET committed_seq = MAX(committed_seq, excluded.committed_seq)",
-            )
-            .bind(&self.group)
-            .bind(topic)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().context("committing the group's position")?;
-        Ok(())
+        // Written with every group's, at most every `SAVE_POSITIONS_EVERY`.
+        self.bus.save_positions(false).await
     }
 }
 
@@ -632,6 +748,60 @@ mod tests {
         let mut again = bus.subscribe("g", &["a"]).await.unwrap();
         bus.publish(&[event("a", "k", 3)]).await.unwrap();
         assert_eq!(numbers(&again.next_batch(10).await.unwrap()), vec![3]);
+    }
+
+    async fn position_in_file(bus: &EmbeddedBus, group: &str) -> Option<i64> {
+        sqlx::query_scalar("SELECT committed_seq FROM group_offsets WHERE group_name = $1")
+            .bind(group)
+            .fetch_optional(&*bus.read)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn positions_count_at_once_and_reach_the_file_in_time_and_at_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bus.db");
+        let bus = EmbeddedBus::open(&path)
+            .await
+            .unwrap()
+            .saving_positions_every(Duration::from_secs(3600));
+        bus.publish(&[event("a", "k", 1), event("a", "k", 2)])
+            .await
+            .unwrap();
+        let mut sub = bus.subscribe("g", &["a"]).await.unwrap();
+        let batch = sub.next_batch(10).await.unwrap();
+        sub.commit(&batch).await.unwrap();
+
+        // Not in the file yet, but a new member of the group starts after it.
+        assert_eq!(position_in_file(&bus, "g").await, None);
+        bus.publish(&[event("a", "k", 3)]).await.unwrap();
+        let mut again = bus.subscribe("g", &["a"]).await.unwrap();
+        assert_eq!(numbers(&again.next_batch(10).await.unwrap()), vec![3]);
+
+        // Written once the interval has passed since the last write…
+        let bus = bus.saving_positions_every(Duration::ZERO);
+        bus.publish(&[event("a", "k", 4)]).await.unwrap();
+        let batch = again.next_batch(10).await.unwrap();
+        again.commit(&batch).await.unwrap();
+        assert_eq!(position_in_file(&bus, "g").await, Some(4));
+
+        // …and at close whatever came since.
+        let bus = bus.saving_positions_every(Duration::from_secs(3600));
+        bus.publish(&[event("a", "k", 5)]).await.unwrap();
+        let batch = again.next_batch(10).await.unwrap();
+        again.commit(&batch).await.unwrap();
+        assert_eq!(position_in_file(&bus, "g").await, Some(4));
+        bus.close().await;
+        drop((sub, again, bus));
+
+        let reopened = EmbeddedBus::open(&path).await.unwrap();
+        reopened.publish(&[event("a", "k", 6)]).await.unwrap();
+        let mut after_restart = reopened.subscribe("g", &["a"]).await.unwrap();
+        assert_eq!(
+            numbers(&after_restart.next_batch(10).await.unwrap()),
+            vec![6]
+        );
     }
 
     #[tokio::test]
