@@ -102,22 +102,24 @@ impl Committed {
         }
     }
 
-    /// The positions the file lacks, if it is time to write them (or
-    /// `now_anyway`); they count as written from here on.
-    fn take_unsaved(&mut self, now_anyway: bool) -> Vec<((String, String), i64)> {
+    /// Whether it is time to write the positions the file lacks (or
+    /// `now_anyway`); the interval starts again from here.
+    fn due(&mut self, now_anyway: bool) -> bool {
         let now = tokio::time::Instant::now();
         if self.unsaved.is_empty() || !(now_anyway || now >= self.saved_at + self.save_every) {
-            return Vec::new();
+            return false;
         }
         self.saved_at = now;
-        self.unsaved.drain().collect()
+        true
     }
 
-    /// Positions that could not be written: to be written with the next.
-    fn put_back(&mut self, positions: Vec<((String, String), i64)>) {
-        for (key, seq) in positions {
-            let unsaved = self.unsaved.entry(key).or_default();
-            *unsaved = (*unsaved).max(seq);
+    /// Positions the file has now: no longer unsaved, unless a commit
+    /// moved them on meanwhile.
+    fn saved(&mut self, written: &[((String, String), i64)]) {
+        for (key, seq) in written {
+            if self.unsaved.get(key) == Some(seq) {
+                self.unsaved.remove(key);
+            }
         }
     }
 }
@@ -300,26 +302,42 @@ impl EmbeddedBus {
     /// Writes the committed positions the file lacks, when it is time (or
     /// `now_anyway`), all groups' in one transaction.
     async fn save_positions(&self, now_anyway: bool) -> anyhow::Result<()> {
-        let unsaved = self
+        if !self
             .positions
             .lock()
             .expect("the positions lock")
-            .take_unsaved(now_anyway);
+            .due(now_anyway)
+        {
+            return Ok(());
+        }
+        // Taken under the log's writer, as `rewind` clears them: a rewind
+        // then comes wholly before or after this write, never between the
+        // read of the positions and their write. They stay unsaved until
+        // written, so a write that fails or is cancelled loses none.
+        let mut connection = self.write.lock().await;
+        let unsaved: Vec<_> = self
+            .positions
+            .lock()
+            .expect("the positions lock")
+            .unsaved
+            .iter()
+            .map(|(key, seq)| (key.clone(), *seq))
+            .collect();
         if unsaved.is_empty() {
             return Ok(());
         }
-        let saved = self.write_positions(&unsaved).await;
-        if saved.is_err() {
-            self.positions
-                .lock()
-                .expect("the positions lock")
-                .put_back(unsaved);
-        }
-        saved
+        Self::write_positions(&mut connection, &unsaved).await?;
+        self.positions
+            .lock()
+            .expect("the positions lock")
+            .saved(&unsaved);
+        Ok(())
     }
 
-    async fn write_positions(&self, positions: &[((String, String), i64)]) -> anyhow::Result<()> {
-        let mut connection = self.write.lock().await;
+    async fn write_positions(
+        connection: &mut sqlite::Connection,
+        positions: &[((String, String), i64)],
+    ) -> anyhow::Result<()> {
         let mut tx = connection.transaction()?;
         for ((group, topic), seq) in positions {
             sqlx::query(
@@ -627,7 +645,21 @@ impl Subscription for EmbeddedSubscription {
             }
         }
         // Written with every group's, at most every `SAVE_POSITIONS_EVERY`.
-        self.bus.save_positions(false).await
+        // A failed write is every group's, not this one's, and they stay
+        // to be written with the next: the commit itself has counted.
+        if let Err(error) = self.bus.save_positions(false).await {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "writing the consumer groups' positions failed; they are written with the next"
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes the positions committed so far (the trait promises them
+    /// durable once the member has left).
+    async fn close(self: Box<Self>) -> anyhow::Result<()> {
+        self.bus.save_positions(true).await
     }
 }
 
@@ -802,6 +834,29 @@ mod tests {
             numbers(&after_restart.next_batch(10).await.unwrap()),
             vec![6]
         );
+    }
+
+    #[tokio::test]
+    async fn a_rewound_group_starts_over_though_its_position_was_not_yet_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = EmbeddedBus::open(&dir.path().join("bus.db"))
+            .await
+            .unwrap()
+            .saving_positions_every(Duration::from_secs(3600));
+        bus.publish(&[event("a", "k", 1), event("a", "k", 2)])
+            .await
+            .unwrap();
+        let mut sub = bus.subscribe("g", &["a"]).await.unwrap();
+        let batch = sub.next_batch(10).await.unwrap();
+        sub.commit(&batch).await.unwrap();
+        sub.close().await.unwrap();
+        assert_eq!(position_in_file(&bus, "g").await, Some(2));
+
+        bus.rewind("g", &["a"]).await.unwrap();
+        bus.close().await;
+        assert_eq!(position_in_file(&bus, "g").await, None);
+        let mut again = bus.subscribe("g", &["a"]).await.unwrap();
+        assert_eq!(numbers(&again.next_batch(10).await.unwrap()), vec![1, 2]);
     }
 
     #[tokio::test]
