@@ -28,8 +28,10 @@ const TICKETS: u32 = 9;
 /// the kill below lands in that window, so the restart gets a redelivery.
 /// Wide, because the test notices the send by polling a file on a machine
 /// that eight services, the broker and the database keep busy (400 ms was
-/// once missed); the restarted notifier does not hold.
-const HOLD_COMMIT_MS: u32 = 2_000;
+/// once missed, then 2 s in a CI run with the other distributed tests
+/// beside it); the restarted notifier does not hold. The first notifier
+/// is killed after its first message, so it holds once.
+const HOLD_COMMIT_MS: u32 = 30_000;
 /// Bound on every wait for the notifier.
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -245,9 +247,9 @@ async fn a_python_notifier_killed_midway_sends_each_outcome_once_in_the_platform
     notifier.start(HOLD_COMMIT_MS);
 
     // The first half, all confirmed; the notifier is killed as soon as it
-    // has sent a few, while the last one's offset is still uncommitted.
+    // has sent one, while that one's offset is still uncommitted.
     let mut ids = book(&gateway, &customer, &movie, BOOKINGS / 2).await;
-    notifier.wait_sent(3).await;
+    notifier.wait_sent(1).await;
     notifier.kill().await;
 
     // The second half while it is down: the movie sells out meanwhile.
