@@ -13,7 +13,7 @@
 //! towards a write join it. Without that a commit took one or two writes
 //! (it is quick, so few arrive during it), and each paid for every page it
 //! touched: about eight pages of WAL per booking in each of reservation's
-//! and payment's databases. With it a batch holds ten or more, and the
+//! and payment's databases. With it a batch holds about ten, and the
 //! platform booked 16–20 % more a second at 17 % less CPU each
 //! (`docs/benchmarks.md`). A turn is no timer: at light load the first
 //! brings nothing and the write goes at once.
