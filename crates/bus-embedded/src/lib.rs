@@ -790,11 +790,10 @@ mod tests {
             .unwrap()
     }
 
-    #[tokio::test]
-    async fn positions_count_at_once_and_reach_the_file_in_time_and_at_close() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bus.db");
-        let bus = EmbeddedBus::open(&path)
+    /// A log at `path` that writes positions only when closed, with two
+    /// events group `g` has read and committed.
+    async fn two_events_handled_by_g(path: &Path) -> (EmbeddedBus, Box<dyn Subscription>) {
+        let bus = EmbeddedBus::open(path)
             .await
             .unwrap()
             .saving_positions_every(Duration::from_secs(3600));
@@ -804,6 +803,14 @@ mod tests {
         let mut sub = bus.subscribe("g", &["a"]).await.unwrap();
         let batch = sub.next_batch(10).await.unwrap();
         sub.commit(&batch).await.unwrap();
+        (bus, sub)
+    }
+
+    #[tokio::test]
+    async fn positions_count_at_once_and_reach_the_file_in_time_and_at_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bus.db");
+        let (bus, sub) = two_events_handled_by_g(&path).await;
 
         // Not in the file yet, but a new member of the group starts after it.
         assert_eq!(position_in_file(&bus, "g").await, None);
@@ -839,16 +846,7 @@ mod tests {
     #[tokio::test]
     async fn a_rewound_group_starts_over_though_its_position_was_not_yet_written() {
         let dir = tempfile::tempdir().unwrap();
-        let bus = EmbeddedBus::open(&dir.path().join("bus.db"))
-            .await
-            .unwrap()
-            .saving_positions_every(Duration::from_secs(3600));
-        bus.publish(&[event("a", "k", 1), event("a", "k", 2)])
-            .await
-            .unwrap();
-        let mut sub = bus.subscribe("g", &["a"]).await.unwrap();
-        let batch = sub.next_batch(10).await.unwrap();
-        sub.commit(&batch).await.unwrap();
+        let (bus, sub) = two_events_handled_by_g(&dir.path().join("bus.db")).await;
         sub.close().await.unwrap();
         assert_eq!(position_in_file(&bus, "g").await, Some(2));
 
