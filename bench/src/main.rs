@@ -32,10 +32,13 @@
 //!   on a 100-seat showing; exactly 100 must sell. Prints every answer's
 //!   latency, the time until sold out, and the audit.
 //! - `quota-rush`: the same rush on a movie sold by quota, 100 tickets.
-//! - `catch-up` (with `--distributed`): the my-page process is down while
-//!   clients book for `--seconds`; then it is started again and catches
-//!   up. Prints the events it had missed, the rate they were produced at
-//!   and the rate it worked them off at (target: ten times faster).
+//! - `catch-up`: distributed, the my-page process is down while clients
+//!   book for `--seconds`; then it is started again and catches up. In one
+//!   process (`up`), the platform books for `--seconds` and stops, my page
+//!   is rebuilt from the log (`boxoffice rebuild mypage`) and the platform
+//!   started again, so my page works off every event of the load. Prints
+//!   the events it had missed, the rate they were produced at and the rate
+//!   it worked them off at (target: ten times faster).
 //! - `breaker`: clients book while the payment provider is made slow (2 s
 //!   for 20 s) and then healthy again; prints how many requests waited
 //!   past the payment timeout once the circuit breaker had opened, the
@@ -381,6 +384,22 @@ impl Process {
     /// Kills it hard, as a crash would.
     async fn kill(&mut self) {
         self.child.kill().await.ok();
+    }
+
+    /// Empties my page's view and rewinds its consumer group, as an
+    /// operator does with the process stopped.
+    async fn rebuild_mypage(&self) -> anyhow::Result<()> {
+        let status = tokio::process::Command::new(&self.binary)
+            .args(["rebuild", "mypage"])
+            .envs(self.env.iter().cloned())
+            .env("BOXOFFICE_DATA_DIR", &self.data)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .context("running boxoffice rebuild mypage")?;
+        anyhow::ensure!(status.success(), "boxoffice rebuild mypage: {status}");
+        Ok(())
     }
 
     /// Starts it again, as it was started.
@@ -1848,10 +1867,6 @@ async fn catch_up(
     results: &mut Results,
 ) -> anyhow::Result<()> {
     const GROUP: &str = "mypage.projection";
-    anyhow::ensure!(
-        args.distributed,
-        "catch-up stops the my-page process: run it with --distributed"
-    );
     wait_ready(http, base).await?;
     let admin = token(http, base, "admin", ADMIN_PASSWORD).await?;
     let movie = json!({"kind": "movie", "title": "Catch-up", "price": 100, "tickets": CAPACITY});
@@ -1863,16 +1878,28 @@ async fn catch_up(
         .find(|(group, _)| *group == GROUP)
         .map(|(_, url)| url.clone())
         .context("my page's metrics")?;
-    let mypage = deployment
-        .processes
-        .iter_mut()
-        .find(|process| process.name == "mypage")
-        .context("a mypage process")?;
-    mypage.kill().await;
-    println!(
-        "boxoffice catch-up: my page down while {} clients book for {} s, {}",
-        args.clients, args.seconds, deployment.mode
-    );
+    // Distributed, my page's own process is down while the others work.
+    // In one process my page cannot stop alone: the platform books with it
+    // running, then stops, and my page is rebuilt from the log — emptied
+    // and rewound, as `boxoffice rebuild mypage` does — so at the restart
+    // it has every event of the load to work off, as if it had been down.
+    let mypage_process = if args.distributed {
+        "mypage"
+    } else {
+        "boxoffice up"
+    };
+    if args.distributed {
+        process_named(deployment, mypage_process)?.kill().await;
+        println!(
+            "boxoffice catch-up: my page down while {} clients book for {} s, {}",
+            args.clients, args.seconds, deployment.mode
+        );
+    } else {
+        println!(
+            "boxoffice catch-up: {} clients book for {} s, then my page is rebuilt from the log, {}",
+            args.clients, args.seconds, deployment.mode
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut clients = Vec::new();
@@ -1899,11 +1926,11 @@ async fn catch_up(
     // Let the rest of the saga finish, so the backlog is complete.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let mypage = deployment
-        .processes
-        .iter_mut()
-        .find(|process| process.name == "mypage")
-        .context("a mypage process")?;
+    let mypage = process_named(deployment, mypage_process)?;
+    if !args.distributed {
+        mypage.kill().await;
+        mypage.rebuild_mypage().await?;
+    }
     mypage.restart()?;
     let back = Instant::now();
     // Done when the handled count has stood still for a second after it
@@ -1933,7 +1960,8 @@ async fn catch_up(
     let ingest = handled / down_for.as_secs_f64();
     let catch_up = handled / (working - started_after).as_secs_f64().max(0.001);
     println!(
-        "missed                 {handled:.0} events for my page while down {:.1} s ({booked} bookings) = {ingest:.0} events/s",
+        "missed                 {handled:.0} events for my page while {} {:.1} s ({booked} bookings) = {ingest:.0} events/s",
+        if args.distributed { "down" } else { "booking" },
         down_for.as_secs_f64()
     );
     println!(
@@ -2001,6 +2029,17 @@ async fn lag_quantiles(
         lower.0
     };
     Ok((quantile(0.5), quantile(0.99), total))
+}
+
+fn process_named<'d>(
+    deployment: &'d mut Deployment,
+    name: &str,
+) -> anyhow::Result<&'d mut Process> {
+    deployment
+        .processes
+        .iter_mut()
+        .find(|process| process.name == name)
+        .with_context(|| format!("a {name} process"))
 }
 
 async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
