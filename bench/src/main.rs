@@ -386,6 +386,25 @@ impl Process {
         self.child.kill().await.ok();
     }
 
+    /// Stops it as an operator would (SIGTERM, which it answers by
+    /// draining and closing its stores), killing it if it has not stopped
+    /// within 30 s.
+    async fn stop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = tokio::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+            if tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        self.kill().await;
+    }
+
     /// Empties my page's view and rewinds its consumer group, as an
     /// operator does with the process stopped.
     async fn rebuild_mypage(&self) -> anyhow::Result<()> {
@@ -1928,7 +1947,7 @@ async fn catch_up(
 
     let mypage = process_named(deployment, mypage_process)?;
     if !args.distributed {
-        mypage.kill().await;
+        mypage.stop().await;
         mypage.rebuild_mypage().await?;
     }
     mypage.restart()?;

@@ -78,6 +78,8 @@ pub struct EmbeddedBus {
     recent: Arc<Mutex<Recent>>,
     progress: Arc<Progress>,
     positions: Arc<Mutex<Committed>>,
+    /// The file, for connections of a subscription's own.
+    path: Arc<std::path::PathBuf>,
 }
 
 /// The groups' committed positions, as this process knows them, and which
@@ -267,6 +269,7 @@ impl EmbeddedBus {
                 saved_at: tokio::time::Instant::now(),
                 save_every: SAVE_POSITIONS_EVERY,
             })),
+            path: Arc::new(path.to_owned()),
         })
     }
 
@@ -369,43 +372,7 @@ impl EventBus for EmbeddedBus {
         group: &str,
         topics: &[&str],
     ) -> anyhow::Result<Box<dyn Subscription>> {
-        anyhow::ensure!(
-            !topics.is_empty(),
-            "a subscription needs at least one topic"
-        );
-        let mut positions = HashMap::new();
-        for topic in topics {
-            let committed: Option<i64> = sqlx::query_scalar(
-                "SELECT committed_seq FROM group_offsets WHERE group_name = $1 AND topic = $2",
-            )
-            .bind(group)
-            .bind(topic)
-            .fetch_optional(&*self.read)
-            .await?;
-            // What this process committed may be newer than the file's.
-            let in_memory = self
-                .positions
-                .lock()
-                .expect("the positions lock")
-                .at
-                .get(&(group.to_owned(), (*topic).to_owned()))
-                .copied();
-            positions.insert((*topic).to_owned(), in_memory.max(committed).unwrap_or(0));
-        }
-        let id = self
-            .progress
-            .next_subscription
-            .fetch_add(1, Ordering::Relaxed);
-        let oldest = positions.values().copied().min().unwrap_or(0);
-        self.progress.record(id, oldest);
-        Ok(Box::new(EmbeddedSubscription {
-            bus: self.clone(),
-            id,
-            group: group.to_owned(),
-            positions,
-            head: self.head.subscribe(),
-            ahead: None,
-        }))
+        Ok(Box::new(self.open_subscription(group, topics).await?))
     }
 
     /// The log keeps every event, so forgetting the group's positions is
@@ -462,6 +429,51 @@ impl EventBus for EmbeddedBus {
 }
 
 impl EmbeddedBus {
+    async fn open_subscription(
+        &self,
+        group: &str,
+        topics: &[&str],
+    ) -> anyhow::Result<EmbeddedSubscription> {
+        anyhow::ensure!(
+            !topics.is_empty(),
+            "a subscription needs at least one topic"
+        );
+        let mut positions = HashMap::new();
+        for topic in topics {
+            let committed: Option<i64> = sqlx::query_scalar(
+                "SELECT committed_seq FROM group_offsets WHERE group_name = $1 AND topic = $2",
+            )
+            .bind(group)
+            .bind(topic)
+            .fetch_optional(&*self.read)
+            .await?;
+            // What this process committed may be newer than the file's.
+            let in_memory = self
+                .positions
+                .lock()
+                .expect("the positions lock")
+                .at
+                .get(&(group.to_owned(), (*topic).to_owned()))
+                .copied();
+            positions.insert((*topic).to_owned(), in_memory.max(committed).unwrap_or(0));
+        }
+        let id = self
+            .progress
+            .next_subscription
+            .fetch_add(1, Ordering::Relaxed);
+        let oldest = positions.values().copied().min().unwrap_or(0);
+        self.progress.record(id, oldest);
+        Ok(EmbeddedSubscription {
+            bus: self.clone(),
+            id,
+            group: group.to_owned(),
+            positions,
+            head: self.head.subscribe(),
+            ahead: None,
+            reader: Mutex::new(None),
+        })
+    }
+
     async fn append(&self, events: &[Outgoing]) -> anyhow::Result<()> {
         if events.is_empty() {
             return Ok(());
@@ -530,6 +542,12 @@ struct EmbeddedSubscription {
     head: watch::Receiver<i64>,
     /// The next batch from the file, read while the group applies this one.
     ahead: Option<ReadAhead>,
+    /// The connection reads ahead run on, between two of them: one of the
+    /// subscription's own, so that a read on another thread never takes a
+    /// connection of the bus's readers from the threads that await them.
+    /// (In a lock only to be shared with `&self` across awaits; it is only
+    /// reached through `&mut self`.)
+    reader: Mutex<Option<sqlite::Connection>>,
 }
 
 /// A read of the file started for a group behind the window as soon as it
@@ -543,7 +561,9 @@ struct ReadAhead {
     positions: HashMap<String, i64>,
     max: usize,
     seen: i64,
-    read: tokio::task::JoinHandle<anyhow::Result<Batch>>,
+    /// Hands the connection back with the batch. Once started, a read is
+    /// not stopped: dropped, it ends with its connection (a few ms).
+    read: tokio::task::JoinHandle<(sqlite::Connection, anyhow::Result<Batch>)>,
 }
 
 /// Where a batch came from.
@@ -566,37 +586,79 @@ impl EmbeddedSubscription {
         match in_memory {
             Some(batch) => Ok((batch, Source::Memory)),
             None => Ok((
-                read_file(&self.bus, &self.positions, max, seen).await?,
+                read_file(
+                    LogReader::Shared(&self.bus.read),
+                    &self.positions,
+                    max,
+                    seen,
+                )
+                .await?,
                 Source::File,
             )),
         }
     }
 
-    /// The read started ahead, if it is the one asked for now (and found
-    /// something: an empty batch is read again, to wait for the head).
-    async fn take_ahead(&mut self, max: usize) -> anyhow::Result<Option<(Batch, i64)>> {
-        let Some(ahead) = self.ahead.take() else {
-            return Ok(None);
-        };
+    /// The read started ahead, if it is the one asked for now and found
+    /// something (an empty batch is read again, to wait for the head). A
+    /// read ahead that failed is only logged: the group reads afresh, and
+    /// meets the fault itself if it lasts.
+    async fn take_ahead(&mut self, max: usize) -> Option<(Batch, i64)> {
+        let ahead = self.ahead.take()?;
         if ahead.max != max || ahead.positions != self.positions {
-            ahead.read.abort();
-            return Ok(None);
+            return None;
         }
-        let batch = ahead.read.await.context("reading the log ahead")??;
-        Ok((!batch.is_empty()).then_some((batch, ahead.seen)))
+        match ahead.read.await {
+            Ok((reader, batch)) => {
+                *self.reader.get_mut().expect("the read-ahead connection") = Some(reader);
+                match batch {
+                    Ok(batch) => (!batch.is_empty()).then_some((batch, ahead.seen)),
+                    Err(error) => {
+                        tracing::warn!(group = %self.group, error = format!("{error:#}"), "reading the event log ahead failed; reading again");
+                        None
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(group = %self.group, %error, "reading the event log ahead failed; reading again");
+                None
+            }
+        }
     }
 
-    /// Starts reading the batch after this one from the file.
+    /// Starts reading the batch after this one from the file, if the
+    /// subscription's connection can be had.
     fn read_ahead(&mut self, max: usize) {
-        let (bus, positions) = (self.bus.clone(), self.positions.clone());
+        let kept = self
+            .reader
+            .get_mut()
+            .expect("the read-ahead connection")
+            .take();
+        let reader = match kept {
+            Some(reader) => reader,
+            None => match sqlite::Connection::open(&self.bus.path) {
+                Ok(reader) => reader,
+                Err(error) => {
+                    tracing::warn!(group = %self.group, %error, "no connection to read the event log ahead");
+                    return;
+                }
+            },
+        };
+        let positions = self.positions.clone();
         let seen = *self.head.borrow();
         // On a thread of its own: a task spawned from this one would wait
         // in this worker's next-task slot (which the other worker does not
         // steal from) until the group yields, i.e. until it asks for the
-        // batch. SQLite runs on the thread that awaits it.
+        // batch. SQLite runs on the thread that awaits it, within one poll.
         let runtime = tokio::runtime::Handle::current();
         let read = tokio::task::spawn_blocking(move || {
-            runtime.block_on(read_file(&bus, &positions, max, seen))
+            let mut reader = reader;
+            let batch = runtime.block_on(read_file(
+                LogReader::Own(&mut reader),
+                &positions,
+                max,
+                seen,
+            ));
+            (reader, batch)
         });
         self.ahead = Some(ReadAhead {
             positions: self.positions.clone(),
@@ -607,10 +669,18 @@ impl EmbeddedSubscription {
     }
 }
 
+/// The connection a read of the file runs on.
+enum LogReader<'c> {
+    /// A free one of the bus's readers.
+    Shared(&'c sqlite::Readers),
+    /// A subscription's own, for reads ahead.
+    Own(&'c mut sqlite::Connection),
+}
+
 /// Up to `max` entries of the file after `positions` and up to `seen` (a
 /// head observed before the read began).
 async fn read_file(
-    bus: &EmbeddedBus,
+    mut reader: LogReader<'_>,
     positions: &HashMap<String, i64>,
     max: usize,
     seen: i64,
@@ -627,7 +697,7 @@ async fn read_file(
     // before an earlier topic's unread ones.
     let mut rows = Vec::new();
     for (topic, after) in positions {
-        let stretch = sqlx::query(
+        let query = sqlx::query(
             // The entry as bytes: a corrupted one may not even be text.
             "SELECT seq, CAST(envelope AS BLOB) AS envelope FROM log
              WHERE topic = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
@@ -635,9 +705,11 @@ async fn read_file(
         .bind(topic)
         .bind(*after)
         .bind(seen)
-        .bind(max as i64)
-        .fetch_all(&*bus.read)
-        .await?;
+        .bind(max as i64);
+        let stretch = match &mut reader {
+            LogReader::Shared(readers) => query.fetch_all(*readers).await?,
+            LogReader::Own(connection) => query.fetch_all(&mut **connection).await?,
+        };
         for row in stretch {
             rows.push((row.try_get::<i64, _>("seq")?, topic, row));
         }
@@ -676,7 +748,7 @@ impl Subscription for EmbeddedSubscription {
         // Mark the head as seen before reading, so an append that lands
         // between the read and the wait still wakes us.
         let mut seen = *self.head.borrow_and_update();
-        let (mut batch, mut source) = match self.take_ahead(max).await? {
+        let (mut batch, mut source) = match self.take_ahead(max).await {
             Some((batch, ahead_seen)) => {
                 seen = ahead_seen;
                 (batch, Source::File)
@@ -744,9 +816,6 @@ impl Subscription for EmbeddedSubscription {
 
 impl Drop for EmbeddedSubscription {
     fn drop(&mut self) {
-        if let Some(ahead) = self.ahead.take() {
-            ahead.read.abort();
-        }
         self.bus.progress.forget(self.id);
     }
 }
@@ -1004,11 +1073,17 @@ mod tests {
         for n in 1..=7 {
             bus.publish(&[event("a", "k", n)]).await.unwrap();
         }
-        let mut sub = bus.subscribe("g", &["a"]).await.unwrap();
+        let mut sub = bus.open_subscription("g", &["a"]).await.unwrap();
         assert_eq!(numbers(&sub.next_batch(3).await.unwrap()), vec![1, 2, 3]);
         // While the group "applies" its batch, the next one is read; the
         // file emptied after that does not take it away.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let ahead = sub.ahead.as_ref().expect("a read ahead after a full batch");
+        for _ in 0..500 {
+            if ahead.read.is_finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         empty_the_file(&bus).await;
         assert_eq!(numbers(&sub.next_batch(3).await.unwrap()), vec![4, 5, 6]);
         // The next read ahead finds the file empty; 7 is still in memory.
