@@ -846,6 +846,19 @@ mod tests {
             .unwrap();
     }
 
+    /// A log keeping `window` events in memory, with events 1..=`count`
+    /// published one by one on topic `a`.
+    async fn numbered_on_a(count: u32, window: usize) -> (tempfile::TempDir, EmbeddedBus) {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = EmbeddedBus::open_keeping(&dir.path().join("bus.db"), window)
+            .await
+            .unwrap();
+        for n in 1..=count {
+            bus.publish(&[event("a", "k", n)]).await.unwrap();
+        }
+        (dir, bus)
+    }
+
     fn numbers(batch: &Batch) -> Vec<u64> {
         batch
             .deliveries
@@ -1049,13 +1062,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_subscriber_behind_the_window_reads_the_file_and_then_catches_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let bus = EmbeddedBus::open_keeping(&dir.path().join("bus.db"), 2)
-            .await
-            .unwrap();
-        for n in 1..=5 {
-            bus.publish(&[event("a", "k", n)]).await.unwrap();
-        }
+        let (_dir, bus) = numbered_on_a(5, 2).await;
         let mut sub = bus.subscribe("g", &["a"]).await.unwrap();
         // Only 4 and 5 are in memory: 1..3 come from the file, in order.
         assert_eq!(numbers(&sub.next_batch(3).await.unwrap()), vec![1, 2, 3]);
@@ -1066,13 +1073,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_group_behind_the_window_gets_its_next_batch_read_while_it_applies_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let bus = EmbeddedBus::open_keeping(&dir.path().join("bus.db"), 1)
-            .await
-            .unwrap();
-        for n in 1..=7 {
-            bus.publish(&[event("a", "k", n)]).await.unwrap();
-        }
+        let (_dir, bus) = numbered_on_a(7, 1).await;
         let mut sub = bus.open_subscription("g", &["a"]).await.unwrap();
         assert_eq!(numbers(&sub.next_batch(3).await.unwrap()), vec![1, 2, 3]);
         // While the group "applies" its batch, the next one is read; the
@@ -1092,13 +1093,7 @@ mod tests {
 
     #[tokio::test]
     async fn what_is_appended_after_a_read_ahead_began_still_arrives_once_and_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let bus = EmbeddedBus::open_keeping(&dir.path().join("bus.db"), 1)
-            .await
-            .unwrap();
-        for n in 1..=6 {
-            bus.publish(&[event("a", "k", n)]).await.unwrap();
-        }
+        let (_dir, bus) = numbered_on_a(6, 1).await;
         let mut sub = bus.subscribe("g", &["a"]).await.unwrap();
         let mut read = numbers(&sub.next_batch(3).await.unwrap());
         for n in 7..=9 {
