@@ -1903,22 +1903,19 @@ async fn catch_up(
     // and rewound, as `boxoffice rebuild mypage` does — so at the restart
     // it has every event of the load to work off, as if it had been down.
     let mypage_process = if args.distributed {
-        "mypage"
-    } else {
-        "boxoffice up"
-    };
-    if args.distributed {
-        process_named(deployment, mypage_process)?.kill().await;
+        process_named(deployment, "mypage")?.kill().await;
         println!(
             "boxoffice catch-up: my page down while {} clients book for {} s, {}",
             args.clients, args.seconds, deployment.mode
         );
+        "mypage"
     } else {
         println!(
             "boxoffice catch-up: {} clients book for {} s, then my page is rebuilt from the log, {}",
             args.clients, args.seconds, deployment.mode
         );
-    }
+        "boxoffice up"
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut clients = Vec::new();

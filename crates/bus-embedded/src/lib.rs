@@ -607,19 +607,17 @@ impl EmbeddedSubscription {
         if ahead.max != max || ahead.positions != self.positions {
             return None;
         }
-        match ahead.read.await {
+        let batch = match ahead.read.await {
             Ok((reader, batch)) => {
                 *self.reader.get_mut().expect("the read-ahead connection") = Some(reader);
-                match batch {
-                    Ok(batch) => (!batch.is_empty()).then_some((batch, ahead.seen)),
-                    Err(error) => {
-                        tracing::warn!(group = %self.group, error = format!("{error:#}"), "reading the event log ahead failed; reading again");
-                        None
-                    }
-                }
+                batch
             }
+            Err(error) => Err(anyhow::Error::new(error)),
+        };
+        match batch {
+            Ok(batch) => (!batch.is_empty()).then_some((batch, ahead.seen)),
             Err(error) => {
-                tracing::warn!(group = %self.group, %error, "reading the event log ahead failed; reading again");
+                tracing::warn!(group = %self.group, error = format!("{error:#}"), "reading the event log ahead failed; reading again");
                 None
             }
         }
