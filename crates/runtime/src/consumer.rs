@@ -47,7 +47,25 @@ use crate::telemetry;
 
 /// Tries before a rejected event is parked as a dead letter.
 pub const MAX_ATTEMPTS: u32 = 5;
+/// The most events a consumer asks for when it keeps up.
 const BATCH: usize = 256;
+/// The most it asks for while behind: each full batch doubles the next
+/// request up to this. A commit's cost is mostly per page written, not per
+/// row, so a consumer catching up (after a restart, a rebuild, a burst)
+/// writes fewer pages per event in larger batches; 8,192 measured no
+/// faster, and a batch this size is about 2 MB in memory.
+const BATCH_WHILE_BEHIND: usize = 2048;
+
+/// How many events to ask for after a batch of `got` for a request of
+/// `asked`: twice as many while batches come back full (the consumer is
+/// behind), [`BATCH`] again once one does not.
+fn next_batch_size(asked: usize, got: usize) -> usize {
+    if got >= asked {
+        (asked * 2).min(BATCH_WHILE_BEHIND)
+    } else {
+        BATCH
+    }
+}
 
 /// Where a consumer applies its batches: a transaction (or its equivalent)
 /// that records the inbox, takes the handler's changes and parks dead
@@ -261,9 +279,10 @@ impl<S: UnitOfWork> Consumer<S> {
             .with_context(|| format!("subscribing {}", self.group))?;
         tracing::info!(group = %self.group, member, topics = ?self.topics, "consumer started");
         let mut outage = Outage::new(self.group.clone());
+        let mut asking = BATCH;
         while !shutdown.is_fired() {
             let batch = tokio::select! {
-                batch = subscription.next_batch(BATCH) => batch,
+                batch = subscription.next_batch(asking) => batch,
                 _ = shutdown.wait() => break,
             };
             let batch = match batch {
@@ -276,6 +295,7 @@ impl<S: UnitOfWork> Consumer<S> {
                 }
             };
             outage.recovered();
+            asking = next_batch_size(asking, batch.len());
             if batch.is_empty() {
                 continue;
             }
@@ -477,5 +497,27 @@ impl<S: UnitOfWork> Consumer<S> {
             }
             tokio::time::sleep(Duration::from_millis(50 << failures)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_consumer_asks_for_more_while_its_batches_come_back_full() {
+        assert_eq!(next_batch_size(BATCH, BATCH), 2 * BATCH);
+        assert_eq!(next_batch_size(2 * BATCH, 2 * BATCH), 4 * BATCH);
+        assert_eq!(
+            next_batch_size(BATCH_WHILE_BEHIND, BATCH_WHILE_BEHIND),
+            BATCH_WHILE_BEHIND
+        );
+    }
+
+    #[test]
+    fn a_consumer_that_caught_up_asks_for_the_usual_batch_again() {
+        assert_eq!(next_batch_size(BATCH_WHILE_BEHIND, 17), BATCH);
+        assert_eq!(next_batch_size(BATCH, 0), BATCH);
+        assert_eq!(next_batch_size(BATCH, BATCH - 1), BATCH);
     }
 }

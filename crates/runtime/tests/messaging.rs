@@ -42,6 +42,8 @@ struct Counter {
     outages: Mutex<HashMap<u64, u32>>,
     /// Numbers it rejects (until told otherwise).
     rejects: Mutex<Vec<u64>>,
+    /// How many events each batch it was handed held.
+    batches: Mutex<Vec<usize>>,
 }
 
 #[async_trait]
@@ -63,6 +65,19 @@ impl EventHandler for Counter {
             .bind(n as i64)
             .execute(&mut **tx)
             .await?;
+        Ok(())
+    }
+
+    async fn handle_batch(
+        &self,
+        tx: &mut Tx,
+        events: &[&Envelope],
+        group: &str,
+    ) -> anyhow::Result<()> {
+        self.batches.lock().unwrap().push(events.len());
+        for event in events {
+            runtime::consumer::handling_async(group, event, self.handle(tx, event)).await?;
+        }
         Ok(())
     }
 }
@@ -110,6 +125,13 @@ impl Rig {
     async fn consume_until(&self, count: usize) {
         let (trigger, shutdown) = shutdown::channel();
         let running = tokio::spawn(self.consumer().run(shutdown));
+        self.wait_for_count(count).await;
+        trigger.fire();
+        running.await.unwrap().unwrap();
+    }
+
+    /// Waits (bounded) until `count` events are committed.
+    async fn wait_for_count(&self, count: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.counted().await.len() < count {
             assert!(
@@ -119,8 +141,6 @@ impl Rig {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        trigger.fire();
-        running.await.unwrap().unwrap();
     }
 
     async fn counted(&self) -> Vec<i64> {
@@ -153,6 +173,30 @@ async fn a_store_outage_is_waited_out_and_nothing_is_dead_lettered() {
     assert_eq!(rig.counted().await, vec![1, 2, 3, 4, 5]);
     assert!(rig.dead_letters().await.is_empty());
     assert_eq!(rig.handler.outages.lock().unwrap()[&2], 0);
+}
+
+#[tokio::test]
+async fn a_consumer_behind_takes_larger_batches_and_the_usual_ones_once_caught_up() {
+    let rig = rig().await;
+    let events: Vec<Outgoing> = (1..=4000).map(|n| event("k", n)).collect();
+    rig.bus.publish(&events).await.unwrap();
+
+    let (trigger, shutdown) = shutdown::channel();
+    let running = tokio::spawn(rig.consumer().run(shutdown));
+    rig.wait_for_count(4000).await;
+    let behind = rig.handler.batches.lock().unwrap().clone();
+    assert_eq!(behind.iter().sum::<usize>(), 4000, "{behind:?}");
+    assert_eq!(behind[..4], [256, 512, 1024, 2048], "{behind:?}");
+
+    // Caught up, the same consumer takes the usual batches again.
+    let more: Vec<Outgoing> = (4001..=4300).map(|n| event("k", n)).collect();
+    rig.bus.publish(&more).await.unwrap();
+    rig.wait_for_count(4300).await;
+    trigger.fire();
+    running.await.unwrap().unwrap();
+    let after = rig.handler.batches.lock().unwrap()[behind.len()..].to_vec();
+    assert_eq!(after.iter().sum::<usize>(), 300, "{after:?}");
+    assert!(after.iter().all(|&size| size <= 256), "{after:?}");
 }
 
 #[tokio::test]
