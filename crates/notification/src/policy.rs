@@ -71,6 +71,13 @@ impl EventHandler for NotificationPolicy {
         TOLD.contains(&event.event_type.as_str())
     }
 
+    /// Each message may go to a webhook inside the batch's transaction:
+    /// the usual batch even while behind, so a batch's sends fit in the
+    /// shutdown's grace and a batch applied again re-sends few.
+    fn batch_while_behind(&self) -> usize {
+        runtime::consumer::BATCH
+    }
+
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> anyhow::Result<()> {
         self.handle_batch(tx, &[event], GROUP).await
     }

@@ -48,20 +48,23 @@ use crate::telemetry;
 /// Tries before a rejected event is parked as a dead letter.
 pub const MAX_ATTEMPTS: u32 = 5;
 /// The most events a consumer asks for when it keeps up.
-const BATCH: usize = 256;
-/// The most it asks for while behind: each full batch doubles the next
-/// request up to this. A commit's cost is mostly per page written, not per
-/// row, so a consumer catching up (after a restart, a rebuild, a burst)
-/// writes fewer pages per event in larger batches; 8,192 measured no
-/// faster, and a batch this size is about 2 MB in memory.
-const BATCH_WHILE_BEHIND: usize = 2048;
+pub const BATCH: usize = 256;
+/// The most it asks for while behind, unless its handler says less
+/// ([`EventHandler::batch_while_behind`]). A commit's cost is mostly per
+/// page written, not per row, so a consumer catching up (after a restart,
+/// a rebuild, a burst) writes fewer pages per event in larger batches;
+/// 8,192 measured no faster, and a batch this size read from the log is
+/// about 4 MiB in memory.
+pub const BATCH_WHILE_BEHIND: usize = 2048;
 
 /// How many events to ask for after a batch of `got` for a request of
-/// `asked`: twice as many while batches come back full (the consumer is
-/// behind), [`BATCH`] again once one does not.
-fn next_batch_size(asked: usize, got: usize) -> usize {
+/// `asked`: `behind` once a batch comes back full (the consumer is behind
+/// — straight there, since the bus hands over what it has without waiting
+/// for a batch to fill, and a request of another size would waste the
+/// embedded log's read ahead), [`BATCH`] again once one does not.
+fn next_batch_size(asked: usize, got: usize, behind: usize) -> usize {
     if got >= asked {
-        (asked * 2).min(BATCH_WHILE_BEHIND)
+        behind.max(BATCH)
     } else {
         BATCH
     }
@@ -189,6 +192,14 @@ pub trait EventHandler<U: Send + 'static = Tx>: Send + Sync + 'static {
         true
     }
 
+    /// The most events a batch may hold while the consumer is behind. A
+    /// handler whose events each take a call to another system inside the
+    /// batch's transaction says less: all of a batch must fit in the
+    /// shutdown's grace, and a batch cut off there is applied again whole.
+    fn batch_while_behind(&self) -> usize {
+        BATCH_WHILE_BEHIND
+    }
+
     /// Applies one event inside `tx`. Follow-up events go to the outbox in
     /// the same transaction. Events the handler does not care about are
     /// simply ignored (`Ok`). An error rolls the transaction back.
@@ -295,7 +306,7 @@ impl<S: UnitOfWork> Consumer<S> {
                 }
             };
             outage.recovered();
-            asking = next_batch_size(asking, batch.len());
+            asking = next_batch_size(asking, batch.len(), self.handler.batch_while_behind());
             if batch.is_empty() {
                 continue;
             }
@@ -505,19 +516,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_consumer_asks_for_more_while_its_batches_come_back_full() {
-        assert_eq!(next_batch_size(BATCH, BATCH), 2 * BATCH);
-        assert_eq!(next_batch_size(2 * BATCH, 2 * BATCH), 4 * BATCH);
-        assert_eq!(
-            next_batch_size(BATCH_WHILE_BEHIND, BATCH_WHILE_BEHIND),
-            BATCH_WHILE_BEHIND
-        );
+    fn a_consumer_asks_for_more_once_a_batch_comes_back_full() {
+        let behind = BATCH_WHILE_BEHIND;
+        assert_eq!(next_batch_size(BATCH, BATCH, behind), behind);
+        assert_eq!(next_batch_size(behind, behind, behind), behind);
+        // A handler that keeps its batches small stays at its own size,
+        // never below the usual one.
+        assert_eq!(next_batch_size(BATCH, BATCH, 64), BATCH);
     }
 
     #[test]
     fn a_consumer_that_caught_up_asks_for_the_usual_batch_again() {
-        assert_eq!(next_batch_size(BATCH_WHILE_BEHIND, 17), BATCH);
-        assert_eq!(next_batch_size(BATCH, 0), BATCH);
-        assert_eq!(next_batch_size(BATCH, BATCH - 1), BATCH);
+        let behind = BATCH_WHILE_BEHIND;
+        assert_eq!(next_batch_size(behind, 17, behind), BATCH);
+        assert_eq!(next_batch_size(BATCH, 0, behind), BATCH);
+        assert_eq!(next_batch_size(BATCH, BATCH - 1, behind), BATCH);
     }
 }

@@ -472,7 +472,8 @@ pub fn sqlite_readers() -> usize {
 }
 
 /// The most rows one multi-row statement carries: a consumer batch's worth
-/// (256 events), far below either database's parameter limit.
+/// when it keeps up (256 events; a larger batch takes several statements),
+/// far below either database's parameter limit.
 pub const MOST_ROWS_PER_STATEMENT: usize = 256;
 
 /// `items` in slices whose lengths are powers of two, largest first, none
